@@ -1,0 +1,47 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "tefla-swift",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "Learner", targets: ["Learner"]),
+        .executable(name: "tefla-train", targets: ["tefla-train"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // The C shim: OpenBLAS, CRC32C, tf.Example parsing (protobuf-c), zlib; CUDA loaded at run time.
+        .target(
+            name: "CLearner",
+            exclude: ["proto"],
+            linkerSettings: [
+                .linkedLibrary("openblas"),
+                .linkedLibrary("protobuf-c"),
+                .linkedLibrary("z"),
+                .linkedLibrary("dl"),
+                .linkedLibrary("m"),
+                .linkedLibrary("pthread"),
+            ]
+        ),
+        .target(name: "Learner", dependencies: ["CLearner"]),
+        .executableTarget(
+            name: "tefla-train",
+            dependencies: [
+                "Learner",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .executableTarget(
+            name: "tefla-bench",
+            dependencies: ["Learner", "CLearner"],
+            path: "Benchmarks/Sources/tefla-bench"
+        ),
+        .testTarget(name: "LearnerTests", dependencies: ["Learner", "CLearner"], exclude: ["Fixtures"]),
+        .testTarget(name: "TeflaTrainTests", dependencies: ["tefla-train", "Learner"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

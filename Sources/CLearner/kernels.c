@@ -1,0 +1,252 @@
+// CPU reference kernels: plain loops over contiguous float buffers that the compiler
+// vectorises. Multithreading is done by the Swift caller, which splits `n` into chunks,
+// so every kernel here works on one range and never allocates.
+#include "clearner.h"
+#include <math.h>
+#include <float.h>
+#include <string.h>
+
+void tl_add(const float *a, const float *b, float *out, size_t n) { for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i]; }
+void tl_sub(const float *a, const float *b, float *out, size_t n) { for (size_t i = 0; i < n; i++) out[i] = a[i] - b[i]; }
+void tl_mul(const float *a, const float *b, float *out, size_t n) { for (size_t i = 0; i < n; i++) out[i] = a[i] * b[i]; }
+void tl_div(const float *a, const float *b, float *out, size_t n) { for (size_t i = 0; i < n; i++) out[i] = a[i] / b[i]; }
+
+static inline float apply_binary(int op, float x, float y) {
+    switch (op) {
+    case 0: return x + y;
+    case 1: return x - y;
+    case 2: return x * y;
+    case 3: return x / y;
+    case 4: return x > y ? x : y;
+    case 5: return x < y ? x : y;
+    case 6: return powf(x, y);
+    case 7: return x == y ? 1.0f : 0.0f;
+    case 8: return x > y ? 1.0f : 0.0f;
+    case 9: return x < y ? 1.0f : 0.0f;
+    case 10: return x >= y ? 1.0f : 0.0f;
+    default: return x <= y ? 1.0f : 0.0f;
+    }
+}
+
+// Inner loop along the last axis, specialised for the three stride patterns that occur in
+// practice (both contiguous, one side broadcast as a scalar) so that they vectorise.
+#define INNER_LOOP(EXPR)                                                                    \
+    if (sa == 1 && sb == 1) { for (int64_t i = 0; i < n; i++) { float x = a[i], y = b[i]; out[i] = (EXPR); } } \
+    else if (sa == 1 && sb == 0) { float y = b[0]; for (int64_t i = 0; i < n; i++) { float x = a[i]; out[i] = (EXPR); } } \
+    else if (sa == 0 && sb == 1) { float x = a[0]; for (int64_t i = 0; i < n; i++) { float y = b[i]; out[i] = (EXPR); } } \
+    else { for (int64_t i = 0; i < n; i++) { float x = a[i * sa], y = b[i * sb]; out[i] = (EXPR); } }
+
+static void binary_inner(int op, int64_t n, const float *a, int64_t sa, const float *b, int64_t sb, float *out) {
+    switch (op) {
+    case 0: INNER_LOOP(x + y) break;
+    case 1: INNER_LOOP(x - y) break;
+    case 2: INNER_LOOP(x * y) break;
+    case 3: INNER_LOOP(x / y) break;
+    case 4: INNER_LOOP(x > y ? x : y) break;
+    case 5: INNER_LOOP(x < y ? x : y) break;
+    default:
+        for (int64_t i = 0; i < n; i++) out[i] = apply_binary(op, a[i * sa], b[i * sb]);
+    }
+}
+
+void tl_binary_strided(int op, int rank, const int64_t *shape,
+                       const float *a, const int64_t *astride,
+                       const float *b, const int64_t *bstride, float *out) {
+    if (rank == 0) { out[0] = apply_binary(op, a[0], b[0]); return; }
+    int64_t inner = shape[rank - 1];
+    int64_t outer = 1;
+    for (int d = 0; d < rank - 1; d++) outer *= shape[d];
+    int64_t idx[8] = {0};
+    for (int64_t o = 0; o < outer; o++) {
+        int64_t offa = 0, offb = 0;
+        for (int d = 0; d < rank - 1; d++) { offa += idx[d] * astride[d]; offb += idx[d] * bstride[d]; }
+        binary_inner(op, inner, a + offa, astride[rank - 1], b + offb, bstride[rank - 1], out + o * inner);
+        for (int d = rank - 2; d >= 0; d--) { if (++idx[d] < shape[d]) break; idx[d] = 0; }
+    }
+}
+
+static inline float gelu_tanh(float x) {
+    const float c = 0.7978845608028654f; // sqrt(2/pi)
+    return 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
+}
+
+void tl_unary(int op, const float *x, float *out, size_t n) {
+    switch (op) {
+    case 0: for (size_t i = 0; i < n; i++) out[i] = -x[i]; break;
+    case 1: for (size_t i = 0; i < n; i++) out[i] = expf(x[i]); break;
+    case 2: for (size_t i = 0; i < n; i++) out[i] = logf(x[i]); break;
+    case 3: for (size_t i = 0; i < n; i++) out[i] = sqrtf(x[i]); break;
+    case 4: for (size_t i = 0; i < n; i++) out[i] = x[i] > 0.0f ? x[i] : 0.0f; break;
+    case 5: for (size_t i = 0; i < n; i++) out[i] = 1.0f / (1.0f + expf(-x[i])); break;
+    case 6: for (size_t i = 0; i < n; i++) out[i] = tanhf(x[i]); break;
+    case 7: for (size_t i = 0; i < n; i++) out[i] = gelu_tanh(x[i]); break;
+    case 8: for (size_t i = 0; i < n; i++) out[i] = fabsf(x[i]); break;
+    case 9: for (size_t i = 0; i < n; i++) out[i] = (float)((x[i] > 0.0f) - (x[i] < 0.0f)); break;
+    case 10: for (size_t i = 0; i < n; i++) out[i] = x[i] * x[i]; break;
+    default: for (size_t i = 0; i < n; i++) out[i] = 1.0f / x[i]; break;
+    }
+}
+
+void tl_affine(const float *x, float s, float t, float *out, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = x[i] * s + t;
+}
+
+void tl_pow_scalar(const float *x, float p, float *out, size_t n) {
+    if (p == 2.0f) { for (size_t i = 0; i < n; i++) out[i] = x[i] * x[i]; return; }
+    for (size_t i = 0; i < n; i++) out[i] = powf(x[i], p);
+}
+
+void tl_unary_backward(int op, const float *x, const float *y, const float *g, float *out, size_t n) {
+    switch (op) {
+    case 4: for (size_t i = 0; i < n; i++) out[i] = x[i] > 0.0f ? g[i] : 0.0f; break;
+    case 5: for (size_t i = 0; i < n; i++) out[i] = g[i] * y[i] * (1.0f - y[i]); break;
+    case 6: for (size_t i = 0; i < n; i++) out[i] = g[i] * (1.0f - y[i] * y[i]); break;
+    case 7: {
+        const float c = 0.7978845608028654f;
+        for (size_t i = 0; i < n; i++) {
+            float v = x[i], u = c * (v + 0.044715f * v * v * v), t = tanhf(u);
+            float du = c * (1.0f + 3.0f * 0.044715f * v * v);
+            out[i] = g[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
+        }
+        break;
+    }
+    default: memcpy(out, g, n * sizeof(float)); break;
+    }
+}
+
+void tl_reduce_mid(int op, const float *x, size_t outer, size_t mid, size_t inner, float *out, int32_t *idx) {
+    for (size_t o = 0; o < outer; o++) {
+        const float *src = x + o * mid * inner;
+        float *dst = out + o * inner;
+        if (op == 0) {
+            if (inner == 1) {
+                double s = 0.0;
+                for (size_t m = 0; m < mid; m++) s += src[m];
+                dst[0] = (float)s;
+            } else {
+                memcpy(dst, src, inner * sizeof(float));
+                for (size_t m = 1; m < mid; m++) {
+                    const float *row = src + m * inner;
+                    for (size_t i = 0; i < inner; i++) dst[i] += row[i];
+                }
+            }
+        } else {
+            int32_t *di = idx ? idx + o * inner : NULL;
+            memcpy(dst, src, inner * sizeof(float));
+            if (di) memset(di, 0, inner * sizeof(int32_t));
+            for (size_t m = 1; m < mid; m++) {
+                const float *row = src + m * inner;
+                for (size_t i = 0; i < inner; i++) {
+                    if (row[i] > dst[i]) { dst[i] = row[i]; if (di) di[i] = (int32_t)m; }
+                }
+            }
+        }
+    }
+}
+
+void tl_softmax_rows(const float *x, float *out, size_t rows, size_t cols, int log) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *src = x + r * cols;
+        float *dst = out + r * cols;
+        float m = -INFINITY;
+        for (size_t c = 0; c < cols; c++) m = src[c] > m ? src[c] : m;
+        float s = 0.0f;
+        for (size_t c = 0; c < cols; c++) { float e = expf(src[c] - m); dst[c] = e; s += e; }
+        if (log) {
+            float ls = logf(s) + m;
+            for (size_t c = 0; c < cols; c++) dst[c] = src[c] - ls;
+        } else {
+            float inv = 1.0f / s;
+            for (size_t c = 0; c < cols; c++) dst[c] *= inv;
+        }
+    }
+}
+
+void tl_permute(int rank, const int64_t *outshape, const float *x, const int64_t *xstride, float *out) {
+    if (rank == 0) { out[0] = x[0]; return; }
+    int64_t inner = outshape[rank - 1], sInner = xstride[rank - 1];
+    int64_t outer = 1;
+    for (int d = 0; d < rank - 1; d++) outer *= outshape[d];
+    int64_t idx[8] = {0};
+    for (int64_t o = 0; o < outer; o++) {
+        int64_t off = 0;
+        for (int d = 0; d < rank - 1; d++) off += idx[d] * xstride[d];
+        const float *src = x + off;
+        float *dst = out + o * inner;
+        if (sInner == 1) memcpy(dst, src, (size_t)inner * sizeof(float));
+        else for (int64_t i = 0; i < inner; i++) dst[i] = src[i * sInner];
+        for (int d = rank - 2; d >= 0; d--) { if (++idx[d] < outshape[d]) break; idx[d] = 0; }
+    }
+}
+
+double tl_sum(const float *x, size_t n) {
+    // Eight float partial sums vectorise; they are folded into a double per block of 4096
+    // so that long sums keep their precision.
+    double total = 0.0;
+    for (size_t start = 0; start < n; start += 4096) {
+        size_t end = start + 4096 < n ? start + 4096 : n;
+        float p[8] = {0};
+        size_t i = start;
+        for (; i + 8 <= end; i += 8) for (int k = 0; k < 8; k++) p[k] += x[i + k];
+        float s = 0.0f;
+        for (; i < end; i++) s += x[i];
+        for (int k = 0; k < 8; k++) s += p[k];
+        total += s;
+    }
+    return total;
+}
+
+void tl_axpy(float a, const float *x, float *y, size_t n) { for (size_t i = 0; i < n; i++) y[i] += a * x[i]; }
+
+void tl_sgd_update(float *w, const float *g, float *buf, size_t n, float lr, float momentum,
+                   float dampening, float weight_decay, int nesterov, int first_step) {
+    for (size_t i = 0; i < n; i++) {
+        float d = g[i] + weight_decay * w[i];
+        if (momentum != 0.0f) {
+            float b = first_step ? d : momentum * buf[i] + (1.0f - dampening) * d;
+            buf[i] = b;
+            d = nesterov ? d + momentum * b : b;
+        }
+        w[i] -= lr * d;
+    }
+}
+
+void tl_adam_update(float *w, const float *g, float *m, float *v, size_t n, float lr, float beta1,
+                    float beta2, float eps, float weight_decay, int adamw, float bc1, float bc2) {
+    const float step = lr / bc1;
+    const float inv_sqrt_bc2 = 1.0f / sqrtf(bc2);
+    const float decay = adamw ? 1.0f - lr * weight_decay : 1.0f;
+    const float l2 = adamw ? 0.0f : weight_decay;
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] + l2 * w[i];
+        float mi = beta1 * m[i] + (1.0f - beta1) * gi;
+        float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        w[i] = w[i] * decay - step * mi / (sqrtf(vi) * inv_sqrt_bc2 + eps);
+    }
+}
+
+void tl_rmsprop_update(float *w, const float *g, float *sq, float *mom, float *gavg, size_t n, float lr,
+                       float alpha, float eps, float weight_decay, float momentum, int centered) {
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] + weight_decay * w[i];
+        float s = alpha * sq[i] + (1.0f - alpha) * gi * gi;
+        sq[i] = s;
+        float denom;
+        if (centered) {
+            float a = alpha * gavg[i] + (1.0f - alpha) * gi;
+            gavg[i] = a;
+            denom = sqrtf(s - a * a) + eps;
+        } else {
+            denom = sqrtf(s) + eps;
+        }
+        if (momentum > 0.0f) {
+            float b = momentum * mom[i] + gi / denom;
+            mom[i] = b;
+            w[i] -= lr * b;
+        } else {
+            w[i] -= lr * gi / denom;
+        }
+    }
+}

@@ -1,0 +1,101 @@
+/// Where in a data set something happened: which shard, which record, where that record starts.
+///
+/// Carried by every ``DataError`` that concerns a record, so a message always leads back to the
+/// bytes at fault (`dd if=FILE bs=1 skip=OFFSET` finds them).
+public struct RecordLocation: Sendable, Equatable, CustomStringConvertible {
+    /// Path of the shard file, as given to the reader.
+    public var file: String
+    /// Zero-based index of the record within the file.
+    public var record: Int
+    /// Byte offset of the record's first (length) byte within the file.
+    public var offset: Int
+
+    public init(file: String, record: Int, offset: Int) {
+        self.file = file
+        self.record = record
+        self.offset = offset
+    }
+
+    public var description: String { "record \(record) at byte offset \(offset) of \(file)" }
+}
+
+/// Every failure of the data layer, as a value that names the file, record, byte offset and
+/// feature key involved, so a bad shard can be found without a debugger.
+public enum DataError: Error, Equatable, CustomStringConvertible {
+    /// The data directory does not exist (or is not a directory).
+    case missingDirectory(path: String)
+    /// The data directory holds no shard files.
+    case emptyDirectory(path: String)
+    /// The operating system refused to open, read or write a file.
+    case io(path: String, operation: String, message: String)
+    /// The file ends inside a record: `needed` bytes were required from the record's start, only
+    /// `available` remained.
+    case truncatedRecord(RecordLocation, needed: Int, available: Int)
+    /// The masked CRC32C of a record's 8-byte length field does not match.
+    case corruptLength(RecordLocation)
+    /// The masked CRC32C of a record's payload does not match.
+    case corruptData(RecordLocation)
+    /// The file starts with a GZIP/ZLIB header: a compressed TFRecord, which this reader does not read.
+    case compressedFile(path: String)
+    /// A record's payload is not a valid serialized `tf.train.Example`.
+    case unparsableExample(RecordLocation?)
+    /// A required feature is absent; `present` lists the keys the record does have.
+    case missingFeature(key: String, present: [String], at: RecordLocation?)
+    /// A feature holds another list kind than the one asked for.
+    case wrongFeatureKind(key: String, expected: String, found: String, at: RecordLocation?)
+    /// A feature holds another number of values than the one asked for.
+    case wrongLength(key: String, expected: Int, found: Int, at: RecordLocation?)
+
+    /// The same error, placed at `location` when it carries none yet. Parsers that see a single
+    /// Example throw unplaced errors; the loop that read the record places them.
+    public func located(at location: RecordLocation) -> DataError {
+        switch self {
+        case .unparsableExample(nil): return .unparsableExample(location)
+        case let .missingFeature(key, present, nil): return .missingFeature(key: key, present: present, at: location)
+        case let .wrongFeatureKind(key, expected, found, nil):
+            return .wrongFeatureKind(key: key, expected: expected, found: found, at: location)
+        case let .wrongLength(key, expected, found, nil):
+            return .wrongLength(key: key, expected: expected, found: found, at: location)
+        default: return self
+        }
+    }
+
+    /// The record the error concerns, when there is one.
+    public var location: RecordLocation? {
+        switch self {
+        case let .truncatedRecord(at, _, _), let .corruptLength(at), let .corruptData(at): return at
+        case let .unparsableExample(at): return at
+        case let .missingFeature(_, _, at), let .wrongFeatureKind(_, _, _, at), let .wrongLength(_, _, _, at): return at
+        default: return nil
+        }
+    }
+
+    public var description: String {
+        func place(_ at: RecordLocation?) -> String { at.map { " in \($0)" } ?? "" }
+        switch self {
+        case let .missingDirectory(path):
+            return "data directory '\(path)' does not exist or is not a directory"
+        case let .emptyDirectory(path):
+            return "data directory '\(path)' contains no shard files"
+        case let .io(path, operation, message):
+            return "cannot \(operation) '\(path)': \(message)"
+        case let .truncatedRecord(at, needed, available):
+            return "truncated TFRecord: \(at) needs \(needed) bytes but the file ends after \(available)"
+        case let .corruptLength(at):
+            return "corrupt TFRecord: length CRC mismatch at \(at)"
+        case let .corruptData(at):
+            return "corrupt TFRecord: data CRC mismatch at \(at)"
+        case let .compressedFile(path):
+            return "'\(path)' looks GZIP/ZLIB-compressed; only uncompressed TFRecord files are supported"
+        case let .unparsableExample(at):
+            return "record is not a valid tf.train.Example\(place(at))"
+        case let .missingFeature(key, present, at):
+            let keys = present.isEmpty ? "none" : present.sorted().joined(separator: ", ")
+            return "feature '\(key)' is missing\(place(at)); keys present: \(keys)"
+        case let .wrongFeatureKind(key, expected, found, at):
+            return "feature '\(key)' holds a \(found) list, expected \(expected)\(place(at))"
+        case let .wrongLength(key, expected, found, at):
+            return "feature '\(key)' has \(found) values, expected \(expected)\(place(at))"
+        }
+    }
+}

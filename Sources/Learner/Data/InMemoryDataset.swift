@@ -1,0 +1,166 @@
+import CLearner
+import Foundation
+
+/// Which Example features hold a sample's input and its label.
+public struct FeatureKeys: Equatable, Sendable {
+    public var input: String
+    public var label: String
+
+    public init(input: String = "image", label: String = "label") {
+        self.input = input
+        self.label = label
+    }
+}
+
+/// A whole data set of fixed-size samples held in memory as flat `Float` arrays.
+///
+/// Meant for data sets that fit in RAM (MNIST-sized and below), where decoding every record once
+/// beats streaming shards each epoch. Inputs are row-major, `count × featureSize`; each label is a
+/// class index or a regression target. Knows nothing of tensors: the training side wraps the
+/// arrays however its backend wants.
+public struct InMemoryDataset: Sendable {
+    /// `count * featureSize` values, sample after sample.
+    public let inputs: [Float]
+    /// One value per sample: class index or regression target.
+    public let labels: [Float]
+    public let count: Int
+    /// Values per sample.
+    public let featureSize: Int
+    /// The shard files read, in order.
+    public let sources: [String]
+
+    /// A dataset from arrays already in memory (synthetic data, tests).
+    public init(inputs: [Float], labels: [Float], featureSize: Int, sources: [String] = []) {
+        precondition(featureSize > 0 || inputs.isEmpty, "featureSize must be positive")
+        precondition(inputs.count == labels.count * featureSize, "inputs must hold labels.count * featureSize values")
+        self.inputs = inputs
+        self.labels = labels
+        self.count = labels.count
+        self.featureSize = featureSize
+        self.sources = sources
+    }
+
+    /// Reads every record of every shard in `directory` (see ``Shards/list(in:)``).
+    ///
+    /// The input feature may be a float list, an int64 list (converted to `Float`) or a single bytes
+    /// value of raw `uint8` pixels (scaled by 1/255); every record must have as many values as the
+    /// first. The label is the first value of an int64 or float list.
+    public static func load(directory: String, keys: FeatureKeys = FeatureKeys()) throws -> InMemoryDataset {
+        try load(files: Shards.list(in: directory), keys: keys)
+    }
+
+    /// Reads every record of the given TFRecord files, in order; see ``load(directory:keys:)``.
+    public static func load(files: [String], keys: FeatureKeys = FeatureKeys()) throws -> InMemoryDataset {
+        var builder = Builder(keys: keys, totalBytes: files.reduce(0) { $0 + fileSize($1) })
+        for file in files {
+            let reader = try TFRecordReader(path: file)
+            try reader.forEach { bytes, location in
+                do {
+                    try builder.append(ExampleHandle(parsing: bytes), recordBytes: bytes.count)
+                } catch let error as DataError {
+                    throw error.located(at: location)
+                }
+            }
+        }
+        return InMemoryDataset(
+            inputs: builder.inputs, labels: builder.labels, featureSize: builder.featureSize ?? 0, sources: files)
+    }
+}
+
+/// Size of the file at `path` in bytes, 0 when unknown (only a capacity hint depends on it).
+private func fileSize(_ path: String) -> Int {
+    let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+    return (attributes?[.size] as? NSNumber)?.intValue ?? 0
+}
+
+/// Accumulates decoded samples; the first record fixes the feature size.
+private struct Builder {
+    let keys: FeatureKeys
+    /// Bytes in all shards, to size the arrays once from the first record instead of regrowing
+    /// (and briefly holding twice) a multi-gigabyte array.
+    let totalBytes: Int
+    var inputs: [Float] = []
+    var labels: [Float] = []
+    var featureSize: Int?
+    /// Reused for int64 inputs so a record costs no allocation.
+    var int64Scratch: [Int64] = []
+
+    init(keys: FeatureKeys, totalBytes: Int) {
+        self.keys = keys
+        self.totalBytes = totalBytes
+    }
+
+    /// Appends one record; `recordBytes` is its payload size, for the first record's capacity estimate.
+    mutating func append(_ example: ExampleHandle, recordBytes: Int) throws {
+        let label = try readLabel(example)
+        try appendInput(example)
+        labels.append(label)
+        if labels.count == 1, let size = featureSize {
+            // Records of one data set are alike in size, so the first one predicts the count.
+            let estimate = totalBytes / (recordBytes + tfRecordHeaderSize + tfRecordFooterSize) + 1
+            inputs.reserveCapacity(estimate * size)
+            labels.reserveCapacity(estimate)
+        }
+    }
+
+    private func readLabel(_ example: ExampleHandle) throws -> Float {
+        let key = keys.label
+        guard let (kind, count) = example.find(key) else {
+            throw DataError.missingFeature(key: key, present: example.keys, at: nil)
+        }
+        guard count >= 1 else { throw DataError.wrongLength(key: key, expected: 1, found: count, at: nil) }
+        var value: Float = 0
+        switch kind {
+        case TL_FEATURE_INT64:
+            var v: Int64 = 0
+            _ = withUnsafeMutablePointer(to: &v) { example.copyInt64s(key, into: UnsafeMutableBufferPointer(start: $0, count: 1)) }
+            value = Float(v)
+        case TL_FEATURE_FLOAT:
+            _ = withUnsafeMutablePointer(to: &value) { example.copyFloats(key, into: UnsafeMutableBufferPointer(start: $0, count: 1)) }
+        default:
+            throw DataError.wrongFeatureKind(key: key, expected: "int64 or float", found: "bytes", at: nil)
+        }
+        return value
+    }
+
+    private mutating func appendInput(_ example: ExampleHandle) throws {
+        let key = keys.input
+        guard let (kind, count) = example.find(key) else {
+            throw DataError.missingFeature(key: key, present: example.keys, at: nil)
+        }
+        let raw: UnsafeRawBufferPointer?
+        if kind == TL_FEATURE_BYTES {
+            guard count == 1 else { throw DataError.wrongLength(key: key, expected: 1, found: count, at: nil) }
+            raw = example.bytes(key, at: 0)
+        } else {
+            raw = nil
+        }
+        let size = raw?.count ?? count
+        if let expected = featureSize, expected != size {
+            throw DataError.wrongLength(key: key, expected: expected, found: size, at: nil)
+        }
+        featureSize = size
+
+        let base = inputs.count
+        inputs.append(contentsOf: repeatElement(0, count: size))
+        if kind == TL_FEATURE_INT64, int64Scratch.count < size {
+            int64Scratch = [Int64](repeating: 0, count: size)
+        }
+        inputs.withUnsafeMutableBufferPointer { all in
+            let row = UnsafeMutableBufferPointer(rebasing: all[base..<base + size])
+            switch kind {
+            case TL_FEATURE_FLOAT:
+                _ = example.copyFloats(key, into: row)
+            case TL_FEATURE_INT64:
+                int64Scratch.withUnsafeMutableBufferPointer { scratch in
+                    let n = example.copyInt64s(key, into: UnsafeMutableBufferPointer(rebasing: scratch[0..<size]))
+                    for i in 0..<n { row[i] = Float(scratch[i]) }
+                }
+            default:
+                guard let pixels = raw else { return }
+                // Divide rather than multiply by 1/255: correctly rounded, as numpy's x / 255 is.
+                for i in 0..<size { row[i] = Float(pixels[i]) / 255 }
+            }
+        }
+    }
+}

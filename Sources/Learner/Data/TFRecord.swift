@@ -1,0 +1,243 @@
+import CLearner
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// TFRecord framing (uncompressed), per record:
+//   uint64 length (LE) | uint32 masked_crc32c(length bytes) | data | uint32 masked_crc32c(data)
+// with masked = ((crc >> 15) | (crc << 17)) + 0xa282ead8, as TensorFlow's record_writer.cc writes it.
+
+/// Size of the framing before a record's payload: 8-byte length plus its 4-byte CRC.
+let tfRecordHeaderSize = 12
+/// Size of the framing after a record's payload: the payload's 4-byte CRC.
+let tfRecordFooterSize = 4
+
+/// The current `errno` as text, for ``DataError/io(path:operation:message:)``.
+func errnoMessage() -> String { String(cString: strerror(errno)) }
+
+// The writer's own `write`/`close` methods shadow the C calls inside the class; these reach them.
+private func systemWrite(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int { write(fd, bytes, count) }
+private func systemClose(_ fd: Int32) -> Int32 { close(fd) }
+
+/// Reads an uncompressed TFRecord file record by record, verifying both masked CRC32Cs of every
+/// record.
+///
+/// The file is streamed through one reusable buffer (1 MiB by default, grown only for a larger
+/// record), so memory stays flat however big the shard is and each `read(2)` brings in many
+/// records. ``withNextRecord(_:)`` hands out the payload in place without copying; ``next()``
+/// copies it into an array.
+///
+/// Not a `Sequence`: iteration can fail part-way (corrupt or truncated shard), and a throwing
+/// `next()` says so where a `Sequence` would have to stop silently.
+public final class TFRecordReader {
+    /// The file being read, as given.
+    public let path: String
+    /// Index of the record the next call returns.
+    public private(set) var recordIndex = 0
+    /// Byte offset in the file of the record the next call returns.
+    public private(set) var offset = 0
+
+    private let fd: Int32
+    private let fileSize: Int
+    private var buffer: UnsafeMutableRawPointer
+    private var capacity: Int
+    /// Unconsumed bytes are `buffer[start..<end]`.
+    private var start = 0
+    private var end = 0
+    private var atEOF = false
+
+    /// Opens `path` for reading. Throws ``DataError/io(path:operation:message:)`` when it cannot.
+    public init(path: String, bufferSize: Int = 1 << 20) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw DataError.io(path: path, operation: "open", message: errnoMessage()) }
+        let size = lseek(fd, 0, SEEK_END)
+        guard size >= 0, lseek(fd, 0, SEEK_SET) == 0 else {
+            let message = errnoMessage()
+            close(fd)
+            throw DataError.io(path: path, operation: "seek in", message: message)
+        }
+        self.path = path
+        self.fd = fd
+        self.fileSize = Int(size)
+        self.capacity = max(bufferSize, 64)
+        self.buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+    }
+
+    deinit {
+        close(fd)
+        buffer.deallocate()
+    }
+
+    /// Calls `body` with the next record's payload and location, and returns its result; returns
+    /// nil at a clean end of file. The buffer is valid only during the call.
+    public func withNextRecord<R>(_ body: (UnsafeRawBufferPointer, RecordLocation) throws -> R) throws -> R? {
+        let location = RecordLocation(file: path, record: recordIndex, offset: offset)
+        let headerBytes = try fill(tfRecordHeaderSize)
+        if headerBytes == 0 { return nil }
+        guard headerBytes >= tfRecordHeaderSize else {
+            throw DataError.truncatedRecord(location, needed: tfRecordHeaderSize, available: headerBytes)
+        }
+        let header = UnsafeRawPointer(buffer + start)
+        let length = UInt64(littleEndian: header.loadUnaligned(as: UInt64.self))
+        let lengthCRC = UInt32(littleEndian: header.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+        guard tl_masked_crc32c(header, 8) == lengthCRC else {
+            if recordIndex == 0, looksCompressed(header) { throw DataError.compressedFile(path: path) }
+            throw DataError.corruptLength(location)
+        }
+        // Check against the file size before buffering, so a bad length cannot ask for terabytes.
+        let remaining = fileSize - offset
+        let framing = UInt64(tfRecordHeaderSize + tfRecordFooterSize)
+        guard length <= UInt64(max(remaining, 0)), length + framing <= UInt64(remaining) else {
+            let needed = length > UInt64(Int.max) - framing ? Int.max : Int(length + framing)
+            throw DataError.truncatedRecord(location, needed: needed, available: remaining)
+        }
+        let total = Int(length) + Int(framing)
+        let available = try fill(total)
+        guard available >= total else { throw DataError.truncatedRecord(location, needed: total, available: available) }
+
+        let payload = UnsafeRawPointer(buffer + start + tfRecordHeaderSize)
+        let dataCRC = UInt32(littleEndian: payload.loadUnaligned(fromByteOffset: Int(length), as: UInt32.self))
+        guard tl_masked_crc32c(payload, Int(length)) == dataCRC else { throw DataError.corruptData(location) }
+
+        // Consume before calling out, so an error thrown by `body` leaves the reader on the next record.
+        start += total
+        offset += total
+        recordIndex += 1
+        return try body(UnsafeRawBufferPointer(start: payload, count: Int(length)), location)
+    }
+
+    /// The next record's payload, or nil at a clean end of file.
+    public func next() throws -> [UInt8]? {
+        try withNextRecord { bytes, _ in [UInt8](bytes) }
+    }
+
+    /// Calls `body` with every remaining record's payload (valid only during the call) and location.
+    public func forEach(_ body: (UnsafeRawBufferPointer, RecordLocation) throws -> Void) throws {
+        while try withNextRecord(body) != nil {}
+    }
+
+    /// Every record of the file at `path`, copied into arrays (for small files and tests).
+    public static func readAll(path: String) throws -> [[UInt8]] {
+        let reader = try TFRecordReader(path: path)
+        var records: [[UInt8]] = []
+        while let record = try reader.next() { records.append(record) }
+        return records
+    }
+
+    /// Makes at least `count` unconsumed bytes available if the file has them; returns how many are.
+    private func fill(_ count: Int) throws -> Int {
+        if end - start >= count || atEOF { return end - start }
+        if start > 0 {
+            if end > start { memmove(buffer, buffer + start, end - start) }
+            end -= start
+            start = 0
+        }
+        if capacity < count {
+            let grown = UnsafeMutableRawPointer.allocate(byteCount: max(count, capacity * 2), alignment: 16)
+            grown.copyMemory(from: buffer, byteCount: end)
+            buffer.deallocate()
+            buffer = grown
+            capacity = max(count, capacity * 2)
+        }
+        while end < count {
+            let got = read(fd, buffer + end, capacity - end)
+            if got < 0 {
+                if errno == EINTR { continue }
+                throw DataError.io(path: path, operation: "read", message: errnoMessage())
+            }
+            if got == 0 {
+                atEOF = true
+                break
+            }
+            end += got
+        }
+        return end
+    }
+
+    /// Whether the first bytes are a GZIP magic number or a ZLIB header (only asked after a CRC failure).
+    private func looksCompressed(_ header: UnsafeRawPointer) -> Bool {
+        let b0 = header.load(as: UInt8.self), b1 = header.load(fromByteOffset: 1, as: UInt8.self)
+        let gzip = b0 == 0x1f && b1 == 0x8b
+        let zlib = b0 & 0x0f == 8 && (UInt16(b0) << 8 | UInt16(b1)) % 31 == 0
+        return gzip || zlib
+    }
+}
+
+/// Writes an uncompressed TFRecord file that TensorFlow's `tf.data.TFRecordDataset` reads.
+///
+/// Records are framed into an in-memory buffer that is written out in large blocks; call
+/// ``close()`` to flush and see write errors (deinit closes too, but must swallow them).
+public final class TFRecordWriter {
+    /// The file being written.
+    public let path: String
+    private var fd: Int32
+    private var pending: [UInt8] = []
+    private let flushThreshold: Int
+
+    /// Creates (or truncates) the file at `path`.
+    public init(path: String, bufferSize: Int = 1 << 20) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw DataError.io(path: path, operation: "create", message: errnoMessage()) }
+        self.path = path
+        self.fd = fd
+        self.flushThreshold = max(bufferSize, 64)
+        pending.reserveCapacity(flushThreshold)
+    }
+
+    deinit { try? close() }
+
+    /// Appends one record.
+    public func write(_ record: [UInt8]) throws {
+        try record.withUnsafeBytes { try write($0) }
+    }
+
+    /// Appends one record whose payload is `record`.
+    public func write(_ record: UnsafeRawBufferPointer) throws {
+        guard fd >= 0 else { throw DataError.io(path: path, operation: "write to", message: "writer is closed") }
+        var length = UInt64(record.count).littleEndian
+        withUnsafeBytes(of: &length) { lengthBytes in
+            pending.append(contentsOf: lengthBytes)
+            appendLE(tl_masked_crc32c(lengthBytes.baseAddress, 8))
+        }
+        pending.append(contentsOf: record)
+        appendLE(tl_masked_crc32c(record.baseAddress, record.count))
+        if pending.count >= flushThreshold { try flush() }
+    }
+
+    /// Writes buffered records to the file.
+    public func flush() throws {
+        guard fd >= 0 else { return }
+        try pending.withUnsafeBytes { bytes in
+            guard let base = bytes.baseAddress else { return }
+            var done = 0
+            while done < bytes.count {
+                let wrote = systemWrite(fd, base + done, bytes.count - done)
+                if wrote < 0 {
+                    if errno == EINTR { continue }
+                    throw DataError.io(path: path, operation: "write to", message: errnoMessage())
+                }
+                done += wrote
+            }
+        }
+        pending.removeAll(keepingCapacity: true)
+    }
+
+    /// Flushes and closes the file; later writes throw. Calling it twice is harmless.
+    public func close() throws {
+        guard fd >= 0 else { return }
+        defer {
+            _ = systemClose(fd)
+            fd = -1
+        }
+        try flush()
+    }
+
+    private func appendLE(_ value: UInt32) {
+        withUnsafeBytes(of: value.littleEndian) { pending.append(contentsOf: $0) }
+    }
+}

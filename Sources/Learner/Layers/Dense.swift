@@ -1,0 +1,96 @@
+import Foundation
+
+/// Element-wise activations usable inside layers and as layers of their own.
+public enum Activation: String, Sendable, CaseIterable {
+    case identity, relu, gelu, sigmoid, tanh
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        switch self {
+        case .identity: return x
+        case .relu: return x.relu()
+        case .gelu: return x.gelu()
+        case .sigmoid: return x.sigmoid()
+        case .tanh: return x.tanh()
+        }
+    }
+}
+
+/// How a layer's weights start.
+public enum Initializer: Sendable {
+    /// Glorot/Xavier uniform: U(±√(6 / (fanIn + fanOut))), suited to tanh/sigmoid/linear.
+    case glorotUniform
+    /// He/Kaiming normal: N(0, 2 / fanIn), suited to ReLU.
+    case heNormal
+    case zeros
+
+    func make(_ shape: [Int], fanIn: Int, fanOut: Int, generator: inout RandomGenerator) -> Tensor {
+        switch self {
+        case .glorotUniform:
+            let limit = Float((6.0 / Double(fanIn + fanOut)).squareRoot())
+            return .randomUniform(shape, lower: -limit, upper: limit, generator: &generator)
+        case .heNormal:
+            return .randomNormal(shape, standardDeviation: Float((2.0 / Double(fanIn)).squareRoot()), generator: &generator)
+        case .zeros:
+            return .zeros(shape)
+        }
+    }
+}
+
+/// Fully connected layer: y = activation(x Wᵀ + b).
+///
+/// Input [N, inputSize], output [N, outputSize]. `weight` is [outputSize, inputSize] and
+/// `bias` [outputSize], as in PyTorch's `nn.Linear`. Weights start He-normal before a ReLU
+/// and Glorot-uniform otherwise; the bias starts at zero.
+public final class Dense: Module {
+    public let weight: Parameter
+    public let bias: Parameter?
+    public let activation: Activation
+
+    public init(inputSize: Int, outputSize: Int, activation: Activation = .identity, useBias: Bool = true,
+                initializer: Initializer? = nil, seed: UInt64? = nil) {
+        var generator = RandomGenerator(seed: seed ?? Dense.nextSeed())
+        let init_ = initializer ?? (activation == .relu || activation == .gelu ? .heNormal : .glorotUniform)
+        weight = Parameter(init_.make([outputSize, inputSize], fanIn: inputSize, fanOut: outputSize, generator: &generator))
+        bias = useBias ? Parameter(.zeros([outputSize])) : nil
+        self.activation = activation
+        super.init()
+    }
+
+    public var inputSize: Int { weight.shape[1] }
+    public var outputSize: Int { weight.shape[0] }
+
+    public override func forward(_ input: Tensor) -> Tensor {
+        precondition(input.rank == 2 && input.shape[1] == inputSize,
+                     "Dense(\(inputSize)→\(outputSize)): input shape \(input.shape) should be [N, \(inputSize)]")
+        return activation(input.linear(weight: weight.value, bias: bias?.value))
+    }
+
+    public override var localParameters: [(String, Parameter)] {
+        var p = [("weight", weight)]
+        if let bias { p.append(("bias", bias)) }
+        return p
+    }
+
+    /// Layers built without a seed draw distinct, reproducible ones from a process-wide counter.
+    nonisolated(unsafe) private static var seedCounter: UInt64 = 0x7EF1A
+    static func nextSeed() -> UInt64 {
+        seedCounter &+= 1
+        return seedCounter
+    }
+}
+
+/// An activation function as a layer.
+public final class ActivationLayer: Module {
+    public let activation: Activation
+    public init(_ activation: Activation) {
+        self.activation = activation
+        super.init()
+    }
+    public override func forward(_ input: Tensor) -> Tensor { activation(input) }
+}
+
+/// Flattens every axis after the batch axis: [N, d1, d2, ...] → [N, d1·d2·...].
+public final class Flatten: Module {
+    public override init() { super.init() }
+    public override func forward(_ input: Tensor) -> Tensor { input.flattened() }
+}

@@ -1,0 +1,36 @@
+extension Tensor {
+    /// Inverted dropout: zeroes each element with probability `rate` and scales the rest by
+    /// 1/(1 − rate). The mask is a pure function of (seed, step, salt, element index), so a
+    /// resumed run draws the same masks.
+    public func dropout(rate: Float, seed: UInt64, step: UInt64, salt: UInt64) -> Tensor {
+        precondition(rate >= 0 && rate < 1, "dropout rate \(rate) must be in [0, 1)")
+        let mask = Storage(count: scalarCount)
+        let scale = 1 / (1 - rate)
+        let key = seed ^ (salt &* 0x9E37_79B9_7F4A_7C15)
+        let mp = mask.pointer
+        CPUParallel.forRanges(scalarCount) { s, e in
+            for i in s..<e { mp[i] = hashedUniform(key, step, UInt64(i)) >= rate ? scale : 0 }
+        }
+        let m = Tensor(shape: shape, storage: mask)
+        let out = Tensor.binary(.multiply, self, m)
+        return Tape.record(.dropout, out, inputs: [self]) { g in [g * m] }
+    }
+}
+
+/// Dropout (Srivastava et al. 2014): active in training mode, the identity in evaluation.
+public final class Dropout: Module {
+    public let rate: Float
+    private let salt: UInt64
+
+    public init(rate: Float) {
+        precondition(rate >= 0 && rate < 1, "Dropout rate \(rate) must be in [0, 1)")
+        self.rate = rate
+        self.salt = Dense.nextSeed()
+        super.init()
+    }
+
+    public override func forward(_ input: Tensor) -> Tensor {
+        guard isTraining, rate > 0 else { return input }
+        return input.dropout(rate: rate, seed: randomKey.seed, step: randomKey.step, salt: salt)
+    }
+}

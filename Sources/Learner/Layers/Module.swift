@@ -1,0 +1,69 @@
+/// A trainable tensor with a name. The optimizer updates `value`'s storage in place; the
+/// tensor stays a leaf of the tape across steps.
+public final class Parameter {
+    public private(set) var value: Tensor
+    /// The gradient of the last backward pass, set by the learner.
+    public var gradient: Tensor?
+    /// Frozen parameters get no gradient and no update (fine-tuning).
+    public var isFrozen = false
+
+    public init(_ value: Tensor) { self.value = value.detached().trainable() }
+
+    public var shape: [Int] { value.shape }
+
+    /// Replaces the values (same shape), keeping the identity the optimizer state is keyed by.
+    public func assign(_ newValue: Tensor) {
+        precondition(newValue.shape == value.shape, "assign: shape \(newValue.shape) differs from \(value.shape)")
+        value.storage.pointer.update(from: newValue.storage.pointer, count: value.scalarCount)
+    }
+}
+
+/// The base of every layer: a function of its input with named parameters and sub-modules.
+/// Parameter paths join the property names with dots (`0.weight`, `encoder.1.bias`), the
+/// names a PyTorch `state_dict` of the same architecture uses.
+open class Module {
+    /// Training mode turns on dropout and batch statistics; set it with ``train()``/``eval()``.
+    public private(set) var isTraining = true
+    /// The key of the current step's random draws (dropout masks), set by the learner.
+    public internal(set) var randomKey: (seed: UInt64, step: UInt64) = (0, 0)
+
+    public init() {}
+
+    /// The computation of the layer. Subclasses override this.
+    open func forward(_ input: Tensor) -> Tensor { input }
+
+    public func callAsFunction(_ input: Tensor) -> Tensor { forward(input) }
+
+    /// Parameters owned directly by this module, with their local names.
+    open var localParameters: [(String, Parameter)] { [] }
+
+    /// Sub-modules with their local names.
+    open var children: [(String, Module)] { [] }
+
+    /// Every parameter of this module and its descendants, by dotted path, in a stable order.
+    public var namedParameters: [(name: String, parameter: Parameter)] {
+        var result = localParameters.map { (name: $0.0, parameter: $0.1) }
+        for (childName, child) in children {
+            result += child.namedParameters.map { (name: "\(childName).\($0.name)", parameter: $0.parameter) }
+        }
+        return result
+    }
+
+    public var parameters: [Parameter] { namedParameters.map { $0.parameter } }
+
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.scalarCount } }
+
+    public func train() { setTraining(true) }
+    public func eval() { setTraining(false) }
+
+    func setTraining(_ flag: Bool) {
+        isTraining = flag
+        for (_, child) in children { child.setTraining(flag) }
+    }
+
+    /// Keys this step's random draws; every module below gets its own salt from its path.
+    func setRandomKey(seed: UInt64, step: UInt64) {
+        randomKey = (seed, step)
+        for (_, child) in children { child.setRandomKey(seed: seed, step: step) }
+    }
+}

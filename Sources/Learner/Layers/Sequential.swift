@@ -1,0 +1,16 @@
+/// Layers applied in order. Children are named by position (`0`, `1`, ...) as in PyTorch's
+/// `nn.Sequential`, so parameter paths read `0.weight`, `2.bias`.
+public final class Sequential: Module {
+    public let layers: [Module]
+
+    public init(_ layers: [Module]) {
+        self.layers = layers
+        super.init()
+    }
+
+    public override func forward(_ input: Tensor) -> Tensor {
+        layers.reduce(input) { x, layer in layer(x) }
+    }
+
+    public override var children: [(String, Module)] { layers.enumerated().map { ("\($0.offset)", $0.element) } }
+}

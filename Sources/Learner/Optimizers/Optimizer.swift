@@ -1,0 +1,146 @@
+import CLearner
+import Foundation
+
+/// One mechanism for every optimizer: per-parameter state buffers allocated at the first
+/// step and updated in place by a fused kernel; each optimizer supplies only its rule.
+open class Optimizer {
+    /// The learning rate of the next step (schedules set it before each step).
+    public var learningRate: Float
+    /// Steps taken so far.
+    public private(set) var stepCount = 0
+    var state: [ObjectIdentifier: [Storage]] = [:]
+
+    public init(learningRate: Float) {
+        precondition(learningRate >= 0, "learning rate \(learningRate) must be >= 0")
+        self.learningRate = learningRate
+    }
+
+    /// Number of state buffers the rule keeps per parameter.
+    open var stateBufferCount: Int { 0 }
+
+    /// The update of one parameter; `state` holds `stateBufferCount` zero-initialised buffers.
+    open func update(_ weight: Storage, gradient: Storage, state: [Storage], step: Int) {}
+
+    /// Applies one step to every parameter that has a gradient and is not frozen.
+    public func step(_ parameters: [Parameter]) {
+        stepCount += 1
+        for p in parameters where !p.isFrozen {
+            guard let g = p.gradient else { continue }
+            precondition(g.shape == p.shape, "gradient \(g.shape) does not match parameter \(p.shape)")
+            let key = ObjectIdentifier(p)
+            let buffers: [Storage]
+            if let existing = state[key] {
+                buffers = existing
+            } else {
+                buffers = (0..<stateBufferCount).map { _ in Storage(zeros: p.value.scalarCount) }
+                state[key] = buffers
+            }
+            update(p.value.storage, gradient: g.storage, state: buffers, step: stepCount)
+        }
+    }
+
+    /// Runs `body` over disjoint ranges of a parameter on all cores.
+    func forRanges(_ n: Int, _ body: (Int, Int) -> Void) { CPUParallel.forRanges(n, minimumChunk: 1 << 14, body) }
+}
+
+/// Stochastic gradient descent with momentum, Nesterov momentum and L2 weight decay
+/// (Sutskever et al. 2013; PyTorch's `torch.optim.SGD` semantics).
+public final class SGD: Optimizer {
+    public var momentum: Float
+    public var dampening: Float
+    public var weightDecay: Float
+    public var nesterov: Bool
+
+    public init(learningRate: Float, momentum: Float = 0, dampening: Float = 0, weightDecay: Float = 0, nesterov: Bool = false) {
+        precondition(!nesterov || (momentum > 0 && dampening == 0), "Nesterov momentum needs momentum > 0 and no dampening")
+        self.momentum = momentum
+        self.dampening = dampening
+        self.weightDecay = weightDecay
+        self.nesterov = nesterov
+        super.init(learningRate: learningRate)
+    }
+
+    public override var stateBufferCount: Int { momentum != 0 ? 1 : 0 }
+
+    public override func update(_ w: Storage, gradient g: Storage, state: [Storage], step: Int) {
+        let buf = state.first?.pointer
+        let (lr, mom, damp, wd, nest) = (learningRate, momentum, dampening, weightDecay, nesterov ? Int32(1) : 0)
+        let first: Int32 = step == 1 ? 1 : 0
+        forRanges(w.count) { s, e in
+            tl_sgd_update(w.pointer + s, g.pointer + s, buf.map { $0 + s }, e - s, lr, mom, damp, wd, nest, first)
+        }
+    }
+}
+
+/// Adam (Kingma & Ba 2015) with L2 weight decay, or AdamW's decoupled decay
+/// (Loshchilov & Hutter 2019) when `decoupledWeightDecay` is set.
+public class Adam: Optimizer {
+    public var beta1: Float
+    public var beta2: Float
+    public var epsilon: Float
+    public var weightDecay: Float
+    public let decoupledWeightDecay: Bool
+
+    public init(learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
+                weightDecay: Float = 0, decoupledWeightDecay: Bool = false) {
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.weightDecay = weightDecay
+        self.decoupledWeightDecay = decoupledWeightDecay
+        super.init(learningRate: learningRate)
+    }
+
+    public override var stateBufferCount: Int { 2 }
+
+    public override func update(_ w: Storage, gradient g: Storage, state: [Storage], step: Int) {
+        let m = state[0].pointer, v = state[1].pointer
+        let bc1 = 1 - Float(Foundation.pow(Double(beta1), Double(step)))
+        let bc2 = 1 - Float(Foundation.pow(Double(beta2), Double(step)))
+        let (lr, b1, b2, eps, wd) = (learningRate, beta1, beta2, epsilon, weightDecay)
+        let adamw: Int32 = decoupledWeightDecay ? 1 : 0
+        forRanges(w.count) { s, e in
+            tl_adam_update(w.pointer + s, g.pointer + s, m + s, v + s, e - s, lr, b1, b2, eps, wd, adamw, bc1, bc2)
+        }
+    }
+}
+
+/// AdamW: Adam with decoupled weight decay (default 0.01, as PyTorch).
+public final class AdamW: Adam {
+    public init(learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
+                weightDecay: Float = 0.01) {
+        super.init(learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon,
+                   weightDecay: weightDecay, decoupledWeightDecay: true)
+    }
+}
+
+/// RMSProp (Hinton's lecture 6e; PyTorch's `torch.optim.RMSprop` semantics, with optional
+/// momentum and the centered variant).
+public final class RMSProp: Optimizer {
+    public var alpha: Float
+    public var epsilon: Float
+    public var weightDecay: Float
+    public var momentum: Float
+    public var centered: Bool
+
+    public init(learningRate: Float = 1e-2, alpha: Float = 0.99, epsilon: Float = 1e-8, weightDecay: Float = 0,
+                momentum: Float = 0, centered: Bool = false) {
+        self.alpha = alpha
+        self.epsilon = epsilon
+        self.weightDecay = weightDecay
+        self.momentum = momentum
+        self.centered = centered
+        super.init(learningRate: learningRate)
+    }
+
+    public override var stateBufferCount: Int { 3 }
+
+    public override func update(_ w: Storage, gradient g: Storage, state: [Storage], step: Int) {
+        let sq = state[0].pointer, mom = state[1].pointer, avg = state[2].pointer
+        let (lr, a, eps, wd, mo) = (learningRate, alpha, epsilon, weightDecay, momentum)
+        let c: Int32 = centered ? 1 : 0
+        forRanges(w.count) { s, e in
+            tl_rmsprop_update(w.pointer + s, g.pointer + s, sq + s, mom + s, avg + s, e - s, lr, a, eps, wd, mo, c)
+        }
+    }
+}

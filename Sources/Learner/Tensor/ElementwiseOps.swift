@@ -1,0 +1,113 @@
+import CLearner
+
+extension Tensor {
+    /// An element-wise binary op with NumPy broadcasting.
+    static func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor {
+        precondition(a.device == b.device, "operands on different devices: \(a.device) and \(b.device)")
+        guard let shape = ShapeMath.broadcast(a.shape, b.shape) else {
+            preconditionFailure("shapes \(a.shape) and \(b.shape) cannot be broadcast together")
+        }
+        return Tensor(shape: shape, storage: a.backend.binary(op, a, b, outShape: shape))
+    }
+
+    /// Sums a gradient over the axes that broadcasting expanded, giving it `shape`.
+    func unbroadcast(to target: [Int]) -> Tensor {
+        if shape == target { return self }
+        let offset = rank - target.count
+        var axes: [Int] = Array(0..<offset)
+        for i in 0..<target.count where target[i] == 1 && shape[i + offset] != 1 { axes.append(i + offset) }
+        return sum(alongAxes: axes, keepingDimensions: true).reshaped(to: target)
+    }
+
+    public static func + (a: Tensor, b: Tensor) -> Tensor {
+        let out = binary(.add, a, b)
+        return Tape.record(.add, out, inputs: [a, b]) { g in [g.unbroadcast(to: a.shape), g.unbroadcast(to: b.shape)] }
+    }
+
+    public static func - (a: Tensor, b: Tensor) -> Tensor {
+        let out = binary(.subtract, a, b)
+        return Tape.record(.subtract, out, inputs: [a, b]) { g in [g.unbroadcast(to: a.shape), (-g).unbroadcast(to: b.shape)] }
+    }
+
+    public static func * (a: Tensor, b: Tensor) -> Tensor {
+        let out = binary(.multiply, a, b)
+        return Tape.record(.multiply, out, inputs: [a, b]) { g in
+            [a.requiresGradient ? (g * b.detached()).unbroadcast(to: a.shape) : nil,
+             b.requiresGradient ? (g * a.detached()).unbroadcast(to: b.shape) : nil]
+        }
+    }
+
+    public static func / (a: Tensor, b: Tensor) -> Tensor {
+        let out = binary(.divide, a, b)
+        return Tape.record(.divide, out, inputs: [a, b]) { g in
+            let bd = b.detached()
+            return [a.requiresGradient ? (g / bd).unbroadcast(to: a.shape) : nil,
+                    b.requiresGradient ? (-(g * out.detached() / bd)).unbroadcast(to: b.shape) : nil]
+        }
+    }
+
+    public static prefix func - (x: Tensor) -> Tensor {
+        let out = Tensor(shape: x.shape, storage: x.backend.unary(.negate, x.storage))
+        return Tape.record(.negate, out, inputs: [x]) { g in [-g] }
+    }
+
+    /// x * scale + shift, recorded as the ops it stands for.
+    func affine(scale: Float, shift: Float) -> Tensor {
+        Tensor(shape: shape, storage: backend.affine(storage, scale: scale, shift: shift))
+    }
+
+    public static func + (a: Tensor, b: Float) -> Tensor { a + Tensor(b) }
+    public static func + (a: Float, b: Tensor) -> Tensor { Tensor(a) + b }
+    public static func - (a: Tensor, b: Float) -> Tensor { a - Tensor(b) }
+    public static func - (a: Float, b: Tensor) -> Tensor { Tensor(a) - b }
+    public static func * (a: Tensor, b: Float) -> Tensor { a * Tensor(b) }
+    public static func * (a: Float, b: Tensor) -> Tensor { Tensor(a) * b }
+    public static func / (a: Tensor, b: Float) -> Tensor { a * (1 / b) }
+    public static func / (a: Float, b: Tensor) -> Tensor { Tensor(a) / b }
+
+    /// An activation or math function whose derivative is a function of input and output.
+    private func unaryOp(_ op: UnaryOp, _ kind: OpKind, derivative: @escaping (Tensor, Tensor, Tensor) -> Tensor) -> Tensor {
+        let out = Tensor(shape: shape, storage: backend.unary(op, storage))
+        let x = self.detached()
+        return Tape.record(kind, out, inputs: [self]) { g in [derivative(x, out.detached(), g)] }
+    }
+
+    private func activation(_ op: UnaryOp, _ kind: OpKind) -> Tensor {
+        let out = Tensor(shape: shape, storage: backend.unary(op, storage))
+        let x = self
+        return Tape.record(kind, out, inputs: [self]) { g in
+            [Tensor(shape: x.shape, storage: x.backend.unaryBackward(op, x: x.storage, y: out.storage, gradient: g.storage))]
+        }
+    }
+
+    public func exp() -> Tensor { unaryOp(.exp, .exp) { _, y, g in g * y } }
+    public func log() -> Tensor { unaryOp(.log, .log) { x, _, g in g / x } }
+    public func sqrt() -> Tensor { unaryOp(.sqrt, .sqrt) { _, y, g in g / (y * 2) } }
+    public func abs() -> Tensor {
+        unaryOp(.abs, .abs) { x, _, g in g * Tensor(shape: x.shape, storage: x.backend.unary(.sign, x.storage)) }
+    }
+    public func relu() -> Tensor { activation(.relu, .relu) }
+    /// GELU, tanh approximation (as PyTorch's `approximate="tanh"`).
+    public func gelu() -> Tensor { activation(.gelu, .gelu) }
+    public func sigmoid() -> Tensor { activation(.sigmoid, .sigmoid) }
+    public func tanh() -> Tensor { activation(.tanh, .tanh) }
+    public func squared() -> Tensor { self * self }
+
+    /// Element-wise power with a constant exponent.
+    public func pow(_ exponent: Float) -> Tensor {
+        let out = Tensor(shape: shape, storage: backend.pow(storage, exponent))
+        let x = self.detached()
+        return Tape.record(.pow, out, inputs: [self]) { g in
+            [g * Tensor(shape: x.shape, storage: x.backend.pow(x.storage, exponent - 1)) * exponent]
+        }
+    }
+
+    // Comparisons give 0/1 tensors and carry no gradient.
+    public func equal(_ other: Tensor) -> Tensor { Tensor.binary(.equal, self.detached(), other.detached()) }
+    public func greater(_ other: Tensor) -> Tensor { Tensor.binary(.greater, self.detached(), other.detached()) }
+    public func less(_ other: Tensor) -> Tensor { Tensor.binary(.less, self.detached(), other.detached()) }
+    public func greaterEqual(_ other: Tensor) -> Tensor { Tensor.binary(.greaterEqual, self.detached(), other.detached()) }
+    public func lessEqual(_ other: Tensor) -> Tensor { Tensor.binary(.lessEqual, self.detached(), other.detached()) }
+    public func maximum(_ other: Tensor) -> Tensor { Tensor.binary(.maximum, self.detached(), other.detached()) }
+    public func minimum(_ other: Tensor) -> Tensor { Tensor.binary(.minimum, self.detached(), other.detached()) }
+}

@@ -1,0 +1,75 @@
+extension Tensor {
+    /// Matrix product of two rank-2 tensors (optionally transposed without a copy: the flags
+    /// go to sgemm).
+    public func matmul(_ other: Tensor, transposeSelf: Bool = false, transposeOther: Bool = false) -> Tensor {
+        precondition(rank == 2 && other.rank == 2, "matmul needs rank-2 tensors, got \(shape) and \(other.shape)")
+        let m = transposeSelf ? shape[1] : shape[0]
+        let k = transposeSelf ? shape[0] : shape[1]
+        let k2 = transposeOther ? other.shape[1] : other.shape[0]
+        let n = transposeOther ? other.shape[0] : other.shape[1]
+        precondition(k == k2, "matmul: inner dimensions differ: \(shape)\(transposeSelf ? "ᵀ" : "") × \(other.shape)\(transposeOther ? "ᵀ" : "")")
+        let out = Storage(count: m * n)
+        backend.gemm(transA: transposeSelf, transB: transposeOther, m: m, n: n, k: k, a: storage, b: other.storage, into: out, accumulate: false)
+        let a = self.detached(), b = other.detached()
+        let needA = requiresGradient, needB = other.requiresGradient
+        return Tape.record(.matmul, Tensor(shape: [m, n], storage: out), inputs: [self, other]) { g in
+            // C = op(A) op(B): dop(A) = G op(B)ᵀ, dop(B) = op(A)ᵀ G; transposed back when op was a transpose.
+            let ga: Tensor? = needA
+                ? (transposeSelf ? b.matmul(g, transposeSelf: transposeOther, transposeOther: true)
+                                 : g.matmul(b, transposeSelf: false, transposeOther: !transposeOther))
+                : nil
+            let gb: Tensor? = needB
+                ? (transposeOther ? g.matmul(a, transposeSelf: true, transposeOther: transposeSelf)
+                                  : a.matmul(g, transposeSelf: !transposeSelf, transposeOther: false))
+                : nil
+            return [ga, gb]
+        }
+    }
+
+    /// y = x Wᵀ + b, with W of shape [out, in] (PyTorch's `nn.Linear` layout). The bias is
+    /// written into the output first and sgemm accumulates onto it, so the whole layer is one
+    /// pass of BLAS plus a row copy.
+    public func linear(weight: Tensor, bias: Tensor?) -> Tensor {
+        precondition(rank == 2 && weight.rank == 2 && weight.shape[1] == shape[1],
+                     "linear: input \(shape) does not match weight \(weight.shape) ([out, in])")
+        let m = shape[0], k = shape[1], n = weight.shape[0]
+        let out = Storage(count: m * n)
+        if let bias {
+            precondition(bias.shape == [n], "linear: bias \(bias.shape) does not match \(n) outputs")
+            for r in 0..<m { (out.pointer + r * n).update(from: bias.storage.pointer, count: n) }
+        }
+        backend.gemm(transA: false, transB: true, m: m, n: n, k: k, a: storage, b: weight.storage, into: out, accumulate: bias != nil)
+        let x = self.detached(), w = weight.detached()
+        let needX = requiresGradient
+        var inputs = [self, weight]
+        if let bias { inputs.append(bias) }
+        return Tape.record(.linear, Tensor(shape: [m, n], storage: out), inputs: inputs) { g in
+            let gx: Tensor? = needX ? g.matmul(w) : nil                         // [m,n]·[n,k]
+            let gw = g.matmul(x, transposeSelf: true)                            // [n,m]·[m,k]
+            var grads: [Tensor?] = [gx, gw]
+            if bias != nil { grads.append(g.sum(alongAxis: 0)) }
+            return grads
+        }
+    }
+
+    /// Softmax along the last axis (numerically stable: the row maximum is subtracted).
+    public func softmax() -> Tensor {
+        let cols = shape.last ?? 1
+        let out = Tensor(shape: shape, storage: backend.softmax(storage, rows: scalarCount / Swift.max(cols, 1), columns: cols, log: false))
+        return Tape.record(.softmax, out, inputs: [self]) { g in
+            let y = out.detached()
+            // dx = y ⊙ (g − Σ g⊙y)
+            return [y * (g - (g * y).sum(alongAxis: -1, keepingDimensions: true))]
+        }
+    }
+
+    /// Log-softmax along the last axis (computed as x − logsumexp(x), stable).
+    public func logSoftmax() -> Tensor {
+        let cols = shape.last ?? 1
+        let out = Tensor(shape: shape, storage: backend.softmax(storage, rows: scalarCount / Swift.max(cols, 1), columns: cols, log: true))
+        return Tape.record(.logSoftmax, out, inputs: [self]) { g in
+            let p = out.detached().exp()
+            return [g - p * g.sum(alongAxis: -1, keepingDimensions: true)]
+        }
+    }
+}

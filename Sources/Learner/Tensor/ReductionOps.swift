@@ -1,0 +1,80 @@
+extension Tensor {
+    /// Sum over the given axes (all axes when empty is not what you want: use ``sum()``).
+    public func sum(alongAxes axes: [Int], keepingDimensions: Bool = false) -> Tensor {
+        let resolved = Set(axes.map { ShapeMath.axis($0, rank: rank) }).sorted(by: >)
+        var result = self.detached()
+        for axis in resolved {
+            let outer = result.shape[..<axis].reduce(1, *)
+            let inner = result.shape[(axis + 1)...].reduce(1, *)
+            let (storage, _) = backend.reduce(sum: true, result.storage, outer: outer, mid: result.shape[axis], inner: inner)
+            var newShape = result.shape
+            newShape[axis] = 1
+            result = Tensor(shape: newShape, storage: storage)
+        }
+        let keptShape = result.shape
+        let finalShape = keepingDimensions ? keptShape : shape.enumerated().filter { !resolved.contains($0.offset) }.map { $0.element }
+        let out = Tensor(shape: finalShape, storage: result.storage)
+        let inputShape = shape
+        return Tape.record(.sum, out, inputs: [self]) { g in
+            [g.reshaped(to: keptShape) + Tensor.zeros(inputShape)]
+        }
+    }
+
+    public func sum(alongAxis axis: Int, keepingDimensions: Bool = false) -> Tensor {
+        sum(alongAxes: [axis], keepingDimensions: keepingDimensions)
+    }
+
+    /// Sum of all elements, as a rank-0 tensor.
+    public func sum() -> Tensor {
+        let out = Tensor(backend.sumAll(storage))
+        let inputShape = shape
+        return Tape.record(.sum, out, inputs: [self]) { g in [Tensor(repeating: g.scalar, shape: inputShape)] }
+    }
+
+    public func mean(alongAxes axes: [Int], keepingDimensions: Bool = false) -> Tensor {
+        let n = axes.map { shape[ShapeMath.axis($0, rank: rank)] }.reduce(1, *)
+        return sum(alongAxes: axes, keepingDimensions: keepingDimensions) * (1 / Float(n))
+    }
+
+    /// Mean of all elements, as a rank-0 tensor.
+    public func mean() -> Tensor {
+        let n = Float(scalarCount)
+        let out = Tensor(backend.sumAll(storage) / n)
+        let inputShape = shape
+        return Tape.record(.mean, out, inputs: [self]) { g in [Tensor(repeating: g.scalar / n, shape: inputShape)] }
+    }
+
+    /// Maximum along one axis; the gradient flows to the (first) arg-max.
+    public func max(alongAxis axis: Int, keepingDimensions: Bool = false) -> Tensor {
+        let a = ShapeMath.axis(axis, rank: rank)
+        let outer = shape[..<a].reduce(1, *), mid = shape[a], inner = shape[(a + 1)...].reduce(1, *)
+        let (storage, idx) = backend.reduce(sum: false, self.storage, outer: outer, mid: mid, inner: inner)
+        var keptShape = shape
+        keptShape[a] = 1
+        var outShape = shape
+        if keepingDimensions { outShape[a] = 1 } else { outShape.remove(at: a) }
+        let out = Tensor(shape: outShape, storage: storage)
+        let inputShape = shape
+        return Tape.record(.max, out, inputs: [self]) { g in
+            let grad = Storage(zeros: ShapeMath.count(inputShape))
+            let gp = g.storage.pointer
+            for o in 0..<outer {
+                for i in 0..<inner {
+                    let m = Int(idx![o * inner + i])
+                    grad.pointer[(o * mid + m) * inner + i] = gp[o * inner + i]
+                }
+            }
+            return [Tensor(shape: inputShape, storage: grad)]
+        }
+    }
+
+    /// Index of the maximum along an axis, as Float values.
+    public func argmax(alongAxis axis: Int) -> Tensor {
+        let a = ShapeMath.axis(axis, rank: rank)
+        let outer = shape[..<a].reduce(1, *), mid = shape[a], inner = shape[(a + 1)...].reduce(1, *)
+        let (_, idx) = backend.reduce(sum: false, storage, outer: outer, mid: mid, inner: inner)
+        var outShape = shape
+        outShape.remove(at: a)
+        return Tensor(shape: outShape, scalars: idx!.map { Float($0) })
+    }
+}

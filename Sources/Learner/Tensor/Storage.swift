@@ -1,0 +1,78 @@
+import Foundation
+
+/// One contiguous buffer of floats owned by a device. A final class, so that tensors share it
+/// by reference and the optimizer can update parameters in place without copy-on-write.
+public final class Storage: @unchecked Sendable {
+    public let pointer: UnsafeMutablePointer<Float>
+    public let count: Int
+    public let device: Device
+
+    /// Uninitialised storage of `count` floats from the CPU caching allocator.
+    init(count: Int) {
+        self.count = count
+        self.device = .cpu
+        self.pointer = CPUAllocator.shared.allocate(count)
+    }
+
+    convenience init(zeros count: Int) {
+        self.init(count: count)
+        pointer.initialize(repeating: 0, count: count)
+    }
+
+    deinit { CPUAllocator.shared.release(pointer, count: count) }
+
+    var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
+}
+
+/// A caching allocator for host buffers. Training allocates the same sizes every step;
+/// handing back freed blocks of the exact size avoids the page faults that `malloc` pays
+/// when it maps and unmaps large blocks. The cache is capped so that evaluation with a
+/// different batch size cannot grow it without bound.
+final class CPUAllocator: @unchecked Sendable {
+    static let shared = CPUAllocator()
+
+    private var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
+    private var cachedBytes = 0
+    private let capBytes = 1 << 30
+    private let lock = NSLock()
+
+    func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let n = max(count, 1)
+        lock.lock()
+        if var list = free[n], let p = list.popLast() {
+            free[n] = list
+            cachedBytes -= n * 4
+            lock.unlock()
+            return p
+        }
+        lock.unlock()
+        var raw: UnsafeMutableRawPointer?
+        // 64-byte alignment: a cache line and an AVX-512 register.
+        guard posix_memalign(&raw, 64, n * 4) == 0, let raw else {
+            fatalError("out of host memory allocating \(n * 4) bytes")
+        }
+        return raw.bindMemory(to: Float.self, capacity: n)
+    }
+
+    func release(_ p: UnsafeMutablePointer<Float>, count: Int) {
+        let n = max(count, 1)
+        lock.lock()
+        if cachedBytes + n * 4 <= capBytes {
+            free[n, default: []].append(p)
+            cachedBytes += n * 4
+            lock.unlock()
+            return
+        }
+        lock.unlock()
+        Foundation.free(p)
+    }
+
+    /// Returns every cached block to the system.
+    func emptyCache() {
+        lock.lock()
+        defer { lock.unlock() }
+        for (_, list) in free { for p in list { Foundation.free(p) } }
+        free.removeAll()
+        cachedBytes = 0
+    }
+}

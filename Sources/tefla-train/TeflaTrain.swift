@@ -1,0 +1,94 @@
+import ArgumentParser
+import CLearner
+import Foundation
+import Learner
+
+@main
+struct TeflaTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tefla-train",
+        abstract: "Train a model from TFRecord shards, as configured in a YAML file.",
+        discussion: """
+            Examples:
+              tefla-train --config Configs/digits-mlp.yml
+              tefla-train --config Configs/digits-mlp.yml --epochs 5 --seed 3
+              tefla-train --config Configs/digits-mlp.yml --gpu -1
+            """,
+        version: TeflaTrain.versionString)
+
+    @Option(name: .long, help: "The YAML config file.")
+    var config: String
+
+    @Option(name: .long, parsing: .unconditional, help: "GPU index; -1 or absent trains on the CPU.")
+    var gpu: Int = -1
+
+    @Option(name: .long, help: "Overrides training.epochs.")
+    var epochs: Int?
+
+    @Option(name: .long, parsing: .unconditional, help: "Overrides training.start_epoch (counts from 1).")
+    var startEpoch: Int?
+
+    @Option(name: .long, help: "Overrides training.seed.")
+    var seed: UInt64?
+
+    @Option(name: .long, help: "0: silent, 2: one line per epoch.")
+    var verbose: Int = 2
+
+    static var versionString: String {
+        "tefla-train \(LearnerVersion.string) (CUDA support: not built in; CPU: OpenBLAS)"
+    }
+
+    func validate() throws {
+        if gpu < -1 { throw ValidationError("--gpu must be -1 (CPU) or a device index >= 0, got \(gpu)") }
+        if ![0, 2].contains(verbose) { throw ValidationError("--verbose must be 0 or 2, got \(verbose)") }
+        if let epochs, epochs < 1 { throw ValidationError("--epochs must be >= 1, got \(epochs)") }
+        if let startEpoch, startEpoch < 1 { throw ValidationError("--start-epoch counts from 1, got \(startEpoch)") }
+    }
+
+    func run() throws {
+        guard let text = try? String(contentsOfFile: config, encoding: .utf8) else {
+            throw fail("cannot read config file '\(config)'")
+        }
+        var cfg: TrainConfig
+        do {
+            cfg = try TrainConfig.parse(yaml: text, file: config)
+        } catch let error as ConfigError {
+            throw fail(error.description)
+        }
+        if let epochs { cfg.epochs = epochs }
+        if let startEpoch { cfg.startEpoch = startEpoch }
+        if let seed { cfg.seed = seed }
+        if gpu >= 0 {
+            throw fail("--gpu \(gpu): this build trains on the CPU only; use --gpu -1")
+        }
+
+        let keys = FeatureKeys(input: cfg.inputKey, label: cfg.labelKey)
+        do {
+            let training = try InMemoryDataset.load(directory: cfg.trainDir, keys: keys)
+            let validation = try cfg.valDir.map { try InMemoryDataset.load(directory: $0, keys: keys) }
+            let model = cfg.makeModel(inputSize: training.featureSize)
+            let learner = SupervisedLearner(model: model, loss: cfg.loss, optimizer: cfg.makeOptimizer(), seed: cfg.seed)
+            learner.verbose = verbose
+            if verbose > 0 {
+                print("tefla-train: \(training.count) training samples from \(cfg.trainDir)"
+                      + (validation.map { ", \($0.count) validation samples from \(cfg.valDir ?? "")" } ?? "")
+                      + "; model: \(model.parameterCount) parameters; device: cpu")
+            }
+            let history = try learner.fit(training: training, validation: validation, startEpoch: cfg.startEpoch,
+                                          epochs: cfg.epochs, batchSize: cfg.batchSize, dropLastBatch: cfg.dropLastBatch)
+            if verbose > 0, let last = history.epochs.last {
+                let acc = last.validationAccuracy.map { String(format: "final val_accuracy: %.4f", $0) } ?? String(format: "final loss: %.4f", last.trainLoss)
+                print("tefla-train: done, \(acc)")
+            }
+        } catch let error as DataError {
+            throw fail(error.description)
+        } catch let error as LearnerError {
+            throw fail(error.description)
+        }
+    }
+
+    private func fail(_ message: String) -> ExitCode {
+        FileHandle.standardError.write(Data(("tefla-train: error: " + message + "\n").utf8))
+        return ExitCode(2)
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+import Learner
+import Yams
+
+/// The trainer's configuration, read from YAML. Keys are snake_case as tefla and micro_dl
+/// write them; this file is the one place that maps them to the library's names.
+struct TrainConfig {
+    struct LayerSpec: Equatable {
+        enum Kind: String, CaseIterable { case dense, dropout, relu, gelu, sigmoid, tanh, flatten }
+        var kind: Kind
+        var units: Int = 0
+        var activation: Activation = .identity
+        var rate: Double = 0
+    }
+
+    var layers: [LayerSpec] = []
+    var trainDir = ""
+    var valDir: String?
+    var inputKey = "image"
+    var labelKey = "label"
+    var batchSize = 32
+    var optimizerName = "adam"
+    var learningRate = 1e-3
+    var momentum = 0.0
+    var weightDecay = 0.0
+    var nesterov = false
+    var epochs = 10
+    var startEpoch = 1
+    var seed: UInt64 = 0
+    var mode = "classification"
+    var labelSmoothing = 0.0
+    var dropLastBatch = false
+
+    static let topLevelKeys = ["model", "data", "optimizer", "training"]
+
+    /// Parses and validates the whole file; throws every problem at once.
+    static func parse(yaml text: String, file: String) throws -> TrainConfig {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            throw ConfigError(file: file, issues: [ConfigIssue(line: 1, column: 1, path: "", message: "not valid YAML: \(error)")])
+        }
+        let reader = ConfigReader()
+        var config = TrainConfig()
+        guard let root, let top = reader.section(root, "", known: topLevelKeys) else {
+            throw ConfigError(file: file, issues: [ConfigIssue(line: 1, column: 1, path: "", message: "the file is empty; it needs model, data, optimizer and training sections")])
+        }
+
+        if let model = top.section("model", known: ["layers"]) {
+            for (i, node) in (model.list("layers") ?? []).enumerated() {
+                if let layer = parseLayer(node, path: "model.layers[\(i)]", reader: reader) { config.layers.append(layer) }
+            }
+            if config.layers.isEmpty { reader.report(model.node, "model.layers", "needs at least one layer") }
+        } else {
+            reader.report(root, "model", "required section is missing")
+        }
+
+        if let data = top.section("data", known: ["train_dir", "val_dir", "features_keys", "batch_size", "drop_last_batch"]) {
+            config.trainDir = data.string("train_dir", required: true) ?? ""
+            config.valDir = data.string("val_dir")
+            for (key, label) in [("train_dir", config.trainDir), ("val_dir", config.valDir ?? "")] where !label.isEmpty {
+                var isDir: ObjCBool = false
+                if !FileManager.default.fileExists(atPath: label, isDirectory: &isDir) || !isDir.boolValue {
+                    reader.report(data.node(key), "data.\(key)", "directory '\(label)' does not exist")
+                }
+            }
+            if let keys = data.section("features_keys", known: ["input", "label"]) {
+                config.inputKey = keys.string("input", default: "image") ?? "image"
+                config.labelKey = keys.string("label", default: "label") ?? "label"
+            }
+            config.batchSize = data.int("batch_size", default: 32, minimum: 1) ?? 32
+            config.dropLastBatch = data.bool("drop_last_batch", default: false)
+        } else {
+            reader.report(root, "data", "required section is missing")
+        }
+
+        if let opt = top.section("optimizer", known: ["name", "learning_rate", "momentum", "weight_decay", "nesterov"]) {
+            config.optimizerName = opt.oneOf("name", ["sgd", "adam", "adamw", "rmsprop"], default: "adam")
+            config.learningRate = opt.float("learning_rate", default: 1e-3, minimum: 0, exclusiveMinimum: true) ?? 1e-3
+            config.momentum = opt.float("momentum", default: 0, minimum: 0) ?? 0
+            config.weightDecay = opt.float("weight_decay", default: 0, minimum: 0) ?? 0
+            config.nesterov = opt.bool("nesterov", default: false)
+        }
+
+        if let training = top.section("training", known: ["epochs", "start_epoch", "seed", "mode", "label_smoothing"]) {
+            config.epochs = training.int("epochs", default: 10, minimum: 1) ?? 10
+            config.startEpoch = training.int("start_epoch", default: 1, minimum: 1) ?? 1
+            config.seed = UInt64(training.int("seed", default: 0, minimum: 0) ?? 0)
+            config.mode = training.oneOf("mode", ["classification", "regression"], default: "classification")
+            config.labelSmoothing = training.float("label_smoothing", default: 0, minimum: 0) ?? 0
+        }
+
+        if !reader.issues.isEmpty { throw ConfigError(file: file, issues: reader.issues) }
+        return config
+    }
+
+    private static func parseLayer(_ node: Node, path: String, reader: ConfigReader) -> LayerSpec? {
+        guard let s = reader.section(node, path, known: ["type", "units", "activation", "rate"]) else { return nil }
+        let type = s.oneOf("type", LayerSpec.Kind.allCases.map(\.rawValue), default: "dense")
+        guard let kind = LayerSpec.Kind(rawValue: type) else { return nil }
+        var layer = LayerSpec(kind: kind)
+        switch kind {
+        case .dense:
+            layer.units = s.int("units", required: true, minimum: 1) ?? 1
+            let act = s.oneOf("activation", Activation.allCases.map(\.rawValue), default: "identity")
+            layer.activation = Activation(rawValue: act) ?? .identity
+        case .dropout:
+            layer.rate = s.float("rate", required: true, minimum: 0) ?? 0
+            if layer.rate >= 1 { reader.report(s.node("rate"), "\(path).rate", "must be < 1, got \(layer.rate)") }
+        default:
+            break
+        }
+        return layer
+    }
+
+    /// Builds the model for inputs of `inputSize` features.
+    func makeModel(inputSize: Int) -> Sequential {
+        var width = inputSize
+        var modules: [Module] = []
+        for (i, layer) in layers.enumerated() {
+            switch layer.kind {
+            case .dense:
+                modules.append(Dense(inputSize: width, outputSize: layer.units, activation: layer.activation,
+                                     seed: seed &+ UInt64(i) &* 7919))
+                width = layer.units
+            case .dropout: modules.append(Dropout(rate: Float(layer.rate)))
+            case .relu: modules.append(ActivationLayer(.relu))
+            case .gelu: modules.append(ActivationLayer(.gelu))
+            case .sigmoid: modules.append(ActivationLayer(.sigmoid))
+            case .tanh: modules.append(ActivationLayer(.tanh))
+            case .flatten: modules.append(Flatten())
+            }
+        }
+        return Sequential(modules)
+    }
+
+    func makeOptimizer() -> Optimizer {
+        let lr = Float(learningRate)
+        switch optimizerName {
+        case "sgd": return SGD(learningRate: lr, momentum: Float(momentum), weightDecay: Float(weightDecay), nesterov: nesterov)
+        case "adamw": return AdamW(learningRate: lr, weightDecay: Float(weightDecay))
+        case "rmsprop": return RMSProp(learningRate: lr, weightDecay: Float(weightDecay), momentum: Float(momentum))
+        default: return Adam(learningRate: lr, weightDecay: Float(weightDecay))
+        }
+    }
+
+    var loss: Loss { mode == "regression" ? .meanSquaredError : .softmaxCrossEntropy(labelSmoothing: Float(labelSmoothing)) }
+}
+
+/// Every problem found in a config file.
+struct ConfigError: Error, CustomStringConvertible {
+    var file: String
+    var issues: [ConfigIssue]
+    var description: String {
+        (["\(file): \(issues.count) problem\(issues.count == 1 ? "" : "s"):"] + issues.map { "  \(file):\($0)" }).joined(separator: "\n")
+    }
+}

@@ -1,0 +1,144 @@
+import Foundation
+import Learner
+import XCTest
+
+final class DatasetTests: XCTestCase {
+    /// Writes `examples` as one TFRecord shard named `name` in `dir`; returns its path.
+    @discardableResult
+    private func writeShard(_ examples: [Example], _ name: String, in dir: URL) throws -> String {
+        let path = dir.appendingPathComponent(name).path
+        let writer = try TFRecordWriter(path: path)
+        for example in examples { try writer.write(example.serialized()) }
+        try writer.close()
+        return path
+    }
+
+    // MARK: Shards
+
+    func testShardsAreSortedRegularVisibleFiles() throws {
+        let dir = try DataTestFiles.scratchDirectory(self)
+        for name in ["train-00001-of-00002", "train-00000-of-00002", ".hidden", "b.tfrecord"] {
+            try writeShard([], name, in: dir)
+        }
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("sub"), withIntermediateDirectories: false)
+        let names = try Shards.list(in: dir.path).map { URL(fileURLWithPath: $0).lastPathComponent }
+        XCTAssertEqual(names, ["b.tfrecord", "train-00000-of-00002", "train-00001-of-00002"])
+    }
+
+    func testEmptyDirectoryIsAnErrorNamingIt() throws {
+        let dir = try DataTestFiles.scratchDirectory(self)
+        try writeShard([], ".only-hidden", in: dir)
+        XCTAssertThrowsError(try InMemoryDataset.load(directory: dir.path)) { error in
+            XCTAssertEqual(error as? DataError, .emptyDirectory(path: dir.path))
+            XCTAssertTrue("\(error)".contains(dir.path), "\(error)")
+        }
+    }
+
+    func testMissingDirectoryIsAnErrorNamingIt() throws {
+        let path = try DataTestFiles.scratchDirectory(self).appendingPathComponent("no-such-split").path
+        XCTAssertThrowsError(try Shards.list(in: path)) { error in
+            XCTAssertEqual(error as? DataError, .missingDirectory(path: path))
+            XCTAssertTrue("\(error)".contains(path), "\(error)")
+        }
+        // A file is not a data directory either.
+        XCTAssertThrowsError(try Shards.list(in: DataTestFiles.tfShard)) { error in
+            XCTAssertEqual(error as? DataError, .missingDirectory(path: DataTestFiles.tfShard))
+        }
+    }
+
+    // MARK: InMemoryDataset
+
+    func testLoadsFloatInt64AndBytesInputs() throws {
+        let dir = try DataTestFiles.scratchDirectory(self)
+        try writeShard(
+            [
+                Example(["image": .floats([0.25, 0.5, 1]), "label": .int64s([2])]),
+                Example(["image": .int64s([1, -2, 3]), "label": .floats([0.75, 9])]),
+            ], "a-00000", in: dir)
+        try writeShard([Example(["image": .bytes([[0, 51, 255]]), "label": .int64s([4])])], "a-00001", in: dir)
+
+        let data = try InMemoryDataset.load(directory: dir.path)
+        XCTAssertEqual(data.count, 3)
+        XCTAssertEqual(data.featureSize, 3)
+        XCTAssertEqual(data.inputs, [0.25, 0.5, 1, 1, -2, 3, 0, 0.2, 1])
+        XCTAssertEqual(data.labels, [2, 0.75, 4])
+        XCTAssertEqual(data.sources.map { URL(fileURLWithPath: $0).lastPathComponent }, ["a-00000", "a-00001"])
+    }
+
+    func testCustomKeys() throws {
+        let dir = try DataTestFiles.scratchDirectory(self)
+        try writeShard([Example(["x": .floats([1, 2]), "y": .floats([3.5])])], "s", in: dir)
+        let data = try InMemoryDataset.load(directory: dir.path, keys: FeatureKeys(input: "x", label: "y"))
+        XCTAssertEqual(data.inputs, [1, 2])
+        XCTAssertEqual(data.labels, [3.5])
+    }
+
+    func testMissingKeyNamesKeyFileAndRecord() throws {
+        let dir = try DataTestFiles.scratchDirectory(self)
+        let good = Example(["image": .floats([1, 2]), "label": .int64s([0])])
+        let path = try writeShard([good, good, Example(["image": .floats([1, 2]), "target": .int64s([0])])], "s", in: dir)
+        XCTAssertThrowsError(try InMemoryDataset.load(directory: dir.path)) { error in
+            guard case let .missingFeature(key, present, at)? = error as? DataError else { return XCTFail("got \(error)") }
+            XCTAssertEqual(key, "label")
+            XCTAssertEqual(Set(present), ["image", "target"])
+            XCTAssertEqual(at?.file, path)
+            XCTAssertEqual(at?.record, 2)
+            let message = "\(error)"
+            for part in ["'label'", path, "record 2", "image, target"] {
+                XCTAssertTrue(message.contains(part), "\(part) not in: \(message)")
+            }
+        }
+    }
+
+    func testInconsistentFeatureSizeNamesRecord() throws {
+        let dir = try DataTestFiles.scratchDirectory(self)
+        let path = try writeShard(
+            [
+                Example(["image": .floats([1, 2, 3]), "label": .int64s([0])]),
+                Example(["image": .floats([1, 2]), "label": .int64s([0])]),
+            ], "s", in: dir)
+        XCTAssertThrowsError(try InMemoryDataset.load(directory: dir.path)) { error in
+            guard case let .wrongLength(key, expected, found, at)? = error as? DataError else { return XCTFail("got \(error)") }
+            XCTAssertEqual([key, "\(expected)", "\(found)"], ["image", "3", "2"])
+            XCTAssertEqual(at?.file, path)
+            XCTAssertEqual(at?.record, 1)
+        }
+    }
+
+    func testBytesLabelIsAKindError() throws {
+        let dir = try DataTestFiles.scratchDirectory(self)
+        try writeShard([Example(["image": .floats([1]), "label": .bytes([Array("cat".utf8)])])], "s", in: dir)
+        XCTAssertThrowsError(try InMemoryDataset.load(directory: dir.path)) { error in
+            guard case .wrongFeatureKind(key: "label", _, found: "bytes", _)? = error as? DataError else {
+                return XCTFail("got \(error)")
+            }
+        }
+    }
+
+    func testCorruptShardFailsTheLoad() throws {
+        let dir = try DataTestFiles.scratchDirectory(self)
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: DataTestFiles.tfShard)))
+        bytes[bytes.count - 30] ^= 0xFF
+        try DataTestFiles.write(bytes, to: "s", in: dir)
+        XCTAssertThrowsError(try InMemoryDataset.load(directory: dir.path, keys: FeatureKeys(input: "blob", label: "id")))
+    }
+
+    // MARK: The embedded digits data set
+
+    func testEmbeddedDigits() throws {
+        let root = DataTestFiles.root.appendingPathComponent("Data/digits")
+        let train = try InMemoryDataset.load(directory: root.appendingPathComponent("train").path)
+        let val = try InMemoryDataset.load(directory: root.appendingPathComponent("val").path)
+        XCTAssertEqual(train.sources.count, 2)
+        XCTAssertEqual(train.count, 1437)
+        XCTAssertEqual(val.count, 360)
+        XCTAssertEqual(train.count + val.count, 1797)
+        for data in [train, val] {
+            XCTAssertEqual(data.featureSize, 64)
+            XCTAssertEqual(data.inputs.count, data.count * 64)
+            XCTAssertEqual(Set(data.labels), Set((0...9).map(Float.init)), "every class present")
+            XCTAssertTrue(data.inputs.allSatisfy { (0...1).contains($0) })
+            XCTAssertEqual(data.inputs.max(), 1)
+        }
+    }
+}

@@ -1,0 +1,204 @@
+import Foundation
+import Learner
+import XCTest
+
+/// Fixture and scratch-file helpers for the data tests.
+enum DataTestFiles {
+    /// `Tests/LearnerTests/Fixtures`.
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+    /// The repository root.
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    /// The 20-record shard written by TensorFlow (Scripts/fixtures/make_tf_fixture.py).
+    static let tfShard = fixtures.appendingPathComponent("tf_examples.tfrecord").path
+
+    /// A fresh directory under the temporary directory, removed when the test ends.
+    static func scratchDirectory(_ test: XCTestCase) throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-data-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        test.addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        return dir
+    }
+
+    /// Byte offsets of every record in a well-formed TFRecord file, found by walking its framing.
+    static func recordOffsets(_ bytes: [UInt8]) -> [Int] {
+        var offsets: [Int] = []
+        var at = 0
+        while at + 12 <= bytes.count {
+            offsets.append(at)
+            let length = (0..<8).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) }
+            at += 12 + length + 4
+        }
+        return offsets
+    }
+
+    /// Expected feature values of the TensorFlow shard, from the JSON written beside it.
+    static func expectedTFExamples() throws -> [Example] {
+        struct Entry: Decodable {
+            var kind: String
+            var values: [JSONValue]
+        }
+        enum JSONValue: Decodable {
+            case number(Double), text(String)
+            init(from decoder: Decoder) throws {
+                let c = try decoder.singleValueContainer()
+                if let s = try? c.decode(String.self) { self = .text(s) } else { self = .number(try c.decode(Double.self)) }
+            }
+            var text: String { if case let .text(s) = self { return s } else { return "" } }
+            var number: Double { if case let .number(d) = self { return d } else { return .nan } }
+        }
+        let data = try Data(contentsOf: fixtures.appendingPathComponent("tf_examples.json"))
+        let records = try JSONDecoder().decode([[String: Entry]].self, from: data)
+        return records.map { record in
+            Example(record.mapValues { entry -> Feature in
+                switch entry.kind {
+                case "int64": return .int64s(entry.values.map { Int64($0.text) ?? 0 })
+                case "float": return .floats(entry.values.map { Float($0.number) })
+                default: return .bytes(entry.values.map { hexBytes($0.text) })
+                }
+            })
+        }
+    }
+
+    static func hexBytes(_ hex: String) -> [UInt8] {
+        let digits = Array(hex.utf8)
+        return stride(from: 0, to: digits.count, by: 2).map { i in
+            UInt8(String(decoding: digits[i..<i + 2], as: UTF8.self), radix: 16) ?? 0
+        }
+    }
+
+    /// Writes `bytes` to `name` in `dir` and returns the path.
+    @discardableResult
+    static func write(_ bytes: [UInt8], to name: String, in dir: URL) throws -> String {
+        let url = dir.appendingPathComponent(name)
+        try Data(bytes).write(to: url)
+        return url.path
+    }
+}
+
+final class TFRecordTests: XCTestCase {
+    /// Reads TensorFlow's own shard and compares every feature of every record with the JSON.
+    func testReadsShardWrittenByTensorFlow() throws {
+        let expected = try DataTestFiles.expectedTFExamples()
+        let reader = try TFRecordReader(path: DataTestFiles.tfShard)
+        var index = 0
+        while let record = try reader.next() {
+            XCTAssertLessThan(index, expected.count)
+            let example = try Example(serialized: record)
+            XCTAssertEqual(example, expected[index], "record \(index)")
+            // -0.0 == 0.0 as Floats: check the sign survived too.
+            if case let .floats(score)? = example["score"] { XCTAssertEqual(score[1].sign, .minus) }
+            index += 1
+        }
+        XCTAssertEqual(index, 20)
+        XCTAssertEqual(expected.count, 20)
+        XCTAssertEqual(reader.recordIndex, 20)
+        XCTAssertEqual(try TFRecordReader.readAll(path: DataTestFiles.tfShard).last, [], "an empty Example is an empty record")
+    }
+
+    /// Our writer frames records exactly as TensorFlow's does.
+    func testWriterReproducesTensorFlowBytes() throws {
+        let dir = try DataTestFiles.scratchDirectory(self)
+        let path = dir.appendingPathComponent("copy.tfrecord").path
+        let writer = try TFRecordWriter(path: path)
+        for record in try TFRecordReader.readAll(path: DataTestFiles.tfShard) { try writer.write(record) }
+        try writer.close()
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), try Data(contentsOf: URL(fileURLWithPath: DataTestFiles.tfShard)))
+    }
+
+    func testWriterReaderRoundTripAcrossBufferBoundaries() throws {
+        let dir = try DataTestFiles.scratchDirectory(self)
+        let path = dir.appendingPathComponent("round.tfrecord").path
+        // Sizes around and far beyond the tiny buffers below exercise compaction and growth.
+        let records: [[UInt8]] = [0, 1, 50, 51, 52, 100, 1000, 0, 70_000, 3].enumerated().map { i, n in
+            (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ i) }
+        }
+        let writer = try TFRecordWriter(path: path, bufferSize: 100)
+        for record in records { try writer.write(record) }
+        try writer.close()
+        XCTAssertThrowsError(try writer.write([1]), "a closed writer refuses records")
+
+        let reader = try TFRecordReader(path: path, bufferSize: 64)
+        var read: [[UInt8]] = []
+        var offsets: [Int] = []
+        try reader.forEach { bytes, location in
+            read.append([UInt8](bytes))
+            offsets.append(location.offset)
+            XCTAssertEqual(location.record, read.count - 1)
+            XCTAssertEqual(location.file, path)
+        }
+        XCTAssertEqual(read, records)
+        XCTAssertEqual(offsets, DataTestFiles.recordOffsets([UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))))
+        XCTAssertNil(try reader.next(), "stays at the end")
+    }
+
+    func testFlippedDataByteNamesFileRecordAndOffset() throws {
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: DataTestFiles.tfShard)))
+        let offsets = DataTestFiles.recordOffsets(bytes)
+        bytes[offsets[3] + 12 + 5] ^= 0x01
+        let path = try DataTestFiles.write(bytes, to: "bad-data.tfrecord", in: DataTestFiles.scratchDirectory(self))
+
+        let reader = try TFRecordReader(path: path)
+        for _ in 0..<3 { XCTAssertNotNil(try reader.next()) }
+        XCTAssertThrowsError(try reader.next()) { error in
+            guard case let .corruptData(at)? = error as? DataError else { return XCTFail("got \(error)") }
+            XCTAssertEqual(at, RecordLocation(file: path, record: 3, offset: offsets[3]))
+            let message = "\(error)"
+            XCTAssertTrue(message.contains(path), message)
+            XCTAssertTrue(message.contains("record 3"), message)
+            XCTAssertTrue(message.contains("byte offset \(offsets[3])"), message)
+            XCTAssertTrue(message.contains("data CRC"), message)
+        }
+    }
+
+    func testFlippedLengthByteIsALengthCRCError() throws {
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: DataTestFiles.tfShard)))
+        let offsets = DataTestFiles.recordOffsets(bytes)
+        bytes[offsets[5] + 1] ^= 0x40
+        let path = try DataTestFiles.write(bytes, to: "bad-length.tfrecord", in: DataTestFiles.scratchDirectory(self))
+
+        XCTAssertThrowsError(try TFRecordReader.readAll(path: path)) { error in
+            XCTAssertEqual(error as? DataError, .corruptLength(RecordLocation(file: path, record: 5, offset: offsets[5])))
+            XCTAssertTrue("\(error)".contains("length CRC"), "\(error)")
+        }
+    }
+
+    func testTruncatedFileIsATruncationError() throws {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: DataTestFiles.tfShard)))
+        let offsets = DataTestFiles.recordOffsets(bytes)
+        let dir = try DataTestFiles.scratchDirectory(self)
+
+        // Cut inside the payload of the second-to-last record (the last one is empty).
+        let cut = try DataTestFiles.write(Array(bytes[..<(offsets[18] + 20)]), to: "cut-data.tfrecord", in: dir)
+        XCTAssertThrowsError(try TFRecordReader.readAll(path: cut)) { error in
+            guard case let .truncatedRecord(at, needed, available)? = error as? DataError else { return XCTFail("got \(error)") }
+            XCTAssertEqual(at, RecordLocation(file: cut, record: 18, offset: offsets[18]))
+            XCTAssertEqual(available, 20)
+            XCTAssertEqual(needed, offsets[19] - offsets[18])
+            XCTAssertTrue("\(error)".contains("truncated"), "\(error)")
+        }
+
+        // Cut inside a length header.
+        let cutHeader = try DataTestFiles.write(Array(bytes[..<(offsets[2] + 7)]), to: "cut-header.tfrecord", in: dir)
+        XCTAssertThrowsError(try TFRecordReader.readAll(path: cutHeader)) { error in
+            XCTAssertEqual(
+                error as? DataError,
+                .truncatedRecord(RecordLocation(file: cutHeader, record: 2, offset: offsets[2]), needed: 12, available: 7))
+        }
+    }
+
+    func testGzipFileIsNamedAsCompressed() throws {
+        let gzipHeader: [UInt8] = [0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x01, 0x02, 0x03, 0x04]
+        let path = try DataTestFiles.write(gzipHeader, to: "x.tfrecord.gz", in: DataTestFiles.scratchDirectory(self))
+        XCTAssertThrowsError(try TFRecordReader.readAll(path: path)) { error in
+            XCTAssertEqual(error as? DataError, .compressedFile(path: path))
+        }
+    }
+
+    func testMissingFileIsAnIOErrorNamingIt() throws {
+        let path = "/nonexistent/tefla/shard.tfrecord"
+        XCTAssertThrowsError(try TFRecordReader(path: path)) { error in
+            XCTAssertTrue("\(error)".contains(path), "\(error)")
+        }
+    }
+}
