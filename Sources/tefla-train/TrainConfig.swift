@@ -97,8 +97,13 @@ struct TrainConfig {
 
     private static func parseLayer(_ node: Node, path: String, reader: ConfigReader) -> LayerSpec? {
         guard let s = reader.section(node, path, known: ["type", "units", "activation", "rate"]) else { return nil }
-        let type = s.oneOf("type", LayerSpec.Kind.allCases.map(\.rawValue), default: "dense")
-        guard let kind = LayerSpec.Kind(rawValue: type) else { return nil }
+        let before = reader.issues.count
+        let type = s.oneOf("type", LayerSpec.Kind.allCases.map(\.rawValue), default: "")
+        guard let kind = LayerSpec.Kind(rawValue: type) else {
+            // An unknown or missing type: its other keys cannot be judged.
+            if reader.issues.count == before { reader.report(node, "\(path).type", "required key is missing") }
+            return nil
+        }
         var layer = LayerSpec(kind: kind)
         switch kind {
         case .dense:
@@ -153,6 +158,7 @@ struct ConfigError: Error, CustomStringConvertible {
     var file: String
     var issues: [ConfigIssue]
     var description: String {
-        (["\(file): \(issues.count) problem\(issues.count == 1 ? "" : "s"):"] + issues.map { "  \(file):\($0)" }).joined(separator: "\n")
+        let sorted = issues.sorted { ($0.line, $0.column) < ($1.line, $1.column) }
+        return (["\(file): \(issues.count) problem\(issues.count == 1 ? "" : "s"):"] + sorted.map { "  \($0)" }).joined(separator: "\n")
     }
 }

@@ -20,17 +20,15 @@ extension Tensor {
 /// Dropout (Srivastava et al. 2014): active in training mode, the identity in evaluation.
 public final class Dropout: Module {
     public let rate: Float
-    private let salt: UInt64
 
     public init(rate: Float) {
         precondition(rate >= 0 && rate < 1, "Dropout rate \(rate) must be in [0, 1)")
         self.rate = rate
-        self.salt = Dense.nextSeed()
         super.init()
     }
 
     public override func forward(_ input: Tensor) -> Tensor {
         guard isTraining, rate > 0 else { return input }
-        return input.dropout(rate: rate, seed: randomKey.seed, step: randomKey.step, salt: salt)
+        return input.dropout(rate: rate, seed: randomKey.seed, step: randomKey.step, salt: randomKey.salt)
     }
 }

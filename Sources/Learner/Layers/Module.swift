@@ -25,7 +25,9 @@ open class Module {
     /// Training mode turns on dropout and batch statistics; set it with ``train()``/``eval()``.
     public private(set) var isTraining = true
     /// The key of the current step's random draws (dropout masks), set by the learner.
-    public internal(set) var randomKey: (seed: UInt64, step: UInt64) = (0, 0)
+    /// The salt is derived from the module's path in the model, so draws do not depend on
+    /// the order in which modules were constructed.
+    public internal(set) var randomKey: (seed: UInt64, step: UInt64, salt: UInt64) = (0, 0, 0)
 
     public init() {}
 
@@ -62,8 +64,12 @@ open class Module {
     }
 
     /// Keys this step's random draws; every module below gets its own salt from its path.
-    func setRandomKey(seed: UInt64, step: UInt64) {
-        randomKey = (seed, step)
-        for (_, child) in children { child.setRandomKey(seed: seed, step: step) }
+    func setRandomKey(seed: UInt64, step: UInt64, salt: UInt64 = 0) {
+        randomKey = (seed, step, salt)
+        for (name, child) in children {
+            var h = salt
+            for byte in name.utf8 { h = (h ^ UInt64(byte)) &* 0x100_0000_01B3 }  // FNV-1a over the path
+            child.setRandomKey(seed: seed, step: step, salt: h)
+        }
     }
 }
