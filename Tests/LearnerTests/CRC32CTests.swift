@@ -41,7 +41,7 @@ final class CRC32CTests: XCTestCase {
 
     func testHardwareAndTableAgreeOnRandomData() {
         #if arch(x86_64)
-        XCTAssertEqual(tl_crc32c_uses_hardware(), 1, "every x86-64 CPU this runs on has SSE4.2")
+            XCTAssertEqual(tl_crc32c_uses_hardware(), 1, "every x86-64 CPU this runs on has SSE4.2")
         #endif
         var rng = CRCTestRandom(seed: 42)
         let pool = (0..<4200).map { _ in UInt8(truncatingIfNeeded: rng.next()) }

@@ -20,7 +20,8 @@ final class DatasetTests: XCTestCase {
         for name in ["train-00001-of-00002", "train-00000-of-00002", ".hidden", "b.tfrecord"] {
             try writeShard([], name, in: dir)
         }
-        try FileManager.default.createDirectory(at: dir.appendingPathComponent("sub"), withIntermediateDirectories: false)
+        try FileManager.default.createDirectory(
+            at: dir.appendingPathComponent("sub"), withIntermediateDirectories: false)
         let names = try Shards.list(in: dir.path).map { URL(fileURLWithPath: $0).lastPathComponent }
         XCTAssertEqual(names, ["b.tfrecord", "train-00000-of-00002", "train-00001-of-00002"])
     }
@@ -76,9 +77,12 @@ final class DatasetTests: XCTestCase {
     func testMissingKeyNamesKeyFileAndRecord() throws {
         let dir = try DataTestFiles.scratchDirectory(self)
         let good = Example(["image": .floats([1, 2]), "label": .int64s([0])])
-        let path = try writeShard([good, good, Example(["image": .floats([1, 2]), "target": .int64s([0])])], "s", in: dir)
+        let path = try writeShard(
+            [good, good, Example(["image": .floats([1, 2]), "target": .int64s([0])])], "s", in: dir)
         XCTAssertThrowsError(try InMemoryDataset.load(directory: dir.path)) { error in
-            guard case let .missingFeature(key, present, at)? = error as? DataError else { return XCTFail("got \(error)") }
+            guard case .missingFeature(let key, let present, let at)? = error as? DataError else {
+                return XCTFail("got \(error)")
+            }
             XCTAssertEqual(key, "label")
             XCTAssertEqual(Set(present), ["image", "target"])
             XCTAssertEqual(at?.file, path)
@@ -98,7 +102,9 @@ final class DatasetTests: XCTestCase {
                 Example(["image": .floats([1, 2]), "label": .int64s([0])]),
             ], "s", in: dir)
         XCTAssertThrowsError(try InMemoryDataset.load(directory: dir.path)) { error in
-            guard case let .wrongLength(key, expected, found, at)? = error as? DataError else { return XCTFail("got \(error)") }
+            guard case .wrongLength(let key, let expected, let found, let at)? = error as? DataError else {
+                return XCTFail("got \(error)")
+            }
             XCTAssertEqual([key, "\(expected)", "\(found)"], ["image", "3", "2"])
             XCTAssertEqual(at?.file, path)
             XCTAssertEqual(at?.record, 1)
@@ -120,7 +126,8 @@ final class DatasetTests: XCTestCase {
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: DataTestFiles.tfShard)))
         bytes[bytes.count - 30] ^= 0xFF
         try DataTestFiles.write(bytes, to: "s", in: dir)
-        XCTAssertThrowsError(try InMemoryDataset.load(directory: dir.path, keys: FeatureKeys(input: "blob", label: "id")))
+        XCTAssertThrowsError(
+            try InMemoryDataset.load(directory: dir.path, keys: FeatureKeys(input: "blob", label: "id")))
     }
 
     // MARK: The embedded digits data set

@@ -30,7 +30,9 @@ final class ExampleTests: XCTestCase {
 
     /// proto3 parsers must accept repeated scalars unpacked (one tag per value) as well as packed.
     func testUnpackedRepeatedFieldsParse() throws {
-        func field(_ number: UInt8, _ payload: [UInt8]) -> [UInt8] { [number << 3 | 2, UInt8(payload.count)] + payload }
+        func field(_ number: UInt8, _ payload: [UInt8]) -> [UInt8] {
+            [number << 3 | 2, UInt8(payload.count)] + payload
+        }
         func le32(_ f: Float) -> [UInt8] { withUnsafeBytes(of: f.bitPattern.littleEndian) { Array($0) } }
         // FloatList: 1.5 and -2 each as `value` with wire type 5 (tag 0x0D), then 4 packed.
         let floatList = [0x0D] + le32(1.5) + [0x0D] + le32(-2) + field(1, le32(4))
@@ -68,26 +70,32 @@ final class ExampleTests: XCTestCase {
             try FeatureSpec(name: "raw", kind: .bytes, shape: [3]).parse(example: sample),
             .bytes([[0xFF, 0x00, 0xC3], [], Array("text".utf8)]))
         let all = try FeatureSpec.parse(
-            example: sample, specs: [FeatureSpec(name: "label", kind: .int64), FeatureSpec(name: "image", kind: .float, shape: [5])])
+            example: sample,
+            specs: [FeatureSpec(name: "label", kind: .int64), FeatureSpec(name: "image", kind: .float, shape: [5])])
         XCTAssertEqual(all.count, 2)
         XCTAssertEqual(all["label"], .numeric([7]))
     }
 
     func testFeatureSpecDefaults() throws {
         XCTAssertEqual(
-            try FeatureSpec(name: "weight", kind: .float, shape: [3], defaultValue: .numeric([1])).parse(example: sample),
+            try FeatureSpec(name: "weight", kind: .float, shape: [3], defaultValue: .numeric([1])).parse(
+                example: sample),
             .numeric([1, 1, 1]))
         XCTAssertEqual(
-            try FeatureSpec(name: "weight", kind: .float, shape: [2], defaultValue: .numeric([1, 2])).parse(example: sample),
+            try FeatureSpec(name: "weight", kind: .float, shape: [2], defaultValue: .numeric([1, 2])).parse(
+                example: sample),
             .numeric([1, 2]))
         XCTAssertThrowsError(
-            try FeatureSpec(name: "weight", kind: .float, shape: [3], defaultValue: .numeric([1, 2])).parse(example: sample))
+            try FeatureSpec(name: "weight", kind: .float, shape: [3], defaultValue: .numeric([1, 2])).parse(
+                example: sample))
     }
 
     func testFeatureSpecMissingKeyNamesKeyRecordAndPresentKeys() {
         let at = RecordLocation(file: "/data/train-00000", record: 12, offset: 3456)
         XCTAssertThrowsError(try FeatureSpec(name: "weight", kind: .float).parse(example: sample, at: at)) { error in
-            guard case let .missingFeature(key, present, location)? = error as? DataError else { return XCTFail("got \(error)") }
+            guard case .missingFeature(let key, let present, let location)? = error as? DataError else {
+                return XCTFail("got \(error)")
+            }
             XCTAssertEqual(key, "weight")
             XCTAssertEqual(Set(present), Set(sample.features.keys))
             XCTAssertEqual(location, at)
@@ -100,9 +108,11 @@ final class ExampleTests: XCTestCase {
 
     func testFeatureSpecKindAndLengthErrors() {
         XCTAssertThrowsError(try FeatureSpec(name: "label", kind: .float).parse(example: sample)) { error in
-            XCTAssertEqual(error as? DataError, .wrongFeatureKind(key: "label", expected: "float", found: "int64", at: nil))
+            XCTAssertEqual(
+                error as? DataError, .wrongFeatureKind(key: "label", expected: "float", found: "int64", at: nil))
         }
-        XCTAssertThrowsError(try FeatureSpec(name: "image", kind: .float, shape: [2, 2]).parse(example: sample)) { error in
+        XCTAssertThrowsError(try FeatureSpec(name: "image", kind: .float, shape: [2, 2]).parse(example: sample)) {
+            error in
             XCTAssertEqual(error as? DataError, .wrongLength(key: "image", expected: 4, found: 5, at: nil))
             XCTAssertTrue("\(error)".contains("'image' has 5 values, expected 4"), "\(error)")
         }

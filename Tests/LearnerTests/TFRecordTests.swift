@@ -1,3 +1,4 @@
+import CLearner
 import Foundation
 import Learner
 import XCTest
@@ -39,24 +40,30 @@ enum DataTestFiles {
             var values: [JSONValue]
         }
         enum JSONValue: Decodable {
-            case number(Double), text(String)
+            case number(Double)
+            case text(String)
             init(from decoder: Decoder) throws {
                 let c = try decoder.singleValueContainer()
-                if let s = try? c.decode(String.self) { self = .text(s) } else { self = .number(try c.decode(Double.self)) }
+                if let s = try? c.decode(String.self) {
+                    self = .text(s)
+                } else {
+                    self = .number(try c.decode(Double.self))
+                }
             }
-            var text: String { if case let .text(s) = self { return s } else { return "" } }
-            var number: Double { if case let .number(d) = self { return d } else { return .nan } }
+            var text: String { if case .text(let s) = self { return s } else { return "" } }
+            var number: Double { if case .number(let d) = self { return d } else { return .nan } }
         }
         let data = try Data(contentsOf: fixtures.appendingPathComponent("tf_examples.json"))
         let records = try JSONDecoder().decode([[String: Entry]].self, from: data)
         return records.map { record in
-            Example(record.mapValues { entry -> Feature in
-                switch entry.kind {
-                case "int64": return .int64s(entry.values.map { Int64($0.text) ?? 0 })
-                case "float": return .floats(entry.values.map { Float($0.number) })
-                default: return .bytes(entry.values.map { hexBytes($0.text) })
-                }
-            })
+            Example(
+                record.mapValues { entry -> Feature in
+                    switch entry.kind {
+                    case "int64": return .int64s(entry.values.map { Int64($0.text) ?? 0 })
+                    case "float": return .floats(entry.values.map { Float($0.number) })
+                    default: return .bytes(entry.values.map { hexBytes($0.text) })
+                    }
+                })
         }
     }
 
@@ -87,13 +94,14 @@ final class TFRecordTests: XCTestCase {
             let example = try Example(serialized: record)
             XCTAssertEqual(example, expected[index], "record \(index)")
             // -0.0 == 0.0 as Floats: check the sign survived too.
-            if case let .floats(score)? = example["score"] { XCTAssertEqual(score[1].sign, .minus) }
+            if case .floats(let score)? = example["score"] { XCTAssertEqual(score[1].sign, .minus) }
             index += 1
         }
         XCTAssertEqual(index, 20)
         XCTAssertEqual(expected.count, 20)
         XCTAssertEqual(reader.recordIndex, 20)
-        XCTAssertEqual(try TFRecordReader.readAll(path: DataTestFiles.tfShard).last, [], "an empty Example is an empty record")
+        XCTAssertEqual(
+            try TFRecordReader.readAll(path: DataTestFiles.tfShard).last, [], "an empty Example is an empty record")
     }
 
     /// Our writer frames records exactly as TensorFlow's does.
@@ -103,7 +111,9 @@ final class TFRecordTests: XCTestCase {
         let writer = try TFRecordWriter(path: path)
         for record in try TFRecordReader.readAll(path: DataTestFiles.tfShard) { try writer.write(record) }
         try writer.close()
-        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), try Data(contentsOf: URL(fileURLWithPath: DataTestFiles.tfShard)))
+        XCTAssertEqual(
+            try Data(contentsOf: URL(fileURLWithPath: path)),
+            try Data(contentsOf: URL(fileURLWithPath: DataTestFiles.tfShard)))
     }
 
     func testWriterReaderRoundTripAcrossBufferBoundaries() throws {
@@ -121,7 +131,7 @@ final class TFRecordTests: XCTestCase {
         let reader = try TFRecordReader(path: path, bufferSize: 64)
         var read: [[UInt8]] = []
         var offsets: [Int] = []
-        try reader.forEach { bytes, location in
+        try reader.forEachRecord { bytes, location in
             read.append([UInt8](bytes))
             offsets.append(location.offset)
             XCTAssertEqual(location.record, read.count - 1)
@@ -141,7 +151,7 @@ final class TFRecordTests: XCTestCase {
         let reader = try TFRecordReader(path: path)
         for _ in 0..<3 { XCTAssertNotNil(try reader.next()) }
         XCTAssertThrowsError(try reader.next()) { error in
-            guard case let .corruptData(at)? = error as? DataError else { return XCTFail("got \(error)") }
+            guard case .corruptData(let at)? = error as? DataError else { return XCTFail("got \(error)") }
             XCTAssertEqual(at, RecordLocation(file: path, record: 3, offset: offsets[3]))
             let message = "\(error)"
             XCTAssertTrue(message.contains(path), message)
@@ -158,7 +168,8 @@ final class TFRecordTests: XCTestCase {
         let path = try DataTestFiles.write(bytes, to: "bad-length.tfrecord", in: DataTestFiles.scratchDirectory(self))
 
         XCTAssertThrowsError(try TFRecordReader.readAll(path: path)) { error in
-            XCTAssertEqual(error as? DataError, .corruptLength(RecordLocation(file: path, record: 5, offset: offsets[5])))
+            XCTAssertEqual(
+                error as? DataError, .corruptLength(RecordLocation(file: path, record: 5, offset: offsets[5])))
             XCTAssertTrue("\(error)".contains("length CRC"), "\(error)")
         }
     }
@@ -171,7 +182,9 @@ final class TFRecordTests: XCTestCase {
         // Cut inside the payload of the second-to-last record (the last one is empty).
         let cut = try DataTestFiles.write(Array(bytes[..<(offsets[18] + 20)]), to: "cut-data.tfrecord", in: dir)
         XCTAssertThrowsError(try TFRecordReader.readAll(path: cut)) { error in
-            guard case let .truncatedRecord(at, needed, available)? = error as? DataError else { return XCTFail("got \(error)") }
+            guard case .truncatedRecord(let at, let needed, let available)? = error as? DataError else {
+                return XCTFail("got \(error)")
+            }
             XCTAssertEqual(at, RecordLocation(file: cut, record: 18, offset: offsets[18]))
             XCTAssertEqual(available, 20)
             XCTAssertEqual(needed, offsets[19] - offsets[18])
@@ -183,7 +196,35 @@ final class TFRecordTests: XCTestCase {
         XCTAssertThrowsError(try TFRecordReader.readAll(path: cutHeader)) { error in
             XCTAssertEqual(
                 error as? DataError,
-                .truncatedRecord(RecordLocation(file: cutHeader, record: 2, offset: offsets[2]), needed: 12, available: 7))
+                .truncatedRecord(
+                    RecordLocation(file: cutHeader, record: 2, offset: offsets[2]), needed: 12, available: 7))
+        }
+    }
+
+    /// CRC32C catches every single-byte error, so a flipped byte anywhere must fail the read
+    /// (every 5th position, and every byte of the first record's framing, to keep the test fast).
+    func testFlippedBytesAnywhereAreDetected() throws {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: DataTestFiles.tfShard)))
+        let dir = try DataTestFiles.scratchDirectory(self)
+        for position in Set(Array(0..<16) + Array(stride(from: 0, to: bytes.count, by: 5))).sorted() {
+            var damaged = bytes
+            damaged[position] ^= 0x5A
+            let path = try DataTestFiles.write(damaged, to: "flip.tfrecord", in: dir)
+            XCTAssertThrowsError(try TFRecordReader.readAll(path: path), "flip at byte \(position)")
+        }
+    }
+
+    /// A length with a valid CRC but beyond the end of the file is reported, not allocated.
+    func testHugeLengthIsTruncationNotAllocation() throws {
+        let length = withUnsafeBytes(of: UInt64(1 << 40).littleEndian) { Array($0) }
+        let crc = withUnsafeBytes(of: tl_masked_crc32c(length, 8).littleEndian) { Array($0) }
+        let path = try DataTestFiles.write(
+            length + crc + [1, 2, 3], to: "huge.tfrecord", in: DataTestFiles.scratchDirectory(self))
+        XCTAssertThrowsError(try TFRecordReader.readAll(path: path)) { error in
+            XCTAssertEqual(
+                error as? DataError,
+                .truncatedRecord(
+                    RecordLocation(file: path, record: 0, offset: 0), needed: (1 << 40) + 16, available: 15))
         }
     }
 

@@ -46,15 +46,18 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
     /// A feature holds another number of values than the one asked for.
     case wrongLength(key: String, expected: Int, found: Int, at: RecordLocation?)
 
-    /// The same error, placed at `location` when it carries none yet. Parsers that see a single
-    /// Example throw unplaced errors; the loop that read the record places them.
+    /// The same error, placed at `location` when it carries none yet.
+    ///
+    /// Parsers that see a single Example throw unplaced errors; the loop that read the record
+    /// places them.
     public func located(at location: RecordLocation) -> DataError {
         switch self {
         case .unparsableExample(nil): return .unparsableExample(location)
-        case let .missingFeature(key, present, nil): return .missingFeature(key: key, present: present, at: location)
-        case let .wrongFeatureKind(key, expected, found, nil):
+        case .missingFeature(let key, let present, nil):
+            return .missingFeature(key: key, present: present, at: location)
+        case .wrongFeatureKind(let key, let expected, let found, nil):
             return .wrongFeatureKind(key: key, expected: expected, found: found, at: location)
-        case let .wrongLength(key, expected, found, nil):
+        case .wrongLength(let key, let expected, let found, nil):
             return .wrongLength(key: key, expected: expected, found: found, at: location)
         default: return self
         }
@@ -63,9 +66,9 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
     /// The record the error concerns, when there is one.
     public var location: RecordLocation? {
         switch self {
-        case let .truncatedRecord(at, _, _), let .corruptLength(at), let .corruptData(at): return at
-        case let .unparsableExample(at): return at
-        case let .missingFeature(_, _, at), let .wrongFeatureKind(_, _, _, at), let .wrongLength(_, _, _, at): return at
+        case .truncatedRecord(let at, _, _), .corruptLength(let at), .corruptData(let at): return at
+        case .unparsableExample(let at): return at
+        case .missingFeature(_, _, let at), .wrongFeatureKind(_, _, _, let at), .wrongLength(_, _, _, let at): return at
         default: return nil
         }
     }
@@ -73,28 +76,28 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         func place(_ at: RecordLocation?) -> String { at.map { " in \($0)" } ?? "" }
         switch self {
-        case let .missingDirectory(path):
+        case .missingDirectory(let path):
             return "data directory '\(path)' does not exist or is not a directory"
-        case let .emptyDirectory(path):
+        case .emptyDirectory(let path):
             return "data directory '\(path)' contains no shard files"
-        case let .io(path, operation, message):
+        case .io(let path, let operation, let message):
             return "cannot \(operation) '\(path)': \(message)"
-        case let .truncatedRecord(at, needed, available):
+        case .truncatedRecord(let at, let needed, let available):
             return "truncated TFRecord: \(at) needs \(needed) bytes but the file ends after \(available)"
-        case let .corruptLength(at):
+        case .corruptLength(let at):
             return "corrupt TFRecord: length CRC mismatch at \(at)"
-        case let .corruptData(at):
+        case .corruptData(let at):
             return "corrupt TFRecord: data CRC mismatch at \(at)"
-        case let .compressedFile(path):
+        case .compressedFile(let path):
             return "'\(path)' looks GZIP/ZLIB-compressed; only uncompressed TFRecord files are supported"
-        case let .unparsableExample(at):
+        case .unparsableExample(let at):
             return "record is not a valid tf.train.Example\(place(at))"
-        case let .missingFeature(key, present, at):
+        case .missingFeature(let key, let present, let at):
             let keys = present.isEmpty ? "none" : present.sorted().joined(separator: ", ")
             return "feature '\(key)' is missing\(place(at)); keys present: \(keys)"
-        case let .wrongFeatureKind(key, expected, found, at):
+        case .wrongFeatureKind(let key, let expected, let found, let at):
             return "feature '\(key)' holds a \(found) list, expected \(expected)\(place(at))"
-        case let .wrongLength(key, expected, found, at):
+        case .wrongLength(let key, let expected, let found, let at):
             return "feature '\(key)' has \(found) values, expected \(expected)\(place(at))"
         }
     }

@@ -18,9 +18,9 @@ public enum Feature: Equatable, Sendable {
     /// Number of values in the list.
     public var count: Int {
         switch self {
-        case let .bytes(v): return v.count
-        case let .floats(v): return v.count
-        case let .int64s(v): return v.count
+        case .bytes(let v): return v.count
+        case .floats(let v): return v.count
+        case .int64s(let v): return v.count
         }
     }
 }
@@ -37,8 +37,9 @@ public struct Example: Equatable, Sendable {
         self.features = features
     }
 
-    /// Parses a serialized `tf.train.Example`. Throws ``DataError/unparsableExample(_:)`` (without a
-    /// location; see ``DataError/located(at:)``).
+    /// Parses a serialized `tf.train.Example`.
+    ///
+    /// Throws ``DataError/unparsableExample(_:)`` without a location (see ``DataError/located(at:)``).
     public init(serialized: [UInt8]) throws {
         try self.init(handle: serialized.withUnsafeBytes { try ExampleHandle(parsing: $0) })
     }
@@ -81,17 +82,17 @@ public struct Example: Equatable, Sendable {
         var list = ProtoEncoder()
         var message = ProtoEncoder()
         switch feature {
-        case let .bytes(values):
+        case .bytes(let values):
             for value in values { list.bytesField(1, value) }
             message.bytesField(1, list.bytes)
-        case let .floats(values):
+        case .floats(let values):
             if !values.isEmpty {
                 var packed = ProtoEncoder()
                 for value in values { packed.fixed32(value.bitPattern) }
                 list.bytesField(1, packed.bytes)
             }
             message.bytesField(2, list.bytes)
-        case let .int64s(values):
+        case .int64s(let values):
             if !values.isEmpty {
                 var packed = ProtoEncoder()
                 for value in values { packed.varint(UInt64(bitPattern: value)) }

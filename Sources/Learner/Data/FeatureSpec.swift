@@ -18,10 +18,14 @@ public struct FeatureSpec: Equatable, Sendable {
     /// The feature key in the Example.
     public var name: String
     public var kind: Kind
-    /// Logical shape of the value; `[]` is a scalar. Only its element count is checked.
+    /// Logical shape of the value; `[]` is a scalar.
+    ///
+    /// Only its element count is checked.
     public var shape: [Int]
-    /// Used when the Example lacks the key. A single value is repeated to fill ``length`` (a
-    /// convenience over tf.io, which wants the full shape); otherwise it must hold ``length`` values.
+    /// Used when the Example lacks the key.
+    ///
+    /// A single value is repeated to fill ``length`` (a convenience over tf.io, which wants the
+    /// full shape); otherwise it must hold ``length`` values.
     public var defaultValue: FeatureValue?
 
     public init(name: String, kind: Kind, shape: [Int] = [], defaultValue: FeatureValue? = nil) {
@@ -44,10 +48,11 @@ public struct FeatureSpec: Equatable, Sendable {
             guard let feature = example[name] else { return try fallback(present: Array(example.features.keys)) }
             let value: FeatureValue
             switch (kind, feature) {
-            case let (.float, .floats(v)): value = .numeric(v)
-            case let (.int64, .int64s(v)): value = .numeric(v.map { Float($0) })
-            case let (.bytes, .bytes(v)): value = .bytes(v)
-            default: throw DataError.wrongFeatureKind(key: name, expected: kind.rawValue, found: feature.kindName, at: nil)
+            case (.float, .floats(let v)): value = .numeric(v)
+            case (.int64, .int64s(let v)): value = .numeric(v.map { Float($0) })
+            case (.bytes, .bytes(let v)): value = .bytes(v)
+            default:
+                throw DataError.wrongFeatureKind(key: name, expected: kind.rawValue, found: feature.kindName, at: nil)
             }
             guard feature.count == length else {
                 throw DataError.wrongLength(key: name, expected: length, found: feature.count, at: nil)
@@ -71,18 +76,19 @@ public struct FeatureSpec: Equatable, Sendable {
     private func fallback(present: [String]) throws -> FeatureValue {
         guard let defaultValue else { throw DataError.missingFeature(key: name, present: present, at: nil) }
         switch (kind, defaultValue) {
-        case (.bytes, .numeric): throw DataError.wrongFeatureKind(key: name, expected: "bytes", found: "numeric default", at: nil)
+        case (.bytes, .numeric):
+            throw DataError.wrongFeatureKind(key: name, expected: "bytes", found: "numeric default", at: nil)
         case (.int64, .bytes), (.float, .bytes):
             throw DataError.wrongFeatureKind(key: name, expected: kind.rawValue, found: "bytes default", at: nil)
         default: break
         }
         switch defaultValue {
-        case let .numeric(v) where v.count == 1 && length != 1: return .numeric(Array(repeating: v[0], count: length))
-        case let .bytes(v) where v.count == 1 && length != 1: return .bytes(Array(repeating: v[0], count: length))
-        case let .numeric(v) where v.count == length: return defaultValue
-        case let .bytes(v) where v.count == length: return defaultValue
-        case let .numeric(v): throw DataError.wrongLength(key: name, expected: length, found: v.count, at: nil)
-        case let .bytes(v): throw DataError.wrongLength(key: name, expected: length, found: v.count, at: nil)
+        case .numeric(let v) where v.count == 1 && length != 1: return .numeric(Array(repeating: v[0], count: length))
+        case .bytes(let v) where v.count == 1 && length != 1: return .bytes(Array(repeating: v[0], count: length))
+        case .numeric(let v) where v.count == length: return defaultValue
+        case .bytes(let v) where v.count == length: return defaultValue
+        case .numeric(let v): throw DataError.wrongLength(key: name, expected: length, found: v.count, at: nil)
+        case .bytes(let v): throw DataError.wrongLength(key: name, expected: length, found: v.count, at: nil)
         }
     }
 }

@@ -54,7 +54,7 @@ public struct InMemoryDataset: Sendable {
         var builder = Builder(keys: keys, totalBytes: files.reduce(0) { $0 + fileSize($1) })
         for file in files {
             let reader = try TFRecordReader(path: file)
-            try reader.forEach { bytes, location in
+            try reader.forEachRecord { bytes, location in
                 do {
                     try builder.append(ExampleHandle(parsing: bytes), recordBytes: bytes.count)
                 } catch let error as DataError {
@@ -113,10 +113,14 @@ private struct Builder {
         switch kind {
         case TL_FEATURE_INT64:
             var v: Int64 = 0
-            _ = withUnsafeMutablePointer(to: &v) { example.copyInt64s(key, into: UnsafeMutableBufferPointer(start: $0, count: 1)) }
+            _ = withUnsafeMutablePointer(to: &v) {
+                example.copyInt64s(key, into: UnsafeMutableBufferPointer(start: $0, count: 1))
+            }
             value = Float(v)
         case TL_FEATURE_FLOAT:
-            _ = withUnsafeMutablePointer(to: &value) { example.copyFloats(key, into: UnsafeMutableBufferPointer(start: $0, count: 1)) }
+            _ = withUnsafeMutablePointer(to: &value) {
+                example.copyFloats(key, into: UnsafeMutableBufferPointer(start: $0, count: 1))
+            }
         default:
             throw DataError.wrongFeatureKind(key: key, expected: "int64 or float", found: "bytes", at: nil)
         }

@@ -1,11 +1,11 @@
 import CLearner
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 // TFRecord framing (uncompressed), per record:
@@ -30,7 +30,7 @@ private func systemClose(_ fd: Int32) -> Int32 { close(fd) }
 /// The file is streamed through one reusable buffer (1 MiB by default, grown only for a larger
 /// record), so memory stays flat however big the shard is and each `read(2)` brings in many
 /// records. ``withNextRecord(_:)`` hands out the payload in place without copying; ``next()``
-/// copies it into an array.
+/// copies it into an array, and ``forEachRecord(_:)`` walks the rest of the file.
 ///
 /// Not a `Sequence`: iteration can fail part-way (corrupt or truncated shard), and a throwing
 /// `next()` says so where a `Sequence` would have to stop silently.
@@ -43,7 +43,8 @@ public final class TFRecordReader {
     public private(set) var offset = 0
 
     private let fd: Int32
-    private let fileSize: Int
+    /// Size of the file when last asked; bounds the lengths records may claim.
+    private var fileSize = 0
     private var buffer: UnsafeMutableRawPointer
     private var capacity: Int
     /// Unconsumed bytes are `buffer[start..<end]`.
@@ -51,21 +52,17 @@ public final class TFRecordReader {
     private var end = 0
     private var atEOF = false
 
-    /// Opens `path` for reading. Throws ``DataError/io(path:operation:message:)`` when it cannot.
+    /// Opens `path` for reading.
+    ///
+    /// Throws ``DataError/io(path:operation:message:)`` when it cannot.
     public init(path: String, bufferSize: Int = 1 << 20) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw DataError.io(path: path, operation: "open", message: errnoMessage()) }
-        let size = lseek(fd, 0, SEEK_END)
-        guard size >= 0, lseek(fd, 0, SEEK_SET) == 0 else {
-            let message = errnoMessage()
-            close(fd)
-            throw DataError.io(path: path, operation: "seek in", message: message)
-        }
         self.path = path
         self.fd = fd
-        self.fileSize = Int(size)
         self.capacity = max(bufferSize, 64)
         self.buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        self.fileSize = try currentFileSize()  // deinit closes fd if this throws
     }
 
     deinit {
@@ -73,8 +70,9 @@ public final class TFRecordReader {
         buffer.deallocate()
     }
 
-    /// Calls `body` with the next record's payload and location, and returns its result; returns
-    /// nil at a clean end of file. The buffer is valid only during the call.
+    /// Calls `body` with the next record's payload and location; nil at a clean end of file.
+    ///
+    /// Returns what `body` returns. The buffer is valid only during the call.
     public func withNextRecord<R>(_ body: (UnsafeRawBufferPointer, RecordLocation) throws -> R) throws -> R? {
         let location = RecordLocation(file: path, record: recordIndex, offset: offset)
         let headerBytes = try fill(tfRecordHeaderSize)
@@ -90,13 +88,18 @@ public final class TFRecordReader {
             throw DataError.corruptLength(location)
         }
         // Check against the file size before buffering, so a bad length cannot ask for terabytes.
-        let remaining = fileSize - offset
-        let framing = UInt64(tfRecordHeaderSize + tfRecordFooterSize)
-        guard length <= UInt64(max(remaining, 0)), length + framing <= UInt64(remaining) else {
-            let needed = length > UInt64(Int.max) - framing ? Int.max : Int(length + framing)
-            throw DataError.truncatedRecord(location, needed: needed, available: remaining)
+        // The size is re-read once on failure, in case the file grew since it was opened.
+        let framing = tfRecordHeaderSize + tfRecordFooterSize
+        func fits() -> Bool {
+            let remaining = max(fileSize - offset, 0)
+            return length <= UInt64(remaining) && Int(length) <= remaining - framing
         }
-        let total = Int(length) + Int(framing)
+        if !fits() { fileSize = try currentFileSize() }
+        guard fits() else {
+            let needed = length > UInt64(Int.max - framing) ? Int.max : Int(length) + framing
+            throw DataError.truncatedRecord(location, needed: needed, available: max(fileSize - offset, 0))
+        }
+        let total = Int(length) + framing
         let available = try fill(total)
         guard available >= total else { throw DataError.truncatedRecord(location, needed: total, available: available) }
 
@@ -117,7 +120,7 @@ public final class TFRecordReader {
     }
 
     /// Calls `body` with every remaining record's payload (valid only during the call) and location.
-    public func forEach(_ body: (UnsafeRawBufferPointer, RecordLocation) throws -> Void) throws {
+    public func forEachRecord(_ body: (UnsafeRawBufferPointer, RecordLocation) throws -> Void) throws {
         while try withNextRecord(body) != nil {}
     }
 
@@ -159,9 +162,16 @@ public final class TFRecordReader {
         return end
     }
 
+    private func currentFileSize() throws -> Int {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw DataError.io(path: path, operation: "stat", message: errnoMessage()) }
+        return Int(info.st_size)
+    }
+
     /// Whether the first bytes are a GZIP magic number or a ZLIB header (only asked after a CRC failure).
     private func looksCompressed(_ header: UnsafeRawPointer) -> Bool {
-        let b0 = header.load(as: UInt8.self), b1 = header.load(fromByteOffset: 1, as: UInt8.self)
+        let b0 = header.load(as: UInt8.self)
+        let b1 = header.load(fromByteOffset: 1, as: UInt8.self)
         let gzip = b0 == 0x1f && b1 == 0x8b
         let zlib = b0 & 0x0f == 8 && (UInt16(b0) << 8 | UInt16(b1)) % 31 == 0
         return gzip || zlib
@@ -227,7 +237,9 @@ public final class TFRecordWriter {
         pending.removeAll(keepingCapacity: true)
     }
 
-    /// Flushes and closes the file; later writes throw. Calling it twice is harmless.
+    /// Flushes and closes the file.
+    ///
+    /// Later writes throw; calling it twice is harmless.
     public func close() throws {
         guard fd >= 0 else { return }
         defer {
