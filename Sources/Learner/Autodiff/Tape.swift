@@ -84,6 +84,8 @@ public func gradients(of loss: Tensor, wrt: [Tensor]) -> [Tensor] {
     }
 
     var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(root): Tensor(repeating: 1, shape: loss.shape)]
+    // Gradients asked for are kept even when their tensor is an intermediate result.
+    let requested = Set(wrt.compactMap { $0.node.map(ObjectIdentifier.init) })
     withoutGradients {
         for node in order.reversed() {
             guard let backward = node.backward, let g = grads[ObjectIdentifier(node)] else { continue }
@@ -94,7 +96,7 @@ public func gradients(of loss: Tensor, wrt: [Tensor]) -> [Tensor] {
                 if let existing = grads[key] { grads[key] = existing + ig } else { grads[key] = ig }
             }
             // Intermediate gradients are not needed once propagated; free them early.
-            if node.op != nil { grads[ObjectIdentifier(node)] = nil }
+            if node.op != nil, !requested.contains(ObjectIdentifier(node)) { grads[ObjectIdentifier(node)] = nil }
         }
     }
     return wrt.map { t in

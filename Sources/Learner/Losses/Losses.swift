@@ -32,6 +32,8 @@ extension Tensor {
         }
         let out = Tensor(Float(total / Double(n)))
         return Tape.record(.softmaxCrossEntropy, out, inputs: [self]) { g in
+            // The closure holds the label and weight tensors: the caller's may be gone by now.
+            let lp = labels.storage.pointer, wp = sampleWeights?.storage.pointer
             // d/dlogits = (softmax − target) · wᵢ / N
             let grad = Storage(count: n * c)
             let scale = g.scalar / Float(n)
@@ -66,6 +68,8 @@ extension Tensor {
         let out = Tensor(Float(total / Double(count)))
         let x = self.detached()
         return Tape.record(.sigmoidCrossEntropy, out, inputs: [self]) { g in
+            // The closure holds the target and weight tensors: the caller's may be gone by now.
+            let tp = targets.storage.pointer, wp = sampleWeights?.storage.pointer
             let grad = Storage(count: count)
             let scale = g.scalar / Float(count)
             for i in 0..<count {

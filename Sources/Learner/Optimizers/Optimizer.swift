@@ -9,6 +9,9 @@ open class Optimizer {
     /// Steps taken so far.
     public private(set) var stepCount = 0
     var state: [ObjectIdentifier: [Storage]] = [:]
+    /// Updates applied to each parameter: a parameter that first gets a gradient late (frozen,
+    /// then unfrozen) starts its own count, as PyTorch's per-parameter `step` does.
+    var parameterSteps: [ObjectIdentifier: Int] = [:]
 
     public init(learningRate: Float) {
         precondition(learningRate >= 0, "learning rate \(learningRate) must be >= 0")
@@ -18,7 +21,8 @@ open class Optimizer {
     /// Number of state buffers the rule keeps per parameter.
     open var stateBufferCount: Int { 0 }
 
-    /// The update of one parameter; `state` holds `stateBufferCount` zero-initialised buffers.
+    /// The update of one parameter; `state` holds `stateBufferCount` zero-initialised buffers
+    /// and `step` counts this parameter's updates, this one included (1 on its first).
     open func update(_ weight: Storage, gradient: Storage, state: [Storage], step: Int) {}
 
     /// Applies one step to every parameter that has a gradient and is not frozen.
@@ -35,7 +39,9 @@ open class Optimizer {
                 buffers = (0..<stateBufferCount).map { _ in Storage(zeros: p.value.scalarCount) }
                 state[key] = buffers
             }
-            update(p.value.storage, gradient: g.storage, state: buffers, step: stepCount)
+            let step = (parameterSteps[key] ?? 0) + 1
+            parameterSteps[key] = step
+            update(p.value.storage, gradient: g.storage, state: buffers, step: step)
         }
     }
 

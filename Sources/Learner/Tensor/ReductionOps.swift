@@ -32,7 +32,8 @@ extension Tensor {
     }
 
     public func mean(alongAxes axes: [Int], keepingDimensions: Bool = false) -> Tensor {
-        let n = axes.map { shape[ShapeMath.axis($0, rank: rank)] }.reduce(1, *)
+        // Each axis once, as `sum` counts it (`[1, -1]` on a matrix is one axis).
+        let n = Set(axes.map { ShapeMath.axis($0, rank: rank) }).map { shape[$0] }.reduce(1, *)
         return sum(alongAxes: axes, keepingDimensions: keepingDimensions) * (1 / Float(n))
     }
 
