@@ -16,7 +16,9 @@ let package = Package(
         // The C shim: OpenBLAS, CRC32C, tf.Example parsing (protobuf-c), zlib; CUDA loaded at run time.
         .target(
             name: "CLearner",
-            exclude: ["proto"],
+            // cuda/ holds the CUDA C kernel source, compiled by NVRTC at run time from the copy
+            // embedded in cuda_kernels.inc (Scripts/embed-kernels), never by SwiftPM.
+            exclude: ["proto", "cuda", "cuda_kernels.inc"],
             linkerSettings: [
                 .linkedLibrary("openblas"),
                 .linkedLibrary("protobuf-c"),
@@ -39,6 +41,13 @@ let package = Package(
             name: "tefla-bench",
             dependencies: ["Learner", "CLearner"],
             path: "Benchmarks/Sources/tefla-bench"
+        ),
+        // Checks the CUDA layer of the C shim against the CPU kernels and times it; needs only
+        // CLearner, so it packs small for a GPU machine (Scripts/device/pack-cuda-check).
+        .executableTarget(
+            name: "tefla-cuda-check",
+            dependencies: ["CLearner"],
+            path: "Benchmarks/Sources/tefla-cuda-check"
         ),
         .testTarget(name: "LearnerTests", dependencies: ["Learner", "CLearner"], exclude: ["Fixtures"]),
         .testTarget(name: "TeflaTrainTests", dependencies: ["tefla-train", "Learner"]),

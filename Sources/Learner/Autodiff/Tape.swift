@@ -64,7 +64,7 @@ extension Tensor {
 /// tensor in `wrt` (zeros for a tensor the loss does not depend on).
 public func gradients(of loss: Tensor, wrt: [Tensor]) -> [Tensor] {
     precondition(loss.scalarCount == 1, "gradients(of:) needs a scalar loss, got shape \(loss.shape)")
-    guard let root = loss.node else { return wrt.map { Tensor.zeros($0.shape) } }
+    guard let root = loss.node else { return wrt.map { Tensor.zeros($0.shape, on: $0.device) } }
 
     // Topological order by an iterative depth-first walk (deep graphs must not overflow the stack).
     var order: [TapeNode] = []
@@ -83,7 +83,7 @@ public func gradients(of loss: Tensor, wrt: [Tensor]) -> [Tensor] {
         }
     }
 
-    var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(root): Tensor(repeating: 1, shape: loss.shape)]
+    var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(root): Tensor(repeating: 1, shape: loss.shape, on: loss.device)]
     // Gradients asked for are kept even when their tensor is an intermediate result.
     let requested = Set(wrt.compactMap { $0.node.map(ObjectIdentifier.init) })
     withoutGradients {
@@ -100,7 +100,7 @@ public func gradients(of loss: Tensor, wrt: [Tensor]) -> [Tensor] {
         }
     }
     return wrt.map { t in
-        guard let node = t.node, let g = grads[ObjectIdentifier(node)] else { return Tensor.zeros(t.shape) }
+        guard let node = t.node, let g = grads[ObjectIdentifier(node)] else { return Tensor.zeros(t.shape, on: t.device) }
         return g
     }
 }

@@ -31,14 +31,47 @@ public protocol Backend: Sendable {
     func gatherRows(_ x: Storage, rowSize: Int, indices: [Int32]) -> Storage
     /// out[indices[i], :] += g[i, :] over a zero tensor of `rows` rows.
     func scatterAddRows(_ g: Storage, rowSize: Int, indices: [Int32], rows: Int) -> Storage
+
+    func fill(_ s: Storage, value: Float)
+    /// y = x Wᵀ + b for x [m, k], W [n, k], b [n] (PyTorch's `nn.Linear`).
+    func linear(_ x: Storage, _ w: Storage, _ b: Storage?, m: Int, n: Int, k: Int) -> Storage
+    /// Copies `rows` rows of `rowLength` floats between strided positions (concat, slice).
+    func copyRows(from src: Storage, offset srcOffset: Int, stride srcStride: Int,
+                  to dst: Storage, offset dstOffset: Int, stride dstStride: Int, rows: Int, rowLength: Int)
+    /// Arg-max over the middle axis of an [outer, mid, inner] view, on the host.
+    func argmax(_ x: Storage, outer: Int, mid: Int, inner: Int) -> [Int32]
+    /// Σᵢ wᵢ·CEᵢ / rows as a one-element storage; labels are class indices stored as floats.
+    func softmaxCrossEntropy(_ logits: Storage, labels: Storage, weights: Storage?, smoothing: Float,
+                             rows: Int, columns: Int) -> Storage
+    /// d loss / d logits = (softmax − target)·wᵢ·scale.
+    func softmaxCrossEntropyBackward(_ logits: Storage, labels: Storage, weights: Storage?, smoothing: Float,
+                                     scale: Float, rows: Int, columns: Int) -> Storage
+    /// Mean stable sigmoid binary cross-entropy; weights are per row of `perRow` elements.
+    func sigmoidCrossEntropy(_ logits: Storage, targets: Storage, weights: Storage?, perRow: Int) -> Storage
+    func sigmoidCrossEntropyBackward(_ logits: Storage, targets: Storage, weights: Storage?, perRow: Int, scale: Float) -> Storage
+    /// Inverted-dropout mask: 1/(1−rate) or 0 per element, a pure function of (key, step, index).
+    func dropoutMask(count: Int, rate: Float, key: UInt64, step: UInt64) -> Storage
+
+    // Fused optimizer updates, in place (PyTorch semantics; see the C kernels).
+    func sgdUpdate(_ w: Storage, _ g: Storage, momentum buffer: Storage?, learningRate: Float, momentum: Float,
+                   dampening: Float, weightDecay: Float, nesterov: Bool, firstStep: Bool)
+    func adamUpdate(_ w: Storage, _ g: Storage, _ m: Storage, _ v: Storage, learningRate: Float, beta1: Float,
+                    beta2: Float, epsilon: Float, weightDecay: Float, decoupled: Bool, biasCorrection1: Float,
+                    biasCorrection2: Float)
+    func rmspropUpdate(_ w: Storage, _ g: Storage, square: Storage, momentum buffer: Storage, average: Storage,
+                       learningRate: Float, alpha: Float, epsilon: Float, weightDecay: Float, momentum: Float,
+                       centered: Bool)
+}
+
+/// The backend that computes on `device`.
+func backendFor(_ device: Device) -> any Backend {
+    switch device {
+    case .cpu: return CPUBackend.shared
+    case .cuda(let index): return CUDABackend.forDevice(index)
+    }
 }
 
 extension Tensor {
     /// The backend of this tensor's device.
-    var backend: any Backend {
-        switch device {
-        case .cpu: return CPUBackend.shared
-        case .cuda: fatalError("no CUDA backend is registered for \(device)")
-        }
-    }
+    var backend: any Backend { backendFor(device) }
 }

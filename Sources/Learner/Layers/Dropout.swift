@@ -4,13 +4,8 @@ extension Tensor {
     /// resumed run draws the same masks.
     public func dropout(rate: Float, seed: UInt64, step: UInt64, salt: UInt64) -> Tensor {
         precondition(rate >= 0 && rate < 1, "dropout rate \(rate) must be in [0, 1)")
-        let mask = Storage(count: scalarCount)
-        let scale = 1 / (1 - rate)
         let key = seed ^ (salt &* 0x9E37_79B9_7F4A_7C15)
-        let mp = mask.pointer
-        CPUParallel.forRanges(scalarCount) { s, e in
-            for i in s..<e { mp[i] = hashedUniform(key, step, UInt64(i)) >= rate ? scale : 0 }
-        }
+        let mask = backend.dropoutMask(count: scalarCount, rate: rate, key: key, step: step)
         let m = Tensor(shape: shape, storage: mask)
         let out = Tensor.binary(.multiply, self, m)
         return Tape.record(.dropout, out, inputs: [self]) { g in [g * m] }

@@ -14,7 +14,16 @@ public final class Parameter {
     /// Replaces the values (same shape), keeping the identity the optimizer state is keyed by.
     public func assign(_ newValue: Tensor) {
         precondition(newValue.shape == value.shape, "assign: shape \(newValue.shape) differs from \(value.shape)")
-        value.storage.pointer.update(from: newValue.storage.pointer, count: value.scalarCount)
+        DeviceCopy.copy(from: newValue.storage, to: value.storage)
+    }
+
+    public var device: Device { value.device }
+
+    /// Moves the values to `device`; optimizer state made on another device must not be reused.
+    func move(to device: Device) {
+        guard device != value.device else { return }
+        value = value.to(device).trainable()
+        gradient = nil
     }
 }
 
@@ -54,6 +63,11 @@ open class Module {
     public var parameters: [Parameter] { namedParameters.map { $0.parameter } }
 
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.scalarCount } }
+
+    /// Moves every parameter to `device` (before training: optimizer state is per device).
+    public func move(to device: Device) {
+        for p in parameters { p.move(to: device) }
+    }
 
     public func train() { setTraining(true) }
     public func eval() { setTraining(false) }

@@ -1,5 +1,3 @@
-import CLearner
-import Foundation
 
 extension Tensor {
     /// Mean softmax cross-entropy of `logits` [N, C] against integer class `labels` [N]
@@ -13,40 +11,15 @@ extension Tensor {
         let n = shape[0], c = shape[1]
         precondition(labels.scalarCount == n, "softmaxCrossEntropy: \(labels.scalarCount) labels for \(n) rows")
         if let w = sampleWeights { precondition(w.scalarCount == n, "softmaxCrossEntropy: \(w.scalarCount) weights for \(n) rows") }
-        let logp = backend.softmax(storage, rows: n, columns: c, log: true)
-        let lp = labels.storage.pointer
-        let wp = sampleWeights?.storage.pointer
-        let eps = labelSmoothing
-        var total = 0.0
-        for i in 0..<n {
-            let y = Int(lp[i])
-            precondition(y >= 0 && y < c, "label \(lp[i]) at row \(i) is outside 0..<\(c)")
-            let row = logp.pointer + i * c
-            var loss = -Double(row[y]) * Double(1 - eps)
-            if eps > 0 {
-                var s = 0.0
-                for j in 0..<c { s += Double(row[j]) }
-                loss -= Double(eps) * s / Double(c)
-            }
-            total += loss * Double(wp?[i] ?? 1)
-        }
-        let out = Tensor(Float(total / Double(n)))
+        let backend = self.backend
+        let out = Tensor(shape: [], storage: backend.softmaxCrossEntropy(
+            storage, labels: labels.storage, weights: sampleWeights?.storage, smoothing: labelSmoothing, rows: n, columns: c))
+        let logits = self.detached()
         return Tape.record(.softmaxCrossEntropy, out, inputs: [self]) { g in
-            // The closure holds the label and weight tensors: the caller's may be gone by now.
-            let lp = labels.storage.pointer, wp = sampleWeights?.storage.pointer
-            // d/dlogits = (softmax − target) · wᵢ / N
-            let grad = Storage(count: n * c)
-            let scale = g.scalar / Float(n)
-            for i in 0..<n {
-                let y = Int(lp[i])
-                let w = (wp?[i] ?? 1) * scale
-                let src = logp.pointer + i * c, dst = grad.pointer + i * c
-                for j in 0..<c {
-                    let target = (j == y ? 1 - eps : 0) + eps / Float(c)
-                    dst[j] = (Foundation.exp(src[j]) - target) * w
-                }
-            }
-            return [Tensor(shape: [n, c], storage: grad)]
+            // The closure holds the logits, label and weight tensors: the caller's may be gone.
+            [Tensor(shape: [n, c], storage: backend.softmaxCrossEntropyBackward(
+                logits.storage, labels: labels.storage, weights: sampleWeights?.storage, smoothing: labelSmoothing,
+                scale: g.scalar / Float(n), rows: n, columns: c))]
         }
     }
 
@@ -55,28 +28,15 @@ extension Tensor {
     public func sigmoidCrossEntropy(targets: Tensor, sampleWeights: Tensor? = nil) -> Tensor {
         precondition(targets.scalarCount == scalarCount, "sigmoidCrossEntropy: targets \(targets.shape) for logits \(shape)")
         let count = scalarCount
-        let rows = shape.first ?? 1
-        let perRow = count / Swift.max(rows, 1)
-        let xp = storage.pointer, tp = targets.storage.pointer
-        let wp = sampleWeights?.storage.pointer
-        var total = 0.0
-        for i in 0..<count {
-            let x = xp[i], t = tp[i]
-            let l = Swift.max(x, 0) - x * t + Foundation.log1p(Foundation.exp(-Swift.abs(x)))
-            total += Double(l) * Double(wp?[i / perRow] ?? 1)
-        }
-        let out = Tensor(Float(total / Double(count)))
+        let perRow = count / Swift.max(shape.first ?? 1, 1)
+        let backend = self.backend
+        let out = Tensor(shape: [], storage: backend.sigmoidCrossEntropy(
+            storage, targets: targets.storage, weights: sampleWeights?.storage, perRow: perRow))
         let x = self.detached()
         return Tape.record(.sigmoidCrossEntropy, out, inputs: [self]) { g in
-            // The closure holds the target and weight tensors: the caller's may be gone by now.
-            let tp = targets.storage.pointer, wp = sampleWeights?.storage.pointer
-            let grad = Storage(count: count)
-            let scale = g.scalar / Float(count)
-            for i in 0..<count {
-                let s = 1 / (1 + Foundation.exp(-x.storage.pointer[i]))
-                grad.pointer[i] = (s - tp[i]) * scale * (wp?[i / perRow] ?? 1)
-            }
-            return [Tensor(shape: x.shape, storage: grad)]
+            [Tensor(shape: x.shape, storage: backend.sigmoidCrossEntropyBackward(
+                x.storage, targets: targets.storage, weights: sampleWeights?.storage, perRow: perRow,
+                scale: g.scalar / Float(count)))]
         }
     }
 }

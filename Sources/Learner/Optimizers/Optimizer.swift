@@ -1,4 +1,3 @@
-import CLearner
 import Foundation
 
 /// One mechanism for every optimizer: per-parameter state buffers allocated at the first
@@ -36,7 +35,7 @@ open class Optimizer {
             if let existing = state[key] {
                 buffers = existing
             } else {
-                buffers = (0..<stateBufferCount).map { _ in Storage(zeros: p.value.scalarCount) }
+                buffers = (0..<stateBufferCount).map { _ in Storage(zeros: p.value.scalarCount, device: p.device) }
                 state[key] = buffers
             }
             let step = (parameterSteps[key] ?? 0) + 1
@@ -45,8 +44,6 @@ open class Optimizer {
         }
     }
 
-    /// Runs `body` over disjoint ranges of a parameter on all cores.
-    func forRanges(_ n: Int, _ body: (Int, Int) -> Void) { CPUParallel.forRanges(n, minimumChunk: 1 << 14, body) }
 }
 
 /// Stochastic gradient descent with momentum, Nesterov momentum and L2 weight decay
@@ -69,12 +66,9 @@ public final class SGD: Optimizer {
     public override var stateBufferCount: Int { momentum != 0 ? 1 : 0 }
 
     public override func update(_ w: Storage, gradient g: Storage, state: [Storage], step: Int) {
-        let buf = state.first?.pointer
-        let (lr, mom, damp, wd, nest) = (learningRate, momentum, dampening, weightDecay, nesterov ? Int32(1) : 0)
-        let first: Int32 = step == 1 ? 1 : 0
-        forRanges(w.count) { s, e in
-            tl_sgd_update(w.pointer + s, g.pointer + s, buf.map { $0 + s }, e - s, lr, mom, damp, wd, nest, first)
-        }
+        backendFor(w.device).sgdUpdate(w, g, momentum: state.first, learningRate: learningRate, momentum: momentum,
+                                       dampening: dampening, weightDecay: weightDecay, nesterov: nesterov,
+                                       firstStep: step == 1)
     }
 }
 
@@ -100,14 +94,11 @@ public class Adam: Optimizer {
     public override var stateBufferCount: Int { 2 }
 
     public override func update(_ w: Storage, gradient g: Storage, state: [Storage], step: Int) {
-        let m = state[0].pointer, v = state[1].pointer
         let bc1 = 1 - Float(Foundation.pow(Double(beta1), Double(step)))
         let bc2 = 1 - Float(Foundation.pow(Double(beta2), Double(step)))
-        let (lr, b1, b2, eps, wd) = (learningRate, beta1, beta2, epsilon, weightDecay)
-        let adamw: Int32 = decoupledWeightDecay ? 1 : 0
-        forRanges(w.count) { s, e in
-            tl_adam_update(w.pointer + s, g.pointer + s, m + s, v + s, e - s, lr, b1, b2, eps, wd, adamw, bc1, bc2)
-        }
+        backendFor(w.device).adamUpdate(w, g, state[0], state[1], learningRate: learningRate, beta1: beta1, beta2: beta2,
+                                        epsilon: epsilon, weightDecay: weightDecay, decoupled: decoupledWeightDecay,
+                                        biasCorrection1: bc1, biasCorrection2: bc2)
     }
 }
 
@@ -142,11 +133,8 @@ public final class RMSProp: Optimizer {
     public override var stateBufferCount: Int { 3 }
 
     public override func update(_ w: Storage, gradient g: Storage, state: [Storage], step: Int) {
-        let sq = state[0].pointer, mom = state[1].pointer, avg = state[2].pointer
-        let (lr, a, eps, wd, mo) = (learningRate, alpha, epsilon, weightDecay, momentum)
-        let c: Int32 = centered ? 1 : 0
-        forRanges(w.count) { s, e in
-            tl_rmsprop_update(w.pointer + s, g.pointer + s, sq + s, mom + s, avg + s, e - s, lr, a, eps, wd, mo, c)
-        }
+        backendFor(w.device).rmspropUpdate(w, g, square: state[0], momentum: state[1], average: state[2],
+                                           learningRate: learningRate, alpha: alpha, epsilon: epsilon,
+                                           weightDecay: weightDecay, momentum: momentum, centered: centered)
     }
 }

@@ -56,14 +56,14 @@ extension Tensor {
         Tensor(shape: shape, storage: backend.affine(storage, scale: scale, shift: shift))
     }
 
-    public static func + (a: Tensor, b: Float) -> Tensor { a + Tensor(b) }
-    public static func + (a: Float, b: Tensor) -> Tensor { Tensor(a) + b }
-    public static func - (a: Tensor, b: Float) -> Tensor { a - Tensor(b) }
-    public static func - (a: Float, b: Tensor) -> Tensor { Tensor(a) - b }
-    public static func * (a: Tensor, b: Float) -> Tensor { a * Tensor(b) }
-    public static func * (a: Float, b: Tensor) -> Tensor { Tensor(a) * b }
+    public static func + (a: Tensor, b: Float) -> Tensor { a + Tensor(repeating: b, shape: [], on: a.device) }
+    public static func + (a: Float, b: Tensor) -> Tensor { Tensor(repeating: a, shape: [], on: b.device) + b }
+    public static func - (a: Tensor, b: Float) -> Tensor { a - Tensor(repeating: b, shape: [], on: a.device) }
+    public static func - (a: Float, b: Tensor) -> Tensor { Tensor(repeating: a, shape: [], on: b.device) - b }
+    public static func * (a: Tensor, b: Float) -> Tensor { a * Tensor(repeating: b, shape: [], on: a.device) }
+    public static func * (a: Float, b: Tensor) -> Tensor { Tensor(repeating: a, shape: [], on: b.device) * b }
     public static func / (a: Tensor, b: Float) -> Tensor { a * (1 / b) }
-    public static func / (a: Float, b: Tensor) -> Tensor { Tensor(a) / b }
+    public static func / (a: Float, b: Tensor) -> Tensor { Tensor(repeating: a, shape: [], on: b.device) / b }
 
     /// An activation or math function whose derivative is a function of input and output.
     private func unaryOp(_ op: UnaryOp, _ kind: OpKind, derivative: @escaping (Tensor, Tensor, Tensor) -> Tensor) -> Tensor {

@@ -8,7 +8,7 @@ extension Tensor {
         let k2 = transposeOther ? other.shape[1] : other.shape[0]
         let n = transposeOther ? other.shape[0] : other.shape[1]
         precondition(k == k2, "matmul: inner dimensions differ: \(shape)\(transposeSelf ? "ᵀ" : "") × \(other.shape)\(transposeOther ? "ᵀ" : "")")
-        let out = Storage(count: m * n)
+        let out = Storage(count: m * n, device: device)
         backend.gemm(transA: transposeSelf, transB: transposeOther, m: m, n: n, k: k, a: storage, b: other.storage, into: out, accumulate: false)
         let a = self.detached(), b = other.detached()
         let needA = requiresGradient, needB = other.requiresGradient
@@ -26,19 +26,14 @@ extension Tensor {
         }
     }
 
-    /// y = x Wᵀ + b, with W of shape [out, in] (PyTorch's `nn.Linear` layout). The bias is
-    /// written into the output first and sgemm accumulates onto it, so the whole layer is one
-    /// pass of BLAS plus a row copy.
+    /// y = x Wᵀ + b, with W of shape [out, in] (PyTorch's `nn.Linear` layout), fused by the
+    /// backend (on the CPU: one sgemm accumulating onto the bias rows).
     public func linear(weight: Tensor, bias: Tensor?) -> Tensor {
         precondition(rank == 2 && weight.rank == 2 && weight.shape[1] == shape[1],
                      "linear: input \(shape) does not match weight \(weight.shape) ([out, in])")
         let m = shape[0], k = shape[1], n = weight.shape[0]
-        let out = Storage(count: m * n)
-        if let bias {
-            precondition(bias.shape == [n], "linear: bias \(bias.shape) does not match \(n) outputs")
-            for r in 0..<m { (out.pointer + r * n).update(from: bias.storage.pointer, count: n) }
-        }
-        backend.gemm(transA: false, transB: true, m: m, n: n, k: k, a: storage, b: weight.storage, into: out, accumulate: bias != nil)
+        if let bias { precondition(bias.shape == [n], "linear: bias \(bias.shape) does not match \(n) outputs") }
+        let out = backend.linear(storage, weight.storage, bias?.storage, m: m, n: n, k: k)
         let x = self.detached(), w = weight.detached()
         let needX = requiresGradient
         var inputs = [self, weight]

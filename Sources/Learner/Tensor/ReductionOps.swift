@@ -16,7 +16,7 @@ extension Tensor {
         let out = Tensor(shape: finalShape, storage: result.storage)
         let inputShape = shape
         return Tape.record(.sum, out, inputs: [self]) { g in
-            [g.reshaped(to: keptShape) + Tensor.zeros(inputShape)]
+            [g.reshaped(to: keptShape) + Tensor.zeros(inputShape, on: g.device)]
         }
     }
 
@@ -26,9 +26,9 @@ extension Tensor {
 
     /// Sum of all elements, as a rank-0 tensor.
     public func sum() -> Tensor {
-        let out = Tensor(backend.sumAll(storage))
+        let out = Tensor(repeating: backend.sumAll(storage), shape: [], on: device)
         let inputShape = shape
-        return Tape.record(.sum, out, inputs: [self]) { g in [Tensor(repeating: g.scalar, shape: inputShape)] }
+        return Tape.record(.sum, out, inputs: [self]) { g in [Tensor(repeating: g.scalar, shape: inputShape, on: g.device)] }
     }
 
     public func mean(alongAxes axes: [Int], keepingDimensions: Bool = false) -> Tensor {
@@ -40,9 +40,9 @@ extension Tensor {
     /// Mean of all elements, as a rank-0 tensor.
     public func mean() -> Tensor {
         let n = Float(scalarCount)
-        let out = Tensor(backend.sumAll(storage) / n)
+        let out = Tensor(repeating: backend.sumAll(storage) / n, shape: [], on: device)
         let inputShape = shape
-        return Tape.record(.mean, out, inputs: [self]) { g in [Tensor(repeating: g.scalar / n, shape: inputShape)] }
+        return Tape.record(.mean, out, inputs: [self]) { g in [Tensor(repeating: g.scalar / n, shape: inputShape, on: g.device)] }
     }
 
     /// Maximum along one axis; the gradient flows to the (first) arg-max.
@@ -57,6 +57,7 @@ extension Tensor {
         let out = Tensor(shape: outShape, storage: storage)
         let inputShape = shape
         return Tape.record(.max, out, inputs: [self]) { g in
+            precondition(g.device == .cpu, "max(alongAxis:) has no gradient kernel on \(g.device) yet")
             let grad = Storage(zeros: ShapeMath.count(inputShape))
             let gp = g.storage.pointer
             for o in 0..<outer {
@@ -69,13 +70,13 @@ extension Tensor {
         }
     }
 
-    /// Index of the maximum along an axis, as Float values.
+    /// Index of the maximum along an axis, as Float values, on the host.
     public func argmax(alongAxis axis: Int) -> Tensor {
         let a = ShapeMath.axis(axis, rank: rank)
         let outer = shape[..<a].reduce(1, *), mid = shape[a], inner = shape[(a + 1)...].reduce(1, *)
-        let (_, idx) = backend.reduce(sum: false, storage, outer: outer, mid: mid, inner: inner)
+        let idx = backend.argmax(storage, outer: outer, mid: mid, inner: inner)
         var outShape = shape
         outShape.remove(at: a)
-        return Tensor(shape: outShape, scalars: idx!.map { Float($0) })
+        return Tensor(shape: outShape, scalars: idx.map { Float($0) })
     }
 }

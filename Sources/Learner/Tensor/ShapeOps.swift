@@ -42,14 +42,14 @@ extension Tensor {
         outShape[a] = tensors.map { $0.shape[a] }.reduce(0, +)
         let outer = first.shape[..<a].reduce(1, *)
         let inner = first.shape[(a + 1)...].reduce(1, *)
-        let out = Storage(count: ShapeMath.count(outShape))
+        let out = Storage(count: ShapeMath.count(outShape), device: first.device)
         let outRow = outShape[a] * inner
         var offset = 0
         for t in tensors {
+            precondition(t.device == first.device, "concatenate: tensors on \(first.device) and \(t.device)")
             let block = t.shape[a] * inner
-            for o in 0..<outer {
-                (out.pointer + o * outRow + offset).update(from: t.storage.pointer + o * block, count: block)
-            }
+            first.backend.copyRows(from: t.storage, offset: 0, stride: block, to: out, offset: offset, stride: outRow,
+                                   rows: outer, rowLength: block)
             offset += block
         }
         let sizes = tensors.map { $0.shape[a] }
@@ -70,17 +70,17 @@ extension Tensor {
         let inner = shape[(a + 1)...].reduce(1, *)
         var outShape = shape
         outShape[a] = range.count
-        let out = Storage(count: ShapeMath.count(outShape))
+        let out = Storage(count: ShapeMath.count(outShape), device: device)
         let block = range.count * inner
-        for o in 0..<outer {
-            (out.pointer + o * block).update(from: storage.pointer + (o * shape[a] + range.lowerBound) * inner, count: block)
-        }
+        let backend = self.backend
+        backend.copyRows(from: storage, offset: range.lowerBound * inner, stride: shape[a] * inner, to: out, offset: 0,
+                         stride: block, rows: outer, rowLength: block)
         let inputShape = shape
+        let device = self.device
         return Tape.record(.slice, Tensor(shape: outShape, storage: out), inputs: [self]) { g in
-            let grad = Storage(zeros: ShapeMath.count(inputShape))
-            for o in 0..<outer {
-                (grad.pointer + (o * inputShape[a] + range.lowerBound) * inner).update(from: g.storage.pointer + o * block, count: block)
-            }
+            let grad = Storage(zeros: ShapeMath.count(inputShape), device: device)
+            backend.copyRows(from: g.storage, offset: 0, stride: block, to: grad, offset: range.lowerBound * inner,
+                             stride: inputShape[a] * inner, rows: outer, rowLength: block)
             return [Tensor(shape: inputShape, storage: grad)]
         }
     }

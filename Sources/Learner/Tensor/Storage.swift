@@ -2,24 +2,40 @@ import Foundation
 
 /// One contiguous buffer of floats owned by a device. A final class, so that tensors share it
 /// by reference and the optimizer can update parameters in place without copy-on-write.
+///
+/// On the CPU `pointer` is a host address. On a CUDA device it is a device address that the
+/// host never dereferences: only the device's backend passes it to kernels.
 public final class Storage: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
     public let device: Device
 
-    /// Uninitialised storage of `count` floats from the CPU caching allocator.
-    init(count: Int) {
+    /// Uninitialised storage of `count` floats from the device's caching allocator.
+    init(count: Int, device: Device = .cpu) {
         self.count = count
-        self.device = .cpu
-        self.pointer = CPUAllocator.shared.allocate(count)
+        self.device = device
+        switch device {
+        case .cpu: self.pointer = CPUAllocator.shared.allocate(count)
+        case .cuda(let index): self.pointer = CUDAContext.allocate(count, device: index)
+        }
     }
 
-    convenience init(zeros count: Int) {
-        self.init(count: count)
-        pointer.initialize(repeating: 0, count: count)
+    /// Zero-filled storage.
+    convenience init(zeros count: Int, device: Device = .cpu) {
+        self.init(count: count, device: device)
+        if device == .cpu {
+            pointer.initialize(repeating: 0, count: count)
+        } else {
+            backendFor(device).fill(self, value: 0)
+        }
     }
 
-    deinit { CPUAllocator.shared.release(pointer, count: count) }
+    deinit {
+        switch device {
+        case .cpu: CPUAllocator.shared.release(pointer, count: count)
+        case .cuda: CUDAContext.free(pointer)
+        }
+    }
 
     var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
 }

@@ -43,14 +43,14 @@ public struct Tensor: @unchecked Sendable {
     /// A rank-0 tensor.
     public init(_ scalar: Float) { self.init(shape: [], scalars: [scalar]) }
 
-    public init(repeating value: Float, shape: [Int]) {
-        let storage = Storage(count: ShapeMath.count(shape))
-        storage.pointer.initialize(repeating: value, count: storage.count)
+    public init(repeating value: Float, shape: [Int], on device: Device = .cpu) {
+        let storage = Storage(count: ShapeMath.count(shape), device: device)
+        backendFor(device).fill(storage, value: value)
         self.init(shape: shape, storage: storage)
     }
 
-    public static func zeros(_ shape: [Int]) -> Tensor { Tensor(repeating: 0, shape: shape) }
-    public static func ones(_ shape: [Int]) -> Tensor { Tensor(repeating: 1, shape: shape) }
+    public static func zeros(_ shape: [Int], on device: Device = .cpu) -> Tensor { Tensor(repeating: 0, shape: shape, on: device) }
+    public static func ones(_ shape: [Int], on device: Device = .cpu) -> Tensor { Tensor(repeating: 1, shape: shape, on: device) }
 
     /// Normally distributed values with the given standard deviation.
     public static func randomNormal(_ shape: [Int], standardDeviation: Float = 1,
@@ -68,13 +68,26 @@ public struct Tensor: @unchecked Sendable {
         return t
     }
 
-    /// The values, copied to the host.
-    public var scalars: [Float] { Array(storage.buffer) }
+    /// The values, copied to the host (a synchronisation point on a GPU).
+    public var scalars: [Float] {
+        if device == .cpu { return Array(storage.buffer) }
+        return to(.cpu).scalars
+    }
 
-    /// The single value of a one-element tensor.
+    /// The single value of a one-element tensor (a synchronisation point on a GPU).
     public var scalar: Float {
         precondition(scalarCount == 1, "scalar of a tensor with shape \(shape)")
-        return storage.pointer[0]
+        if device == .cpu { return storage.pointer[0] }
+        return to(.cpu).storage.pointer[0]
+    }
+
+    /// A copy on `device` (the same tensor when it is already there). Not recorded on the tape:
+    /// move parameters and data before training, not inside the model.
+    public func to(_ target: Device) -> Tensor {
+        if target == device { return self }
+        let out = Storage(count: scalarCount, device: target)
+        DeviceCopy.copy(from: storage, to: out)
+        return Tensor(shape: shape, storage: out)
     }
 
     /// The same values without a link to the tape.
@@ -82,8 +95,8 @@ public struct Tensor: @unchecked Sendable {
 
     /// A copy with its own storage.
     public func copy() -> Tensor {
-        let out = Storage(count: scalarCount)
-        out.pointer.update(from: storage.pointer, count: scalarCount)
+        let out = Storage(count: scalarCount, device: device)
+        DeviceCopy.copy(from: storage, to: out)
         return Tensor(shape: shape, storage: out)
     }
 }

@@ -22,12 +22,18 @@ public final class SupervisedLearner {
     }
     /// Optimizer steps taken so far (the key of each step's random draws).
     public private(set) var globalStep: UInt64 = 0
+    /// Where the model's parameters live and the batches are computed.
+    public let device: Device
 
-    public init(model: Module, loss: Loss, optimizer: Optimizer, seed: UInt64 = 0) {
+    /// - Parameter device: `.cpu` or `.cuda(i)`; for a GPU call ``CUDAContext/use(device:memoryFraction:)`` first.
+    ///   The model's parameters are moved there.
+    public init(model: Module, loss: Loss, optimizer: Optimizer, seed: UInt64 = 0, device: Device = .cpu) {
         self.model = model
         self.loss = loss
         self.optimizer = optimizer
         self.seed = seed
+        self.device = device
+        model.move(to: device)
     }
 
     /// Trains on the TFRecord shards in `dataDir` for epochs `startEpoch...epochs`
@@ -64,7 +70,7 @@ public final class SupervisedLearner {
             model.train()
             for b in 0..<batchesPerEpoch {
                 let indices = Array(order[(b * batchSize)..<min(training.count, (b + 1) * batchSize)])
-                let (x, y) = SupervisedLearner.batch(training, indices)
+                let (x, y) = deviceBatch(training, indices)
                 let (batchLoss, predictions) = trainStep(inputs: x, labels: y)
                 lossSum += Double(batchLoss) * Double(indices.count)
                 seen += indices.count
@@ -112,7 +118,7 @@ public final class SupervisedLearner {
             var start = 0
             while start < data.count {
                 let indices = Array(start..<min(data.count, start + batchSize))
-                let (x, y) = SupervisedLearner.batch(data, indices)
+                let (x, y) = deviceBatch(data, indices)
                 let out = model(x)
                 lossSum += Double(loss(out, y).scalar) * Double(indices.count)
                 if loss.isClassification { correct += SupervisedLearner.correctCount(out, y) }
@@ -163,9 +169,15 @@ public final class SupervisedLearner {
         return (Tensor(shape: [indices.count, d], storage: x), Tensor(shape: [indices.count], storage: y))
     }
 
+    /// A batch on this learner's device.
+    func deviceBatch(_ data: InMemoryDataset, _ indices: [Int]) -> (Tensor, Tensor) {
+        let (x, y) = SupervisedLearner.batch(data, indices)
+        return (x.to(device), y.to(device))
+    }
+
     static func correctCount(_ outputs: Tensor, _ labels: Tensor) -> Int {
         let predicted = outputs.argmax(alongAxis: -1).storage.pointer
-        let truth = labels.storage.pointer
+        let truth = labels.to(.cpu).storage.pointer
         var correct = 0
         for i in 0..<labels.scalarCount where predicted[i] == truth[i] { correct += 1 }
         return correct

@@ -1,0 +1,184 @@
+// Private to the CUDA part of CLearner (cuda_loader.c, cuda_alloc.c, cuda_ops.c): the
+// run-time-loaded driver, NVRTC and cuBLAS entry points, per-device state and error helpers.
+// Never included by the public headers, so Swift never sees a toolkit type.
+#ifndef CLEARNER_CUDA_INTERNAL_H
+#define CLEARNER_CUDA_INTERNAL_H
+
+#include "clearner_cuda.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+// TL_CUDA_ENABLED is 1 when the toolkit headers are found (Debian non-free nvidia-cuda-dev,
+// or any CUDA toolkit on the include path); define TL_FORCE_NO_CUDA to build the stubs anyway.
+#if defined(TL_FORCE_NO_CUDA)
+#define TL_CUDA_ENABLED 0
+#elif defined(__has_include)
+#if __has_include(<cuda.h>) && __has_include(<cudaTypedefs.h>) && __has_include(<nvrtc.h>) && \
+    __has_include(<cublas_v2.h>)
+#define TL_CUDA_ENABLED 1
+#else
+#define TL_CUDA_ENABLED 0
+#endif
+#else
+#define TL_CUDA_ENABLED 0
+#endif
+
+// Error state shared by both builds: the calling thread's last status and message.
+int tl_cuda_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tl_cuda_copy_message(char *dst, size_t len, const char *src);
+#define TL_NOT_BUILT_MSG \
+    "CUDA support not built in: CLearner was compiled without the CUDA toolkit headers (cuda.h, " \
+    "cudaTypedefs.h, nvrtc.h, cublas_v2.h); run Scripts/install-cuda-toolkit and rebuild"
+
+#if TL_CUDA_ENABLED
+
+#include <cuda.h>
+#include <cudaTypedefs.h>
+#include <nvrtc.h>
+#include <cublas_v2.h>
+
+// ------------------------------------------------------------------ driver API
+// Every driver function we call. The struct member for X is `PFN_X X`, both names expanded
+// by the toolkit's own macros (cuMemAlloc -> cuMemAlloc_v2 with type PFN_cuMemAlloc_v3020),
+// so the prototypes come from cudaTypedefs.h and are never retyped here. cuGetProcAddress is
+// asked for the ABI of the headers' CUDA_VERSION; without it (drivers before 11.3) dlsym looks
+// up the macro-expanded name.
+#define TL_CU_FUNCS(X)                                                                          \
+    X(cuGetErrorString) X(cuGetErrorName) X(cuInit) X(cuDriverGetVersion) X(cuDeviceGet)        \
+    X(cuDeviceGetCount) X(cuDeviceGetName) X(cuDeviceGetAttribute) X(cuDeviceTotalMem)          \
+    X(cuDevicePrimaryCtxRetain) X(cuDevicePrimaryCtxRelease) X(cuCtxSetCurrent)                 \
+    X(cuCtxGetCurrent) X(cuCtxSynchronize) X(cuStreamCreate) X(cuStreamDestroy)                 \
+    X(cuStreamSynchronize) X(cuMemAlloc) X(cuMemFree) X(cuMemGetInfo) X(cuMemcpyHtoDAsync)      \
+    X(cuMemcpyDtoHAsync) X(cuMemcpyDtoDAsync) X(cuModuleLoadData) X(cuModuleLoadDataEx)         \
+    X(cuModuleGetFunction) X(cuModuleUnload) X(cuLaunchKernel) X(cuEventCreate)                 \
+    X(cuEventRecord) X(cuEventSynchronize) X(cuEventElapsedTime) X(cuEventDestroy)
+
+typedef struct tl_cu_api {
+#define TL_CU_MEMBER(name) PFN_##name name;
+    TL_CU_FUNCS(TL_CU_MEMBER)
+#undef TL_CU_MEMBER
+} tl_cu_api;
+
+// ------------------------------------------------------------------ NVRTC and cuBLAS
+// Types taken from the declarations in nvrtc.h / cublas_api.h with __typeof__, again never
+// retyped. `optional` entries may be missing in old library versions.
+#define TL_NVRTC_FUNCS(X, OPT)                                                                  \
+    X(nvrtcGetErrorString) X(nvrtcVersion) X(nvrtcCreateProgram) X(nvrtcDestroyProgram)         \
+    X(nvrtcCompileProgram) X(nvrtcGetProgramLogSize) X(nvrtcGetProgramLog) X(nvrtcGetPTXSize)   \
+    X(nvrtcGetPTX) OPT(nvrtcGetCUBINSize) OPT(nvrtcGetCUBIN) OPT(nvrtcGetNumSupportedArchs)     \
+    OPT(nvrtcGetSupportedArchs)
+
+#define TL_CUBLAS_FUNCS(X, OPT)                                                                 \
+    X(cublasCreate) X(cublasDestroy) X(cublasSetStream) X(cublasSetMathMode) X(cublasSgemm)     \
+    OPT(cublasGetStatusString) OPT(cublasGetProperty)
+
+typedef struct tl_nvrtc_api {
+#define TL_FN_MEMBER(name) __typeof__(name) *name;
+    TL_NVRTC_FUNCS(TL_FN_MEMBER, TL_FN_MEMBER)
+} tl_nvrtc_api;
+
+typedef struct tl_cublas_api {
+    TL_CUBLAS_FUNCS(TL_FN_MEMBER, TL_FN_MEMBER)
+#undef TL_FN_MEMBER
+} tl_cublas_api;
+
+extern tl_cu_api tl_cu;
+extern tl_nvrtc_api tl_nvrtc;
+extern tl_cublas_api tl_cublas;
+
+// ------------------------------------------------------------------ kernels
+// Every kernel in cuda/kernels.cu, in one list: the enum index and the name looked up.
+#define TL_CUDA_KERNELS(X)                                                                      \
+    X(tl_k_fill) X(tl_k_binary) X(tl_k_binary_bcast) X(tl_k_unary) X(tl_k_unary_backward)       \
+    X(tl_k_affine) X(tl_k_softmax_rows) X(tl_k_xent_forward) X(tl_k_xent_backward)              \
+    X(tl_k_sum_mid) X(tl_k_sum_inner1) X(tl_k_sgd) X(tl_k_adam) X(tl_k_rmsprop)
+
+enum {
+#define TL_K_ENUM(name) TLK_##name,
+    TL_CUDA_KERNELS(TL_K_ENUM)
+#undef TL_K_ENUM
+    TLK_COUNT
+};
+extern const char *const tl_cuda_kernel_names[TLK_COUNT];
+
+// ------------------------------------------------------------------ caching allocator state
+// One pool per device. Blocks come from cuMemAlloc in size classes (8 per power of two, so a
+// block wastes at most 1/8 of its size) and go back to their class's free list on free.
+#define TL_POOL_CLASSES 320
+
+typedef struct tl_pool_entry {
+    CUdeviceptr ptr; // 0 = empty slot
+    uint32_t cls;    // size class index
+    uint32_t in_use; // 1 while handed out
+} tl_pool_entry;
+
+typedef struct tl_pool {
+    pthread_mutex_t lock;
+    // Free lists: free_list[c] holds free_count[c] cached blocks of class c.
+    CUdeviceptr *free_list[TL_POOL_CLASSES];
+    size_t free_count[TL_POOL_CLASSES], free_cap[TL_POOL_CLASSES];
+    // Every block held from the driver (in use or cached), open addressing on the pointer.
+    tl_pool_entry *table;
+    size_t table_cap, table_count;
+    tl_cuda_mem_stats stats;
+} tl_pool;
+
+// ------------------------------------------------------------------ per-device state
+typedef struct tl_cuda_device {
+    int ready;          // context, stream and pool set up
+    int index;          // device ordinal
+    CUdevice dev;
+    CUcontext ctx;      // the primary context (retained)
+    CUstream stream;    // the one work stream: all kernels, copies and cuBLAS calls
+    int cc_major, cc_minor, sm_count;
+    size_t total_mem;
+    char name[256];
+    pthread_mutex_t lock; // guards lazy kernel/cuBLAS/event setup
+    CUmodule module;
+    CUfunction fn[TLK_COUNT];
+    int kernels_ready;
+    int kernels_cache_hit;
+    double kernels_ms;
+    char kernels_path[1024];
+    cublasHandle_t cublas;
+    int cublas_tf32;      // math mode the handle is in
+    CUevent ev_start, ev_stop;
+    tl_pool pool;
+} tl_cuda_device;
+
+#define TL_CUDA_MAX_DEVICES 64
+
+// Loader (cuda_loader.c).
+int tl_cuda_ensure_init(void);
+int tl_cuda_ensure_nvrtc(void);
+int tl_cuda_ensure_cublas(void);
+// The calling thread's current device, set up and with its context current on this thread.
+int tl_cuda_current(tl_cuda_device **out);
+// Device i when it has been set up (some thread used it), else NULL.
+tl_cuda_device *tl_cuda_device_at(int i);
+int tl_cuda_check_cu(CUresult r, const char *what, const char *file, int line);
+int tl_cuda_check_nvrtc(nvrtcResult r, const char *what, const char *file, int line);
+int tl_cuda_check_cublas(cublasStatus_t r, const char *what, const char *file, int line);
+#ifdef __FILE_NAME__
+#define TL_FILE __FILE_NAME__ // the base name: messages need no build paths
+#else
+#define TL_FILE __FILE__
+#endif
+#define TL_CU(call) tl_cuda_check_cu((call), #call, TL_FILE, __LINE__)
+#define TL_NVRTC(call) tl_cuda_check_nvrtc((call), #call, TL_FILE, __LINE__)
+#define TL_CUBLAS(call) tl_cuda_check_cublas((call), #call, TL_FILE, __LINE__)
+extern float tl_cuda_memory_fraction_value;
+extern int tl_nvrtc_major, tl_nvrtc_minor; // -1 until NVRTC is loaded
+
+// Allocator (cuda_alloc.c).
+int tl_pool_setup(tl_cuda_device *d);
+void tl_format_bytes(char *buf, size_t len, double bytes);
+
+// Kernels (cuda_ops.c).
+int tl_cuda_ensure_kernels(tl_cuda_device *d);
+
+#endif // TL_CUDA_ENABLED
+#endif

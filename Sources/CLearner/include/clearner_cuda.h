@@ -1,0 +1,199 @@
+// CLearner's CUDA layer: NVIDIA GPUs through the driver API, NVRTC and cuBLAS, all loaded at
+// run time with dlopen, so one binary runs on CPU-only machines and on GPU machines.
+//
+// Always declared: built without the CUDA toolkit headers, every function is a stub that
+// returns TL_CUDA_ERR_NOT_BUILT (tl_cuda_built_in() says which build this is).
+//
+// Conventions
+// - Every function returning `int` returns a status: 0 (TL_CUDA_OK) or a TL_CUDA_ERR_* code.
+//   On failure the calling thread's message is available from tl_cuda_last_error(); functions
+//   that take (err, errlen) also copy it there.
+// - Device pointers are plain `void *` / `float *` values that the host must never dereference.
+// - Work goes to one stream per device and is asynchronous: a call returns once the work is
+//   queued. The host waits only in tl_cuda_synchronize, tl_cuda_memcpy_dtoh and
+//   tl_cuda_timer_stop. A block freed with tl_cuda_free may be reused by the next allocation at
+//   once: reuse is ordered after every queued use because all work shares that stream.
+// - The current device is per thread (like the CUDA runtime): tl_cuda_set_device(i) picks it
+//   for the calling thread; it is 0 until set. All calls below act on the current device.
+// - Shapes: matrices are row-major [rows, cols], contiguous; counts are element counts.
+//
+// Environment
+//   TEFLA_LIBCUDA, TEFLA_LIBNVRTC, TEFLA_LIBCUBLAS  path or soname to dlopen instead of searching
+//   TEFLA_KERNEL_CACHE   directory for compiled kernels, or "off" to disable the disk cache
+//                        (default $XDG_CACHE_HOME/tefla/kernels, else ~/.cache/tefla/kernels)
+#ifndef CLEARNER_CUDA_H
+#define CLEARNER_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum tl_cuda_status {
+    TL_CUDA_OK = 0,
+    TL_CUDA_ERR_NOT_BUILT = 1,     ///< compiled without the CUDA toolkit headers
+    TL_CUDA_ERR_LIBRARY = 2,       ///< a CUDA library could not be loaded or lacks a symbol
+    TL_CUDA_ERR_NO_DEVICE = 3,     ///< cuInit failed or no such device
+    TL_CUDA_ERR_DRIVER = 4,        ///< a driver API call failed (message has its error string)
+    TL_CUDA_ERR_OUT_OF_MEMORY = 5, ///< allocation failed or would pass the memory cap
+    TL_CUDA_ERR_NVRTC = 6,         ///< kernel compilation failed (message has the NVRTC log)
+    TL_CUDA_ERR_CUBLAS = 7,        ///< a cuBLAS call failed
+    TL_CUDA_ERR_INVALID = 8,       ///< bad argument (unknown op, shape mismatch, double free...)
+    TL_CUDA_ERR_NOT_INITIALIZED = 9 ///< tl_cuda_init has not succeeded
+};
+
+// ---------------------------------------------------------------- loading and devices
+/// 1 when compiled with the CUDA toolkit headers, else 0 (then everything else is a stub).
+int tl_cuda_built_in(void);
+/// Loads libcuda.so.1 (required), libnvrtc and libcublas (searched newest first among those
+/// whose CUDA major version the driver supports) and calls cuInit. Safe to call again: later
+/// calls return the first result. On failure copies the message into err (may be NULL).
+int tl_cuda_init(char *err, size_t errlen);
+/// Copies the calling thread's last error message into buf; returns that error's status.
+int tl_cuda_last_error(char *buf, size_t len);
+/// Number of CUDA devices, 0 when CUDA is unavailable (never fails).
+int tl_cuda_device_count(void);
+/// Device name (NUL-terminated, truncated to len).
+int tl_cuda_device_name(int device, char *name, size_t len);
+/// Compute capability, e.g. 9.0 for H100/H200.
+int tl_cuda_device_capability(int device, int *major, int *minor);
+/// Total device memory in bytes, and the number of multiprocessors.
+int tl_cuda_device_total_memory(int device, size_t *bytes);
+int tl_cuda_device_multiprocessors(int device, int *count);
+/// Makes `device` current for the calling thread: retains its primary context, makes it
+/// current, creates its stream and memory pool on first use.
+int tl_cuda_set_device(int device);
+/// The calling thread's current device index.
+int tl_cuda_get_device(void);
+/// Versions: driver as 1000*major + 10*minor (13000 = CUDA 13.0), NVRTC major/minor,
+/// cuBLAS as reported by cublasGetVersion (-1 when not loaded yet); NULL pointers are skipped.
+int tl_cuda_versions(int *driver, int *nvrtc_major, int *nvrtc_minor, int *cublas);
+/// The file names that were loaded: which = 0 libcuda, 1 libnvrtc, 2 libcublas. "" when not loaded.
+const char *tl_cuda_library(int which);
+
+// ---------------------------------------------------------------- caching allocator
+/// Counters of the current device's pool, in bytes unless named a count.
+typedef struct tl_cuda_mem_stats {
+    uint64_t in_use;          ///< bytes in blocks handed out (rounded to their size class)
+    uint64_t cached;          ///< bytes in free blocks kept for reuse
+    uint64_t reserved;        ///< in_use + cached: what the pool holds from the driver
+    uint64_t peak_in_use;     ///< highest in_use so far
+    uint64_t peak_reserved;   ///< highest reserved so far
+    uint64_t limit;           ///< cap on reserved: memory fraction * total device memory
+    uint64_t alloc_count;     ///< tl_cuda_malloc calls that succeeded
+    uint64_t cache_hits;      ///< of those, served from a free list
+    uint64_t driver_allocs;   ///< cuMemAlloc calls
+    uint64_t driver_frees;    ///< cuMemFree calls (cache releases)
+    uint64_t oom_count;       ///< allocations refused
+} tl_cuda_mem_stats;
+
+/// Allocates at least `size` bytes of device memory (512-byte aligned); size 0 gives NULL.
+/// Reuses a cached block of the same size class when one is free; otherwise asks the driver,
+/// and when that fails or would pass the cap, releases the cache and tries once more. Out of
+/// memory gives TL_CUDA_ERR_OUT_OF_MEMORY with a message saying how much was asked for, held
+/// and cached.
+int tl_cuda_malloc(size_t size, void **ptr);
+/// Returns a block to its size class's free list (NULL is a no-op). Stream-ordered: queued work
+/// that still reads the block runs before any later work that reuses it.
+int tl_cuda_free(void *ptr);
+/// Caps the pool of every device at fraction * total memory (0 < fraction <= 1; default 1).
+int tl_cuda_set_memory_fraction(float fraction);
+/// Gives every cached (free) block of the current device back to the driver.
+int tl_cuda_empty_cache(void);
+int tl_cuda_memory_stats(tl_cuda_mem_stats *out);
+
+// ---------------------------------------------------------------- copies and sync
+/// Host to device. Queued on the stream; the host buffer may be reused on return (pageable
+/// memory is staged by the driver before the call returns).
+int tl_cuda_memcpy_htod(void *dst, const void *src, size_t bytes);
+/// Device to host: waits for queued work and the copy.
+int tl_cuda_memcpy_dtoh(void *dst, const void *src, size_t bytes);
+/// Device to device, queued.
+int tl_cuda_memcpy_dtod(void *dst, const void *src, size_t bytes);
+/// Waits for all work queued on the current device's stream; reports asynchronous errors.
+int tl_cuda_synchronize(void);
+/// Event timing on the stream: start records an event; stop records another, waits for it and
+/// gives the milliseconds between them.
+int tl_cuda_timer_start(void);
+int tl_cuda_timer_stop(float *ms);
+
+// ---------------------------------------------------------------- kernels (NVRTC)
+/// The CUDA C source of every kernel, as embedded in the binary (cuda/kernels.cu).
+const char *tl_cuda_kernel_source(void);
+/// Compiles every kernel with NVRTC for `arch` ("sm_90", "compute_80", or "90"), without a GPU,
+/// and checks that every kernel the shim launches is in the result. Loads libnvrtc when needed.
+/// The NVRTC log (or the error) goes to log. For CI.
+int tl_cuda_compile_check(const char *arch, char *log, size_t loglen);
+/// Loads libnvrtc only (no driver needed): 0 when available. Message in err.
+int tl_cuda_nvrtc_available(char *err, size_t errlen);
+/// Compiles (or loads from the disk cache) and loads the kernels on the current device; happens
+/// on first launch anyway. Reports whether the cache was hit, the milliseconds taken and the
+/// cache file (any output pointer may be NULL).
+int tl_cuda_prepare_kernels(int *cache_hit, double *millis, char *path, size_t pathlen);
+/// The kernel cache directory in use ("" when disabled).
+int tl_cuda_kernel_cache_dir(char *buf, size_t len);
+
+// ---------------------------------------------------------------- cuBLAS
+/// Row-major C = alpha * op(A) * op(B) + beta * C on device pointers, same arguments as
+/// tl_sgemm (op(X) = X^T when trans != 0; A is M x K after op, B K x N, C M x N). FP32 math:
+/// TF32 tensor cores stay off unless tl_cuda_set_tf32(1).
+int tl_cuda_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc);
+/// Allows (1) or forbids (0, the default) TF32 tensor-core math in tl_cuda_sgemm.
+int tl_cuda_set_tf32(int enabled);
+
+// ---------------------------------------------------------------- elementwise
+/// out[n] = value.
+int tl_cuda_fill(float *out, float value, size_t n);
+/// out[i] = a[i % an] op b[i % bn], i < n; an and bn must divide n (an = bn = n: contiguous;
+/// bn = cols: bias add over [rows, cols]; 1: a scalar). op as tl_binary_strided: 0 add, 1 sub,
+/// 2 mul, 3 div, 4 max, 5 min, 6 pow, 7 eq, 8 gt, 9 lt, 10 ge, 11 le. out may alias a or b
+/// when that side is not broadcast.
+int tl_cuda_binary(int op, const float *a, size_t an, const float *b, size_t bn, float *out, size_t n);
+/// out[n] = f(x[n]); op as tl_unary (0 neg, 1 exp, 2 log, 3 sqrt, 4 relu, 5 sigmoid, 6 tanh,
+/// 7 gelu tanh-approx, 8 abs, 9 sign, 10 square, 11 reciprocal). out may alias x.
+int tl_cuda_unary(int op, const float *x, float *out, size_t n);
+/// out[n] = g * f'(x) from x, y = f(x) and upstream g; ops 4..7 as tl_unary_backward, the
+/// others exact derivatives (0 neg, 1 exp, 2 log, 3 sqrt, 8 abs, 9 sign, 10 square, 11 recip).
+int tl_cuda_unary_backward(int op, const float *x, const float *y, const float *g, float *out, size_t n);
+/// out[n] = x * s + t.
+int tl_cuda_affine(const float *x, float s, float t, float *out, size_t n);
+
+// ---------------------------------------------------------------- rows and reductions
+/// Softmax (log != 0: log-softmax) along each row of x[rows, cols] into out (may alias x).
+int tl_cuda_softmax_rows(const float *x, float *out, size_t rows, size_t cols, int log);
+/// Fused softmax cross-entropy: loss[r] = logsumexp(logits[r]) - logits[r, labels[r]], labels
+/// being class indices stored as float; rows with a label outside [0, cols) get 0 (ignored).
+int tl_cuda_softmax_xent_forward(const float *logits, const float *labels, float *loss, size_t rows,
+                                 size_t cols);
+/// Its gradient: dlogits[r, c] = scale * (gloss ? gloss[r] : 1) * (softmax(logits[r])[c] -
+/// [c == labels[r]]); 0 on ignored rows. For a batch mean pass scale = 1/rows, gloss = NULL.
+int tl_cuda_softmax_xent_backward(const float *logits, const float *labels, const float *gloss,
+                                  float scale, float *dlogits, size_t rows, size_t cols);
+/// Sum over the middle axis of x viewed as [outer, mid, inner] into out[outer, inner]
+/// (as tl_reduce_mid with op 0).
+int tl_cuda_sum_mid(const float *x, size_t outer, size_t mid, size_t inner, float *out);
+/// x[rows, cols] summed over rows into out[cols] (bias gradient).
+int tl_cuda_sum_rows(const float *x, size_t rows, size_t cols, float *out);
+/// x[rows, cols] summed over columns into out[rows].
+int tl_cuda_sum_cols(const float *x, size_t rows, size_t cols, float *out);
+
+// ---------------------------------------------------------------- optimizers (in place, fused)
+/// As tl_sgd_update (PyTorch SGD: momentum, dampening, Nesterov, L2 weight decay); buf may be
+/// NULL when momentum == 0.
+int tl_cuda_sgd_update(float *w, const float *g, float *buf, size_t n, float lr, float momentum,
+                       float dampening, float weight_decay, int nesterov, int first_step);
+/// As tl_adam_update (Adam, or AdamW when adamw != 0); bc1 = 1 - beta1^t, bc2 = 1 - beta2^t.
+int tl_cuda_adam_update(float *w, const float *g, float *m, float *v, size_t n, float lr, float beta1,
+                        float beta2, float eps, float weight_decay, int adamw, float bc1, float bc2);
+/// As tl_rmsprop_update; mom may be NULL when momentum == 0, gavg when centered == 0.
+int tl_cuda_rmsprop_update(float *w, const float *g, float *sq, float *mom, float *gavg, size_t n,
+                           float lr, float alpha, float eps, float weight_decay, float momentum,
+                           int centered);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,92 @@
+import CLearner
+import Foundation
+
+/// Errors from the CUDA layer, with the driver's, NVRTC's or cuBLAS's own message.
+public struct CUDAError: Error, CustomStringConvertible {
+    public let status: Int32
+    public let message: String
+    public var description: String { message }
+
+    static func last(_ status: Int32, _ what: String) -> CUDAError {
+        var buffer = [CChar](repeating: 0, count: 2048)
+        tl_cuda_last_error(&buffer, buffer.count)
+        let detail = String(cString: buffer)
+        return CUDAError(status: status, message: "\(what): \(detail.isEmpty ? "status \(status)" : detail)")
+    }
+}
+
+/// The process's view of CUDA: whether it is built in and usable, and the device memory
+/// that storages draw from (the C shim's caching allocator).
+public enum CUDAContext {
+    /// True when the C shim was compiled with the CUDA toolkit headers.
+    public static var isBuiltIn: Bool { tl_cuda_built_in() == 1 }
+
+    /// Loads the CUDA libraries; throws with the reason when there is no usable GPU.
+    public static func initialize() throws {
+        var buffer = [CChar](repeating: 0, count: 2048)
+        let status = tl_cuda_init(&buffer, buffer.count)
+        if status != 0 { throw CUDAError(status: status, message: String(cString: buffer)) }
+    }
+
+    /// Number of CUDA devices (0 when CUDA is not built in or no driver is found).
+    public static var deviceCount: Int {
+        guard isBuiltIn, (try? initialize()) != nil else { return 0 }
+        return Int(tl_cuda_device_count())
+    }
+
+    /// Makes `index` the current device of the calling thread, checking that it exists.
+    public static func use(device index: Int, memoryFraction: Float? = nil) throws {
+        guard isBuiltIn else {
+            throw CUDAError(status: 1, message: "this build has no CUDA support (the CUDA toolkit headers were not found when it was compiled)")
+        }
+        try initialize()
+        let count = Int(tl_cuda_device_count())
+        guard index >= 0 && index < count else {
+            throw CUDAError(status: 3, message: "GPU \(index) is not available: this machine has \(count) CUDA device\(count == 1 ? "" : "s")")
+        }
+        if let memoryFraction {
+            let status = tl_cuda_set_memory_fraction(memoryFraction)
+            if status != 0 { throw CUDAError.last(status, "setting the GPU memory fraction to \(memoryFraction)") }
+        }
+        let status = tl_cuda_set_device(Int32(index))
+        if status != 0 { throw CUDAError.last(status, "selecting GPU \(index)") }
+    }
+
+    /// The device's name, e.g. "NVIDIA H200".
+    public static func deviceName(_ index: Int) -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        tl_cuda_device_name(Int32(index), &buffer, buffer.count)
+        return String(cString: buffer)
+    }
+
+    static func check(_ status: Int32, _ what: @autoclosure () -> String) {
+        if status != 0 { fatalError(CUDAError.last(status, what()).description) }
+    }
+
+    static func allocate(_ count: Int, device index: Int) -> UnsafeMutablePointer<Float> {
+        precondition(Int(tl_cuda_get_device()) == index, "cuda:\(index) is not the current device; call CUDAContext.use(device:) first")
+        var raw: UnsafeMutableRawPointer?
+        check(tl_cuda_malloc(max(count, 1) * 4, &raw), "allocating \(count * 4) bytes on cuda:\(index)")
+        guard let raw else { fatalError("cuda:\(index) returned no memory for \(count * 4) bytes") }
+        return raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    static func free(_ pointer: UnsafeMutablePointer<Float>) { _ = tl_cuda_free(pointer) }
+
+    /// Waits for all queued work on the current device.
+    public static func synchronize() { check(tl_cuda_synchronize(), "synchronizing") }
+}
+
+/// Copies between storages on any pair of devices.
+enum DeviceCopy {
+    static func copy(from src: Storage, to dst: Storage) {
+        precondition(src.count == dst.count, "copy between storages of \(src.count) and \(dst.count) elements")
+        let bytes = src.count * 4
+        switch (src.device, dst.device) {
+        case (.cpu, .cpu): dst.pointer.update(from: src.pointer, count: src.count)
+        case (.cpu, .cuda): CUDAContext.check(tl_cuda_memcpy_htod(dst.pointer, src.pointer, bytes), "copying \(bytes) bytes to the GPU")
+        case (.cuda, .cpu): CUDAContext.check(tl_cuda_memcpy_dtoh(dst.pointer, src.pointer, bytes), "copying \(bytes) bytes from the GPU")
+        case (.cuda, .cuda): CUDAContext.check(tl_cuda_memcpy_dtod(dst.pointer, src.pointer, bytes), "copying \(bytes) bytes on the GPU")
+        }
+    }
+}

@@ -1,0 +1,149 @@
+// Tests of the CUDA layer of the C shim (clearner_cuda.h) that run anywhere: whether it was
+// built in, NVRTC compilation of every kernel (no GPU needed), the embedded kernel source, and
+// the allocator and launch paths when a GPU is present (skipped with the reason otherwise).
+// The full GPU comparison against the CPU kernels is `tefla-cuda-check`.
+import CLearner
+import Foundation
+import XCTest
+
+final class CUDAShimTests: XCTestCase {
+    private func lastError() -> String {
+        var buf = [CChar](repeating: 0, count: 4096)
+        tl_cuda_last_error(&buf, buf.count)
+        return buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    }
+
+    /// Whether the toolkit headers that enable the CUDA layer are in the default include path.
+    private var headersInstalled: Bool {
+        let dirs = ["/usr/include", "/usr/local/include"]
+        return ["cuda.h", "cudaTypedefs.h", "nvrtc.h", "cublas_v2.h"].allSatisfy { header in
+            dirs.contains { FileManager.default.fileExists(atPath: "\($0)/\(header)") }
+        }
+    }
+
+    private var packageRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    func testBuiltInMatchesHeaders() throws {
+        let builtIn = tl_cuda_built_in() == 1
+        // A build made with -Xcc -DTL_FORCE_NO_CUDA (to test the stubs) sets this to say so.
+        let forcedOff = ProcessInfo.processInfo.environment["TEFLA_CUDA_FORCED_OFF"] == "1"
+        if headersInstalled && !forcedOff {
+            XCTAssertTrue(builtIn, "CUDA headers are in /usr/include but the shim was built without them")
+        } else if builtIn {
+            print("CUDA built in with headers outside /usr/include and /usr/local/include (an -I path)")
+        } else {
+            // The stub build: every entry point reports that CUDA is not built in.
+            var err = [CChar](repeating: 0, count: 1024)
+            XCTAssertEqual(tl_cuda_init(&err, err.count), Int32(TL_CUDA_ERR_NOT_BUILT.rawValue))
+            XCTAssertEqual(tl_cuda_device_count(), 0)
+            var p: UnsafeMutableRawPointer?
+            XCTAssertEqual(tl_cuda_malloc(16, &p), Int32(TL_CUDA_ERR_NOT_BUILT.rawValue))
+            XCTAssertTrue(lastError().contains("not built in"))
+        }
+    }
+
+    func testEmbeddedKernelSourceIsUpToDate() throws {
+        let file = packageRoot.appendingPathComponent("Sources/CLearner/cuda/kernels.cu")
+        let onDisk = try String(contentsOf: file, encoding: .utf8)
+        let embedded = String(cString: tl_cuda_kernel_source())
+        XCTAssertEqual(embedded, onDisk, "cuda_kernels.inc is stale: run Scripts/embed-kernels")
+    }
+
+    func testEveryKernelCompilesWithNVRTC() throws {
+        guard tl_cuda_built_in() == 1 else { throw XCTSkip("CUDA support not built in (no toolkit headers)") }
+        var err = [CChar](repeating: 0, count: 4096)
+        if tl_cuda_nvrtc_available(&err, err.count) != 0 {
+            let why = err.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            // CI installs the toolkit (Scripts/install-cuda-toolkit), so there it must be found.
+            if ProcessInfo.processInfo.environment["CI"] == "true" {
+                XCTFail("libnvrtc not loadable on CI: \(why)")
+                return
+            }
+            throw XCTSkip("libnvrtc not loadable: \(why)")
+        }
+        for arch in ["sm_80", "sm_90"] {
+            var log = [CChar](repeating: 0, count: 16384)
+            let status = tl_cuda_compile_check(arch, &log, log.count)
+            let text = log.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            XCTAssertEqual(status, 0, "\(arch): \(text)")
+            print(text)
+        }
+        // An unknown architecture is an NVRTC error, not a crash.
+        var log = [CChar](repeating: 0, count: 4096)
+        XCTAssertEqual(tl_cuda_compile_check("sm_1", &log, log.count), Int32(TL_CUDA_ERR_NVRTC.rawValue))
+    }
+
+    /// Skips unless a CUDA GPU is usable here.
+    private func requireGPU() throws {
+        guard tl_cuda_built_in() == 1 else { throw XCTSkip("CUDA support not built in") }
+        var err = [CChar](repeating: 0, count: 4096)
+        if tl_cuda_init(&err, err.count) != 0 || tl_cuda_device_count() == 0 {
+            let why = err.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            throw XCTSkip("no CUDA GPU: \(why)")
+        }
+        XCTAssertEqual(tl_cuda_set_device(0), 0, lastError())
+    }
+
+    func testAllocatorReusesBlocks() throws {
+        try requireGPU()
+        var before = tl_cuda_mem_stats(), after = tl_cuda_mem_stats()
+        XCTAssertEqual(tl_cuda_memory_stats(&before), 0)
+        var p1: UnsafeMutableRawPointer?, p2: UnsafeMutableRawPointer?
+        XCTAssertEqual(tl_cuda_malloc(1 << 20, &p1), 0, lastError())
+        XCTAssertEqual(tl_cuda_free(p1), 0)
+        XCTAssertEqual(tl_cuda_malloc(1 << 20, &p2), 0, lastError())
+        XCTAssertEqual(p1, p2, "a freed block of the same size class is reused")
+        XCTAssertEqual(tl_cuda_memory_stats(&after), 0)
+        XCTAssertEqual(after.cache_hits, before.cache_hits + 1)
+        XCTAssertEqual(tl_cuda_free(p2), 0)
+        XCTAssertEqual(tl_cuda_free(p2), Int32(TL_CUDA_ERR_INVALID.rawValue), "double free is refused")
+        var huge: UnsafeMutableRawPointer?
+        XCTAssertEqual(tl_cuda_malloc(1 << 50, &huge), Int32(TL_CUDA_ERR_OUT_OF_MEMORY.rawValue))
+        XCTAssertTrue(lastError().contains("out of memory"), lastError())
+    }
+
+    func testReluAndSgemmMatchCPU() throws {
+        try requireGPU()
+        let n = 1000
+        let x = (0..<n).map { Float($0 % 17) - 8.5 }
+        var cpu = [Float](repeating: 0, count: n), gpu = [Float](repeating: .nan, count: n)
+        tl_unary(4, x, &cpu, n)
+        var dx: UnsafeMutableRawPointer?, dy: UnsafeMutableRawPointer?
+        XCTAssertEqual(tl_cuda_malloc(n * 4, &dx), 0)
+        XCTAssertEqual(tl_cuda_malloc(n * 4, &dy), 0)
+        defer {
+            tl_cuda_free(dx)
+            tl_cuda_free(dy)
+        }
+        XCTAssertEqual(tl_cuda_memcpy_htod(dx, x, n * 4), 0, lastError())
+        XCTAssertEqual(
+            tl_cuda_unary(4, dx!.assumingMemoryBound(to: Float.self), dy!.assumingMemoryBound(to: Float.self), n), 0,
+            lastError())
+        XCTAssertEqual(tl_cuda_memcpy_dtoh(&gpu, dy, n * 4), 0, lastError())
+        XCTAssertEqual(gpu, cpu)
+
+        // 3x2 = [3x4] * [4x2], row-major, as tl_sgemm.
+        let a = (0..<12).map { Float($0) * 0.5 - 2 }, b = (0..<8).map { Float($0) * 0.25 - 1 }
+        var c = [Float](repeating: 0, count: 6), g = [Float](repeating: .nan, count: 6)
+        tl_sgemm(0, 0, 3, 2, 4, 1, a, 4, b, 2, 0, &c, 2)
+        var da: UnsafeMutableRawPointer?, db: UnsafeMutableRawPointer?, dc: UnsafeMutableRawPointer?
+        XCTAssertEqual(tl_cuda_malloc(48, &da), 0)
+        XCTAssertEqual(tl_cuda_malloc(32, &db), 0)
+        XCTAssertEqual(tl_cuda_malloc(24, &dc), 0)
+        defer {
+            tl_cuda_free(da)
+            tl_cuda_free(db)
+            tl_cuda_free(dc)
+        }
+        tl_cuda_memcpy_htod(da, a, 48)
+        tl_cuda_memcpy_htod(db, b, 32)
+        XCTAssertEqual(
+            tl_cuda_sgemm(
+                0, 0, 3, 2, 4, 1, da!.assumingMemoryBound(to: Float.self), 4, db!.assumingMemoryBound(to: Float.self), 2,
+                0, dc!.assumingMemoryBound(to: Float.self), 2), 0, lastError())
+        XCTAssertEqual(tl_cuda_memcpy_dtoh(&g, dc, 24), 0, lastError())
+        for i in 0..<6 { XCTAssertEqual(g[i], c[i], accuracy: 1e-5) }
+    }
+}
