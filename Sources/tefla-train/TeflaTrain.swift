@@ -22,6 +22,10 @@ struct TeflaTrain: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "GPU index; -1 or absent trains on the CPU.")
     var gpu: Int = -1
 
+    @Option(name: [.customLong("gpu-mem-frac"), .customLong("gpu_mem_frac")],
+            help: "Fraction of the GPU's memory the trainer may hold (0 < f <= 1).")
+    var gpuMemFrac: Float?
+
     @Option(name: .long, help: "Overrides training.epochs.")
     var epochs: Int?
 
@@ -35,7 +39,7 @@ struct TeflaTrain: ParsableCommand {
     var verbose: Int = 2
 
     static var versionString: String {
-        "tefla-train \(LearnerVersion.string) (CUDA support: not built in; CPU: OpenBLAS)"
+        "tefla-train \(LearnerVersion.string) (CUDA support: \(CUDAContext.isBuiltIn ? "built in, libraries loaded at run time" : "not built in"); CPU: OpenBLAS)"
     }
 
     func validate() throws {
@@ -43,6 +47,9 @@ struct TeflaTrain: ParsableCommand {
         if ![0, 2].contains(verbose) { throw ValidationError("--verbose must be 0 or 2, got \(verbose)") }
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be >= 1, got \(epochs)") }
         if let startEpoch, startEpoch < 1 { throw ValidationError("--start-epoch counts from 1, got \(startEpoch)") }
+        if let gpuMemFrac, !(gpuMemFrac > 0 && gpuMemFrac <= 1) {
+            throw ValidationError("--gpu-mem-frac must be in (0, 1], got \(gpuMemFrac)")
+        }
     }
 
     func run() throws {
@@ -58,8 +65,16 @@ struct TeflaTrain: ParsableCommand {
         if let epochs { cfg.epochs = epochs }
         if let startEpoch { cfg.startEpoch = startEpoch }
         if let seed { cfg.seed = seed }
+        var device = Device.cpu
+        var deviceName = "cpu"
         if gpu >= 0 {
-            throw fail("--gpu \(gpu): this build trains on the CPU only; use --gpu -1")
+            do {
+                try CUDAContext.use(device: gpu, memoryFraction: gpuMemFrac)
+            } catch {
+                throw fail("--gpu \(gpu): \(error)")
+            }
+            device = .cuda(gpu)
+            deviceName = "cuda:\(gpu) (\(CUDAContext.deviceName(gpu)))"
         }
 
         let keys = FeatureKeys(input: cfg.inputKey, label: cfg.labelKey)
@@ -67,12 +82,13 @@ struct TeflaTrain: ParsableCommand {
             let training = try InMemoryDataset.load(directory: cfg.trainDir, keys: keys)
             let validation = try cfg.valDir.map { try InMemoryDataset.load(directory: $0, keys: keys) }
             let model = cfg.makeModel(inputSize: training.featureSize)
-            let learner = SupervisedLearner(model: model, loss: cfg.loss, optimizer: cfg.makeOptimizer(), seed: cfg.seed)
+            let learner = SupervisedLearner(model: model, loss: cfg.loss, optimizer: cfg.makeOptimizer(), seed: cfg.seed,
+                                            device: device)
             learner.verbose = verbose
             if verbose > 0 {
                 print("tefla-train: \(training.count) training samples from \(cfg.trainDir)"
                       + (validation.map { ", \($0.count) validation samples from \(cfg.valDir ?? "")" } ?? "")
-                      + "; model: \(model.parameterCount) parameters; device: cpu")
+                      + "; model: \(model.parameterCount) parameters; device: \(deviceName)")
             }
             let history = try learner.fit(training: training, validation: validation, startEpoch: cfg.startEpoch,
                                           epochs: cfg.epochs, batchSize: cfg.batchSize, dropLastBatch: cfg.dropLastBatch)

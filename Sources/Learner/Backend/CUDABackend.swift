@@ -122,7 +122,8 @@ public struct CUDABackend: Backend {
     public func sumAll(_ x: Storage) -> Float {
         let out = make(1)
         check(tl_cuda_sum_mid(x.pointer, 1, x.count, 1, out.pointer), "sum")
-        return toHost(out).pointer[0]
+        let host = toHost(out)
+        return withExtendedLifetime(host) { host.pointer[0] }
     }
 
     public func gatherRows(_ x: Storage, rowSize: Int, indices: [Int32]) -> Storage {

@@ -56,17 +56,22 @@ extension Tensor {
         if keepingDimensions { outShape[a] = 1 } else { outShape.remove(at: a) }
         let out = Tensor(shape: outShape, storage: storage)
         let inputShape = shape
+        let device = self.device
         return Tape.record(.max, out, inputs: [self]) { g in
-            precondition(g.device == .cpu, "max(alongAxis:) has no gradient kernel on \(g.device) yet")
+            // The gradient goes to the arg-max recorded by the forward pass; scattered on the
+            // host (no device kernel yet) and moved back to the input's device.
+            let host = g.to(.cpu)
             let grad = Storage(zeros: ShapeMath.count(inputShape))
-            let gp = g.storage.pointer
-            for o in 0..<outer {
-                for i in 0..<inner {
-                    let m = Int(idx![o * inner + i])
-                    grad.pointer[(o * mid + m) * inner + i] = gp[o * inner + i]
+            withExtendedLifetime(host) {
+                let gp = host.storage.pointer
+                for o in 0..<outer {
+                    for i in 0..<inner {
+                        let m = Int(idx![o * inner + i])
+                        grad.pointer[(o * mid + m) * inner + i] = gp[o * inner + i]
+                    }
                 }
             }
-            return [Tensor(shape: inputShape, storage: grad)]
+            return [Tensor(shape: inputShape, storage: grad).to(device)]
         }
     }
 

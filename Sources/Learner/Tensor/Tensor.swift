@@ -78,7 +78,8 @@ public struct Tensor: @unchecked Sendable {
     public var scalar: Float {
         precondition(scalarCount == 1, "scalar of a tensor with shape \(shape)")
         if device == .cpu { return storage.pointer[0] }
-        return to(.cpu).storage.pointer[0]
+        let host = to(.cpu)
+        return withExtendedLifetime(host) { host.storage.pointer[0] }
     }
 
     /// A copy on `device` (the same tensor when it is already there). Not recorded on the tape:

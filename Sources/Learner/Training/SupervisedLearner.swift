@@ -176,11 +176,9 @@ public final class SupervisedLearner {
     }
 
     static func correctCount(_ outputs: Tensor, _ labels: Tensor) -> Int {
-        let predicted = outputs.argmax(alongAxis: -1).storage.pointer
-        let truth = labels.to(.cpu).storage.pointer
-        var correct = 0
-        for i in 0..<labels.scalarCount where predicted[i] == truth[i] { correct += 1 }
-        return correct
+        let predicted = outputs.argmax(alongAxis: -1).scalars
+        let truth = labels.scalars
+        return zip(predicted, truth).reduce(0) { $0 + ($1.0 == $1.1 ? 1 : 0) }
     }
 
     static func format(_ e: EpochLog, of total: Int) -> String {

@@ -1,0 +1,242 @@
+// GPU checks and timings for a machine with an NVIDIA GPU:
+//
+//   tefla-bench gpu-check [--device N]   every engine op and optimizer on cuda:N against the CPU,
+//                                        then the digits MLP trained on cuda:N; exits 1 on a failure
+//   tefla-bench gpu-mlp [--device N] [--batch B] [--steps N] [--rounds N] [--warmup N] [--json]
+//                                        MLP 784-512-512-10 training throughput on cuda:N
+import CLearner
+import Foundation
+import Learner
+
+/// ‖a − b‖ / max(‖b‖, tiny).
+func relativeError(_ a: [Float], _ b: [Float]) -> Double {
+    precondition(a.count == b.count, "compare \(a.count) with \(b.count) values")
+    var num = 0.0, den = 0.0
+    for (x, y) in zip(a, b) {
+        if x.isNaN || y.isNaN { return .infinity }
+        num += Double(x - y) * Double(x - y)
+        den += Double(y) * Double(y)
+    }
+    return (num / max(den, 1e-30)).squareRoot()
+}
+
+struct GPUCheck {
+    let device: Device
+    var passed = 0
+    var failed = 0
+    var generator = RandomGenerator(seed: 11)
+
+    init(device: Device) { self.device = device }
+
+    mutating func random(_ shape: [Int], positive: Bool = false) -> Tensor {
+        var t = Tensor.randomNormal(shape, generator: &generator)
+        if positive { t = Tensor(shape: shape, scalars: t.scalars.map { abs($0) + 0.5 }) }
+        return t
+    }
+
+    /// Runs `f` on CPU inputs and on the same inputs on the GPU; compares the outputs and the
+    /// gradients of Σ out ⊙ r with respect to every input.
+    mutating func check(_ name: String, _ inputs: [Tensor], tolerance: Double = 1e-4, _ f: ([Tensor]) -> Tensor) {
+        func run(_ xs: [Tensor]) -> ([Float], [[Float]]) {
+            let leaves = xs.map { $0.trainable() }
+            let out = f(leaves)
+            var g = RandomGenerator(seed: 99)
+            let r = Tensor.randomNormal(out.shape, generator: &g).to(out.device)
+            let grads = gradients(of: (out * r).sum(), wrt: leaves)
+            return (out.scalars, grads.map(\.scalars))
+        }
+        let (cpuOut, cpuGrads) = run(inputs)
+        let (gpuOut, gpuGrads) = run(inputs.map { $0.to(device) })
+        var worst = relativeError(gpuOut, cpuOut)
+        for (a, b) in zip(gpuGrads, cpuGrads) { worst = max(worst, relativeError(a, b)) }
+        let ok = worst <= tolerance
+        if ok { passed += 1 } else { failed += 1 }
+        print("\(ok ? "PASS" : "FAIL") \(name.padding(toLength: 40, withPad: " ", startingAt: 0))"
+              + String(format: " rel. error %.2e (tolerance %.0e)", worst, tolerance))
+    }
+
+    mutating func checkOptimizer(_ name: String, _ make: () -> Optimizer) {
+        var g = RandomGenerator(seed: 5)
+        let w0 = Tensor.randomNormal([1000], generator: &g)
+        let grads = (0..<3).map { _ in Tensor.randomNormal([1000], generator: &g) }
+        func run(_ device: Device) -> [Float] {
+            let p = Parameter(w0.copy().to(device))
+            let opt = make()
+            for grad in grads {
+                p.gradient = grad.to(device)
+                opt.step([p])
+            }
+            return p.value.scalars
+        }
+        let err = relativeError(run(device), run(.cpu))
+        let ok = err <= 1e-5
+        if ok { passed += 1 } else { failed += 1 }
+        print("\(ok ? "PASS" : "FAIL") \("optimizer \(name)".padding(toLength: 40, withPad: " ", startingAt: 0))"
+              + String(format: " rel. error %.2e (tolerance 1e-05)", err))
+    }
+
+    mutating func runAll() {
+        let a = random([33, 17]), b = random([33, 17]), bias = random([17]), col = random([33, 1])
+        let p = random([33, 17], positive: true)
+        check("add", [a, b]) { $0[0] + $0[1] }
+        check("add bias broadcast", [a, bias]) { $0[0] + $0[1] }
+        check("add column broadcast (host)", [a, col]) { $0[0] + $0[1] }
+        check("subtract", [a, b]) { $0[0] - $0[1] }
+        check("multiply", [a, b]) { $0[0] * $0[1] }
+        check("divide", [a, p]) { $0[0] / $0[1] }
+        check("scalar ops", [a]) { ($0[0] * 3 + 1) / 2 - 0.5 }
+        check("negate", [a]) { -$0[0] }
+        check("exp", [a]) { $0[0].exp() }
+        check("log", [p]) { $0[0].log() }
+        check("sqrt", [p]) { $0[0].sqrt() }
+        check("pow", [p]) { $0[0].pow(1.5) }
+        check("abs", [p]) { ($0[0] - 0.1).abs() }
+        check("relu", [a]) { $0[0].relu() }
+        check("gelu", [a]) { $0[0].gelu() }
+        check("sigmoid", [a]) { $0[0].sigmoid() }
+        check("tanh", [a]) { $0[0].tanh() }
+        check("softmax", [a]) { $0[0].softmax() }
+        check("logSoftmax", [a]) { $0[0].logSoftmax() }
+        check("sum axis 0", [a]) { $0[0].sum(alongAxis: 0) }
+        check("sum axis 1 keepdims", [a]) { $0[0].sum(alongAxis: 1, keepingDimensions: true) }
+        check("sum all", [a]) { $0[0].sum() }
+        check("mean all", [a]) { $0[0].mean() }
+        check("mean axes", [random([4, 5, 6])]) { $0[0].mean(alongAxes: [0, 2]) }
+        check("max axis (host)", [a]) { $0[0].max(alongAxis: 1) }
+        check("reshape", [a]) { $0[0].reshaped(to: [17, 33]) * 2 }
+        check("transpose (host)", [random([3, 4, 5])]) { $0[0].transposed([2, 0, 1]) }
+        check("concat axis 1", [a, b]) { Tensor.concatenate([$0[0], $0[1]], alongAxis: 1) }
+        check("slice axis 1", [a]) { $0[0].slice(alongAxis: 1, 3..<11) }
+        check("gatherRows (host)", [a]) { $0[0].gatherRows([3, 1, 3, 30]) }
+        let m = random([64, 48]), n = random([48, 40]), nt = random([40, 48]), mt = random([48, 64])
+        check("matmul", [m, n]) { $0[0].matmul($0[1]) }
+        check("matmul Bᵀ", [m, nt]) { $0[0].matmul($0[1], transposeOther: true) }
+        check("matmul Aᵀ", [mt, n]) { $0[0].matmul($0[1], transposeSelf: true) }
+        check("matmul AᵀBᵀ", [mt, nt]) { $0[0].matmul($0[1], transposeSelf: true, transposeOther: true) }
+        let w = random([40, 48]), wb = random([40])
+        check("linear", [m, w, wb]) { $0[0].linear(weight: $0[1], bias: $0[2]) }
+        check("linear no bias", [m, w]) { $0[0].linear(weight: $0[1], bias: nil) }
+        check("dropout", [a]) { $0[0].dropout(rate: 0.3, seed: 1, step: 2, salt: 3) }
+        let logits = random([50, 10])
+        let labels = Tensor(shape: [50], scalars: (0..<50).map { Float(($0 * 7) % 10) })
+        let weights = random([50], positive: true)
+        check("softmaxCrossEntropy", [logits]) { $0[0].softmaxCrossEntropy(labels: labels.to($0[0].device)) }
+        check("softmaxCrossEntropy weighted", [logits]) {
+            $0[0].softmaxCrossEntropy(labels: labels.to($0[0].device), sampleWeights: weights.to($0[0].device))
+        }
+        check("softmaxCrossEntropy smoothing (host)", [logits]) {
+            $0[0].softmaxCrossEntropy(labels: labels.to($0[0].device), labelSmoothing: 0.1)
+        }
+        let targets = Tensor(shape: [50, 10], scalars: (0..<500).map { Float($0 % 3 == 0 ? 1 : 0) })
+        check("sigmoidCrossEntropy (host)", [logits]) { $0[0].sigmoidCrossEntropy(targets: targets.to($0[0].device)) }
+        check("meanSquaredError", [logits, random([50, 10])]) { Loss.meanSquaredError($0[0], $0[1]) }
+        check("meanAbsoluteError", [logits, random([50, 10])]) { Loss.meanAbsoluteError($0[0], $0[1]) }
+        checkOptimizer("SGD momentum nesterov wd") { SGD(learningRate: 0.1, momentum: 0.9, weightDecay: 1e-2, nesterov: true) }
+        checkOptimizer("Adam") { Adam(learningRate: 1e-2) }
+        checkOptimizer("AdamW") { AdamW(learningRate: 1e-2, weightDecay: 0.1) }
+        checkOptimizer("RMSProp centered momentum") { RMSProp(learningRate: 1e-2, momentum: 0.9, centered: true) }
+    }
+}
+
+func digitsDirectory() -> String {
+    var dir = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+    for _ in 0..<4 {
+        let candidate = dir.appendingPathComponent("Data/digits")
+        if FileManager.default.fileExists(atPath: candidate.path) { return candidate.path }
+        dir = dir.deletingLastPathComponent()
+    }
+    return "Data/digits"
+}
+
+/// The digits MLP on the GPU and on the CPU with the same seed: both reach the accuracy, and
+/// their loss curves agree to float rounding.
+func checkDigitsTraining(device: Device) -> Bool {
+    func train(_ device: Device) throws -> History {
+        let model = Sequential([
+            Dense(inputSize: 64, outputSize: 128, activation: .relu, seed: 1),
+            Dropout(rate: 0.1),
+            Dense(inputSize: 128, outputSize: 10, seed: 2),
+        ])
+        let learner = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: Adam(learningRate: 2e-3),
+                                        seed: 42, device: device)
+        learner.verbose = 0
+        let root = digitsDirectory()
+        return try learner.fit(dataDir: root + "/train", featureKeys: FeatureKeys(), validationDir: root + "/val", epochs: 20)
+    }
+    do {
+        let t0 = now()
+        let gpu = try train(device)
+        let gpuSeconds = now() - t0
+        let t1 = now()
+        let cpu = try train(.cpu)
+        let cpuSeconds = now() - t1
+        let lossError = relativeError(gpu.epochs.map(\.trainLoss), cpu.epochs.map(\.trainLoss))
+        let accuracy = gpu.lastValidationAccuracy ?? 0
+        let ok = accuracy >= 0.95 && lossError < 1e-3
+        print("\(ok ? "PASS" : "FAIL") digits MLP on \(device)"
+              + String(format: ": val_accuracy %.4f (cpu %.4f), loss curve rel. error vs cpu %.2e, %.2fs (cpu %.2fs)",
+                       accuracy, cpu.lastValidationAccuracy ?? 0, lossError, gpuSeconds, cpuSeconds))
+        return ok
+    } catch {
+        print("FAIL digits MLP on \(device): \(error)")
+        return false
+    }
+}
+
+func gpuIndex(_ o: Options) -> Int {
+    let index = o.device
+    do {
+        try CUDAContext.use(device: index)
+    } catch {
+        fail("cuda:\(index): \(error)")
+    }
+    return index
+}
+
+/// `--device -1` runs the same comparisons CPU against CPU: a dry run of the checker itself.
+func runGPUCheck(_ o: Options) -> Never {
+    setvbuf(stdout, nil, _IOLBF, 0)
+    let device: Device = o.device < 0 ? .cpu : .cuda(gpuIndex(o))
+    print("gpu-check on \(device)\(o.device < 0 ? "" : " (\(CUDAContext.deviceName(o.device)))")")
+    var check = GPUCheck(device: device)
+    check.runAll()
+    let digitsOK = checkDigitsTraining(device: device)
+    if digitsOK { check.passed += 1 } else { check.failed += 1 }
+    print("host fallbacks used: \(CUDABackend.hostFallbacks.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: ", "))")
+    print("\(check.passed) passed, \(check.failed) failed")
+    exit(check.failed == 0 ? 0 : 1)
+}
+
+/// The CPU benchmark's MLP step on the GPU: forward, loss, backward, Adam, loss read back.
+func runGPUMLP(_ o: Options) {
+    let index = gpuIndex(o)
+    let device = Device.cuda(index)
+    let learner = SupervisedLearner(model: makeModel(), loss: .softmaxCrossEntropy(), optimizer: Adam(learningRate: 1e-3),
+                                    seed: 0, device: device)
+    learner.verbose = 0
+    let pool = makePool(batch: o.batch).map { ($0.0.to(device), $0.1.to(device)) }
+    var k = 0
+    var lastLoss: Float = 0
+    func step() {
+        let (x, y) = pool[k % pool.count]
+        k += 1
+        lastLoss = learner.trainStep(inputs: x, labels: y).loss
+    }
+    for _ in 0..<o.warmup { step() }
+    var rates: [Double] = []
+    for _ in 0..<o.rounds {
+        let t0 = now()
+        for _ in 0..<o.steps { step() }
+        CUDAContext.synchronize()
+        rates.append(Double(o.steps * o.batch) / (now() - t0))
+    }
+    let samplesPerSecond = median(rates)
+    let msPerStep = 1000 * Double(o.batch) / samplesPerSecond
+    if o.json {
+        print(jsonLine([("bench", "gpu-mlp"), ("impl", "tefla"), ("device", CUDAContext.deviceName(index)), ("batch", o.batch),
+                        ("samples_per_s", samplesPerSecond), ("ms_per_step", msPerStep), ("final_loss", Double(lastLoss))]))
+    } else {
+        print("gpu-mlp 784-512-512-10 batch \(o.batch) Adam on \(CUDAContext.deviceName(index))"
+              + String(format: ": %.0f samples/s, %.3f ms/step, loss %.4f", samplesPerSecond, msPerStep, lastLoss))
+    }
+}
