@@ -87,3 +87,16 @@ open class Module {
         }
     }
 }
+
+/// What a layer offers its users: a function of its input, parameters discoverable by dotted
+/// path (for checkpoints and optimizers), and training/evaluation modes. Every ``Module``
+/// is a layer; custom layers subclass ``Module`` and override ``Module/forward(_:)``.
+public protocol Layer: AnyObject {
+    func callAsFunction(_ input: Tensor) -> Tensor
+    var namedParameters: [(name: String, parameter: Parameter)] { get }
+    var isTraining: Bool { get }
+    func train()
+    func eval()
+}
+
+extension Module: Layer {}
