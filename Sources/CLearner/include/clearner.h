@@ -17,6 +17,10 @@ void tl_sgemm(int transA, int transB, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 void tl_blas_set_threads(int n);
 int tl_blas_get_threads(void);
+/// The kernel family OpenBLAS runs ("SkylakeX", "Haswell", ...). A DYNAMIC_ARCH OpenBLAS that
+/// does not know this CPU falls back to "Prescott"; the shim then selects the newest family the
+/// CPU supports, unless OPENBLAS_CORETYPE is set (see blas.c).
+const char *tl_blas_core_name(void);
 
 // ---------------------------------------------------------------- CRC32C (Castagnoli)
 /// CRC32C of `len` bytes, continuing from `crc` (pass 0 to start). SSE4.2 when present, table otherwise.
