@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import tefla_train
+import Learner
 
 final class ConfigTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -130,6 +131,21 @@ final class CommandLineTests: XCTestCase {
         let result = try run(["--config", file.path])
         XCTAssertEqual(result.status, 2)
         XCTAssertTrue(result.error.contains("line 6, column 3: data.bach_size"), result.error)
+    }
+
+    func testUnusableGPUGivesAClearErrorNotACrash() throws {
+        guard CUDAContext.deviceCount == 0 else { throw XCTSkip("a CUDA GPU is present: the no-GPU path cannot be exercised") }
+        let result = try run(["--config", "Configs/digits-mlp.yml", "--gpu", "0"])
+        XCTAssertEqual(result.status, 2, result.error)
+        XCTAssertTrue(result.error.contains("--gpu 0:"), result.error)
+        if CUDAContext.isBuiltIn {
+            // With the toolkit's libcuda stub installed, cuInit runs for real and reports no device.
+            XCTAssertTrue(result.error.contains("CUDA") || result.error.contains("libcuda"), result.error)
+        } else {
+            XCTAssertTrue(result.error.contains("no CUDA support"), result.error)
+        }
+        let version = try run(["--version"])
+        XCTAssertTrue(version.output.contains(CUDAContext.isBuiltIn ? "CUDA support: built in" : "CUDA support: not built in"), version.output)
     }
 
     func testVersionAndHelp() throws {
