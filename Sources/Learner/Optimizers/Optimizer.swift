@@ -6,7 +6,7 @@ open class Optimizer {
     /// The learning rate of the next step (schedules set it before each step).
     public var learningRate: Float
     /// Steps taken so far.
-    public private(set) var stepCount = 0
+    public internal(set) var stepCount = 0
     var state: [ObjectIdentifier: [Storage]] = [:]
     /// Updates applied to each parameter: a parameter that first gets a gradient late (frozen,
     /// then unfrozen) starts its own count, as PyTorch's per-parameter `step` does.
@@ -19,6 +19,9 @@ open class Optimizer {
 
     /// Number of state buffers the rule keeps per parameter.
     open var stateBufferCount: Int { 0 }
+
+    /// Names of the state buffers in checkpoints (PyTorch's names where it has them).
+    open var stateBufferNames: [String] { (0..<stateBufferCount).map { "state\($0)" } }
 
     /// The update of one parameter; `state` holds `stateBufferCount` zero-initialised buffers
     /// and `step` counts this parameter's updates, this one included (1 on its first).
@@ -64,6 +67,7 @@ public final class SGD: Optimizer {
     }
 
     public override var stateBufferCount: Int { momentum != 0 ? 1 : 0 }
+    public override var stateBufferNames: [String] { ["momentum_buffer"] }
 
     public override func update(_ w: Storage, gradient g: Storage, state: [Storage], step: Int) {
         backendFor(w.device).sgdUpdate(w, g, momentum: state.first, learningRate: learningRate, momentum: momentum,
@@ -92,6 +96,7 @@ public class Adam: Optimizer {
     }
 
     public override var stateBufferCount: Int { 2 }
+    public override var stateBufferNames: [String] { ["exp_avg", "exp_avg_sq"] }
 
     public override func update(_ w: Storage, gradient g: Storage, state: [Storage], step: Int) {
         let bc1 = 1 - Float(Foundation.pow(Double(beta1), Double(step)))
@@ -131,6 +136,7 @@ public final class RMSProp: Optimizer {
     }
 
     public override var stateBufferCount: Int { 3 }
+    public override var stateBufferNames: [String] { ["square_avg", "momentum_buffer", "grad_avg"] }
 
     public override func update(_ w: Storage, gradient g: Storage, state: [Storage], step: Int) {
         backendFor(w.device).rmspropUpdate(w, g, square: state[0], momentum: state[1], average: state[2],

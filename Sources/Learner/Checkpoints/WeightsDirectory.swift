@@ -1,0 +1,154 @@
+import Foundation
+
+/// What a checkpoint holds beside the weights: enough to continue the run exactly.
+public struct TrainingState: Codable, Equatable {
+    /// The epoch whose end the checkpoint marks (1-based); a resumed run starts at `epoch + 1`.
+    public var epoch: Int
+    /// Optimizer steps taken: the key of the schedules' position and of every random draw.
+    public var globalStep: UInt64
+    /// The run's seed: shuffles and dropout masks are pure functions of (seed, epoch/step, index).
+    public var seed: UInt64
+    public var learningRate: Float
+    public var optimizer: String
+    public var optimizerStepCount: Int
+    public var optimizerSteps: [String: Int]
+    public var libraryVersion: String
+    /// The resolved configuration of the run, when it came from a config file.
+    public var config: String?
+    /// Free-form values (metrics of the epoch, the monitored value of a best checkpoint).
+    public var values: [String: Double]
+
+    public init(epoch: Int, globalStep: UInt64, seed: UInt64, learningRate: Float, optimizer: String,
+                optimizerStepCount: Int = 0, optimizerSteps: [String: Int] = [:], config: String? = nil,
+                values: [String: Double] = [:]) {
+        self.epoch = epoch
+        self.globalStep = globalStep
+        self.seed = seed
+        self.learningRate = learningRate
+        self.optimizer = optimizer
+        self.optimizerStepCount = optimizerStepCount
+        self.optimizerSteps = optimizerSteps
+        self.libraryVersion = LearnerVersion.string
+        self.config = config
+        self.values = values
+    }
+}
+
+/// A weights directory (tefla's `weights_dir`): one sub-folder per saved epoch,
+/// `epoch-0003/{model.safetensors, optimizer.safetensors, state.json}`, and a `latest` file
+/// naming the newest complete one, written last.
+///
+/// A checkpoint is written into a temporary folder and renamed into place only when complete,
+/// `latest` is replaced atomically after that, and old checkpoints are pruned only then: a
+/// crash at any moment leaves the previous checkpoint intact and `latest` pointing at a
+/// complete one.
+public struct WeightsDirectory {
+    public let path: String
+    /// Keep at most this many epoch checkpoints (oldest pruned first); nil keeps all.
+    public var maxToKeep: Int?
+
+    public static let modelFile = "model.safetensors"
+    public static let optimizerFile = "optimizer.safetensors"
+    public static let stateFile = "state.json"
+
+    public init(path: String, maxToKeep: Int? = nil) {
+        self.path = path
+        self.maxToKeep = maxToKeep
+    }
+
+    public static func name(epoch: Int) -> String { String(format: "epoch-%04d", epoch) }
+
+    public func folder(epoch: Int) -> String { path + "/" + WeightsDirectory.name(epoch: epoch) }
+
+    /// Saves model, optimizer state and training state as the checkpoint of `state.epoch`
+    /// (or as `best` when `name` is given), then updates `latest` and prunes.
+    public func save(model: Module, optimizer: Optimizer, state: TrainingState, name: String? = nil) throws {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let finalName = name ?? WeightsDirectory.name(epoch: state.epoch)
+        let final = path + "/" + finalName
+        let temporary = path + "/." + finalName + ".tmp-\(getpid())"
+        try? fm.removeItem(atPath: temporary)
+        try fm.createDirectory(atPath: temporary, withIntermediateDirectories: false)
+
+        let named = model.stateTensors
+        try model.saveWeights(to: temporary + "/" + WeightsDirectory.modelFile)
+        let optimizerState = optimizer.exportState(named)
+        try SafeTensors.write(optimizerState.tensors, metadata: ["optimizer": String(describing: type(of: optimizer))],
+                              to: temporary + "/" + WeightsDirectory.optimizerFile)
+        var full = state
+        full.optimizerSteps = optimizerState.steps
+        full.optimizerStepCount = optimizerState.stepCount
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(encoder.encode(full), to: temporary + "/" + WeightsDirectory.stateFile)
+        AtomicFile.syncDirectory(temporary)
+
+        // Swap the complete folder into place; an older one of the same name goes only after.
+        let displaced = path + "/." + finalName + ".old-\(getpid())"
+        if fm.fileExists(atPath: final) { try fm.moveItem(atPath: final, toPath: displaced) }
+        try fm.moveItem(atPath: temporary, toPath: final)
+        AtomicFile.syncDirectory(path)
+        try? fm.removeItem(atPath: displaced)
+
+        if name == nil {
+            try AtomicFile.write(Data((finalName + "\n").utf8), to: path + "/latest")
+            try prune()
+        }
+    }
+
+    /// Epochs that have a complete checkpoint, ascending.
+    public func savedEpochs() -> [Int] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        return names.compactMap { name -> Int? in
+            guard name.hasPrefix("epoch-"), let e = Int(name.dropFirst(6)),
+                  FileManager.default.fileExists(atPath: path + "/" + name + "/" + WeightsDirectory.stateFile) else { return nil }
+            return e
+        }.sorted()
+    }
+
+    private func prune() throws {
+        guard let keep = maxToKeep, keep > 0 else { return }
+        let epochs = savedEpochs()
+        for epoch in epochs.dropLast(keep) { try FileManager.default.removeItem(atPath: folder(epoch: epoch)) }
+    }
+
+    /// The folder `latest` names, or nil when nothing was saved yet.
+    public func latest() throws -> String? {
+        let pointer = path + "/latest"
+        guard let text = try? String(contentsOfFile: pointer, encoding: .utf8) else { return nil }
+        let name = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let folder = path + "/" + name
+        guard FileManager.default.fileExists(atPath: folder + "/" + WeightsDirectory.stateFile) else {
+            throw CheckpointError.missingFile(path: folder, reason: "named by \(pointer), but it holds no \(WeightsDirectory.stateFile)")
+        }
+        return folder
+    }
+
+    /// Reads a checkpoint folder's training state.
+    public static func readState(_ folder: String) throws -> TrainingState {
+        let file = folder + "/" + stateFile
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw CheckpointError.missingFile(path: file, reason: "no checkpoint state here")
+        }
+        do {
+            return try JSONDecoder().decode(TrainingState.self, from: data)
+        } catch {
+            throw CheckpointError.malformed(path: file, reason: "\(error)")
+        }
+    }
+
+    /// Loads a checkpoint folder into the model (strictly: every name and shape must match)
+    /// and the optimizer; returns its training state.
+    @discardableResult
+    public static func restore(_ folder: String, model: Module, optimizer: Optimizer) throws -> TrainingState {
+        let state = try readState(folder)
+        try model.loadWeights(from: folder + "/" + modelFile, strict: true)
+        let optimizerFile = folder + "/" + optimizerFile
+        let (tensors, _) = try SafeTensors.read(optimizerFile)
+        try optimizer.importState(OptimizerState(tensors: tensors, steps: state.optimizerSteps, stepCount: state.optimizerStepCount),
+                                  into: model.stateTensors, path: optimizerFile)
+        optimizer.learningRate = state.learningRate
+        return state
+    }
+}
