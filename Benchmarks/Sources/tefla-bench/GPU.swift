@@ -215,22 +215,7 @@ func runGPUMLP(_ o: Options) {
                                     seed: 0, device: device)
     learner.verbose = 0
     let pool = makePool(batch: o.batch).map { ($0.0.to(device), $0.1.to(device)) }
-    var k = 0
-    var lastLoss: Float = 0
-    func step() {
-        let (x, y) = pool[k % pool.count]
-        k += 1
-        lastLoss = learner.trainStep(inputs: x, labels: y).loss
-    }
-    for _ in 0..<o.warmup { step() }
-    var rates: [Double] = []
-    for _ in 0..<o.rounds {
-        let t0 = now()
-        for _ in 0..<o.steps { step() }
-        CUDAContext.synchronize()
-        rates.append(Double(o.steps * o.batch) / (now() - t0))
-    }
-    let samplesPerSecond = median(rates)
+    let (samplesPerSecond, lastLoss) = timeTrainSteps(learner, pool: pool, o, synchronize: CUDAContext.synchronize)
     let msPerStep = 1000 * Double(o.batch) / samplesPerSecond
     if o.json {
         print(jsonLine([("bench", "gpu-mlp"), ("impl", "tefla"), ("device", CUDAContext.deviceName(index)), ("batch", o.batch),

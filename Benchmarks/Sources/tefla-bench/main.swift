@@ -252,11 +252,11 @@ func makePool(batch: Int, count: Int = 64) -> [(Tensor, Tensor)] {
     }
 }
 
-func runMLP(_ o: Options) {
-    let model = makeModel()
-    let learner = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: Adam(learningRate: 1e-3), seed: 0)
-    learner.verbose = 0
-    let pool = makePool(batch: o.batch)
+/// Times `learner.trainStep` over the pool: warm-up steps, then `rounds` rounds of `steps`
+/// steps; returns the median samples/s and the last loss. `synchronize` runs at the end of each
+/// round (a GPU finishes its queued work there).
+func timeTrainSteps(_ learner: SupervisedLearner, pool: [(Tensor, Tensor)], _ o: Options,
+                    synchronize: () -> Void = {}) -> (samplesPerSecond: Double, lastLoss: Float) {
     var k = 0
     var lastLoss: Float = 0
     func step() {
@@ -269,10 +269,18 @@ func runMLP(_ o: Options) {
     for _ in 0..<o.rounds {
         let t0 = now()
         for _ in 0..<o.steps { step() }
-        let dt = now() - t0
-        roundRates.append(Double(o.steps * o.batch) / dt)
+        synchronize()
+        roundRates.append(Double(o.steps * o.batch) / (now() - t0))
     }
-    let samplesPerSecond = median(roundRates)
+    return (median(roundRates), lastLoss)
+}
+
+func runMLP(_ o: Options) {
+    let model = makeModel()
+    let learner = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: Adam(learningRate: 1e-3), seed: 0)
+    learner.verbose = 0
+    let pool = makePool(batch: o.batch)
+    let (samplesPerSecond, lastLoss) = timeTrainSteps(learner, pool: pool, o)
     let msPerStep = 1000 * Double(o.batch) / samplesPerSecond
     let gflops = modelFLOPs(batch: o.batch) / (msPerStep / 1000) / 1e9
     let executedGflops = executedFLOPs(batch: o.batch) / (msPerStep / 1000) / 1e9
