@@ -94,7 +94,8 @@ extern tl_cublas_api tl_cublas;
 #define TL_CUDA_KERNELS(X)                                                                      \
     X(tl_k_fill) X(tl_k_binary) X(tl_k_binary_bcast) X(tl_k_unary) X(tl_k_unary_backward)       \
     X(tl_k_affine) X(tl_k_softmax_rows) X(tl_k_xent_forward) X(tl_k_xent_backward)              \
-    X(tl_k_sum_mid) X(tl_k_sum_inner1) X(tl_k_sgd) X(tl_k_adam) X(tl_k_rmsprop)
+    X(tl_k_sum_mid) X(tl_k_sum_inner1) X(tl_k_sgd) X(tl_k_adam) X(tl_k_rmsprop)                 \
+    X(tl_k_dropout_mask) X(tl_k_gather_rows) X(tl_k_scatter_add_rows)
 
 enum {
 #define TL_K_ENUM(name) TLK_##name,

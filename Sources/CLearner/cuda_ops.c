@@ -104,6 +104,18 @@ int tl_cuda_rmsprop_update(float *w, const float *g, float *sq, float *mom, floa
     (void)weight_decay; (void)momentum; (void)centered;
     TL_STUB;
 }
+int tl_cuda_dropout_mask(float *out, size_t n, uint64_t key, uint64_t step, float rate, float scale) {
+    (void)out; (void)n; (void)key; (void)step; (void)rate; (void)scale;
+    TL_STUB;
+}
+int tl_cuda_gather_rows(const float *x, size_t rows, size_t row, const int32_t *idx, size_t count, float *out) {
+    (void)x; (void)rows; (void)row; (void)idx; (void)count; (void)out;
+    TL_STUB;
+}
+int tl_cuda_scatter_add_rows(const float *g, size_t row, const int32_t *idx, size_t count, size_t rows, float *out) {
+    (void)g; (void)row; (void)idx; (void)count; (void)rows; (void)out;
+    TL_STUB;
+}
 
 #else // TL_CUDA_ENABLED
 
@@ -773,6 +785,56 @@ int tl_cuda_sgemm(int transA, int transB, int M, int N, int K, float alpha, cons
     cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
     return TL_CUBLAS(tl_cublas.cublasSgemm(d->cublas, opB, opA, N, M, K, &alpha, B, ldb, A, lda, &beta, C, ldc));
+}
+
+int tl_cuda_dropout_mask(float *out, size_t n, uint64_t key, uint64_t step, float rate, float scale) {
+    if (n == 0) return TL_CUDA_OK;
+    TL_DEVICE(d);
+    unsigned long long nn = n, k = key, st = step;
+    void *args[] = {&out, &nn, &k, &st, &rate, &scale};
+    return launch(d, TLK_tl_k_dropout_mask, grid_for(d, nn), 1, TL_BLOCK, 1, args);
+}
+
+// Copies host indices into a pooled device buffer (stream-ordered, so it may be freed as soon
+// as the kernel is queued), after checking each against `rows`.
+static int upload_indices(const int32_t *idx, size_t count, size_t rows, int **out, const char *what) {
+    for (size_t i = 0; i < count; i++)
+        if (idx[i] < 0 || (size_t)idx[i] >= rows)
+            return tl_cuda_fail(TL_CUDA_ERR_INVALID, "%s: index %d at %zu is outside 0..<%zu", what, idx[i], i, rows);
+    void *p = NULL;
+    int s = tl_cuda_malloc(count * sizeof(int32_t), &p);
+    if (s) return s;
+    s = tl_cuda_memcpy_htod(p, idx, count * sizeof(int32_t));
+    if (s) { tl_cuda_free(p); return s; }
+    *out = (int *)p;
+    return TL_CUDA_OK;
+}
+
+int tl_cuda_gather_rows(const float *x, size_t rows, size_t row, const int32_t *idx, size_t count, float *out) {
+    if (count == 0 || row == 0) return TL_CUDA_OK;
+    TL_DEVICE(d);
+    int *didx = NULL;
+    int s = upload_indices(idx, count, rows, &didx, "tl_cuda_gather_rows");
+    if (s) return s;
+    unsigned long long c = count, r = row;
+    void *args[] = {&x, &didx, &c, &r, &out};
+    s = launch(d, TLK_tl_k_gather_rows, grid_for(d, c * r), 1, TL_BLOCK, 1, args);
+    tl_cuda_free(didx);
+    return s;
+}
+
+int tl_cuda_scatter_add_rows(const float *g, size_t row, const int32_t *idx, size_t count, size_t rows, float *out) {
+    int s = tl_cuda_fill(out, 0.0f, rows * row);
+    if (s || count == 0 || row == 0) return s;
+    TL_DEVICE(d);
+    int *didx = NULL;
+    s = upload_indices(idx, count, rows, &didx, "tl_cuda_scatter_add_rows");
+    if (s) return s;
+    unsigned long long c = count, r = row;
+    void *args[] = {&g, &didx, &c, &r, &out};
+    s = launch(d, TLK_tl_k_scatter_add_rows, grid_for(d, c * r), 1, TL_BLOCK, 1, args);
+    tl_cuda_free(didx);
+    return s;
 }
 
 #endif // TL_CUDA_ENABLED

@@ -459,3 +459,42 @@ extern "C" __global__ void tl_k_rmsprop(float *w, const float *g, float *sq, flo
         }
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// Dropout mask. out[n]: scale where u >= rate, else 0, with u = hashed_uniform(key, step, i),
+// the counter-based draw of Random.swift (`hashedUniform`): SplitMix64 of
+// key ^ step*K1 ^ i*K2, top 24 bits. Integer arithmetic and exact float conversions, so the
+// mask is bit-identical to the CPU's for the same (key, step).
+extern "C" __global__ void tl_k_dropout_mask(float *out, u64 n, u64 key, u64 step, float rate, float scale) {
+    for (u64 i = tl_tid(); i < n; i += tl_nthreads()) {
+        u64 x = key ^ (step * 0xD6E8FEB86659FD93ULL) ^ (i * 0xA0761D6478BD642FULL);
+        x += 0x9E3779B97F4A7C15ULL;
+        u64 z = x;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        z ^= z >> 31;
+        float u = (float)(z >> 40) * (1.0f / 16777216.0f);
+        out[i] = u >= rate ? scale : 0.0f;
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Row gather. x[rows, row], idx[count] (int32, already range-checked by the host):
+// out[i, :] = x[idx[i], :]. One grid-stride loop over count * row elements.
+extern "C" __global__ void tl_k_gather_rows(const float *x, const int *idx, u64 count, u64 row, float *out) {
+    u64 n = count * row;
+    for (u64 e = tl_tid(); e < n; e += tl_nthreads()) {
+        u64 i = e / row, c = e - i * row;
+        out[e] = x[(u64)idx[i] * row + c];
+    }
+}
+
+// Row scatter-add, the gather's gradient: out[idx[i], :] += g[i, :] over a zeroed out.
+// Repeated indices meet in atomicAdd, so their sum's rounding order is not fixed.
+extern "C" __global__ void tl_k_scatter_add_rows(const float *g, const int *idx, u64 count, u64 row, float *out) {
+    u64 n = count * row;
+    for (u64 e = tl_tid(); e < n; e += tl_nthreads()) {
+        u64 i = e / row, c = e - i * row;
+        atomicAdd(&out[(u64)idx[i] * row + c], g[e]);
+    }
+}

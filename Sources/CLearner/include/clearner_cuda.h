@@ -180,6 +180,16 @@ int tl_cuda_sum_rows(const float *x, size_t rows, size_t cols, float *out);
 /// x[rows, cols] summed over columns into out[rows].
 int tl_cuda_sum_cols(const float *x, size_t rows, size_t cols, float *out);
 
+// ---------------------------------------------------------------- random masks and rows
+/// Inverted-dropout mask: out[i] = scale when hashed_uniform(key, step, i) >= rate, else 0;
+/// bit-identical to the CPU's mask for the same key and step (Random.swift's hashedUniform).
+int tl_cuda_dropout_mask(float *out, size_t n, uint64_t key, uint64_t step, float rate, float scale);
+/// out[i, :] = x[idx[i], :] for x [rows, row]; idx is a host array of count indices, each
+/// checked against rows (copied to the device by the call).
+int tl_cuda_gather_rows(const float *x, size_t rows, size_t row, const int32_t *idx, size_t count, float *out);
+/// out[rows, row] = 0, then out[idx[i], :] += g[i, :] (the gather's gradient); idx on the host.
+int tl_cuda_scatter_add_rows(const float *g, size_t row, const int32_t *idx, size_t count, size_t rows, float *out);
+
 // ---------------------------------------------------------------- optimizers (in place, fused)
 /// As tl_sgd_update (PyTorch SGD: momentum, dampening, Nesterov, L2 weight decay); buf may be
 /// NULL when momentum == 0.

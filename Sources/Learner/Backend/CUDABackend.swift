@@ -5,8 +5,8 @@ import CLearner
 /// optimizer updates. Work is queued on the device's stream; the host waits only where a
 /// value comes back (a loss for logging, arg-max for accuracy).
 ///
-/// Ops that have no kernel yet (general permutes, gathers, max reductions, label smoothing,
-/// sigmoid cross-entropy) run through a host round trip: correct on every device, and named
+/// Ops that have no kernel yet (general permutes, max reductions, label smoothing, sigmoid
+/// cross-entropy) run through a host round trip: correct on every device, and named
 /// in ``hostFallbacks`` so that a profile shows where a kernel would pay.
 public struct CUDABackend: Backend {
     public let index: Int
@@ -127,11 +127,15 @@ public struct CUDABackend: Backend {
     }
 
     public func gatherRows(_ x: Storage, rowSize: Int, indices: [Int32]) -> Storage {
-        viaHost("gatherRows") { CPUBackend.shared.gatherRows(toHost(x), rowSize: rowSize, indices: indices) }
+        let out = make(indices.count * rowSize)
+        check(tl_cuda_gather_rows(x.pointer, x.count / max(rowSize, 1), rowSize, indices, indices.count, out.pointer), "row gather")
+        return out
     }
 
     public func scatterAddRows(_ g: Storage, rowSize: Int, indices: [Int32], rows: Int) -> Storage {
-        viaHost("scatterAddRows") { CPUBackend.shared.scatterAddRows(toHost(g), rowSize: rowSize, indices: indices, rows: rows) }
+        let out = make(rows * rowSize)
+        check(tl_cuda_scatter_add_rows(g.pointer, rowSize, indices, indices.count, rows, out.pointer), "row scatter-add")
+        return out
     }
 
     public func fill(_ s: Storage, value: Float) { check(tl_cuda_fill(s.pointer, value, s.count), "fill") }
@@ -209,7 +213,9 @@ public struct CUDABackend: Backend {
     }
 
     public func dropoutMask(count: Int, rate: Float, key: UInt64, step: UInt64) -> Storage {
-        viaHost("dropoutMask") { CPUBackend.shared.dropoutMask(count: count, rate: rate, key: key, step: step) }
+        let out = make(count)
+        check(tl_cuda_dropout_mask(out.pointer, count, key, step, rate, 1 / (1 - rate)), "dropout mask")
+        return out
     }
 
     public func sgdUpdate(_ w: Storage, _ g: Storage, momentum buffer: Storage?, learningRate: Float, momentum: Float,
