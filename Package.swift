@@ -13,7 +13,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
-        // The C shim: OpenBLAS, CRC32C, tf.Example parsing (protobuf-c), zlib; CUDA loaded at run time.
+        // The C shim: OpenBLAS, CRC32C, tf.Example parsing (protobuf-c), zlib, libjpeg-turbo, libpng;
+        // CUDA loaded at run time.
         .target(
             name: "CLearner",
             // cuda/ holds the CUDA C kernel source, compiled by NVRTC at run time from the copy
@@ -23,6 +24,8 @@ let package = Package(
                 .linkedLibrary("openblas"),
                 .linkedLibrary("protobuf-c"),
                 .linkedLibrary("z"),
+                .linkedLibrary("jpeg"),
+                .linkedLibrary("png"),
                 .linkedLibrary("dl"),
                 .linkedLibrary("m"),
                 .linkedLibrary("pthread"),

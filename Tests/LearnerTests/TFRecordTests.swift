@@ -228,10 +228,11 @@ final class TFRecordTests: XCTestCase {
         }
     }
 
-    func testGzipFileIsNamedAsCompressed() throws {
+    /// A GZIP file opened explicitly as uncompressed is named as compressed, not as corrupt.
+    func testGzipFileOpenedAsUncompressedIsNamedAsCompressed() throws {
         let gzipHeader: [UInt8] = [0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x01, 0x02, 0x03, 0x04]
         let path = try DataTestFiles.write(gzipHeader, to: "x.tfrecord.gz", in: DataTestFiles.scratchDirectory(self))
-        XCTAssertThrowsError(try TFRecordReader.readAll(path: path)) { error in
+        XCTAssertThrowsError(try TFRecordReader(path: path, compression: TFRecordCompression.none).next()) { error in
             XCTAssertEqual(error as? DataError, .compressedFile(path: path))
         }
     }

@@ -90,6 +90,95 @@ void tl_adam_update(float *w, const float *g, float *m, float *v, size_t n, floa
 void tl_rmsprop_update(float *w, const float *g, float *sq, float *mom, float *gavg, size_t n, float lr,
                        float alpha, float eps, float weight_decay, float momentum, int centered);
 
+
+// ---------------------------------------------------------------- Compressed streams (zlib; compress.c)
+enum tl_compression { TL_COMPRESSION_NONE = 0, TL_COMPRESSION_GZIP = 1, TL_COMPRESSION_ZLIB = 2 };
+
+/// Inflates a GZIP (concatenated members allowed) or ZLIB stream read from `fd` through a fixed buffer.
+typedef struct tl_zreader tl_zreader;
+/// mode: TL_COMPRESSION_GZIP or _ZLIB. Returns 0 and sets *out (free with tl_zreader_free; fd stays open).
+int tl_zreader_open(int fd, int mode, tl_zreader **out);
+void tl_zreader_free(tl_zreader *r);
+/// Fills up to `cap` uncompressed bytes; returns the count (0 at the stream's end) or -1 with a
+/// message in err (corrupt data, truncation, read error).
+long tl_zreader_read(tl_zreader *r, void *buf, size_t cap, char *err, size_t errlen);
+
+/// Deflates into `fd` as GZIP or ZLIB. level: -1 (zlib default) or 0..9.
+typedef struct tl_zwriter tl_zwriter;
+int tl_zwriter_open(int fd, int mode, int level, tl_zwriter **out);
+void tl_zwriter_free(tl_zwriter *w);
+/// Both return 0 on success, -1 with a message in err.
+int tl_zwriter_write(tl_zwriter *w, const void *data, size_t len, char *err, size_t errlen);
+/// Ends the stream (trailer written); the writer accepts no more data.
+int tl_zwriter_finish(tl_zwriter *w, char *err, size_t errlen);
+/// zlib's one-shot `uncompress` (ZLIB wrapper), for tests: bytes written, or -1.
+long tl_zlib_uncompress(const void *src, size_t len, void *dst, size_t cap);
+
+// ---------------------------------------------------------------- Images (libjpeg-turbo, libpng; image.c)
+// Pixel layout everywhere here: interleaved rows, [height, width, channels] (HWC).
+enum tl_image_format { TL_IMAGE_UNKNOWN = 0, TL_IMAGE_JPEG = 1, TL_IMAGE_PNG = 2 };
+/// The format named by the blob's magic bytes.
+int tl_image_format(const uint8_t *data, size_t len);
+/// Decodes a JPEG or PNG to 8-bit pixels. channels: 0 keeps the file's (1 for grey, 3 for colour),
+/// 1 or 3 converts (RGB->grey with ITU-R 601 weights, as Pillow's "L"). Alpha is dropped, palettes
+/// expanded, 16-bit scaled to 8; data that ends early is an error. Returns 0 and sets *pixels (free
+/// with tl_image_free) and sizes; non-zero with a message in err otherwise.
+int tl_image_decode(const uint8_t *data, size_t len, int channels, uint8_t **pixels, int *height, int *width,
+                    int *out_channels, char *err, size_t errlen);
+void tl_image_free(uint8_t *pixels);
+/// out[i] = in[i] / divisor (a division, so x / 255 is correctly rounded, as numpy's).
+void tl_u8_to_f32(const uint8_t *in, float *out, size_t n, float divisor);
+/// Projective warp with bilinear sampling: output pixel centre (x+.5, y+.5) maps to the source
+/// point m * (x+.5, y+.5, 1) (row-major 3x3, divided by its third coordinate). border 0: points
+/// outside the source take `fill`; border 1: edges are replicated (resizing).
+void tl_warp_bilinear_f32(const float *src, int h, int w, int c, float *dst, int oh, int ow, const double *m,
+                          int border, float fill);
+/// Mirrors an HWC float image in place: horizontal != 0 left-right, else top-bottom.
+void tl_image_flip_f32(float *x, int h, int w, int c, int horizontal);
+/// Colour adjustments of an HWC image in [0,1], clamped to [0,1] after each step (torchvision's
+/// semantics): x*brightness; (x-mean(grey))*contrast+mean(grey); (x-grey)*saturation+grey per pixel.
+/// A factor of 1 skips its step; contrast/saturation on 1-channel images use the image itself as grey.
+void tl_image_color_f32(float *x, size_t pixels, int c, float brightness, float contrast, float saturation);
+/// x[p, ch] = (x[p, ch] - mean[ch]) * inv_std[ch].
+void tl_image_normalize_f32(float *x, size_t pixels, int c, const float *mean, const float *inv_std);
+/// HWC -> CHW copy (dst holds h*w*c floats).
+void tl_hwc_to_chw_f32(const float *src, int h, int w, int c, float *dst);
+
+// ---------------------------------------------------------------- Convolution, pooling, batch norm (conv.c)
+// Activations are NCHW. One window geometry describes an image [channels, height, width] and
+// its output [out_h, out_w]: iy = oy·stride_h − pad_top + i·dilation_h for kernel row i.
+typedef struct tl_window2d {
+    int32_t channels, height, width;
+    int32_t kernel_h, kernel_w, stride_h, stride_w;
+    int32_t pad_top, pad_bottom, pad_left, pad_right;
+    int32_t dilation_h, dilation_w;
+    int32_t out_h, out_w;
+} tl_window2d;
+
+/// One image x [C, H, W] to columns [C·kH·kW, OH·OW] (zeros where the window reads padding).
+void tl_im2col(const float *x, const tl_window2d *w, float *col);
+/// The adjoint of tl_im2col: accumulates columns [C·kH·kW, OH·OW] into x [C, H, W] (x += col2im(col)).
+void tl_col2im(const float *col, const tl_window2d *w, float *x);
+/// Max pooling over `planes` planes [H, W] → [OH, OW]; argmax holds the flat input index (iy·W + ix)
+/// of each maximum as a float (−1 for a window wholly in padding).
+void tl_maxpool2d_forward(const float *x, const tl_window2d *w, size_t planes, float *out, float *argmax);
+/// dx [planes, H, W] = scatter of g [planes, OH, OW] to the argmax positions (dx is overwritten).
+void tl_maxpool2d_backward(const float *g, const float *argmax, const tl_window2d *w, size_t planes, float *dx);
+/// Average pooling; include_pad != 0 divides by the window size (padding counted, PyTorch's default).
+void tl_avgpool2d_forward(const float *x, const tl_window2d *w, size_t planes, int include_pad, float *out);
+void tl_avgpool2d_backward(const float *g, const tl_window2d *w, size_t planes, int include_pad, float *dx);
+/// Per-channel mean and biased variance of x [n, c, s] for channels c0..<c1.
+void tl_batchnorm_stats(const float *x, size_t n, size_t c, size_t s, size_t c0, size_t c1, float *mean, float *var);
+/// y = (x − mean)/√(var + eps)·weight + bias per channel, channels c0..<c1.
+void tl_batchnorm_forward(const float *x, size_t n, size_t c, size_t s, size_t c0, size_t c1, const float *mean,
+                          const float *var, float eps, const float *weight, const float *bias, float *y);
+/// Gradients of tl_batchnorm_forward for channels c0..<c1. batch_stats != 0: mean/var are the
+/// batch's own (their dependence on x is differentiated); 0: constants (evaluation mode).
+/// dx, dweight, dbias may each be NULL.
+void tl_batchnorm_backward(const float *g, const float *x, size_t n, size_t c, size_t s, size_t c0, size_t c1,
+                           const float *mean, const float *var, float eps, const float *weight, int batch_stats,
+                           float *dx, float *dweight, float *dbias);
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,16 +7,24 @@ public struct RecordLocation: Sendable, Equatable, CustomStringConvertible {
     public var file: String
     /// Zero-based index of the record within the file.
     public var record: Int
-    /// Byte offset of the record's first (length) byte within the file.
+    /// Byte offset of the record's first (length) byte within the file, or within the
+    /// uncompressed stream when ``compressed`` (a compressed file has no byte to point at).
     public var offset: Int
+    /// Whether the file is GZIP/ZLIB compressed, so ``offset`` counts uncompressed bytes.
+    public var compressed: Bool
 
-    public init(file: String, record: Int, offset: Int) {
+    public init(file: String, record: Int, offset: Int, compressed: Bool = false) {
         self.file = file
         self.record = record
         self.offset = offset
+        self.compressed = compressed
     }
 
-    public var description: String { "record \(record) at byte offset \(offset) of \(file)" }
+    public var description: String {
+        compressed
+            ? "record \(record) at byte offset \(offset) of the uncompressed stream of \(file)"
+            : "record \(record) at byte offset \(offset) of \(file)"
+    }
 }
 
 /// Every failure of the data layer, as a value that names the file, record, byte offset and
@@ -35,8 +43,13 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
     case corruptLength(RecordLocation)
     /// The masked CRC32C of a record's payload does not match.
     case corruptData(RecordLocation)
-    /// The file starts with a GZIP/ZLIB header: a compressed TFRecord, which this reader does not read.
+    /// The file starts with a GZIP/ZLIB header but was opened with `compression: .none`.
     case compressedFile(path: String)
+    /// zlib could not inflate a compressed file (corrupt or cut short) while reading the record at
+    /// the location (an offset in the uncompressed stream).
+    case decompression(RecordLocation, message: String)
+    /// A bytes feature is not a decodable JPEG or PNG image.
+    case undecodableImage(key: String, message: String, at: RecordLocation?)
     /// A record's payload is not a valid serialized `tf.train.Example`.
     case unparsableExample(RecordLocation?)
     /// A required feature is absent; `present` lists the keys the record does have.
@@ -53,6 +66,8 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
     public func located(at location: RecordLocation) -> DataError {
         switch self {
         case .unparsableExample(nil): return .unparsableExample(location)
+        case .undecodableImage(let key, let message, nil):
+            return .undecodableImage(key: key, message: message, at: location)
         case .missingFeature(let key, let present, nil):
             return .missingFeature(key: key, present: present, at: location)
         case .wrongFeatureKind(let key, let expected, let found, nil):
@@ -67,7 +82,8 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
     public var location: RecordLocation? {
         switch self {
         case .truncatedRecord(let at, _, _), .corruptLength(let at), .corruptData(let at): return at
-        case .unparsableExample(let at): return at
+        case .decompression(let at, _): return at
+        case .unparsableExample(let at), .undecodableImage(_, _, let at): return at
         case .missingFeature(_, _, let at), .wrongFeatureKind(_, _, _, let at), .wrongLength(_, _, _, let at): return at
         default: return nil
         }
@@ -89,7 +105,13 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
         case .corruptData(let at):
             return "corrupt TFRecord: data CRC mismatch at \(at)"
         case .compressedFile(let path):
-            return "'\(path)' looks GZIP/ZLIB-compressed; only uncompressed TFRecord files are supported"
+            return
+                "'\(path)' looks GZIP/ZLIB-compressed but was opened as uncompressed; "
+                + "pass compression: .gzip/.zlib or leave it to detection"
+        case .decompression(let at, let message):
+            return "cannot decompress \(at): \(message)"
+        case .undecodableImage(let key, let message, let at):
+            return "feature '\(key)' is not a decodable JPEG/PNG image\(place(at)): \(message)"
         case .unparsableExample(let at):
             return "record is not a valid tf.train.Example\(place(at))"
         case .missingFeature(let key, let present, let at):

@@ -31,3 +31,33 @@ public enum Shards {
         return files
     }
 }
+
+extension Shards {
+    /// The regular files matching the shell pattern `pattern` (`data/train-*.tfrecord`,
+    /// `shards/*/part-*`), sorted by path.
+    ///
+    /// Throws ``DataError/emptyDirectory(path:)`` naming the pattern when nothing matches.
+    public static func glob(_ pattern: String) throws -> [String] {
+        var found = glob_t()
+        defer { globfree(&found) }
+        let status = Foundation.glob(pattern, 0, nil, &found)
+        var paths: [String] = []
+        if status == 0 {
+            for i in 0..<Int(found.gl_pathc) {
+                guard let raw = found.gl_pathv[i] else { continue }
+                let path = String(cString: raw)
+                var isDirectory: ObjCBool = false
+                if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                    paths.append(path)
+                }
+            }
+        }
+        guard !paths.isEmpty else { throw DataError.emptyDirectory(path: pattern) }
+        return paths.sorted()
+    }
+
+    /// ``glob(_:)`` when `source` holds a wildcard (`*`, `?`, `[`), else ``list(in:)`` of the directory.
+    public static func resolve(_ source: String) throws -> [String] {
+        source.contains(where: { "*?[".contains($0) }) ? try glob(source) : try list(in: source)
+    }
+}

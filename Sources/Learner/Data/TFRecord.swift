@@ -8,7 +8,7 @@ import CLearner
     import Darwin
 #endif
 
-// TFRecord framing (uncompressed), per record:
+// TFRecord framing, per record (GZIP/ZLIB files compress this whole stream):
 //   uint64 length (LE) | uint32 masked_crc32c(length bytes) | data | uint32 masked_crc32c(data)
 // with masked = ((crc >> 15) | (crc << 17)) + 0xa282ead8, as TensorFlow's record_writer.cc writes it.
 
@@ -24,13 +24,14 @@ func errnoMessage() -> String { String(cString: strerror(errno)) }
 private func systemWrite(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int { write(fd, bytes, count) }
 private func systemClose(_ fd: Int32) -> Int32 { close(fd) }
 
-/// Reads an uncompressed TFRecord file record by record, verifying both masked CRC32Cs of every
-/// record.
+/// Reads a TFRecord file record by record, verifying both masked CRC32Cs of every record.
 ///
 /// The file is streamed through one reusable buffer (1 MiB by default, grown only for a larger
 /// record), so memory stays flat however big the shard is and each `read(2)` brings in many
-/// records. ``withNextRecord(_:)`` hands out the payload in place without copying; ``next()``
-/// copies it into an array, and ``forEachRecord(_:)`` walks the rest of the file.
+/// records. GZIP and ZLIB files are inflated on the way through a fixed 256 KiB input buffer
+/// (never the whole file); their locations count bytes of the uncompressed stream.
+/// ``withNextRecord(_:)`` hands out the payload in place without copying; ``next()`` copies it
+/// into an array, and ``forEachRecord(_:)`` walks the rest of the file.
 ///
 /// Not a `Sequence`: iteration can fail part-way (corrupt or truncated shard), and a throwing
 /// `next()` says so where a `Sequence` would have to stop silently.
@@ -39,10 +40,13 @@ public final class TFRecordReader {
     public let path: String
     /// Index of the record the next call returns.
     public private(set) var recordIndex = 0
-    /// Byte offset in the file of the record the next call returns.
+    /// Byte offset in the file (uncompressed stream) of the record the next call returns.
     public private(set) var offset = 0
+    /// How the file is compressed, as given or detected.
+    public let compression: TFRecordCompression
 
     private let fd: Int32
+    private let source: RecordByteSource
     /// Size of the file when last asked; bounds the lengths records may claim.
     private var fileSize = 0
     private var buffer: UnsafeMutableRawPointer
@@ -52,14 +56,37 @@ public final class TFRecordReader {
     private var end = 0
     private var atEOF = false
 
-    /// Opens `path` for reading.
+    /// Opens `path` for reading; `compression` nil detects it (see ``TFRecordCompression/detect(head:path:)``).
     ///
     /// Throws ``DataError/io(path:operation:message:)`` when it cannot.
-    public init(path: String, bufferSize: Int = 1 << 20) throws {
+    public init(path: String, compression: TFRecordCompression? = nil, bufferSize: Int = 1 << 20) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw DataError.io(path: path, operation: "open", message: errnoMessage()) }
+        let chosen: TFRecordCompression
+        if let compression {
+            chosen = compression
+        } else {
+            var head = [UInt8](repeating: 0, count: tfRecordHeaderSize)
+            let got = head.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+            if got < 0 {
+                let message = errnoMessage()
+                close(fd)
+                throw DataError.io(path: path, operation: "read", message: message)
+            }
+            // An empty file is an empty shard, whatever its name says.
+            chosen = got == 0 ? .none : TFRecordCompression.detect(head: Array(head.prefix(got)), path: path)
+        }
+        let source: RecordByteSource
+        do {
+            source = try RecordByteSource(path: path, fd: fd, compression: chosen)
+        } catch {
+            close(fd)
+            throw error
+        }
         self.path = path
         self.fd = fd
+        self.source = source
+        self.compression = chosen
         self.capacity = max(bufferSize, 64)
         self.buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
         self.fileSize = try currentFileSize()  // deinit closes fd if this throws
@@ -74,8 +101,9 @@ public final class TFRecordReader {
     ///
     /// Returns what `body` returns. The buffer is valid only during the call.
     public func withNextRecord<R>(_ body: (UnsafeRawBufferPointer, RecordLocation) throws -> R) throws -> R? {
-        let location = RecordLocation(file: path, record: recordIndex, offset: offset)
-        let headerBytes = try fill(tfRecordHeaderSize)
+        let location = RecordLocation(
+            file: path, record: recordIndex, offset: offset, compressed: compression != .none)
+        let headerBytes = try fill(tfRecordHeaderSize, at: location)
         if headerBytes == 0 { return nil }
         guard headerBytes >= tfRecordHeaderSize else {
             throw DataError.truncatedRecord(location, needed: tfRecordHeaderSize, available: headerBytes)
@@ -84,23 +112,30 @@ public final class TFRecordReader {
         let length = UInt64(littleEndian: header.loadUnaligned(as: UInt64.self))
         let lengthCRC = UInt32(littleEndian: header.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
         guard tl_masked_crc32c(header, 8) == lengthCRC else {
-            if recordIndex == 0, looksCompressed(header) { throw DataError.compressedFile(path: path) }
+            if recordIndex == 0, compression == .none, looksCompressed(header) {
+                throw DataError.compressedFile(path: path)
+            }
             throw DataError.corruptLength(location)
         }
         // Check against the file size before buffering, so a bad length cannot ask for terabytes.
         // The size is re-read once on failure, in case the file grew since it was opened.
+        // A compressed stream has no size to check against; there `fill` grows the buffer only
+        // as fast as data actually arrives.
         let framing = tfRecordHeaderSize + tfRecordFooterSize
         func fits() -> Bool {
             let remaining = max(fileSize - offset, 0)
             return length <= UInt64(remaining) && Int(length) <= remaining - framing
         }
-        if !fits() { fileSize = try currentFileSize() }
-        guard fits() else {
+        if compression == .none, !fits() { fileSize = try currentFileSize() }
+        guard compression != .none || fits() else {
             let needed = length > UInt64(Int.max - framing) ? Int.max : Int(length) + framing
             throw DataError.truncatedRecord(location, needed: needed, available: max(fileSize - offset, 0))
         }
+        guard length <= UInt64(Int.max / 2) else {
+            throw DataError.truncatedRecord(location, needed: Int.max, available: headerBytes)
+        }
         let total = Int(length) + framing
-        let available = try fill(total)
+        let available = try fill(total, at: location)
         guard available >= total else { throw DataError.truncatedRecord(location, needed: total, available: available) }
 
         let payload = UnsafeRawPointer(buffer + start + tfRecordHeaderSize)
@@ -133,26 +168,26 @@ public final class TFRecordReader {
     }
 
     /// Makes at least `count` unconsumed bytes available if the file has them; returns how many are.
-    private func fill(_ count: Int) throws -> Int {
+    ///
+    /// The buffer at most doubles per step and only once full, so its size follows the data read,
+    /// not what a (possibly bogus) length asks for.
+    private func fill(_ count: Int, at location: RecordLocation) throws -> Int {
         if end - start >= count || atEOF { return end - start }
         if start > 0 {
             if end > start { memmove(buffer, buffer + start, end - start) }
             end -= start
             start = 0
         }
-        if capacity < count {
-            let grown = UnsafeMutableRawPointer.allocate(byteCount: max(count, capacity * 2), alignment: 16)
-            grown.copyMemory(from: buffer, byteCount: end)
-            buffer.deallocate()
-            buffer = grown
-            capacity = max(count, capacity * 2)
-        }
         while end < count {
-            let got = read(fd, buffer + end, capacity - end)
-            if got < 0 {
-                if errno == EINTR { continue }
-                throw DataError.io(path: path, operation: "read", message: errnoMessage())
+            if end == capacity {
+                let newCapacity = min(count, capacity * 2)
+                let grown = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+                grown.copyMemory(from: buffer, byteCount: end)
+                buffer.deallocate()
+                buffer = grown
+                capacity = newCapacity
             }
+            let got = try source.read(into: buffer + end, count: capacity - end, location: location)
             if got == 0 {
                 atEOF = true
                 break
@@ -178,23 +213,39 @@ public final class TFRecordReader {
     }
 }
 
-/// Writes an uncompressed TFRecord file that TensorFlow's `tf.data.TFRecordDataset` reads.
+/// Writes a TFRecord file that TensorFlow's `tf.data.TFRecordDataset` reads, optionally GZIP or
+/// ZLIB compressed (read it there with `compression_type="GZIP"`/`"ZLIB"`).
 ///
-/// Records are framed into an in-memory buffer that is written out in large blocks; call
-/// ``close()`` to flush and see write errors (deinit closes too, but must swallow them).
+/// Records are framed into an in-memory buffer that is written out (or deflated) in large
+/// blocks; call ``close()`` to flush, end the compressed stream and see write errors (deinit
+/// closes too, but must swallow them).
 public final class TFRecordWriter {
     /// The file being written.
     public let path: String
+    /// How the file is compressed.
+    public let compression: TFRecordCompression
     private var fd: Int32
     private var pending: [UInt8] = []
     private let flushThreshold: Int
+    private let sink: RecordByteSink?
 
-    /// Creates (or truncates) the file at `path`.
-    public init(path: String, bufferSize: Int = 1 << 20) throws {
+    /// Creates (or truncates) the file at `path`; `level` is zlib's (0...9, -1 its default, 6).
+    public init(
+        path: String, compression: TFRecordCompression = .none, level: Int = -1, bufferSize: Int = 1 << 20
+    ) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw DataError.io(path: path, operation: "create", message: errnoMessage()) }
+        do {
+            sink =
+                compression == .none
+                ? nil : try RecordByteSink(path: path, fd: fd, compression: compression, level: level)
+        } catch {
+            _ = systemClose(fd)
+            throw error
+        }
         self.path = path
         self.fd = fd
+        self.compression = compression
         self.flushThreshold = max(bufferSize, 64)
         pending.reserveCapacity(flushThreshold)
     }
@@ -224,6 +275,10 @@ public final class TFRecordWriter {
         guard fd >= 0 else { return }
         try pending.withUnsafeBytes { bytes in
             guard let base = bytes.baseAddress else { return }
+            if let sink {
+                try sink.write(bytes)
+                return
+            }
             var done = 0
             while done < bytes.count {
                 let wrote = systemWrite(fd, base + done, bytes.count - done)
@@ -247,6 +302,7 @@ public final class TFRecordWriter {
             fd = -1
         }
         try flush()
+        try sink?.finish()
     }
 
     private func appendLE(_ value: UInt32) {
