@@ -391,6 +391,76 @@ final class GradientCheckTests: XCTestCase {
                 $0.dropout(rate: 0.5, seed: 1, step: 2, salt: 99)
             },
         ],
+        .conv2d: [
+            C("conv2d 3×3 padding 1 with bias", inputs: { g in
+                [Inputs.normal([2, 3, 5, 5], &g), Inputs.normal([4, 3, 3, 3], &g), Inputs.normal([4], &g)]
+            }) { x in x[0].conv2d(weight: x[1], bias: x[2], padding: 1) },
+            C("conv2d stride 2, asymmetric padding, 3×2 kernel, no bias", inputs: { g in
+                [Inputs.normal([1, 2, 6, 5], &g), Inputs.normal([3, 2, 3, 2], &g)]
+            }) { x in x[0].conv2d(weight: x[1], stride: 2, padding: .explicit(top: 0, bottom: 1, left: 1, right: 0)) },
+            C("conv2d dilation 2, same padding", inputs: { g in
+                [Inputs.normal([1, 2, 7, 6], &g), Inputs.normal([2, 2, 3, 3], &g)]
+            }) { x in x[0].conv2d(weight: x[1], padding: .same, dilation: 2) },
+            C("conv2d groups 2 with bias", inputs: { g in
+                [Inputs.normal([2, 4, 4, 4], &g), Inputs.normal([6, 2, 3, 3], &g), Inputs.normal([6], &g)]
+            }) { x in x[0].conv2d(weight: x[1], bias: x[2], padding: 1, groups: 2) },
+            C("conv2d depthwise (groups = C, multiplier 2), stride 2", inputs: { g in
+                [Inputs.normal([1, 3, 5, 5], &g), Inputs.normal([6, 1, 3, 3], &g)]
+            }) { x in x[0].conv2d(weight: x[1], stride: 2, padding: 1, groups: 3) },
+            C("conv2d pointwise 1×1 with bias", inputs: { g in
+                [Inputs.normal([2, 3, 3, 4], &g), Inputs.normal([5, 3, 1, 1], &g), Inputs.normal([5], &g)]
+            }) { x in x[0].conv2d(weight: x[1], bias: x[2]) },
+            C("conv2d, input not trainable", trainable: [false, true, true], inputs: { g in
+                [Inputs.normal([2, 2, 4, 4], &g), Inputs.normal([3, 2, 2, 2], &g), Inputs.normal([3], &g)]
+            }) { x in x[0].conv2d(weight: x[1], bias: x[2], stride: Size2D(1, 2)) },
+            C("conv2d, only the input trainable", trainable: [true, false], inputs: { g in
+                [Inputs.normal([1, 2, 5, 5], &g), Inputs.normal([2, 2, 3, 3], &g)]
+            }) { x in x[0].conv2d(weight: x[1], stride: 2, padding: 1, dilation: Size2D(2, 1)) },
+        ],
+        .convTranspose2d: [
+            C("convTranspose2d stride 2, padding 1, output padding 1, bias", inputs: { g in
+                [Inputs.normal([1, 3, 3, 3], &g), Inputs.normal([3, 2, 3, 3], &g), Inputs.normal([2], &g)]
+            }) { x in x[0].convTranspose2d(weight: x[1], bias: x[2], stride: 2, padding: 1, outputPadding: 1) },
+            C("convTranspose2d groups 2, dilation 2", inputs: { g in
+                [Inputs.normal([2, 4, 3, 3], &g), Inputs.normal([4, 1, 2, 2], &g)]
+            }) { x in x[0].convTranspose2d(weight: x[1], dilation: 2, groups: 2) },
+        ],
+        .batchNorm: [
+            C("batchNorm training [N, C]", inputs: { g in
+                [Inputs.normal([5, 3], &g), Inputs.uniform([3], 0.5, 1.5, &g), Inputs.normal([3], &g)]
+            }) { x in x[0].batchNorm(weight: x[1], bias: x[2]).output },
+            C("batchNorm training [N, C, H, W]", inputs: { g in
+                [Inputs.normal([2, 3, 3, 2], &g), Inputs.uniform([3], 0.5, 1.5, &g), Inputs.normal([3], &g)]
+            }) { x in x[0].batchNorm(weight: x[1], bias: x[2]).output },
+            C("batchNorm evaluation with given statistics", trainable: [true, true, true, false, false], inputs: { g in
+                [Inputs.normal([2, 3, 2, 2], &g), Inputs.uniform([3], 0.5, 1.5, &g), Inputs.normal([3], &g),
+                 Inputs.normal([3], &g), Inputs.uniform([3], 0.5, 2, &g)]
+            }) { x in x[0].batchNorm(weight: x[1], bias: x[2], mean: x[3], variance: x[4]) },
+            C("batchNorm training, only the input trainable", trainable: [true, false, false], inputs: { g in
+                [Inputs.normal([3, 2, 2, 2], &g), Inputs.uniform([2], 0.5, 1.5, &g), Inputs.normal([2], &g)]
+            }) { x in x[0].batchNorm(weight: x[1], bias: x[2]).output },
+        ],
+        .maxPool2d: [
+            unaryCase("maxPool2d 2×2", shape: [1, 2, 4, 4], input: { Inputs.distinct($0, &$1) }) { $0.maxPool2d(kernel: 2) },
+            unaryCase("maxPool2d 3×3 stride 2 padding 1", shape: [2, 1, 5, 5], input: { Inputs.distinct($0, &$1) }) {
+                $0.maxPool2d(kernel: 3, stride: 2, padding: 1)
+            },
+            unaryCase("maxPool2d 2×3 stride 1, dilation 2", shape: [1, 2, 5, 6], input: { Inputs.distinct($0, &$1) }) {
+                $0.maxPool2d(kernel: Size2D(2, 3), stride: 1, dilation: 2)
+            },
+        ],
+        .avgPool2d: [
+            unaryCase("avgPool2d 2×2", shape: [1, 2, 4, 4], input: { Inputs.normal($0, &$1) }) { $0.avgPool2d(kernel: 2) },
+            unaryCase("avgPool2d 3×3 stride 2 padding 1, padding counted", shape: [2, 1, 5, 5], input: { Inputs.normal($0, &$1) }) {
+                $0.avgPool2d(kernel: 3, stride: 2, padding: 1)
+            },
+            unaryCase("avgPool2d 3×3 stride 2 padding 1, padding not counted", shape: [1, 2, 5, 4], input: { Inputs.normal($0, &$1) }) {
+                $0.avgPool2d(kernel: 3, stride: 2, padding: 1, countIncludePad: false)
+            },
+            unaryCase("globalAvgPool2d (a mean over H·W)", shape: [2, 3, 2, 3], input: { Inputs.normal($0, &$1) }) {
+                $0.globalAvgPool2d()
+            },
+        ],
         .softmaxCrossEntropy: [
             C("softmaxCrossEntropy", inputs: { g in [Inputs.normal([4, 5], &g, std: 2)] }) { x in
                 x[0].softmaxCrossEntropy(labels: Tensor([0, 3, 1, 4]))

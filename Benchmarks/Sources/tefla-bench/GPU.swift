@@ -131,6 +131,32 @@ struct GPUCheck {
         check("sigmoidCrossEntropy (host)", [logits]) { $0[0].sigmoidCrossEntropy(targets: targets.to($0[0].device)) }
         check("meanSquaredError", [logits, random([50, 10])]) { Loss.meanSquaredError($0[0], $0[1]) }
         check("meanAbsoluteError", [logits, random([50, 10])]) { Loss.meanAbsoluteError($0[0], $0[1]) }
+        // Convolution, pooling and batch norm (host fallbacks on the GPU until CUDA kernels land).
+        let img = random([2, 4, 9, 9]), k = random([6, 4, 3, 3]), kb = random([6])
+        check("conv2d 3×3 padding 1 bias (host)", [img, k, kb]) { $0[0].conv2d(weight: $0[1], bias: $0[2], padding: 1) }
+        check("conv2d stride 2 dilation 2 (host)", [img, k]) { $0[0].conv2d(weight: $0[1], stride: 2, padding: 2, dilation: 2) }
+        check("conv2d groups 2 (host)", [img, random([6, 2, 3, 3])]) { $0[0].conv2d(weight: $0[1], padding: .same, groups: 2) }
+        check("convTranspose2d stride 2 (host)", [img, random([4, 3, 3, 3])]) {
+            $0[0].convTranspose2d(weight: $0[1], stride: 2, padding: 1, outputPadding: 1)
+        }
+        let gamma = random([4], positive: true), beta = random([4])
+        check("batchNorm train (host)", [img, gamma, beta]) { $0[0].batchNorm(weight: $0[1], bias: $0[2]).output }
+        check("batchNorm eval (host)", [img, gamma, beta]) {
+            $0[0].batchNorm(weight: $0[1], bias: $0[2], mean: $0[2] * 0.1, variance: $0[1] + 1)
+        }
+        check("maxPool2d 3×3/2 padding 1 (host)", [img]) { $0[0].maxPool2d(kernel: 3, stride: 2, padding: 1) }
+        check("avgPool2d 2×2 (host)", [img]) { $0[0].avgPool2d(kernel: 2) }
+        check("globalAvgPool2d", [img]) { $0[0].globalAvgPool2d() }
+        let block = BasicBlock(inputChannels: 4, outputChannels: 8, stride: 2)
+        let blockCPU = BasicBlock(inputChannels: 4, outputChannels: 8, stride: 2)
+        for ((_, a), (_, b)) in zip(block.namedParametersAndBuffers, blockCPU.namedParametersAndBuffers) { a.assign(b.value) }
+        block.move(to: device)
+        let outGPU = block(img.to(device)).scalars, outCPU = blockCPU(img).scalars
+        let statsErr = relativeError(block.bn1.runningVariance.value.scalars, blockCPU.bn1.runningVariance.value.scalars)
+        let blockErr = max(relativeError(outGPU, outCPU), statsErr)
+        if blockErr <= 1e-4 { passed += 1 } else { failed += 1 }
+        print("\(blockErr <= 1e-4 ? "PASS" : "FAIL") \("BasicBlock + running stats on device".padding(toLength: 40, withPad: " ", startingAt: 0))"
+              + String(format: " rel. error %.2e (tolerance 1e-04)", blockErr))
         checkOptimizer("SGD momentum nesterov wd") { SGD(learningRate: 0.1, momentum: 0.9, weightDecay: 1e-2, nesterov: true) }
         checkOptimizer("Adam") { Adam(learningRate: 1e-2) }
         checkOptimizer("AdamW") { AdamW(learningRate: 1e-2, weightDecay: 0.1) }

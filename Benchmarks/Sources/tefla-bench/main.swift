@@ -5,6 +5,7 @@
 //   tefla-bench sgemm N [--reps N] [--threads T] [--json]
 //   tefla-bench gemms [--batch B] [--json]   the sgemm calls of one MLP step, each timed alone
 //   tefla-bench adam [--json]       the MLP's Adam update alone
+//   tefla-bench conv [--batch N]    a 64→64 3×3 convolution's forward and backward (Conv.swift)
 //   tefla-bench all [--json]        MLP first (so its peak RSS is its own), then sgemm 512/1024/2048
 //                                   and the step's GEMMs
 //
@@ -364,6 +365,8 @@ case "gemms":
     runStepGemms(options)
 case "adam":
     runAdamAlone(options)
+case "conv":
+    runConvBench(options)
 case "gpu-check":
     runGPUCheck(options)
 case "gpu-mlp":
@@ -373,5 +376,5 @@ case "all":
     for n in [512, 1024, 2048] { runSgemm(n, options) }
     runStepGemms(options)
 default:
-    fail("unknown command \(options.command) (mlp, sgemm, gemms, adam, all, gpu-check, gpu-mlp)")
+    fail("unknown command \(options.command) (mlp, sgemm, gemms, adam, conv, all, gpu-check, gpu-mlp)")
 }

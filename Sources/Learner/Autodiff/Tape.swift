@@ -8,6 +8,7 @@ public enum OpKind: String, CaseIterable, Sendable {
     case sum, mean, max
     case reshape, transpose, concat, slice, gatherRows
     case matmul, linear, dropout
+    case conv2d, convTranspose2d, batchNorm, maxPool2d, avgPool2d
     case softmaxCrossEntropy, sigmoidCrossEntropy
 }
 

@@ -52,6 +52,30 @@ public protocol Backend: Sendable {
     /// Inverted-dropout mask: 1/(1−rate) or 0 per element, a pure function of (key, step, index).
     func dropoutMask(count: Int, rate: Float, key: UInt64, step: UInt64) -> Storage
 
+    // Convolution, pooling and batch normalisation over NCHW activations (see Window2D.swift
+    // for the geometry and CPUBackend+Conv.swift for the CPU kernels).
+    /// y [N, outC, OH, OW] = conv(x [N, C, H, W], w [outC, C/groups, kH, kW]) + b [outC].
+    func conv2d(_ x: Storage, weight: Storage, bias: Storage?, geometry: Conv2DGeometry) -> Storage
+    /// dL/dx [N, C, H, W] from dL/dy (the adjoint of conv2d in x: col2im(Wᵀ·g)).
+    func conv2dBackwardInput(_ gradient: Storage, weight: Storage, geometry: Conv2DGeometry) -> Storage
+    /// dL/dw [outC, C/groups, kH, kW] = Σₙ gₙ · im2col(xₙ)ᵀ per group.
+    func conv2dBackwardWeight(_ gradient: Storage, input: Storage, geometry: Conv2DGeometry) -> Storage
+    /// Max pooling of `planes` planes; argmax holds each maximum's flat index in its plane, as floats.
+    func maxPool2d(_ x: Storage, window: Window2D, planes: Int) -> (output: Storage, argmax: Storage)
+    func maxPool2dBackward(_ gradient: Storage, argmax: Storage, window: Window2D, planes: Int) -> Storage
+    func avgPool2d(_ x: Storage, window: Window2D, planes: Int, countIncludePad: Bool) -> Storage
+    func avgPool2dBackward(_ gradient: Storage, window: Window2D, planes: Int, countIncludePad: Bool) -> Storage
+    /// Per-channel mean and biased variance of x viewed as [batch, channels, spatial].
+    func batchNormStatistics(_ x: Storage, batch: Int, channels: Int, spatial: Int) -> (mean: Storage, variance: Storage)
+    /// y = (x − mean)/√(variance + ε)·weight + bias per channel of x [batch, channels, spatial].
+    func batchNorm(_ x: Storage, mean: Storage, variance: Storage, weight: Storage, bias: Storage, epsilon: Float,
+                   batch: Int, channels: Int, spatial: Int) -> Storage
+    /// Gradients of ``batchNorm(_:mean:variance:weight:bias:epsilon:batch:channels:spatial:)``;
+    /// `batchStatistics`: mean and variance are x's own and are differentiated through.
+    func batchNormBackward(_ gradient: Storage, input: Storage, mean: Storage, variance: Storage, weight: Storage,
+                           epsilon: Float, batchStatistics: Bool, batch: Int, channels: Int, spatial: Int)
+        -> (input: Storage, weight: Storage, bias: Storage)
+
     // Fused optimizer updates, in place (PyTorch semantics; see the C kernels).
     func sgdUpdate(_ w: Storage, _ g: Storage, momentum buffer: Storage?, learningRate: Float, momentum: Float,
                    dampening: Float, weightDecay: Float, nesterov: Bool, firstStep: Bool)

@@ -238,3 +238,81 @@ public struct CUDABackend: Backend {
                                      alpha, epsilon, weightDecay, momentum, centered ? 1 : 0), "RMSProp update")
     }
 }
+
+/// Convolution, pooling and batch normalisation on a CUDA device: host fallbacks for now (no
+/// CUDA kernels yet). Each copies its operands to the host, runs the CPU kernel and copies the
+/// result back: correct on the GPU, counted in ``CUDABackend/hostFallbacks`` under its name.
+extension CUDABackend {
+    private func viaHost2(_ name: String, _ body: () -> (Storage, Storage)) -> (Storage, Storage) {
+        CUDABackend.hostFallbacks[name, default: 0] += 1
+        let (a, b) = body()
+        return (toDevice(a), toDevice(b))
+    }
+
+    public func conv2d(_ x: Storage, weight: Storage, bias: Storage?, geometry: Conv2DGeometry) -> Storage {
+        viaHost("conv2d") { CPUBackend.shared.conv2d(toHost(x), weight: toHost(weight), bias: bias.map(toHost), geometry: geometry) }
+    }
+
+    public func conv2dBackwardInput(_ gradient: Storage, weight: Storage, geometry: Conv2DGeometry) -> Storage {
+        viaHost("conv2dBackwardInput") {
+            CPUBackend.shared.conv2dBackwardInput(toHost(gradient), weight: toHost(weight), geometry: geometry)
+        }
+    }
+
+    public func conv2dBackwardWeight(_ gradient: Storage, input: Storage, geometry: Conv2DGeometry) -> Storage {
+        viaHost("conv2dBackwardWeight") {
+            CPUBackend.shared.conv2dBackwardWeight(toHost(gradient), input: toHost(input), geometry: geometry)
+        }
+    }
+
+    public func maxPool2d(_ x: Storage, window: Window2D, planes: Int) -> (output: Storage, argmax: Storage) {
+        let (o, a) = viaHost2("maxPool2d") {
+            let r = CPUBackend.shared.maxPool2d(toHost(x), window: window, planes: planes)
+            return (r.output, r.argmax)
+        }
+        return (o, a)
+    }
+
+    public func maxPool2dBackward(_ gradient: Storage, argmax: Storage, window: Window2D, planes: Int) -> Storage {
+        viaHost("maxPool2dBackward") {
+            CPUBackend.shared.maxPool2dBackward(toHost(gradient), argmax: toHost(argmax), window: window, planes: planes)
+        }
+    }
+
+    public func avgPool2d(_ x: Storage, window: Window2D, planes: Int, countIncludePad: Bool) -> Storage {
+        viaHost("avgPool2d") { CPUBackend.shared.avgPool2d(toHost(x), window: window, planes: planes, countIncludePad: countIncludePad) }
+    }
+
+    public func avgPool2dBackward(_ gradient: Storage, window: Window2D, planes: Int, countIncludePad: Bool) -> Storage {
+        viaHost("avgPool2dBackward") {
+            CPUBackend.shared.avgPool2dBackward(toHost(gradient), window: window, planes: planes, countIncludePad: countIncludePad)
+        }
+    }
+
+    public func batchNormStatistics(_ x: Storage, batch: Int, channels: Int, spatial: Int) -> (mean: Storage, variance: Storage) {
+        let (m, v) = viaHost2("batchNormStatistics") {
+            let r = CPUBackend.shared.batchNormStatistics(toHost(x), batch: batch, channels: channels, spatial: spatial)
+            return (r.mean, r.variance)
+        }
+        return (m, v)
+    }
+
+    public func batchNorm(_ x: Storage, mean: Storage, variance: Storage, weight: Storage, bias: Storage, epsilon: Float,
+                          batch: Int, channels: Int, spatial: Int) -> Storage {
+        viaHost("batchNorm") {
+            CPUBackend.shared.batchNorm(toHost(x), mean: toHost(mean), variance: toHost(variance), weight: toHost(weight),
+                                        bias: toHost(bias), epsilon: epsilon, batch: batch, channels: channels, spatial: spatial)
+        }
+    }
+
+    public func batchNormBackward(_ gradient: Storage, input: Storage, mean: Storage, variance: Storage, weight: Storage,
+                                  epsilon: Float, batchStatistics: Bool, batch: Int, channels: Int, spatial: Int)
+        -> (input: Storage, weight: Storage, bias: Storage) {
+        CUDABackend.hostFallbacks["batchNormBackward", default: 0] += 1
+        let r = CPUBackend.shared.batchNormBackward(toHost(gradient), input: toHost(input), mean: toHost(mean),
+                                                    variance: toHost(variance), weight: toHost(weight), epsilon: epsilon,
+                                                    batchStatistics: batchStatistics, batch: batch, channels: channels,
+                                                    spatial: spatial)
+        return (toDevice(r.input), toDevice(r.weight), toDevice(r.bias))
+    }
+}

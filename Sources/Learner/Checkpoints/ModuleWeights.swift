@@ -28,9 +28,9 @@ public struct WeightsLoadReport: Equatable, CustomStringConvertible {
 }
 
 extension Module {
-    /// Every tensor that defines the model's state, by dotted path: the parameters (PyTorch's
-    /// `state_dict` names).
-    public var stateTensors: [(name: String, parameter: Parameter)] { namedParameters }
+    /// Every tensor that defines the model's state, by dotted path: the parameters and the
+    /// buffers (BatchNorm's running statistics), PyTorch's `state_dict` names and order.
+    public var stateTensors: [(name: String, parameter: Parameter)] { namedParametersAndBuffers }
 
     /// Saves the weights as a safetensors file (atomically). A `torch.nn` model of the same
     /// architecture loads it with `model.load_state_dict(safetensors.torch.load_file(path))`.

@@ -9,6 +9,13 @@ public final class Parameter {
 
     public init(_ value: Tensor) { self.value = value.detached().trainable() }
 
+    /// A buffer: non-trainable state (frozen, never given a gradient). See ``Module/localBuffers``.
+    public static func buffer(_ value: Tensor) -> Parameter {
+        let p = Parameter(value)
+        p.isFrozen = true
+        return p
+    }
+
     public var shape: [Int] { value.shape }
 
     /// Replaces the values (same shape), keeping the identity the optimizer state is keyed by.
@@ -51,6 +58,32 @@ open class Module {
     /// Sub-modules with their local names.
     open var children: [(String, Module)] { [] }
 
+    /// Non-trainable state owned directly by this module (BatchNorm's `running_mean`,
+    /// `running_var`, `num_batches_tracked`), with its local names. Buffers are frozen
+    /// ``Parameter``s: checkpoints save and load them like parameters, but they are not in
+    /// ``namedParameters`` (so neither the optimizer nor ``parameterCount`` sees them) and the
+    /// module updates them itself, in place, during its forward pass.
+    open var localBuffers: [(String, Parameter)] { [] }
+
+    /// Every buffer of this module and its descendants, by dotted path (PyTorch's `named_buffers`).
+    public var namedBuffers: [(name: String, parameter: Parameter)] {
+        var result = localBuffers.map { (name: $0.0, parameter: $0.1) }
+        for (childName, child) in children {
+            result += child.namedBuffers.map { (name: "\(childName).\($0.name)", parameter: $0.parameter) }
+        }
+        return result
+    }
+
+    /// Parameters and buffers by dotted path, each module's parameters then its buffers, then
+    /// its children's: the entries and order of a PyTorch `state_dict`.
+    public var namedParametersAndBuffers: [(name: String, parameter: Parameter)] {
+        var result = localParameters.map { (name: $0.0, parameter: $0.1) } + localBuffers.map { (name: $0.0, parameter: $0.1) }
+        for (childName, child) in children {
+            result += child.namedParametersAndBuffers.map { (name: "\(childName).\($0.name)", parameter: $0.parameter) }
+        }
+        return result
+    }
+
     /// Every parameter of this module and its descendants, by dotted path, in a stable order.
     public var namedParameters: [(name: String, parameter: Parameter)] {
         var result = localParameters.map { (name: $0.0, parameter: $0.1) }
@@ -67,6 +100,7 @@ open class Module {
     /// Moves every parameter to `device` (before training: optimizer state is per device).
     public func move(to device: Device) {
         for p in parameters { p.move(to: device) }
+        for (_, b) in namedBuffers { b.move(to: device) }
     }
 
     public func train() { setTraining(true) }

@@ -22,4 +22,22 @@ enum CPUParallel {
             if start < end { body(start, end) }
         }
     }
+
+    /// Calls `body(start, end)` over disjoint ranges covering 0..<count items (images, planes,
+    /// channels) of about `itemSize` elements each: one range per core when the whole is worth
+    /// waking workers for, else one range on the calling thread. No alignment.
+    static func forItems(_ count: Int, itemSize: Int, minimumChunk: Int = minimumChunk, _ body: (Int, Int) -> Void) {
+        let perWorker = Swift.max(1, minimumChunk / Swift.max(itemSize, 1))
+        let workers = Swift.min(threadCount, count / perWorker)
+        if workers <= 1 {
+            body(0, count)
+            return
+        }
+        let chunk = (count + workers - 1) / workers
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            let start = w * chunk
+            let end = Swift.min(count, start + chunk)
+            if start < end { body(start, end) }
+        }
+    }
 }

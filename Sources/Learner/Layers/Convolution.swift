@@ -1,0 +1,98 @@
+/// 2-D convolution layer over NCHW activations: y = activation(conv2d(x, W) + b).
+///
+/// Input [N, inputChannels, H, W], output [N, outputChannels, OH, OW] with
+/// OH = ⌊(H + padTop + padBottom − d·(kH − 1) − 1) / s⌋ + 1. `weight` is
+/// [outputChannels, inputChannels / groups, kH, kW] and `bias` [outputChannels], PyTorch's
+/// `nn.Conv2d` names and layout. Weights start He-normal, N(0, 2 / fanIn) with
+/// fanIn = inputChannels / groups · kH · kW; the bias starts at zero.
+public final class Conv2D: Module {
+    public let weight: Parameter
+    public let bias: Parameter?
+    public let stride: Size2D
+    public let padding: Padding2D
+    public let dilation: Size2D
+    public let groups: Int
+    public let activation: Activation
+
+    public init(inputChannels: Int, outputChannels: Int, kernelSize: Size2D, stride: Size2D = 1,
+                padding: Padding2D = .valid, dilation: Size2D = 1, groups: Int = 1, useBias: Bool = true,
+                activation: Activation = .identity, initializer: Initializer = .heNormal, seed: UInt64? = nil) {
+        precondition(groups > 0 && inputChannels % groups == 0 && outputChannels % groups == 0,
+                     "Conv2D: groups \(groups) must divide inputChannels \(inputChannels) and outputChannels \(outputChannels)")
+        var generator = RandomGenerator(seed: seed ?? Dense.nextSeed())
+        let fanIn = inputChannels / groups * kernelSize.height * kernelSize.width
+        let fanOut = outputChannels / groups * kernelSize.height * kernelSize.width
+        weight = Parameter(initializer.make([outputChannels, inputChannels / groups, kernelSize.height, kernelSize.width],
+                                            fanIn: fanIn, fanOut: fanOut, generator: &generator))
+        bias = useBias ? Parameter(.zeros([outputChannels])) : nil
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        self.groups = groups
+        self.activation = activation
+        super.init()
+    }
+
+    public var inputChannels: Int { weight.shape[1] * groups }
+    public var outputChannels: Int { weight.shape[0] }
+    public var kernelSize: Size2D { Size2D(weight.shape[2], weight.shape[3]) }
+
+    var label: String { "Conv2D(\(inputChannels)→\(outputChannels), kernel \(kernelSize), stride \(stride))" }
+
+    public override func forward(_ input: Tensor) -> Tensor {
+        precondition(input.rank == 4 && input.shape[1] == inputChannels,
+                     "\(label): input shape \(input.shape) should be [N, \(inputChannels), H, W] (weight \(weight.shape))")
+        return activation(input.conv2d(weight: weight.value, bias: bias?.value, stride: stride, padding: padding,
+                                       dilation: dilation, groups: groups))
+    }
+
+    public override var localParameters: [(String, Parameter)] {
+        var p = [("weight", weight)]
+        if let bias { p.append(("bias", bias)) }
+        return p
+    }
+}
+
+/// Transposed 2-D convolution (PyTorch's `nn.ConvTranspose2d`): the input-gradient of a
+/// convolution used as a layer, for upsampling. `weight` is [inputChannels, outputChannels /
+/// groups, kH, kW]; output OH = (H − 1)·s − 2·padding + d·(kH − 1) + 1 + outputPadding.
+public final class ConvTranspose2D: Module {
+    public let weight: Parameter
+    public let bias: Parameter?
+    public let stride: Size2D
+    public let padding: Size2D
+    public let outputPadding: Size2D
+    public let dilation: Size2D
+    public let groups: Int
+
+    public init(inputChannels: Int, outputChannels: Int, kernelSize: Size2D, stride: Size2D = 1, padding: Size2D = 0,
+                outputPadding: Size2D = 0, dilation: Size2D = 1, groups: Int = 1, useBias: Bool = true, seed: UInt64? = nil) {
+        precondition(groups > 0 && inputChannels % groups == 0 && outputChannels % groups == 0,
+                     "ConvTranspose2D: groups \(groups) must divide inputChannels \(inputChannels) and outputChannels \(outputChannels)")
+        var generator = RandomGenerator(seed: seed ?? Dense.nextSeed())
+        let fanIn = outputChannels / groups * kernelSize.height * kernelSize.width
+        weight = Parameter(Initializer.heNormal.make([inputChannels, outputChannels / groups, kernelSize.height, kernelSize.width],
+                                                     fanIn: fanIn, fanOut: fanIn, generator: &generator))
+        bias = useBias ? Parameter(.zeros([outputChannels])) : nil
+        self.stride = stride
+        self.padding = padding
+        self.outputPadding = outputPadding
+        self.dilation = dilation
+        self.groups = groups
+        super.init()
+    }
+
+    public override func forward(_ input: Tensor) -> Tensor {
+        precondition(input.rank == 4 && input.shape[1] == weight.shape[0],
+                     "ConvTranspose2D(\(weight.shape[0])→\(weight.shape[1] * groups)): input shape \(input.shape) should be "
+                     + "[N, \(weight.shape[0]), H, W] (weight \(weight.shape))")
+        return input.convTranspose2d(weight: weight.value, bias: bias?.value, stride: stride, padding: .symmetric(padding),
+                                     outputPadding: outputPadding, dilation: dilation, groups: groups)
+    }
+
+    public override var localParameters: [(String, Parameter)] {
+        var p = [("weight", weight)]
+        if let bias { p.append(("bias", bias)) }
+        return p
+    }
+}

@@ -1,0 +1,61 @@
+/// Batch normalisation (Ioffe & Szegedy 2015) of [N, C, H, W] (or [N, C]) activations.
+///
+/// Training: y = (x − μ_B) / √(σ²_B + ε) · γ + β with the batch's per-channel mean μ_B and
+/// biased variance σ²_B over N·H·W values; then, as PyTorch,
+/// running_mean ← (1 − m)·running_mean + m·μ_B and running_var ← (1 − m)·running_var + m·σ²_B·M/(M − 1)
+/// (the unbiased variance, M = N·H·W), and num_batches_tracked += 1. With `momentum` nil the
+/// running statistics are the cumulative average (m = 1 / num_batches_tracked).
+/// Evaluation: normalises with the running statistics.
+///
+/// Names as PyTorch's `nn.BatchNorm2d`: parameters `weight` (γ, starts at 1) and `bias`
+/// (β, starts at 0); buffers `running_mean` (0), `running_var` (1) and `num_batches_tracked`
+/// (stored as a float: the engine computes in Float32).
+public final class BatchNorm2D: Module {
+    public let weight: Parameter
+    public let bias: Parameter
+    public let runningMean: Parameter
+    public let runningVariance: Parameter
+    public let batchesTracked: Parameter
+    public let momentum: Float?
+    public let epsilon: Float
+
+    public init(features: Int, momentum: Float? = 0.1, epsilon: Float = 1e-5) {
+        weight = Parameter(.ones([features]))
+        bias = Parameter(.zeros([features]))
+        runningMean = .buffer(.zeros([features]))
+        runningVariance = .buffer(.ones([features]))
+        batchesTracked = .buffer(.zeros([]))
+        self.momentum = momentum
+        self.epsilon = epsilon
+        super.init()
+    }
+
+    public var features: Int { weight.shape[0] }
+
+    public override func forward(_ input: Tensor) -> Tensor {
+        precondition((input.rank == 4 || input.rank == 2) && input.shape[1] == features,
+                     "BatchNorm2D(\(features)): input shape \(input.shape) should be [N, \(features), H, W] (weight \(weight.shape))")
+        guard isTraining else {
+            return input.batchNorm(weight: weight.value, bias: bias.value, mean: runningMean.value,
+                                   variance: runningVariance.value, epsilon: epsilon)
+        }
+        let count = input.scalarCount / features
+        precondition(count > 1, "BatchNorm2D(\(features)): training needs more than one value per channel, input shape \(input.shape)")
+        let (output, mean, variance) = input.batchNorm(weight: weight.value, bias: bias.value, epsilon: epsilon)
+        withoutGradients {
+            let tracked = batchesTracked.value + 1
+            batchesTracked.assign(tracked)
+            // The cumulative average needs the count on the host; the default momentum does not.
+            let m = momentum ?? 1 / tracked.scalar
+            runningMean.assign(runningMean.value * (1 - m) + mean * m)
+            runningVariance.assign(runningVariance.value * (1 - m) + variance * (m * Float(count) / Float(count - 1)))
+        }
+        return output
+    }
+
+    public override var localParameters: [(String, Parameter)] { [("weight", weight), ("bias", bias)] }
+
+    public override var localBuffers: [(String, Parameter)] {
+        [("running_mean", runningMean), ("running_var", runningVariance), ("num_batches_tracked", batchesTracked)]
+    }
+}
