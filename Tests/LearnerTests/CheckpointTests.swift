@@ -100,6 +100,41 @@ final class CheckpointTests: XCTestCase {
         for (a, b) in zip(ours, theirs) { XCTAssertEqual(a, b, accuracy: 1e-5) }
     }
 
+    func makeCNN() -> Sequential {
+        Sequential([
+            Conv2D(inputChannels: 1, outputChannels: 4, kernelSize: 3, padding: 1, seed: 1),
+            BatchNorm2D(features: 4),
+            ActivationLayer(.relu),
+            GlobalAvgPool2D(),
+            Flatten(),
+            Dense(inputSize: 4, outputSize: 3, seed: 2),
+        ])
+    }
+
+    func testPyTorchCNNWithBatchNormBuffersLoadsAndMatches() throws {
+        let io = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.fixtures + "/torch_cnn_bn_io.json"))) as! [String: Any]
+        let x = Tensor(shape: (io["input_shape"] as! [Int]), scalars: (io["input"] as! [Double]).map(Float.init))
+        let expected = (io["output"] as! [Double]).map(Float.init)
+        let model = makeCNN()
+        let report = try model.loadWeights(from: Self.fixtures + "/torch_cnn_bn.safetensors")
+        XCTAssertTrue(report.loaded.contains("1.running_var") && report.loaded.contains("1.num_batches_tracked"), "\(report)")
+        XCTAssertEqual(model.namedBuffers.first { $0.name == "1.num_batches_tracked" }?.parameter.value.scalars, [1])
+        model.eval()
+        let y = withoutGradients { model(x) }.scalars
+        for (a, b) in zip(y, expected) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+
+        // Saved again, the counter is int64 on disk as in PyTorch, and the file round-trips.
+        let file = scratch + "/cnn.safetensors"
+        try model.saveWeights(to: file)
+        let (entries, _) = try SafeTensors.read(file)
+        XCTAssertEqual(entries["1.num_batches_tracked"]?.dtype, "I64")
+        XCTAssertEqual(entries["1.running_mean"]?.dtype, "F32")
+        let again = makeCNN()
+        try again.loadWeights(from: file)
+        again.eval()
+        XCTAssertEqual(withoutGradients { again(x) }.scalars, y)
+    }
+
     func testStrictLoadingNamesTheParameterAndBothShapes() throws {
         let file = scratch + "/w.safetensors"
         try makeMLP().saveWeights(to: file)

@@ -36,7 +36,12 @@ extension Module {
     /// architecture loads it with `model.load_state_dict(safetensors.torch.load_file(path))`.
     public func saveWeights(to path: String, metadata: [String: String] = [:]) throws {
         var entries: [String: SafeTensors.Entry] = [:]
-        for (name, p) in stateTensors { entries[name] = SafeTensors.Entry(p.value) }
+        for (name, p) in stateTensors {
+            var entry = SafeTensors.Entry(p.value)
+            // PyTorch keeps BatchNorm's step counter as int64; so does the file.
+            if name == "num_batches_tracked" || name.hasSuffix(".num_batches_tracked") { entry.dtype = "I64" }
+            entries[name] = entry
+        }
         var meta = metadata
         meta["format"] = meta["format"] ?? "pt"
         try SafeTensors.write(entries, metadata: meta, to: path)
