@@ -13,6 +13,7 @@ struct TeflaTrain: ParsableCommand {
               tefla-train --config Configs/digits-mlp.yml
               tefla-train --config Configs/digits-mlp.yml --epochs 5 --seed 3
               tefla-train --config Configs/digits-mlp.yml --gpu -1
+              tefla-train --config Configs/digits-lr-finder.yml --find-lr
             """,
         version: TeflaTrain.versionString)
 
@@ -35,8 +36,12 @@ struct TeflaTrain: ParsableCommand {
     @Option(name: .long, help: "Overrides training.seed.")
     var seed: UInt64?
 
-    @Option(name: .long, help: "0: silent, 2: one line per epoch.")
-    var verbose: Int = 2
+    @Option(name: .long, help: "0: silent, 1: a progress bar per epoch, 2: one line per epoch (default: training.verbose, else 2).")
+    var verbose: Int?
+
+    @Flag(name: .customLong("find-lr"),
+          help: "Run the learning-rate range test (lr_finder section) instead of training; writes its plot.")
+    var findLR = false
 
     static var versionString: String {
         "tefla-train \(LearnerVersion.string) (CUDA support: \(CUDAContext.isBuiltIn ? "built in, libraries loaded at run time" : "not built in"); CPU: OpenBLAS)"
@@ -44,7 +49,7 @@ struct TeflaTrain: ParsableCommand {
 
     func validate() throws {
         if gpu < -1 { throw ValidationError("--gpu must be -1 (CPU) or a device index >= 0, got \(gpu)") }
-        if ![0, 2].contains(verbose) { throw ValidationError("--verbose must be 0 or 2, got \(verbose)") }
+        if let verbose, ![0, 1, 2].contains(verbose) { throw ValidationError("--verbose must be 0, 1 or 2, got \(verbose)") }
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be >= 1, got \(epochs)") }
         if let startEpoch, startEpoch < 1 { throw ValidationError("--start-epoch counts from 1, got \(startEpoch)") }
         if let gpuMemFrac, !(gpuMemFrac > 0 && gpuMemFrac <= 1) {
@@ -84,11 +89,19 @@ struct TeflaTrain: ParsableCommand {
             let model = cfg.makeModel(inputSize: training.featureSize)
             let learner = SupervisedLearner(model: model, loss: cfg.loss, optimizer: cfg.makeOptimizer(), seed: cfg.seed,
                                             device: device)
+            let verbose = self.verbose ?? cfg.verbose ?? 2
             learner.verbose = verbose
+            let stepsPerEpoch = cfg.dropLastBatch ? training.count / cfg.batchSize
+                                                  : (training.count + cfg.batchSize - 1) / cfg.batchSize
+            cfg.configure(learner, stepsPerEpoch: stepsPerEpoch)
             if verbose > 0 {
                 print("tefla-train: \(training.count) training samples from \(cfg.trainDir)"
                       + (validation.map { ", \($0.count) validation samples from \(cfg.valDir ?? "")" } ?? "")
                       + "; model: \(model.parameterCount) parameters; device: \(deviceName)")
+            }
+            if findLR {
+                try runLRFinder(learner, cfg, training)
+                return
             }
             let history = try learner.fit(training: training, validation: validation, startEpoch: cfg.startEpoch,
                                           epochs: cfg.epochs, batchSize: cfg.batchSize, dropLastBatch: cfg.dropLastBatch)
@@ -101,6 +114,23 @@ struct TeflaTrain: ParsableCommand {
         } catch let error as LearnerError {
             throw fail(error.description)
         }
+    }
+
+    /// `--find-lr`: sweeps the learning rate, prints the suggestion and writes the plot.
+    private func runLRFinder(_ learner: SupervisedLearner, _ cfg: TrainConfig, _ training: InMemoryDataset) throws {
+        let spec = cfg.lrFinder
+        let result = try learner.findLearningRate(training: training, startLR: Float(spec.startLR), endLR: Float(spec.endLR),
+                                                  iterations: spec.iterations, batchSize: cfg.batchSize)
+        do {
+            try result.writeSVG(to: spec.plot)
+        } catch {
+            throw fail("cannot write the LR finder plot '\(spec.plot)': \(error)")
+        }
+        let range = result.suggestedRange
+        print(String(format: "lr finder: %d steps from %.3g to %.3g%@; steepest descent at %.3g, lowest loss at %.3g",
+                     result.learningRates.count, spec.startLR, Double(result.learningRates.last ?? 0),
+                     result.diverged ? " (stopped: loss diverged)" : "", result.steepest, result.minimumLossRate))
+        print(String(format: "lr finder: suggested range %.3g … %.3g; plot written to %@", range.lower, range.upper, spec.plot))
     }
 
     private func fail(_ message: String) -> ExitCode {

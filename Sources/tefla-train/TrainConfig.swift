@@ -30,8 +30,22 @@ struct TrainConfig {
     var mode = "classification"
     var labelSmoothing = 0.0
     var dropLastBatch = false
+    // Schedules, metrics, callbacks and summaries (TrainConfig+Features.swift).
+    var schedule: ScheduleSpec?
+    var metricNames: [String] = []
+    var metricThreshold = 0.5
+    var fbetaBeta = 2.0
+    var verbose: Int?
+    var clipNorm: Double?
+    var clipValue: Double?
+    var emaDecay: Double?
+    var earlyStopping: EarlyStoppingSpec?
+    var csvLog: String?
+    var summaryDir: String?
+    var summaryEvery = 0
+    var lrFinder = LRFinderSpec()
 
-    static let topLevelKeys = ["model", "data", "optimizer", "training"]
+    static let topLevelKeys = ["model", "data", "optimizer", "training", "schedule", "summary", "lr_finder"]
 
     /// Parses and validates the whole file; throws every problem at once.
     static func parse(yaml text: String, file: String) throws -> TrainConfig {
@@ -83,13 +97,15 @@ struct TrainConfig {
             config.nesterov = opt.bool("nesterov", default: false)
         }
 
-        if let training = top.section("training", known: ["epochs", "start_epoch", "seed", "mode", "label_smoothing"]) {
+        let training = top.section("training", known: trainingKeys)
+        if let training {
             config.epochs = training.int("epochs", default: 10, minimum: 1) ?? 10
             config.startEpoch = training.int("start_epoch", default: 1, minimum: 1) ?? 1
             config.seed = UInt64(training.int("seed", default: 0, minimum: 0) ?? 0)
             config.mode = training.oneOf("mode", ["classification", "regression"], default: "classification")
             config.labelSmoothing = training.float("label_smoothing", default: 0, minimum: 0) ?? 0
         }
+        config.parseFeatures(training: training, top: top, reader: reader)
 
         if !reader.issues.isEmpty { throw ConfigError(file: file, issues: reader.issues) }
         return config

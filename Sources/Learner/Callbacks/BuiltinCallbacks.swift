@@ -1,0 +1,172 @@
+import Foundation
+
+/// Stops training when a monitored value stops improving (Keras' `EarlyStopping`).
+///
+/// After `patience` epochs in a row without an improvement larger than `minDelta` (at the
+/// first such epoch when 0), sets `learner.stopTraining`. With `restoreBestWeights`, the parameters of the best epoch are
+/// copied and put back when training ends.
+public final class EarlyStopping: Callback {
+    public let monitor: String
+    public let patience: Int
+    public let mode: MonitorMode
+    public let minDelta: Float
+    public let restoreBestWeights: Bool
+    public private(set) var best: Float?
+    public private(set) var bestEpoch: Int?
+    /// The epoch after which training was stopped, nil while it was not.
+    public private(set) var stoppedEpoch: Int?
+    private var wait = 0
+    private var bestWeights: [Tensor]?
+
+    public init(
+        monitor: String = "val_loss", patience: Int = 0, mode: MonitorMode? = nil, minDelta: Float = 0,
+        restoreBestWeights: Bool = false
+    ) {
+        self.monitor = monitor
+        self.patience = Swift.max(patience, 0)
+        self.mode = mode ?? .auto(for: monitor)
+        self.minDelta = Swift.abs(minDelta)
+        self.restoreBestWeights = restoreBestWeights
+    }
+
+    public func onTrainBegin(_ learner: SupervisedLearner) {
+        best = nil
+        bestEpoch = nil
+        stoppedEpoch = nil
+        wait = 0
+        bestWeights = nil
+    }
+
+    public func onEpochEnd(_ learner: SupervisedLearner, log: EpochLog) throws {
+        guard let value = log.value(named: monitor) else {
+            throw LearnerError.invalidArgument(
+                "EarlyStopping monitors '\(monitor)', which the epoch log lacks; it has \(log.valueNames.joined(separator: ", "))"
+            )
+        }
+        if mode.isImprovement(value, over: best, minDelta: minDelta) {
+            best = value
+            bestEpoch = log.epoch
+            wait = 0
+            if restoreBestWeights { bestWeights = learner.model.parameters.map { $0.value.copy() } }
+        } else {
+            wait += 1
+            if wait >= patience {
+                stoppedEpoch = log.epoch
+                learner.stopTraining = true
+            }
+        }
+    }
+
+    public func onTrainEnd(_ learner: SupervisedLearner, history: History) {
+        guard restoreBestWeights, let bestWeights else { return }
+        for (p, w) in zip(learner.model.parameters, bestWeights) { p.assign(w) }
+    }
+}
+
+/// Appends one row per epoch to a CSV file (Keras' `CSVLogger`): `epoch`, then every value of
+/// the first epoch's log in a fixed order.
+public final class CSVLogger: Callback {
+    public let path: String
+    public let append: Bool
+    private var columns: [String]?
+    private var handle: FileHandle?
+
+    public init(path: String, append: Bool = false) {
+        self.path = path
+        self.append = append
+    }
+
+    public func onTrainBegin(_ learner: SupervisedLearner) throws {
+        columns = nil
+        let exists = FileManager.default.fileExists(atPath: path)
+        if !append || !exists {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else {
+                throw LearnerError.invalidArgument("CSVLogger: cannot create '\(path)'")
+            }
+        }
+        handle = FileHandle(forWritingAtPath: path)
+        handle?.seekToEndOfFile()
+        if append && exists { columns = nil }
+    }
+
+    public func onEpochEnd(_ learner: SupervisedLearner, log: EpochLog) throws {
+        guard let handle else { return }
+        var text = ""
+        if columns == nil {
+            let names = log.valueNames
+            columns = names
+            if handle.offsetInFile == 0 { text += (["epoch"] + names).joined(separator: ",") + "\n" }
+        }
+        let row = [String(log.epoch)] + (columns ?? []).map { name in log.value(named: name).map { "\($0)" } ?? "" }
+        text += row.joined(separator: ",") + "\n"
+        handle.write(Data(text.utf8))
+    }
+
+    public func onTrainEnd(_ learner: SupervisedLearner, history: History) {
+        try? handle?.close()
+        handle = nil
+    }
+}
+
+/// Stops training at the first batch whose loss is NaN or infinite (Keras' `TerminateOnNaN`).
+public final class TerminateOnNaN: Callback {
+    /// The global step whose loss was not finite, nil while none was.
+    public private(set) var badStep: UInt64?
+    public init() {}
+
+    public func onBatchEnd(_ learner: SupervisedLearner, batch: Int, loss: Float) {
+        if !loss.isFinite {
+            badStep = learner.globalStep
+            learner.stopTraining = true
+            if learner.verbose > 0 { learner.log("Batch \(batch): invalid loss \(loss), terminating training") }
+        }
+    }
+}
+
+/// Records the learning rate (and scheduled momentum) of every step (for plots and checks).
+public final class LearningRateLogger: Callback {
+    public private(set) var learningRates: [Float] = []
+    public private(set) var momenta: [Float] = []
+    public init() {}
+
+    public func onBatchBegin(_ learner: SupervisedLearner, batch: Int) {
+        learningRates.append(learner.optimizer.learningRate)
+        if let m = learner.scheduledMomentum { momenta.append(m) }
+    }
+}
+
+/// A callback made of closures (Keras' `LambdaCallback`, PuzzleLib's `onBatchFinish`).
+public final class LambdaCallback: Callback {
+    public var trainBegin: ((SupervisedLearner) throws -> Void)?
+    public var trainEnd: ((SupervisedLearner, History) throws -> Void)?
+    public var epochBegin: ((SupervisedLearner, Int) throws -> Void)?
+    public var epochEnd: ((SupervisedLearner, EpochLog) throws -> Void)?
+    public var batchBegin: ((SupervisedLearner, Int) throws -> Void)?
+    /// PuzzleLib's `onBatchFinish`.
+    public var batchEnd: ((SupervisedLearner, Int, Float) throws -> Void)?
+
+    public init(
+        trainBegin: ((SupervisedLearner) throws -> Void)? = nil,
+        trainEnd: ((SupervisedLearner, History) throws -> Void)? = nil,
+        epochBegin: ((SupervisedLearner, Int) throws -> Void)? = nil,
+        epochEnd: ((SupervisedLearner, EpochLog) throws -> Void)? = nil,
+        batchBegin: ((SupervisedLearner, Int) throws -> Void)? = nil,
+        batchEnd: ((SupervisedLearner, Int, Float) throws -> Void)? = nil
+    ) {
+        self.trainBegin = trainBegin
+        self.trainEnd = trainEnd
+        self.epochBegin = epochBegin
+        self.epochEnd = epochEnd
+        self.batchBegin = batchBegin
+        self.batchEnd = batchEnd
+    }
+
+    public func onTrainBegin(_ learner: SupervisedLearner) throws { try trainBegin?(learner) }
+    public func onTrainEnd(_ learner: SupervisedLearner, history: History) throws { try trainEnd?(learner, history) }
+    public func onEpochBegin(_ learner: SupervisedLearner, epoch: Int) throws { try epochBegin?(learner, epoch) }
+    public func onEpochEnd(_ learner: SupervisedLearner, log: EpochLog) throws { try epochEnd?(learner, log) }
+    public func onBatchBegin(_ learner: SupervisedLearner, batch: Int) throws { try batchBegin?(learner, batch) }
+    public func onBatchEnd(_ learner: SupervisedLearner, batch: Int, loss: Float) throws {
+        try batchEnd?(learner, batch, loss)
+    }
+}

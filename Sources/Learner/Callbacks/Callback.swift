@@ -1,0 +1,43 @@
+/// Hooks into `fit` (Keras' `Callback`, fastai's callbacks).
+///
+/// Each hook is called with the learner, which callbacks may read and steer (`stopTraining`, `optimizer.learningRate`, the model's
+/// parameters). Every hook has an empty default, so a callback implements only what it needs.
+///
+/// Order per run: `trainBegin`, then per epoch `epochBegin`, per batch `batchBegin`/`batchEnd`,
+/// `epochEnd` (after validation, with the full ``EpochLog``), and finally `trainEnd`.
+/// Hooks may throw: the error ends `fit` and is rethrown to its caller.
+public protocol Callback: AnyObject {
+    func onTrainBegin(_ learner: SupervisedLearner) throws
+    func onTrainEnd(_ learner: SupervisedLearner, history: History) throws
+    func onEpochBegin(_ learner: SupervisedLearner, epoch: Int) throws
+    func onEpochEnd(_ learner: SupervisedLearner, log: EpochLog) throws
+    func onBatchBegin(_ learner: SupervisedLearner, batch: Int) throws
+    /// `loss` is the batch's training loss; `learner.globalStep` counts this step.
+    func onBatchEnd(_ learner: SupervisedLearner, batch: Int, loss: Float) throws
+}
+
+extension Callback {
+    public func onTrainBegin(_ learner: SupervisedLearner) throws {}
+    public func onTrainEnd(_ learner: SupervisedLearner, history: History) throws {}
+    public func onEpochBegin(_ learner: SupervisedLearner, epoch: Int) throws {}
+    public func onEpochEnd(_ learner: SupervisedLearner, log: EpochLog) throws {}
+    public func onBatchBegin(_ learner: SupervisedLearner, batch: Int) throws {}
+    public func onBatchEnd(_ learner: SupervisedLearner, batch: Int, loss: Float) throws {}
+}
+
+/// Whether a monitored value improves when it goes down (`loss`) or up (`accuracy`).
+public enum MonitorMode: String, Sendable {
+    case min, max
+    /// Keras' `auto`: max for names containing accuracy, kappa, fbeta, precision, recall or r2; else min.
+    public static func auto(for name: String) -> MonitorMode {
+        ["acc", "kappa", "fbeta", "precision", "recall", "r2"].contains { name.contains($0) } ? .max : .min
+    }
+
+    func isImprovement(_ value: Float, over best: Float?, minDelta: Float) -> Bool {
+        guard let best else { return !value.isNaN }
+        switch self {
+        case .min: return value < best - minDelta
+        case .max: return value > best + minDelta
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+
+/// A measure of a model's outputs against labels, accumulated batch by batch and exact at
+/// the end: each metric keeps sufficient statistics (counts, sums, a confusion matrix), never
+/// a mean of per-batch means (Keras' stateful `Metric`, fastai's `AvgMetric`/`AccumMetric`).
+///
+/// Outputs are the model's raw outputs (logits for classification, values for regression);
+/// labels are class indices `[N]`, 0/1 targets `[N, C]` (multi-label) or targets (regression).
+public protocol Metric: Sendable {
+    /// The key of the main value, as shown in logs (`accuracy`, `val_accuracy`).
+    var name: String { get }
+    /// Adds one batch.
+    mutating func update(outputs: Tensor, labels: Tensor)
+    /// The values over every batch since the last reset, by key (most metrics report one, `name`).
+    func values() -> [String: Float]
+    /// Forgets every batch.
+    mutating func reset()
+}
+
+/// Host copies of a batch's outputs as rows `[N][C]` (C = 1 for rank-1 outputs) and its labels.
+struct HostBatch {
+    let rows: Int
+    let columns: Int
+    let outputs: [Float]
+    let labels: [Float]
+
+    init(_ outputs: Tensor, _ labels: Tensor) {
+        rows = outputs.shape.first ?? 1
+        columns = rows > 0 ? outputs.scalarCount / rows : 0
+        self.outputs = outputs.scalars
+        self.labels = labels.scalars
+    }
+
+    /// Whether labels are one value per row (class index or target) rather than a 0/1 row.
+    var labelsAreIndices: Bool { labels.count == rows }
+
+    /// The 0/1 target of row `r`, column `c` (from an index label or a multi-hot row).
+    func target(_ r: Int, _ c: Int) -> Float {
+        labelsAreIndices ? (Int(labels[r]) == c ? 1 : 0) : labels[r * columns + c]
+    }
+
+    /// Arg-max of row `r` (first maximum), or the rounded value for single-column outputs.
+    func predictedClass(_ r: Int, classes: Int) -> Int {
+        if columns == 1 { return Swift.min(Swift.max(Int(outputs[r].rounded()), 0), classes - 1) }
+        var best = 0
+        var top = -Float.infinity
+        for c in 0..<columns where outputs[r * columns + c] > top {
+            top = outputs[r * columns + c]
+            best = c
+        }
+        return best
+    }
+}
+
+/// The logistic function, for thresholding logits on the host.
+@inline(__always) func sigmoid(_ x: Float) -> Float { 1 / (1 + Foundation.exp(-x)) }

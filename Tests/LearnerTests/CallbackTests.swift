@@ -1,0 +1,147 @@
+import Foundation
+import XCTest
+
+@testable import Learner
+
+final class CallbackTests: XCTestCase {
+    /// Two linearly separable classes in 2-D: trains in a few epochs.
+    func blobs(_ n: Int = 64, seed: UInt64 = 3) -> InMemoryDataset {
+        var g = RandomGenerator(seed: seed)
+        var inputs: [Float] = []
+        var labels: [Float] = []
+        for i in 0..<n {
+            let c = Float(i % 2)
+            inputs += [c * 2 - 1 + (g.nextUniform() - 0.5) * 0.5, (g.nextUniform() - 0.5)]
+            labels.append(c)
+        }
+        return InMemoryDataset(inputs: inputs, labels: labels, featureSize: 2)
+    }
+
+    func learner(_ lr: Float = 0.1) -> SupervisedLearner {
+        let l = SupervisedLearner(
+            model: Sequential([Dense(inputSize: 2, outputSize: 2, seed: 4)]), loss: .softmaxCrossEntropy(),
+            optimizer: SGD(learningRate: lr), seed: 1)
+        l.verbose = 0
+        return l
+    }
+
+    final class Recorder: Callback {
+        var events: [String] = []
+        func onTrainBegin(_ learner: SupervisedLearner) { events.append("train_begin") }
+        func onTrainEnd(_ learner: SupervisedLearner, history: History) {
+            events.append("train_end \(history.epochs.count)")
+        }
+        func onEpochBegin(_ learner: SupervisedLearner, epoch: Int) { events.append("epoch_begin \(epoch)") }
+        func onEpochEnd(_ learner: SupervisedLearner, log: EpochLog) { events.append("epoch_end \(log.epoch)") }
+        func onBatchBegin(_ learner: SupervisedLearner, batch: Int) { events.append("batch_begin \(batch)") }
+        func onBatchEnd(_ learner: SupervisedLearner, batch: Int, loss: Float) { events.append("batch_end \(batch)") }
+    }
+
+    func testHooksAreCalledInOrder() throws {
+        let l = learner()
+        let r = Recorder()
+        l.callbacks = [r]
+        try l.fit(training: blobs(8), epochs: 2, batchSize: 4)
+        XCTAssertEqual(
+            r.events,
+            [
+                "train_begin",
+                "epoch_begin 1", "batch_begin 0", "batch_end 0", "batch_begin 1", "batch_end 1", "epoch_end 1",
+                "epoch_begin 2", "batch_begin 0", "batch_end 0", "batch_begin 1", "batch_end 1", "epoch_end 2",
+                "train_end 2",
+            ])
+    }
+
+    func testEarlyStoppingStopsAndRestoresBestWeights() throws {
+        let l = learner()
+        // A synthetic monitored value: best at epoch 2, then worse.
+        let values: [Float] = [0.5, 0.2, 0.3, 0.4, 0.6, 0.1]
+        var weightsAtEpoch: [Int: [Float]] = [:]
+        let stopper = EarlyStopping(monitor: "custom", patience: 2, mode: .min, restoreBestWeights: true)
+        final class Inject: Callback {
+            let values: [Float]
+            let next: EarlyStopping
+            var record: (Int, [Float]) -> Void
+            init(_ values: [Float], _ next: EarlyStopping, record: @escaping (Int, [Float]) -> Void) {
+                self.values = values
+                self.next = next
+                self.record = record
+            }
+            func onTrainBegin(_ learner: SupervisedLearner) { next.onTrainBegin(learner) }
+            func onEpochEnd(_ learner: SupervisedLearner, log: EpochLog) throws {
+                var log = log
+                log.metrics["custom"] = values[log.epoch - 1]
+                record(log.epoch, learner.model.parameters[0].value.scalars)
+                try next.onEpochEnd(learner, log: log)
+            }
+            func onTrainEnd(_ learner: SupervisedLearner, history: History) {
+                next.onTrainEnd(learner, history: history)
+            }
+        }
+        l.callbacks = [Inject(values, stopper) { weightsAtEpoch[$0] = $1 }]
+        let history = try l.fit(training: blobs(), epochs: 6, batchSize: 8)
+        XCTAssertEqual(history.epochs.count, 4, "stops after 2 epochs without improvement on epoch 2")
+        XCTAssertEqual(stopper.bestEpoch, 2)
+        XCTAssertEqual(stopper.stoppedEpoch, 4)
+        XCTAssertEqual(l.model.parameters[0].value.scalars, weightsAtEpoch[2])
+        XCTAssertNotEqual(weightsAtEpoch[4], weightsAtEpoch[2])
+    }
+
+    func testEarlyStoppingOnUnknownKeyNamesTheKeys() {
+        let l = learner()
+        l.callbacks = [EarlyStopping(monitor: "val_acc")]
+        XCTAssertThrowsError(try l.fit(training: blobs(), validation: blobs(), epochs: 2)) { error in
+            XCTAssertTrue("\(error)".contains("val_accuracy"), "\(error)")
+        }
+        XCTAssertEqual(MonitorMode.auto(for: "val_accuracy"), .max)
+        XCTAssertEqual(MonitorMode.auto(for: "val_loss"), .min)
+    }
+
+    func testCSVLoggerWritesOneRowPerEpoch() throws {
+        let path = NSTemporaryDirectory() + "tefla-csv-\(getpid()).csv"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let l = learner()
+        l.callbacks = [CSVLogger(path: path)]
+        try l.fit(training: blobs(), validation: blobs(), epochs: 3, batchSize: 16)
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 4)
+        XCTAssertEqual(lines[0], "epoch,loss,accuracy,val_loss,val_accuracy,lr")
+        XCTAssertTrue(lines[3].hasPrefix("3,"), String(lines[3]))
+        XCTAssertEqual(lines[3].split(separator: ",").count, 6)
+    }
+
+    func testTerminateOnNaNStopsAtTheBadBatch() throws {
+        let l = learner(1e30)  // diverges to inf/NaN within a few steps
+        let data = InMemoryDataset(
+            inputs: (0..<64).map { Float($0) * 1e3 }, labels: (0..<32).map { Float($0 % 2) },
+            featureSize: 2)
+        let stop = TerminateOnNaN()
+        var batches = 0
+        l.callbacks = [stop, LambdaCallback(batchEnd: { _, _, _ in batches += 1 })]
+        let history = try l.fit(training: data, epochs: 50, batchSize: 4)
+        let bad = try XCTUnwrap(stop.badStep)
+        XCTAssertEqual(Int(bad), batches)
+        XCTAssertLessThan(history.epochs.count, 50)
+        XCTAssertFalse(history.epochs.last!.trainLoss.isFinite)
+    }
+
+    func testModelCheckpointHookSavesBestOnly() throws {
+        final class Memory: CheckpointWriter {
+            var saved: [(Int, Bool)] = []
+            func save(_ learner: SupervisedLearner, log: EpochLog, isBest: Bool) throws {
+                saved.append((log.epoch, isBest))
+            }
+        }
+        let writer = Memory()
+        let l = learner()
+        l.callbacks = [ModelCheckpoint(writer: writer, monitor: "loss", saveBestOnly: true)]
+        let history = try l.fit(training: blobs(), epochs: 4, batchSize: 16)
+        var best = Float.infinity
+        let expected = history.epochs.compactMap { e -> Int? in
+            defer { best = min(best, e.trainLoss) }
+            return e.trainLoss < best ? e.epoch : nil
+        }
+        XCTAssertEqual(writer.saved.map(\.0), expected)
+        XCTAssertTrue(writer.saved.allSatisfy(\.1))
+    }
+}

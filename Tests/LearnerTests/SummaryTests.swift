@@ -1,0 +1,193 @@
+import Foundation
+import XCTest
+
+@testable import Learner
+
+/// TensorBoard event files: decoded by hand here, and by TensorBoard's own EventAccumulator
+/// when a Python with `tensorboard` is at hand.
+final class SummaryTests: XCTestCase {
+    /// A decoded field: varint, 64-bit, length-delimited or 32-bit.
+    enum Field {
+        case varint(UInt64)
+        case fixed64(UInt64)
+        case bytes([UInt8])
+        case fixed32(UInt32)
+    }
+
+    /// A minimal protobuf reader: field number → values in order.
+    static func decode(_ bytes: [UInt8]) -> [Int: [Field]] {
+        var fields: [Int: [Field]] = [:]
+        var i = 0
+        func varint() -> UInt64 {
+            var v: UInt64 = 0
+            var shift: UInt64 = 0
+            while i < bytes.count {
+                let b = bytes[i]
+                i += 1
+                v |= UInt64(b & 0x7F) << shift
+                if b < 0x80 { break }
+                shift += 7
+            }
+            return v
+        }
+        func fixed(_ n: Int) -> UInt64 {
+            var v: UInt64 = 0
+            for k in 0..<n { v |= UInt64(bytes[i + k]) << (8 * UInt64(k)) }
+            i += n
+            return v
+        }
+        while i < bytes.count {
+            let key = varint()
+            let field = Int(key >> 3)
+            switch key & 7 {
+            case 0: fields[field, default: []].append(.varint(varint()))
+            case 1: fields[field, default: []].append(.fixed64(fixed(8)))
+            case 2:
+                let n = Int(varint())
+                fields[field, default: []].append(.bytes(Array(bytes[i..<i + n])))
+                i += n
+            case 5: fields[field, default: []].append(.fixed32(UInt32(fixed(4))))
+            default: return fields
+            }
+        }
+        return fields
+    }
+
+    /// (step, tag → value) of every scalar event in the file, after checking the first record.
+    static func readScalars(_ path: String) throws -> [(step: Int, values: [String: Float])] {
+        let records = try TFRecordReader.readAll(path: path)
+        guard let first = records.first else {
+            XCTFail("empty event file")
+            return []
+        }
+        let header = decode(first)
+        guard case .bytes(let version)? = header[3]?.first else {
+            XCTFail("no file_version")
+            return []
+        }
+        XCTAssertEqual(String(decoding: version, as: UTF8.self), "brain.Event:2")
+        guard case .fixed64? = header[1]?.first else {
+            XCTFail("no wall_time")
+            return []
+        }
+        var result: [(Int, [String: Float])] = []
+        for record in records.dropFirst() {
+            let event = decode(record)
+            guard case .varint(let step)? = event[2]?.first, case .bytes(let summary)? = event[5]?.first else {
+                continue
+            }
+            var values: [String: Float] = [:]
+            for case .bytes(let v) in decode(summary)[1] ?? [] {
+                let value = decode(v)
+                guard case .bytes(let tag)? = value[1]?.first, case .fixed32(let bits)? = value[2]?.first else {
+                    continue
+                }
+                values[String(decoding: tag, as: UTF8.self)] = Float(bitPattern: bits)
+            }
+            result.append((Int(step), values))
+        }
+        return result
+    }
+
+    func temporaryDirectory() -> String {
+        NSTemporaryDirectory() + "tefla-tb-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    func testWriterRoundTripsScalars() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let writer = try SummaryWriter(directory: dir)
+        try writer.scalar("loss", 0.25, step: 1)
+        try writer.scalars([("loss", 0.125), ("accuracy", 0.75)], step: 300)
+        try writer.close()
+        XCTAssertTrue(URL(fileURLWithPath: writer.path).lastPathComponent.hasPrefix("events.out.tfevents."))
+        let scalars = try Self.readScalars(writer.path)
+        XCTAssertEqual(scalars.map(\.step), [1, 300])
+        XCTAssertEqual(scalars[1].values, ["loss": 0.125, "accuracy": 0.75])
+    }
+
+    func trainWithLogger(_ dir: String) throws -> History {
+        let data = InMemoryDataset(
+            inputs: (0..<64).map { Float($0 % 5) / 5 }, labels: (0..<32).map { Float($0 % 2) },
+            featureSize: 2)
+        let l = SupervisedLearner(
+            model: Sequential([Dense(inputSize: 2, outputSize: 2, seed: 3)]), loss: .softmaxCrossEntropy(),
+            optimizer: SGD(learningRate: 0.1))
+        l.verbose = 0
+        l.schedule = StepDecayLR(base: 0.1, gamma: 0.5, stepSize: 4)
+        l.callbacks = [TensorBoardLogger(directory: dir, summaryEvery: 2)]
+        return try l.fit(training: data, validation: data, epochs: 3, batchSize: 8)  // 4 steps an epoch
+    }
+
+    func testLoggerWritesEpochAndStepSummaries() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let history = try trainWithLogger(dir)
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir)
+        XCTAssertEqual(files.count, 1)
+        let scalars = try Self.readScalars(dir + "/" + files[0])
+        let epochs = scalars.filter { $0.values["loss"] != nil }
+        XCTAssertEqual(epochs.map(\.step), [1, 2, 3])
+        XCTAssertEqual(epochs[2].values["val_accuracy"], history.epochs[2].validationAccuracy)
+        XCTAssertEqual(epochs[1].values["lr"], 0.05)
+        let steps = scalars.filter { $0.values["batch/loss"] != nil }
+        XCTAssertEqual(steps.map(\.step), [2, 4, 6, 8, 10, 12])
+        XCTAssertEqual(steps[2].values["batch/lr"], 0.05)
+    }
+
+    /// TEFLA_PEERS_PYTHON or /root/peers/bin/python, when it imports `modules`.
+    static func peerPython(_ modules: [String]) -> String? {
+        var candidates = ["/root/peers/bin/python"]
+        if let env = ProcessInfo.processInfo.environment["TEFLA_PEERS_PYTHON"] { candidates.insert(env, at: 0) }
+        for python in candidates where FileManager.default.isExecutableFile(atPath: python) {
+            if (try? run(python, ["-c", modules.map { "import \($0)" }.joined(separator: "; ")]).status) == 0 {
+                return python
+            }
+        }
+        return nil
+    }
+
+    static func run(_ python: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    func testTensorBoardReadsOurEventFile() throws {
+        guard let python = Self.peerPython(["tensorboard"]) else {
+            let reason = "no Python with tensorboard at $TEFLA_PEERS_PYTHON or /root/peers/bin/python"
+            print("skipping: \(reason)")
+            throw XCTSkip(reason)
+        }
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let history = try trainWithLogger(dir)
+        let script = """
+            import sys
+            from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+            acc = EventAccumulator(sys.argv[1]); acc.Reload()
+            for tag in sorted(acc.Tags()["scalars"]):
+                for e in acc.Scalars(tag):
+                    print(tag, e.step, repr(e.value))
+            """
+        let (status, output) = try Self.run(python, ["-c", script, dir])
+        XCTAssertEqual(status, 0, output)
+        let lines = Set(output.split(separator: "\n").map(String.init))
+        for e in history.epochs {
+            XCTAssertTrue(
+                lines.contains("loss \(e.epoch) \(Double(e.trainLoss))"),
+                "loss \(e.epoch) \(Double(e.trainLoss)) in \(output)")
+            if let a = e.validationAccuracy {
+                XCTAssertTrue(lines.contains("val_accuracy \(e.epoch) \(Double(a))"), output)
+            }
+        }
+        XCTAssertTrue(lines.contains("batch/lr 12 \(Double(Float(0.025)))"), output)
+    }
+}

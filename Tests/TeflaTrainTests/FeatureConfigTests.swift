@@ -1,0 +1,187 @@
+import Foundation
+import Learner
+import XCTest
+
+@testable import tefla_train
+
+/// Config keys for schedules, metrics, clipping, EMA, callbacks and summaries.
+final class FeatureConfigTests: XCTestCase {
+    override func setUp() {
+        _ = FileManager.default.changeCurrentDirectoryPath(ConfigTests.root.path)
+    }
+
+    /// Runs the built `tefla-train` (beside the test bundle) from the repository root.
+    func runTrainer(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("tefla-train").path) && dir.path != "/"
+        {
+            dir = dir.deletingLastPathComponent()
+        }
+        let process = Process()
+        process.executableURL = dir.appendingPathComponent("tefla-train")
+        process.arguments = arguments
+        process.currentDirectoryURL = ConfigTests.root
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (
+            process.terminationStatus, String(decoding: outData, as: UTF8.self),
+            String(decoding: errData, as: UTF8.self)
+        )
+    }
+
+    let head = """
+        model:
+          layers:
+            - {type: dense, units: 10}
+        data:
+          train_dir: Data/digits/train
+        optimizer:
+          name: sgd
+          learning_rate: 0.1
+
+        """
+
+    func testOneCycleExampleConfig() throws {
+        let text = try String(
+            contentsOf: ConfigTests.root.appendingPathComponent("Configs/digits-one-cycle.yml"), encoding: .utf8)
+        let config = try TrainConfig.parse(yaml: text, file: "digits-one-cycle.yml")
+        XCTAssertEqual(config.schedule?.name, .oneCycle)
+        XCTAssertEqual(config.schedule?.maxLR, 0.2)
+        XCTAssertEqual(config.metricNames, ["accuracy", "top_3_accuracy", "kappa"])
+        XCTAssertEqual(config.clipNorm, 5)
+        XCTAssertEqual(config.emaDecay, 0.99)
+        XCTAssertEqual(config.earlyStopping?.patience, 3)
+        XCTAssertEqual(config.summaryDir, "runs/digits-one-cycle")
+        XCTAssertEqual(config.summaryEvery, 20)
+        let learner = SupervisedLearner(
+            model: config.makeModel(inputSize: 64), loss: config.loss,
+            optimizer: config.makeOptimizer())
+        config.configure(learner, stepsPerEpoch: 10)
+        let schedule = try XCTUnwrap(learner.schedule as? OneCycleLR)
+        XCTAssertEqual(schedule.totalSteps, 80)
+        XCTAssertEqual(learner.metrics.map(\.name), ["accuracy", "top_3_accuracy", "kappa"])
+        XCTAssertEqual(learner.clipNorm, 5)
+        XCTAssertNotNil(learner.ema)
+        XCTAssertTrue(learner.callbacks.contains { $0 is EarlyStopping })
+        XCTAssertTrue(learner.callbacks.contains { $0 is TensorBoardLogger })
+    }
+
+    func testEverySchedule() throws {
+        let cases: [(String, (any LearningRateSchedule) -> Bool)] = [
+            ("name: step\n  step_size: 5\n  gamma: 0.5", { ($0 as? StepDecayLR)?.stepSize == 5 }),
+            ("name: exponential\n  gamma: 0.9\n  decay_steps: 10", { ($0 as? ExponentialDecayLR)?.decaySteps == 10 }),
+            ("name: polynomial\n  power: 2", { ($0 as? PolynomialDecayLR)?.decaySteps == 100 }),
+            ("name: cosine\n  warmup_steps: 10", { ($0 as? CosineWarmupLR)?.totalSteps == 100 }),
+            (
+                "name: cyclic\n  max_lr: 1\n  mode: exp_range\n  gamma: 0.99\n  step_size_up: 20",
+                { ($0 as? CyclicLR)?.mode == .expRange && ($0 as? CyclicLR)?.baseLR == 0.1 }
+            ),
+            ("name: constant", { $0.learningRate(at: 50) == 0.1 }),
+        ]
+        for (body, check) in cases {
+            let config = try TrainConfig.parse(
+                yaml: head + "schedule:\n  " + body + "\ntraining:\n  epochs: 10\n", file: "s.yml")
+            let schedule = try XCTUnwrap(config.schedule).make(
+                baseLR: config.learningRate, totalSteps: 100, resumeStep: 0)
+            XCTAssertTrue(check(schedule), body)
+        }
+        let resumed = try TrainConfig.parse(
+            yaml: head + "schedule:\n  name: step\n  step_size: 5\n  resume_lr: 0.01\n", file: "r.yml")
+        let s = try XCTUnwrap(resumed.schedule).make(baseLR: 0.1, totalSteps: 100, resumeStep: 20)
+        XCTAssertEqual(s.learningRate(at: 20), 0.01, accuracy: 1e-7)
+        XCTAssertEqual(s.learningRate(at: 25), 0.001, accuracy: 1e-7)  // step_size 5, default gamma 0.1
+    }
+
+    func testMistakesAreLocatedWithHints() {
+        let yaml =
+            head + """
+                schedule:
+                  name: one_cylce
+                  step_size: 3
+                training:
+                  metrics: [accuracy, acuracy, top_2_accuracy]
+                  verbose: 3
+                  ema_decay: 1.5
+                  clip_nrom: 1
+                summary:
+                  summary_every: 5
+                """
+        XCTAssertThrowsError(try TrainConfig.parse(yaml: yaml, file: "bad.yml")) { error in
+            guard let error = error as? ConfigError else { return XCTFail("\(error)") }
+            let text = error.description
+            let byPath = Dictionary(error.issues.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
+            XCTAssertTrue(byPath["schedule.name"]?.message.contains("did you mean 'one_cycle'") ?? false, text)
+            XCTAssertEqual(byPath["schedule.name"]?.line, 10)
+            XCTAssertTrue(
+                byPath["schedule.step_size"]?.message.contains("not used by the 'constant' schedule") ?? false, text)
+            XCTAssertTrue(byPath["training.metrics[1]"]?.message.contains("did you mean 'accuracy'") ?? false, text)
+            XCTAssertEqual(byPath["training.metrics[1]"]?.line, 13)
+            XCTAssertEqual(byPath["training.metrics[1]"]?.column, 23)
+            XCTAssertNil(byPath["training.metrics[2]"], text)
+            XCTAssertTrue(byPath["training.verbose"]?.message.contains("0, 1 or 2") ?? false, text)
+            XCTAssertTrue(byPath["training.ema_decay"]?.message.contains("< 1") ?? false, text)
+            XCTAssertTrue(byPath["training.clip_nrom"]?.message.contains("did you mean 'clip_norm'") ?? false, text)
+            XCTAssertTrue(byPath["summary.dir"]?.message.contains("required") ?? false, text)
+        }
+    }
+
+    func testCommandLineRunWritesSummariesAndCSV() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-cli-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("c.yml")
+        let yaml =
+            head.replacingOccurrences(of: "units: 10}", with: "units: 10}\n") + """
+                schedule: {name: one_cycle, max_lr: 0.2}
+                training:
+                  epochs: 3
+                  metrics: [accuracy, error_rate]
+                  csv_log: \(dir.path)/log.csv
+                summary: {dir: \(dir.path)/tb, summary_every: 10}
+                """
+        try yaml.write(to: file, atomically: true, encoding: .utf8)
+        let result = try runTrainer(["--config", file.path, "--verbose", "2"])
+        XCTAssertEqual(result.status, 0, result.error)
+        XCTAssertTrue(result.output.contains("Epoch 3/3"), result.output)
+        XCTAssertTrue(result.output.contains("val_") == false && result.output.contains("error_rate: "), result.output)
+        XCTAssertTrue(result.output.contains("lr: "), result.output)
+        let csv = try String(contentsOfFile: dir.path + "/log.csv", encoding: .utf8)
+        XCTAssertEqual(csv.split(separator: "\n").first, "epoch,loss,accuracy,error_rate,lr")
+        let events = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/tb")
+        XCTAssertEqual(events.count, 1)
+        XCTAssertTrue(events[0].hasPrefix("events.out.tfevents."), events[0])
+        let bad = try runTrainer(["--config", "Configs/digits-mlp.yml", "--verbose", "3"])
+        XCTAssertNotEqual(bad.status, 0)
+    }
+}
+
+extension FeatureConfigTests {
+    func testFindLRWritesThePlotAndSuggestsARange() throws {
+        let plot = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-lr-\(getpid()).svg").path
+        defer { try? FileManager.default.removeItem(atPath: plot) }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-lr-\(getpid()).yml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let text = try String(
+            contentsOf: ConfigTests.root.appendingPathComponent("Configs/digits-lr-finder.yml"), encoding: .utf8)
+        try text.replacingOccurrences(of: "plot: lr_finder.svg", with: "plot: \(plot)").write(
+            to: file, atomically: true, encoding: .utf8)
+        let config = try TrainConfig.parse(yaml: text, file: "digits-lr-finder.yml")
+        XCTAssertEqual(config.lrFinder, LRFinderSpec(startLR: 1e-6, endLR: 10, iterations: 200, plot: "lr_finder.svg"))
+        let result = try runTrainer(["--config", file.path, "--find-lr"])
+        XCTAssertEqual(result.status, 0, result.error)
+        XCTAssertTrue(result.output.contains("lr finder: suggested range"), result.output)
+        XCTAssertFalse(result.output.contains("Epoch "), result.output)
+        XCTAssertTrue(try String(contentsOfFile: plot, encoding: .utf8).hasPrefix("<svg"))
+        XCTAssertThrowsError(
+            try TrainConfig.parse(yaml: head + "lr_finder: {start_lr: 1, end_lr: 0.1}\n", file: "x.yml")
+        ) { error in
+            XCTAssertTrue("\(error)".contains("lr_finder.end_lr: must be greater than start_lr"), "\(error)")
+        }
+    }
+}
