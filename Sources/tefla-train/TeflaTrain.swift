@@ -33,6 +33,13 @@ struct TeflaTrain: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "Overrides training.start_epoch (counts from 1).")
     var startEpoch: Int?
 
+    @Flag(name: .long, help: "Continue from the newest checkpoint in checkpoint.weights_dir.")
+    var resume = false
+
+    @Option(name: [.customLong("weights-from"), .customLong("model_fname"), .customLong("model-fname")],
+            help: "Initialise the model from a safetensors file (overrides checkpoint.weights_from).")
+    var weightsFrom: String?
+
     @Option(name: .long, help: "Overrides training.seed.")
     var seed: UInt64?
 
@@ -94,6 +101,25 @@ struct TeflaTrain: ParsableCommand {
             let stepsPerEpoch = cfg.dropLastBatch ? training.count / cfg.batchSize
                                                   : (training.count + cfg.batchSize - 1) / cfg.batchSize
             cfg.configure(learner, stepsPerEpoch: stepsPerEpoch)
+            cfg.checkpoint.configure(learner, configText: text)
+            if let path = weightsFrom ?? cfg.checkpoint.weightsFrom {
+                let report = try model.loadWeights(from: path, strict: cfg.checkpoint.strict)
+                if verbose > 0 { print("tefla-train: weights from \(path): \(report)") }
+            }
+            if resume || cfg.checkpoint.resume {
+                guard learner.weightsDirectory != nil else {
+                    throw fail("--resume needs checkpoint.weights_dir in \(config)")
+                }
+                cfg.startEpoch = try learner.resumeEpoch()
+                if verbose > 0 {
+                    print(cfg.startEpoch > 1 ? "tefla-train: resuming at epoch \(cfg.startEpoch) from \(cfg.checkpoint.weightsDir ?? "")"
+                                             : "tefla-train: no checkpoint in \(cfg.checkpoint.weightsDir ?? "") yet; starting at epoch 1")
+                }
+                if cfg.startEpoch > cfg.epochs {
+                    print("tefla-train: the run already finished its \(cfg.epochs) epochs")
+                    return
+                }
+            }
             if verbose > 0 {
                 print("tefla-train: \(training.count) training samples from \(cfg.trainDir)"
                       + (validation.map { ", \($0.count) validation samples from \(cfg.valDir ?? "")" } ?? "")
@@ -112,6 +138,10 @@ struct TeflaTrain: ParsableCommand {
         } catch let error as DataError {
             throw fail(error.description)
         } catch let error as LearnerError {
+            throw fail(error.description)
+        } catch let error as CheckpointError {
+            throw fail(error.description)
+        } catch let error as AtomicFile.WriteError {
             throw fail(error.description)
         }
     }

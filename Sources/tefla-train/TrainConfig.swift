@@ -45,7 +45,9 @@ struct TrainConfig {
     var summaryEvery = 0
     var lrFinder = LRFinderSpec()
 
-    static let topLevelKeys = ["model", "data", "optimizer", "training", "schedule", "summary", "lr_finder"]
+    var checkpoint = CheckpointSpec()
+
+    static let topLevelKeys = ["model", "data", "optimizer", "training", "schedule", "summary", "lr_finder", "checkpoint"]
 
     /// Parses and validates the whole file; throws every problem at once.
     static func parse(yaml text: String, file: String) throws -> TrainConfig {
@@ -107,6 +109,7 @@ struct TrainConfig {
         }
         config.parseFeatures(training: training, top: top, reader: reader)
 
+        if let s = top.section("checkpoint", known: CheckpointSpec.keys) { config.checkpoint = CheckpointSpec.parse(s) }
         if !reader.issues.isEmpty { throw ConfigError(file: file, issues: reader.issues) }
         return config
     }

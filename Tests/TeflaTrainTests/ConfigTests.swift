@@ -92,7 +92,9 @@ final class ConfigTests: XCTestCase {
 
 /// Runs the built `tefla-train` executable as a user would.
 final class CommandLineTests: XCTestCase {
-    var executable: URL {
+    var executable: URL { Self.executable }
+
+    static var executable: URL {
         // The test bundle sits in the build products folder beside the executables.
         var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("tefla-train").path) && dir.path != "/" {

@@ -35,10 +35,13 @@ public enum AtomicFile {
                     offset += n
                 }
             }
+            CrashPoint.reach("after-temp-write")
             guard fsync(fd) == 0 else { throw WriteError(path: temporary, operation: "fsync", code: errno) }
+            CrashPoint.reach("after-fsync")
             closed = true
             guard close(fd) == 0 else { throw WriteError(path: temporary, operation: "close", code: errno) }
             guard rename(temporary, path) == 0 else { throw WriteError(path: path, operation: "rename", code: errno) }
+            CrashPoint.reach("after-rename")
         } catch {
             unlink(temporary)
             throw error

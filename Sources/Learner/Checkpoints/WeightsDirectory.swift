@@ -62,9 +62,13 @@ public struct WeightsDirectory {
 
     /// Saves model, optimizer state and training state as the checkpoint of `state.epoch`
     /// (or as `best` when `name` is given), then updates `latest` and prunes.
-    public func save(model: Module, optimizer: Optimizer, state: TrainingState, name: String? = nil) throws {
+    ///
+    /// `extra` writes further files into the checkpoint folder before it is moved into place.
+    public func save(model: Module, optimizer: Optimizer, state: TrainingState, name: String? = nil,
+                     extra: (String) throws -> Void = { _ in }) throws {
         let fm = FileManager.default
         try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
+        removeLeftovers()
         let finalName = name ?? WeightsDirectory.name(epoch: state.epoch)
         let final = path + "/" + finalName
         let temporary = path + "/." + finalName + ".tmp-\(getpid())"
@@ -82,7 +86,9 @@ public struct WeightsDirectory {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFile.write(encoder.encode(full), to: temporary + "/" + WeightsDirectory.stateFile)
+        try extra(temporary)
         AtomicFile.syncDirectory(temporary)
+        CrashPoint.reach("checkpoint-folder-written")
 
         // Swap the complete folder into place; an older one of the same name goes only after.
         let displaced = path + "/." + finalName + ".old-\(getpid())"
@@ -90,10 +96,42 @@ public struct WeightsDirectory {
         try fm.moveItem(atPath: temporary, toPath: final)
         AtomicFile.syncDirectory(path)
         try? fm.removeItem(atPath: displaced)
+        CrashPoint.reach("before-latest")
 
         if name == nil {
             try AtomicFile.write(Data((finalName + "\n").utf8), to: path + "/latest")
-            try prune()
+            try prune(after: state.epoch)
+        }
+    }
+
+    /// The newest complete checkpoint's epoch. A folder is renamed into place only when
+    /// complete, so every `epoch-NNNN` with a state file is valid; `latest` can lag it by one
+    /// after a crash between the rename and the pointer's update.
+    public func newestEpoch() -> Int? { savedEpochs().last }
+
+    /// Brings the directory back to a clean state after a crash: removes a save's leftovers and
+    /// points `latest` at the newest complete checkpoint.
+    public func repair() throws {
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        removeLeftovers()
+        guard let newest = newestEpoch() else { return }
+        let name = WeightsDirectory.name(epoch: newest)
+        let current = (try? String(contentsOfFile: path + "/latest", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        if current != name { try AtomicFile.write(Data((name + "\n").utf8), to: path + "/latest") }
+    }
+
+    /// Continuing from `epoch`: later checkpoints belong to the timeline being abandoned.
+    public func discard(after epoch: Int) throws {
+        for stale in savedEpochs() where stale > epoch { try FileManager.default.removeItem(atPath: folder(epoch: stale)) }
+        try repair()
+    }
+
+    /// Temporary folders and files of a save that a crash interrupted: never part of a valid
+    /// checkpoint, so they go before the next save.
+    private func removeLeftovers() {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        for name in names where name.hasPrefix(".") && (name.contains(".tmp-") || name.contains(".old-")) {
+            try? FileManager.default.removeItem(atPath: path + "/" + name)
         }
     }
 
@@ -107,10 +145,12 @@ public struct WeightsDirectory {
         }.sorted()
     }
 
-    private func prune() throws {
+    /// After saving `epoch`: checkpoints of later epochs belong to a timeline this run left
+    /// (it resumed from an earlier one), so they go; then the oldest beyond `maxToKeep`.
+    private func prune(after epoch: Int) throws {
+        for stale in savedEpochs() where stale > epoch { try FileManager.default.removeItem(atPath: folder(epoch: stale)) }
         guard let keep = maxToKeep, keep > 0 else { return }
-        let epochs = savedEpochs()
-        for epoch in epochs.dropLast(keep) { try FileManager.default.removeItem(atPath: folder(epoch: epoch)) }
+        for old in savedEpochs().dropLast(keep) { try FileManager.default.removeItem(atPath: folder(epoch: old)) }
     }
 
     /// The folder `latest` names, or nil when nothing was saved yet.

@@ -52,6 +52,16 @@ public final class SupervisedLearner {
     public internal(set) var ema: WeightEMA?
     /// The global norm of the last step's gradients before clipping (when `clipNorm` is set).
     public private(set) var lastGradientNorm: Float?
+    /// Where `fit` saves a checkpoint after every epoch and resumes from when `startEpoch` > 1
+    /// (tefla's `weights_dir`, with `max_to_keep` on the directory).
+    public var weightsDirectory: WeightsDirectory?
+    /// Also keep the checkpoint with the best value of ``checkpointMonitor`` as `best/`.
+    public var saveBestCheckpoint = false
+    /// The value that decides the best checkpoint (Keras names: `val_loss`, `val_accuracy`, ...).
+    public var checkpointMonitor = "val_loss"
+    /// The resolved configuration stored with each checkpoint (the CLI sets it).
+    public var checkpointConfig: String?
+    var bestCheckpointValue: Float?
 
     /// - Parameter device: `.cpu` or `.cuda(i)`; for a GPU call ``CUDAContext/use(device:memoryFraction:)`` first.
     ///   The model's parameters are moved there.
@@ -98,6 +108,7 @@ public final class SupervisedLearner {
         let batchesPerEpoch = SupervisedLearner.batchesPerEpoch(count: training.count, batchSize: batchSize,
                                                                  dropLastBatch: dropLastBatch)
         globalStep = UInt64((startEpoch - 1) * batchesPerEpoch)
+        try resumeFromWeightsDirectory(startEpoch: startEpoch)
         stopTraining = false
         var history = History()
         for callback in callbacks { try callback.onTrainBegin(self) }
@@ -144,6 +155,7 @@ public final class SupervisedLearner {
             entry.seconds = Date().timeIntervalSince(started)
             history.epochs.append(entry)
             if verbose > 0 { log(SupervisedLearner.format(entry, of: epochs, showLearningRate: schedule != nil)) }
+            try saveToWeightsDirectory(entry)
             for callback in callbacks { try callback.onEpochEnd(self, log: entry) }
             if stopTraining { break }
         }

@@ -27,6 +27,11 @@ public final class WeightEMA {
         }
     }
 
+    /// Replaces the average (from a checkpoint); values in `model.parameters` order.
+    public func restore(_ values: [Tensor]) {
+        shadow = values.map { $0.copy() }
+    }
+
     /// Runs `body` with the averaged values in the parameters, then puts the trained ones back.
     public func withAveragedWeights<R>(_ parameters: [Parameter], _ body: () throws -> R) rethrows -> R {
         guard shadow.count == parameters.count else { return try body() }

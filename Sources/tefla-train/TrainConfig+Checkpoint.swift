@@ -1,0 +1,38 @@
+import Learner
+
+/// The `checkpoint:` section: tefla's `weights_dir`, `max_to_keep`, `weights_from`.
+struct CheckpointSpec: Equatable {
+    var weightsDir: String?
+    var maxToKeep: Int?
+    var weightsFrom: String?
+    var strict = true
+    var saveBest = false
+    var monitor = "val_loss"
+    var resume = false
+
+    static let keys = ["weights_dir", "max_to_keep", "weights_from", "strict", "save_best", "monitor", "resume"]
+
+    static func parse(_ s: Section) -> CheckpointSpec {
+        var spec = CheckpointSpec()
+        spec.weightsDir = s.string("weights_dir")
+        spec.maxToKeep = s.int("max_to_keep", minimum: 1)
+        spec.weightsFrom = s.string("weights_from")
+        spec.strict = s.bool("strict", default: true)
+        spec.saveBest = s.bool("save_best", default: false)
+        spec.monitor = s.string("monitor", default: "val_loss") ?? "val_loss"
+        spec.resume = s.bool("resume", default: false)
+        if spec.resume && spec.weightsDir == nil {
+            s.reader.report(s.node("resume"), s.keyPath("resume"), "resuming needs checkpoint.weights_dir")
+        }
+        return spec
+    }
+
+    /// Sets the learner up to save after every epoch (and resume from) the weights directory.
+    func configure(_ learner: SupervisedLearner, configText: String) {
+        guard let dir = weightsDir else { return }
+        learner.weightsDirectory = WeightsDirectory(path: dir, maxToKeep: maxToKeep)
+        learner.saveBestCheckpoint = saveBest
+        learner.checkpointMonitor = monitor
+        learner.checkpointConfig = configText
+    }
+}
