@@ -7,7 +7,8 @@ struct ConfigIssue: CustomStringConvertible, Equatable {
     var path: String
     var message: String
 
-    var description: String { "line \(line), column \(column): \(path): \(message)" }
+    /// Values set by `--override` have no place in the file: line 0.
+    var description: String { line == 0 ? "--override: \(path): \(message)" : "line \(line), column \(column): \(path): \(message)" }
 }
 
 /// Reads typed values out of a YAML mapping, collecting every problem (with its line and
@@ -17,7 +18,7 @@ final class ConfigReader {
 
     func report(_ node: Node?, _ path: String, _ message: String) {
         let mark = node?.mark
-        issues.append(ConfigIssue(line: mark?.line ?? 1, column: mark?.column ?? 1, path: path, message: message))
+        issues.append(ConfigIssue(line: mark?.line ?? 0, column: mark?.column ?? 0, path: path, message: message))
     }
 
     /// A section (mapping) of the file; `known` lists its keys, anything else is reported.

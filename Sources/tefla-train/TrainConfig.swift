@@ -50,12 +50,17 @@ struct TrainConfig {
     static let topLevelKeys = ["model", "data", "optimizer", "training", "schedule", "summary", "lr_finder", "checkpoint"]
 
     /// Parses and validates the whole file; throws every problem at once.
-    static func parse(yaml text: String, file: String) throws -> TrainConfig {
-        let root: Node?
+    static func parse(yaml text: String, file: String, overrides: [ConfigOverride] = []) throws -> TrainConfig {
+        var root: Node?
         do {
             root = try Yams.compose(yaml: text)
         } catch {
             throw ConfigError(file: file, issues: [ConfigIssue(line: 1, column: 1, path: "", message: "not valid YAML: \(error)")])
+        }
+        do {
+            for o in overrides { root = try o.apply(to: root ?? Node([(Node, Node)]())) }
+        } catch let issue as ConfigIssue {
+            throw ConfigError(file: file, issues: [issue])
         }
         let reader = ConfigReader()
         var config = TrainConfig()

@@ -81,12 +81,13 @@ final class ConfigTests: XCTestCase {
     }
 
     func testGpuMinusOneParsesAsCPU() throws {
-        let command = try TeflaTrain.parse(["--config", "x.yml", "--gpu", "-1"])
-        XCTAssertEqual(command.gpu, -1)
-        let other = try TeflaTrain.parse(["--config", "x.yml", "--gpu", "0", "--epochs", "3"])
-        XCTAssertEqual(other.gpu, 0)
+        let command = try XCTUnwrap(TeflaTrain.parseAsRoot(["--config", "x.yml", "--gpu", "-1"]) as? Train)
+        XCTAssertEqual(command.options.gpu, -1)
+        let other = try XCTUnwrap(TeflaTrain.parseAsRoot(["--config", "x.yml", "--gpu", "0", "--epochs", "3"]) as? Train)
+        XCTAssertEqual(other.options.gpu, 0)
         XCTAssertEqual(other.epochs, 3)
-        XCTAssertThrowsError(try TeflaTrain.parse(["--config", "x.yml", "--gpu", "-2"]))
+        XCTAssertNotNil(try TeflaTrain.parseAsRoot(["evaluate", "--config", "x.yml", "--gpu", "-1"]) as? Evaluate)
+        XCTAssertThrowsError(try TeflaTrain.parseAsRoot(["--config", "x.yml", "--gpu", "-2"]))
     }
 }
 
@@ -103,7 +104,9 @@ final class CommandLineTests: XCTestCase {
         return dir.appendingPathComponent("tefla-train")
     }
 
-    func run(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+    func run(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) { try Self.run(arguments) }
+
+    static func run(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments

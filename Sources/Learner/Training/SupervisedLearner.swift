@@ -276,7 +276,7 @@ public final class SupervisedLearner {
     }
 
     /// A batch on this learner's device.
-    func deviceBatch(_ data: InMemoryDataset, _ indices: [Int]) -> (Tensor, Tensor) {
+    public func deviceBatch(_ data: InMemoryDataset, _ indices: [Int]) -> (Tensor, Tensor) {
         let (x, y) = SupervisedLearner.batch(data, indices)
         return (x.to(device), y.to(device))
     }

@@ -1,0 +1,231 @@
+import ArgumentParser
+import Foundation
+import Learner
+
+/// `tefla-train [train]`: trains as the config says (the default subcommand).
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Train a model (the default).")
+
+    @OptionGroup var options: RunOptions
+
+    @Option(name: .long, help: "Overrides training.epochs.")
+    var epochs: Int?
+
+    @Option(name: .long, parsing: .unconditional, help: "Overrides training.start_epoch (counts from 1).")
+    var startEpoch: Int?
+
+    @Flag(name: .long, help: "Continue from the newest checkpoint in checkpoint.weights_dir.")
+    var resume = false
+
+    @Flag(name: .customLong("find-lr"), help: "Run the learning-rate range test instead (as `tefla-train lr-find`).")
+    var findLR = false
+
+    func validate() throws {
+        if let epochs, epochs < 1 { throw ValidationError("--epochs must be >= 1, got \(epochs)") }
+        if let startEpoch, startEpoch < 1 { throw ValidationError("--start-epoch counts from 1, got \(startEpoch)") }
+    }
+
+    func run() throws {
+        var session = try Session(options) { cfg in
+            if let epochs { cfg.epochs = epochs }
+            if let startEpoch { cfg.startEpoch = startEpoch }
+        }
+        try reportingErrors {
+            let training = try session.load(session.cfg.trainDir)
+            let validation = try session.cfg.valDir.map { try session.load($0) }
+            let learner = try session.makeLearner(featureSize: training.featureSize, trainingCount: training.count)
+            let verbose = session.verbose
+            if findLR {
+                try LRFind.sweep(learner, session.cfg, training)
+                return
+            }
+            if resume || session.cfg.checkpoint.resume {
+                guard let dir = learner.weightsDirectory else { throw fail("--resume needs checkpoint.weights_dir in \(options.config)") }
+                session.cfg.startEpoch = try learner.resumeEpoch()
+                if verbose > 0 {
+                    print(session.cfg.startEpoch > 1 ? "tefla-train: resuming at epoch \(session.cfg.startEpoch) from \(dir.path)"
+                                                     : "tefla-train: no checkpoint in \(dir.path) yet; starting at epoch 1")
+                }
+                if session.cfg.startEpoch > session.cfg.epochs {
+                    print("tefla-train: the run already finished its \(session.cfg.epochs) epochs")
+                    return
+                }
+            }
+            if verbose > 0 {
+                print("tefla-train: \(training.count) training samples from \(session.cfg.trainDir)"
+                      + (validation.map { ", \($0.count) validation samples from \(session.cfg.valDir ?? "")" } ?? "")
+                      + "; model: \(learner.model.parameterCount) parameters; device: \(session.deviceName)")
+            }
+            let cfg = session.cfg
+            let history = try learner.fit(training: training, validation: validation, startEpoch: cfg.startEpoch,
+                                          epochs: cfg.epochs, batchSize: cfg.batchSize, dropLastBatch: cfg.dropLastBatch)
+            if verbose > 0, let last = history.epochs.last {
+                let acc = last.validationAccuracy.map { String(format: "final val_accuracy: %.4f", $0) }
+                    ?? String(format: "final loss: %.4f", last.trainLoss)
+                print("tefla-train: done, \(acc)")
+            }
+        }
+    }
+}
+
+/// `tefla-train lr-find`: the learning-rate range test (Smith; fastai's `lr_find`).
+struct LRFind: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lr-find", abstract: "Sweep the learning rate (lr_finder section), write the plot, print a suggested range.")
+
+    @OptionGroup var options: RunOptions
+
+    func run() throws {
+        let session = try Session(options)
+        try reportingErrors {
+            let training = try session.load(session.cfg.trainDir)
+            let learner = try session.makeLearner(featureSize: training.featureSize, trainingCount: training.count)
+            try LRFind.sweep(learner, session.cfg, training)
+        }
+    }
+
+    static func sweep(_ learner: SupervisedLearner, _ cfg: TrainConfig, _ training: InMemoryDataset) throws {
+        let spec = cfg.lrFinder
+        let result = try learner.findLearningRate(training: training, startLR: Float(spec.startLR), endLR: Float(spec.endLR),
+                                                  iterations: spec.iterations, batchSize: cfg.batchSize)
+        do {
+            try result.writeSVG(to: spec.plot)
+        } catch {
+            throw fail("cannot write the LR finder plot '\(spec.plot)': \(error)")
+        }
+        let range = result.suggestedRange
+        print(String(format: "lr finder: %d steps from %.3g to %.3g%@; steepest descent at %.3g, lowest loss at %.3g",
+                     result.learningRates.count, spec.startLR, Double(result.learningRates.last ?? 0),
+                     result.diverged ? " (stopped: loss diverged)" : "", result.steepest, result.minimumLossRate))
+        print(String(format: "lr finder: suggested range %.3g … %.3g; plot written to %@", range.lower, range.upper, spec.plot))
+    }
+}
+
+/// `tefla-train evaluate`: loss and metrics of trained weights on a data set.
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Evaluate trained weights (loss and the config's metrics).")
+
+    @OptionGroup var options: RunOptions
+
+    @Option(name: .long, help: "TFRecord directory to evaluate on (default: data.val_dir).")
+    var data: String?
+
+    @Option(name: .long, help: "A checkpoint folder (default: the newest in checkpoint.weights_dir).")
+    var checkpoint: String?
+
+    func run() throws {
+        let session = try Session(options)
+        try reportingErrors {
+            guard let dir = data ?? session.cfg.valDir else { throw fail("evaluate needs --data DIR or data.val_dir") }
+            let dataset = try session.load(dir)
+            let learner = try session.makeLearner(featureSize: dataset.featureSize, trainingCount: dataset.count)
+            try session.loadTrainedWeights(learner, checkpoint: checkpoint)
+            let result = learner.evaluateMetrics(dataset, batchSize: Swift.max(session.cfg.batchSize, 256))
+            let metrics = result.metrics.sorted { $0.key < $1.key }.map { String(format: "%@: %.4f", $0.key, $0.value) }
+            print(([String(format: "evaluate: %d samples from %@", dataset.count, dir), String(format: "loss: %.4f", result.loss)]
+                   + metrics).joined(separator: " - "))
+        }
+    }
+}
+
+/// `tefla-train predict`: the model's outputs for every record, as a CSV.
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Write the model's outputs for a data set to a CSV file.")
+
+    @OptionGroup var options: RunOptions
+
+    @Option(name: .long, help: "TFRecord directory to predict on (default: data.val_dir).")
+    var data: String?
+
+    @Option(name: .long, help: "A checkpoint folder (default: the newest in checkpoint.weights_dir).")
+    var checkpoint: String?
+
+    @Option(name: .long, help: "The CSV file to write.")
+    var output: String = "predictions.csv"
+
+    func run() throws {
+        let session = try Session(options)
+        try reportingErrors {
+            guard let dir = data ?? session.cfg.valDir else { throw fail("predict needs --data DIR or data.val_dir") }
+            let dataset = try session.load(dir)
+            let learner = try session.makeLearner(featureSize: dataset.featureSize, trainingCount: dataset.count)
+            try session.loadTrainedWeights(learner, checkpoint: checkpoint)
+            let classification = learner.loss.isClassification
+            var lines: [String] = []
+            var start = 0
+            while start < dataset.count {
+                let indices = Array(start..<Swift.min(dataset.count, start + 256))
+                let (x, _) = learner.deviceBatch(dataset, indices)
+                var outputs = learner.predict(x)
+                if classification { outputs = outputs.softmax() }
+                let width = outputs.shape.last ?? 1
+                let values = outputs.scalars
+                if lines.isEmpty {
+                    lines.append((["index", "label"] + (classification ? ["prediction"] : [])
+                                  + (0..<width).map { classification ? "p\($0)" : "output\($0)" }).joined(separator: ","))
+                }
+                for (row, i) in indices.enumerated() {
+                    let rowValues = values[(row * width)..<((row + 1) * width)]
+                    var fields = [String(i), String(format: "%g", dataset.labels[i])]
+                    if classification, let best = rowValues.indices.max(by: { rowValues[$0] < rowValues[$1] }) {
+                        fields.append(String(best - row * width))
+                    }
+                    fields += rowValues.map { String(format: "%.6g", $0) }
+                    lines.append(fields.joined(separator: ","))
+                }
+                start += indices.count
+            }
+            try AtomicFile.write(Data((lines.joined(separator: "\n") + "\n").utf8), to: output)
+            if session.verbose > 0 { print("predict: \(dataset.count) rows written to \(output)") }
+        }
+    }
+}
+
+/// `tefla-train summary`: layers, output shapes and parameter counts (Keras' `summary`).
+struct Summary: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the model's layers, output shapes and parameter counts.")
+
+    @OptionGroup var options: RunOptions
+
+    @Option(name: .long, help: "Input values per sample (default: read from data.train_dir).")
+    var inputSize: Int?
+
+    func run() throws {
+        let session = try Session(options)
+        try reportingErrors {
+            let size = try inputSize ?? session.load(session.cfg.trainDir).featureSize
+            let model = session.cfg.makeModel(inputSize: size)
+            print(ModelSummary.table(model, input: Tensor.zeros([1, size])))
+        }
+    }
+}
+
+/// Keras-style summary of a ``Sequential``.
+enum ModelSummary {
+    static func table(_ model: Sequential, input: Tensor) -> String {
+        var rows: [(String, String, String, Int)] = []
+        var x = input
+        withoutGradients {
+            model.eval()
+            for (name, layer) in model.children {
+                x = layer(x)
+                let params = layer.namedParameters.reduce(0) { $0 + $1.parameter.value.scalarCount }
+                rows.append((name, String(describing: type(of: layer)), "[None" + x.shape.dropFirst().map { ", \($0)" }.joined() + "]", params))
+            }
+        }
+        let header = ("Layer", "Type", "Output shape", "Params")
+        let widths = [max(5, rows.map { $0.0.count }.max() ?? 0), max(4, rows.map { $0.1.count }.max() ?? 0),
+                      max(12, rows.map { $0.2.count }.max() ?? 0)]
+        func pad(_ s: String, _ w: Int) -> String { s + String(repeating: " ", count: max(0, w - s.count)) }
+        var lines = [pad(header.0, widths[0]) + "  " + pad(header.1, widths[1]) + "  " + pad(header.2, widths[2]) + "  " + header.3]
+        lines.append(String(repeating: "-", count: lines[0].count + 6))
+        for r in rows { lines.append(pad(r.0, widths[0]) + "  " + pad(r.1, widths[1]) + "  " + pad(r.2, widths[2]) + "  " + String(r.3)) }
+        let trainable = model.parameterCount
+        let buffers = model.namedBuffers.reduce(0) { $0 + $1.parameter.value.scalarCount }
+        lines.append(String(repeating: "-", count: lines[0].count + 6))
+        lines.append("Total params: \(trainable + buffers)")
+        lines.append("Trainable params: \(trainable)")
+        lines.append("Non-trainable params: \(buffers)")
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,111 @@
+import ArgumentParser
+import Foundation
+import Learner
+
+/// Options every subcommand shares: the config, its overrides, the device, the weights.
+struct RunOptions: ParsableArguments {
+    @Option(name: .long, help: "The YAML config file.")
+    var config: String
+
+    @Option(name: .long, parsing: .unconditional, help: "GPU index; -1 or absent runs on the CPU.")
+    var gpu: Int = -1
+
+    @Option(name: [.customLong("gpu-mem-frac"), .customLong("gpu_mem_frac")],
+            help: "Fraction of the GPU's memory the trainer may hold (0 < f <= 1).")
+    var gpuMemFrac: Float?
+
+    @Option(name: .long, help: "Overrides training.seed.")
+    var seed: UInt64?
+
+    @Option(name: .long, help: "0: silent, 1: a progress bar per epoch, 2: one line per epoch (default: training.verbose, else 2).")
+    var verbose: Int?
+
+    @Option(name: [.customLong("weights-from"), .customLong("model_fname"), .customLong("model-fname")],
+            help: "Initialise the model from a safetensors file (overrides checkpoint.weights_from).")
+    var weightsFrom: String?
+
+    @Option(name: .long, help: "Sets any config key, e.g. --override optimizer.learning_rate=0.01 (repeatable).")
+    var override: [String] = []
+
+    func validate() throws {
+        if gpu < -1 { throw ValidationError("--gpu must be -1 (CPU) or a device index >= 0, got \(gpu)") }
+        if let verbose, ![0, 1, 2].contains(verbose) { throw ValidationError("--verbose must be 0, 1 or 2, got \(verbose)") }
+        if let gpuMemFrac, !(gpuMemFrac > 0 && gpuMemFrac <= 1) {
+            throw ValidationError("--gpu-mem-frac must be in (0, 1], got \(gpuMemFrac)")
+        }
+        for o in override where (try? ConfigOverride(o)) == nil {
+            throw ValidationError("--override \(o): expected key.path=value")
+        }
+    }
+}
+
+/// A config read and validated, its device chosen: what every subcommand starts from.
+struct Session {
+    var cfg: TrainConfig
+    let text: String
+    let options: RunOptions
+    let device: Device
+    let deviceName: String
+    var verbose: Int { options.verbose ?? cfg.verbose ?? 2 }
+
+    init(_ options: RunOptions, adjust: (inout TrainConfig) -> Void = { _ in }) throws {
+        guard let text = try? String(contentsOfFile: options.config, encoding: .utf8) else {
+            throw fail("cannot read config file '\(options.config)'")
+        }
+        do {
+            cfg = try TrainConfig.parse(yaml: text, file: options.config, overrides: try options.override.map(ConfigOverride.init))
+        } catch let error as ConfigError {
+            throw fail(error.description)
+        }
+        if let seed = options.seed { cfg.seed = seed }
+        adjust(&cfg)
+        self.text = text
+        self.options = options
+        if options.gpu >= 0 {
+            do {
+                try CUDAContext.use(device: options.gpu, memoryFraction: options.gpuMemFrac)
+            } catch {
+                throw fail("--gpu \(options.gpu): \(error)")
+            }
+            device = .cuda(options.gpu)
+            deviceName = "cuda:\(options.gpu) (\(CUDAContext.deviceName(options.gpu)))"
+        } else {
+            device = .cpu
+            deviceName = "cpu"
+        }
+    }
+
+    var keys: FeatureKeys { FeatureKeys(input: cfg.inputKey, label: cfg.labelKey) }
+
+    func load(_ directory: String) throws -> InMemoryDataset { try InMemoryDataset.load(directory: directory, keys: keys) }
+
+    /// The learner for inputs of `featureSize` values, configured from every section, with
+    /// `--weights-from` / `checkpoint.weights_from` loaded.
+    func makeLearner(featureSize: Int, trainingCount: Int) throws -> SupervisedLearner {
+        let model = cfg.makeModel(inputSize: featureSize)
+        let learner = SupervisedLearner(model: model, loss: cfg.loss, optimizer: cfg.makeOptimizer(), seed: cfg.seed, device: device)
+        learner.verbose = verbose
+        let stepsPerEpoch = cfg.dropLastBatch ? trainingCount / cfg.batchSize : (trainingCount + cfg.batchSize - 1) / cfg.batchSize
+        cfg.configure(learner, stepsPerEpoch: Swift.max(stepsPerEpoch, 1))
+        cfg.checkpoint.configure(learner, configText: text)
+        if let path = options.weightsFrom ?? cfg.checkpoint.weightsFrom {
+            let report = try model.loadWeights(from: path, strict: cfg.checkpoint.strict)
+            if verbose > 0 { print("tefla-train: weights from \(path): \(report)") }
+        }
+        return learner
+    }
+
+    /// Loads trained weights for evaluation or prediction: `--checkpoint FOLDER`, else
+    /// `--weights-from`, else the newest checkpoint of `checkpoint.weights_dir`.
+    func loadTrainedWeights(_ learner: SupervisedLearner, checkpoint: String?) throws {
+        if let checkpoint {
+            try learner.restoreCheckpoint(from: checkpoint)
+        } else if options.weightsFrom != nil || cfg.checkpoint.weightsFrom != nil {
+            return  // loaded by makeLearner
+        } else if let dir = learner.weightsDirectory, let newest = dir.newestEpoch() {
+            try learner.restoreCheckpoint(from: dir.folder(epoch: newest))
+        } else {
+            throw fail("no trained weights: pass --checkpoint FOLDER or --weights-from FILE, or set checkpoint.weights_dir")
+        }
+    }
+}
