@@ -54,6 +54,57 @@ final class CheckpointTests: XCTestCase {
         XCTAssertThrowsError(try SafeTensors.read(scratch + "/none.safetensors")) { XCTAssertTrue("\($0)".contains("none.safetensors"), "\($0)") }
     }
 
+    /// A file with a hand-made header (valid length prefix) and `dataBytes` bytes of data.
+    func handMade(_ header: String, dataBytes: Int) throws -> String {
+        var data = Data()
+        let json = Data(header.utf8)
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
+        data.append(json)
+        data.append(Data(count: dataBytes))
+        let file = scratch + "/hand-\(UUID().uuidString).safetensors"
+        try data.write(to: URL(fileURLWithPath: file))
+        return file
+    }
+
+    func testHostileHeadersAreRefusedWithoutHugeAllocations() throws {
+        let cases: [(String, Int, String)] = [
+            (#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, 12, "overlap"),
+            (#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, 8, "do not match"),
+            (#"{"a":{"dtype":"F32","shape":[1000000000000],"data_offsets":[0,4]}}"#, 4, "do not match"),
+            (#"{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#, 4, "do not match"),
+            (#"{"a":{"dtype":"Q4","shape":[1],"data_offsets":[0,4]}}"#, 4, "dtype Q4"),
+            (#"{"a":{"dtype":"F32","shape":"x","data_offsets":[0,4]}}"#, 4, "no dtype, shape or data_offsets"),
+            (#"[1, 2]"#, 0, "not a JSON object"),
+        ]
+        for (header, bytes, expected) in cases {
+            let file = try handMade(header, dataBytes: bytes)
+            XCTAssertThrowsError(try SafeTensors.read(file), header) { error in
+                XCTAssertTrue("\(error)".contains(expected) && "\(error)".contains(file), "\(header): \(error)")
+            }
+        }
+        // A header length beyond the file.
+        var data = Data()
+        withUnsafeBytes(of: UInt64(1 << 40).littleEndian) { data.append(contentsOf: $0) }
+        data.append(Data("{}".utf8))
+        let file = scratch + "/long.safetensors"
+        try data.write(to: URL(fileURLWithPath: file))
+        XCTAssertThrowsError(try SafeTensors.read(file)) { XCTAssertTrue("\($0)".contains("does not fit"), "\($0)") }
+    }
+
+    func testBadStateFilesAndPointersAreRefused() throws {
+        let dir = WeightsDirectory(path: scratch + "/weights")
+        try dir.save(model: makeMLP(), optimizer: Adam(), state: TrainingState(epoch: 1, globalStep: 5, seed: 1, learningRate: 1e-3, optimizer: "Adam"))
+        let stateFile = dir.folder(epoch: 1) + "/state.json"
+        var text = try String(contentsOfFile: stateFile, encoding: .utf8)
+        text = text.replacingOccurrences(of: "\"globalStep\" : 5", with: "\"globalStep\" : \"five\"")
+        try text.write(toFile: stateFile, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try WeightsDirectory.readState(dir.folder(epoch: 1))) { error in
+            XCTAssertTrue("\(error)".contains("state.json") && "\(error)".contains("globalStep"), "\(error)")
+        }
+        try "../../etc\n".write(toFile: dir.path + "/latest", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try dir.latest()) { XCTAssertTrue("\($0)".contains("not a checkpoint folder name"), "\($0)") }
+    }
+
     func testPyTorchWeightsGiveTheSameOutputs() throws {
         let io = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.fixtures + "/torch_mlp_io.json"))) as! [String: Any]
         let x = Tensor(shape: (io["input_shape"] as! [Int]), scalars: (io["input"] as! [Double]).map(Float.init))

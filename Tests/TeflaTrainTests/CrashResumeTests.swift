@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// `kill -9` at every named point of a checkpoint write, and at pseudo-random passages of
+/// `kill -9` at every named point of a checkpoint write, and at 20 pseudo-random passages of
 /// those points: every resume succeeds, no checkpoint is unreadable, and the last epoch's
 /// weights equal those of an uninterrupted run, byte for byte.
 final class CrashResumeTests: XCTestCase {
@@ -66,7 +66,7 @@ final class CrashResumeTests: XCTestCase {
                      "after-rename#5", "after-fsync#9"]
         var lcg: UInt64 = 12345
         let points = ["after-temp-write", "after-fsync", "after-rename", "checkpoint-folder-written", "before-latest"]
-        for _ in 0..<8 {
+        for _ in 0..<20 {
             lcg = lcg &* 6364136223846793005 &+ 1442695040888963407
             let point = points[Int(lcg >> 33) % points.count]
             let passage = 1 + Int((lcg >> 17) % (point.hasPrefix("after") ? 20 : 4))

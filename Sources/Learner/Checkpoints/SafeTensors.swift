@@ -120,6 +120,7 @@ public enum SafeTensors {
         }
         let payload = data.count - headerEnd
         var entries: [String: Entry] = [:]
+        var ranges: [(Int, Int, String)] = []
         var metadata: [String: String] = [:]
         for (name, value) in header {
             if name == "__metadata__" {
@@ -136,6 +137,7 @@ public enum SafeTensors {
                   offsets[1] - offsets[0] == count * size else {
                 throw CheckpointError.malformed(path: path, reason: "tensor '\(name)' (\(dtype) \(shape)) has data_offsets \(offsets), which do not match its size or the file (\(payload) data bytes)")
             }
+            ranges.append((offsets[0], offsets[1], name))
             let start = headerEnd + offsets[0]
             var values = [Float](repeating: 0, count: count)
             data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
@@ -157,6 +159,11 @@ public enum SafeTensors {
                 }
             }
             entries[name] = Entry(dtype: dtype, shape: shape, values: values)
+        }
+        // Tensors must not share bytes (the reference writer packs them back to back).
+        let sorted = ranges.filter { $0.0 < $0.1 }.sorted { $0.0 < $1.0 }
+        for (a, b) in zip(sorted, sorted.dropFirst()) where b.0 < a.1 {
+            throw CheckpointError.malformed(path: path, reason: "tensors '\(a.2)' and '\(b.2)' overlap (data_offsets [\(a.0), \(a.1)] and [\(b.0), \(b.1)])")
         }
         return (entries, metadata)
     }

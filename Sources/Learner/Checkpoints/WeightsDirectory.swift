@@ -158,6 +158,10 @@ public struct WeightsDirectory {
         let pointer = path + "/latest"
         guard let text = try? String(contentsOfFile: pointer, encoding: .utf8) else { return nil }
         let name = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        // Only a checkpoint folder of this directory: never a path that leads outside it.
+        guard name == "best" || (name.hasPrefix("epoch-") && Int(name.dropFirst(6)) != nil) else {
+            throw CheckpointError.malformed(path: pointer, reason: "'\(name)' is not a checkpoint folder name (epoch-NNNN)")
+        }
         let folder = path + "/" + name
         guard FileManager.default.fileExists(atPath: folder + "/" + WeightsDirectory.stateFile) else {
             throw CheckpointError.missingFile(path: folder, reason: "named by \(pointer), but it holds no \(WeightsDirectory.stateFile)")
