@@ -4,7 +4,9 @@ import Learner
 
 /// `tefla-train [train]`: trains as the config says (the default subcommand).
 struct Train: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Train a model (the default).")
+    static let configuration = CommandConfiguration(
+        abstract: "Train a model (the default).",
+        usage: "tefla-train [train] --config <file> [--gpu <n>] [--resume] [options]")
 
     @OptionGroup var options: RunOptions
 
@@ -71,7 +73,8 @@ struct Train: ParsableCommand {
 /// `tefla-train lr-find`: the learning-rate range test (Smith; fastai's `lr_find`).
 struct LRFind: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "lr-find", abstract: "Sweep the learning rate (lr_finder section), write the plot, print a suggested range.")
+        commandName: "lr-find", abstract: "Sweep the learning rate (lr_finder section), write the plot, print a suggested range.",
+        usage: "tefla-train lr-find --config <file> [--gpu <n>] [options]")
 
     @OptionGroup var options: RunOptions
 
@@ -103,7 +106,9 @@ struct LRFind: ParsableCommand {
 
 /// `tefla-train evaluate`: loss and metrics of trained weights on a data set.
 struct Evaluate: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Evaluate trained weights (loss and the config's metrics).")
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate trained weights (loss and the config's metrics).",
+        usage: "tefla-train evaluate --config <file> [--data <dir>] [options]")
 
     @OptionGroup var options: RunOptions
 
@@ -130,7 +135,9 @@ struct Evaluate: ParsableCommand {
 
 /// `tefla-train predict`: the model's outputs for every record, as a CSV.
 struct Predict: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Write the model's outputs for a data set to a CSV file.")
+    static let configuration = CommandConfiguration(
+        abstract: "Write the model's outputs for a data set to a CSV file.",
+        usage: "tefla-train predict --config <file> [--output <csv>] [options]")
 
     @OptionGroup var options: RunOptions
 
@@ -183,7 +190,9 @@ struct Predict: ParsableCommand {
 
 /// `tefla-train summary`: layers, output shapes and parameter counts (Keras' `summary`).
 struct Summary: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print the model's layers, output shapes and parameter counts.")
+    static let configuration = CommandConfiguration(
+        abstract: "Print the model's layers, output shapes and parameter counts.",
+        usage: "tefla-train summary --config <file> [--input-size <n>]")
 
     @OptionGroup var options: RunOptions
 

@@ -8,7 +8,19 @@ struct ConfigIssue: CustomStringConvertible, Equatable {
     var message: String
 
     /// Values set by `--override` have no place in the file: line 0.
-    var description: String { line == 0 ? "--override: \(path): \(message)" : "line \(line), column \(column): \(path): \(message)" }
+    var description: String {
+        let place = line == 0 ? "--override" : "line \(line), column \(column)"
+        return path.isEmpty ? "\(place): \(message)" : "\(place): \(path): \(message)"
+    }
+
+    /// A YAML syntax error, placed where the parser stopped (its message starts `line:column:`).
+    static func yamlSyntax(_ error: Error) -> ConfigIssue {
+        let text = "\(error)"
+        let head = text.prefix { $0 != " " }.split(separator: ":").compactMap { Int($0) }
+        let detail = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+        return ConfigIssue(line: head.count >= 2 ? head[0] : 1, column: head.count >= 2 ? head[1] : 1, path: "",
+                           message: "not valid YAML: " + detail)
+    }
 }
 
 /// Reads typed values out of a YAML mapping, collecting every problem (with its line and

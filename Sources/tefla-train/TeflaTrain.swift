@@ -12,11 +12,11 @@ struct TeflaTrain: ParsableCommand {
             Examples:
               tefla-train --config Configs/digits-mlp.yml
               tefla-train --config Configs/digits-mlp.yml --epochs 5 --seed 3 --gpu -1
-              tefla-train --config Configs/digits-mlp.yml --override optimizer.learning_rate=0.01
+              tefla-train --config run.yml --override optimizer.learning_rate=0.01
               tefla-train --config run.yml --resume
               tefla-train lr-find --config Configs/digits-lr-finder.yml
               tefla-train evaluate --config run.yml --checkpoint weights/epoch-0010
-              tefla-train predict --config run.yml --data Data/digits/val --output predictions.csv
+              tefla-train predict --config run.yml --output predictions.csv
               tefla-train summary --config Configs/digits-mlp.yml
             Every config key: Configs/REFERENCE.md.
             """,

@@ -55,7 +55,7 @@ struct TrainConfig {
         do {
             root = try Yams.compose(yaml: text)
         } catch {
-            throw ConfigError(file: file, issues: [ConfigIssue(line: 1, column: 1, path: "", message: "not valid YAML: \(error)")])
+            throw ConfigError(file: file, issues: [ConfigIssue.yamlSyntax(error)])
         }
         do {
             for o in overrides { root = try o.apply(to: root ?? Node([(Node, Node)]())) }
@@ -69,10 +69,15 @@ struct TrainConfig {
         }
 
         if let model = top.section("model", known: ["layers"]) {
-            for (i, node) in (model.list("layers") ?? []).enumerated() {
+            let layerNodes = model.list("layers")
+            for (i, node) in (layerNodes ?? []).enumerated() {
                 if let layer = parseLayer(node, path: "model.layers[\(i)]", reader: reader) { config.layers.append(layer) }
             }
-            if config.layers.isEmpty { reader.report(model.node, "model.layers", "needs at least one layer") }
+            if model.node("layers") == nil {
+                reader.report(model.node, "model.layers", "required key is missing")
+            } else if let layerNodes, layerNodes.isEmpty {
+                reader.report(model.node("layers"), "model.layers", "needs at least one layer")
+            }
         } else {
             reader.report(root, "model", "required section is missing")
         }
