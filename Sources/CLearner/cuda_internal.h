@@ -73,7 +73,7 @@ typedef struct tl_cu_api {
 
 #define TL_CUBLAS_FUNCS(X, OPT)                                                                 \
     X(cublasCreate) X(cublasDestroy) X(cublasSetStream) X(cublasSetMathMode) X(cublasSgemm)     \
-    OPT(cublasGetStatusString) OPT(cublasGetProperty)
+    OPT(cublasGetStatusString) OPT(cublasGetProperty) OPT(cublasSgemmStridedBatched)
 
 typedef struct tl_nvrtc_api {
 #define TL_FN_MEMBER(name) __typeof__(name) *name;
@@ -95,7 +95,10 @@ extern tl_cublas_api tl_cublas;
     X(tl_k_fill) X(tl_k_binary) X(tl_k_binary_bcast) X(tl_k_unary) X(tl_k_unary_backward)       \
     X(tl_k_affine) X(tl_k_softmax_rows) X(tl_k_xent_forward) X(tl_k_xent_backward)              \
     X(tl_k_sum_mid) X(tl_k_sum_inner1) X(tl_k_sgd) X(tl_k_adam) X(tl_k_rmsprop)                 \
-    X(tl_k_dropout_mask) X(tl_k_gather_rows) X(tl_k_scatter_add_rows)
+    X(tl_k_dropout_mask) X(tl_k_gather_rows) X(tl_k_scatter_add_rows) X(tl_k_im2col)               \
+    X(tl_k_col2im) X(tl_k_channel_bias) X(tl_k_maxpool_fwd) X(tl_k_maxpool_bwd) X(tl_k_avgpool_fwd) \
+    X(tl_k_avgpool_bwd) X(tl_k_bn_stats) X(tl_k_bn_forward) X(tl_k_bn_backward) X(tl_k_max_mid)     \
+    X(tl_k_permute) X(tl_k_sigmoid_xent) X(tl_k_binary_strided)
 
 enum {
 #define TL_K_ENUM(name) TLK_##name,

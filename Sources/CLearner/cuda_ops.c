@@ -80,6 +80,26 @@ int tl_cuda_softmax_xent_backward(const float *logits, const float *labels, cons
     (void)logits; (void)labels; (void)gloss; (void)scale; (void)dlogits; (void)rows; (void)cols;
     TL_STUB;
 }
+int tl_cuda_softmax_xent_smooth_forward(const float *logits, const float *labels, float *loss, size_t rows,
+                                        size_t cols, float eps) {
+    (void)logits; (void)labels; (void)loss; (void)rows; (void)cols; (void)eps;
+    TL_STUB;
+}
+int tl_cuda_softmax_xent_smooth_backward(const float *logits, const float *labels, const float *gloss, float scale,
+                                         float eps, float *dlogits, size_t rows, size_t cols) {
+    (void)logits; (void)labels; (void)gloss; (void)scale; (void)eps; (void)dlogits; (void)rows; (void)cols;
+    TL_STUB;
+}
+int tl_cuda_sigmoid_xent(const float *x, const float *t, const float *w, size_t per_row, float *out, size_t n,
+                         int backward, float scale) {
+    (void)x; (void)t; (void)w; (void)per_row; (void)out; (void)n; (void)backward; (void)scale;
+    TL_STUB;
+}
+int tl_cuda_binary_strided(int op, int rank, const int64_t *shape, const float *a, const int64_t *astride,
+                           const float *b, const int64_t *bstride, float *out) {
+    (void)op; (void)rank; (void)shape; (void)a; (void)astride; (void)b; (void)bstride; (void)out;
+    TL_STUB;
+}
 int tl_cuda_sum_mid(const float *x, size_t outer, size_t mid, size_t inner, float *out) {
     (void)x; (void)outer; (void)mid; (void)inner; (void)out;
     TL_STUB;
@@ -114,6 +134,66 @@ int tl_cuda_gather_rows(const float *x, size_t rows, size_t row, const int32_t *
 }
 int tl_cuda_scatter_add_rows(const float *g, size_t row, const int32_t *idx, size_t count, size_t rows, float *out) {
     (void)g; (void)row; (void)idx; (void)count; (void)rows; (void)out;
+    TL_STUB;
+}
+
+int tl_cuda_sgemm_strided_batched(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                                  int lda, long long strideA, const float *B, int ldb, long long strideB,
+                                  float beta, float *C, int ldc, long long strideC, int batch) {
+    (void)transA; (void)transB; (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda; (void)strideA;
+    (void)B; (void)ldb; (void)strideB; (void)beta; (void)C; (void)ldc; (void)strideC; (void)batch;
+    TL_STUB;
+}
+int tl_cuda_im2col(const float *x, const tl_window2d *w, size_t images, float *col) {
+    (void)x; (void)w; (void)images; (void)col;
+    TL_STUB;
+}
+int tl_cuda_col2im(const float *col, const tl_window2d *w, size_t images, float *x) {
+    (void)col; (void)w; (void)images; (void)x;
+    TL_STUB;
+}
+int tl_cuda_channel_bias_add(float *out, const float *bias, size_t batch, size_t channels, size_t plane) {
+    (void)out; (void)bias; (void)batch; (void)channels; (void)plane;
+    TL_STUB;
+}
+int tl_cuda_maxpool2d_forward(const float *x, const tl_window2d *w, size_t planes, float *out, float *argmax) {
+    (void)x; (void)w; (void)planes; (void)out; (void)argmax;
+    TL_STUB;
+}
+int tl_cuda_maxpool2d_backward(const float *g, const float *argmax, const tl_window2d *w, size_t planes, float *dx) {
+    (void)g; (void)argmax; (void)w; (void)planes; (void)dx;
+    TL_STUB;
+}
+int tl_cuda_avgpool2d_forward(const float *x, const tl_window2d *w, size_t planes, int include_pad, float *out) {
+    (void)x; (void)w; (void)planes; (void)include_pad; (void)out;
+    TL_STUB;
+}
+int tl_cuda_avgpool2d_backward(const float *g, const tl_window2d *w, size_t planes, int include_pad, float *dx) {
+    (void)g; (void)w; (void)planes; (void)include_pad; (void)dx;
+    TL_STUB;
+}
+int tl_cuda_batchnorm_stats(const float *x, size_t n, size_t c, size_t s, float *mean, float *var) {
+    (void)x; (void)n; (void)c; (void)s; (void)mean; (void)var;
+    TL_STUB;
+}
+int tl_cuda_batchnorm_forward(const float *x, size_t n, size_t c, size_t s, const float *mean, const float *var,
+                              float eps, const float *weight, const float *bias, float *y) {
+    (void)x; (void)n; (void)c; (void)s; (void)mean; (void)var; (void)eps; (void)weight; (void)bias; (void)y;
+    TL_STUB;
+}
+int tl_cuda_batchnorm_backward(const float *g, const float *x, size_t n, size_t c, size_t s, const float *mean,
+                               const float *var, float eps, const float *weight, int batch_stats, float *dx,
+                               float *dweight, float *dbias) {
+    (void)g; (void)x; (void)n; (void)c; (void)s; (void)mean; (void)var; (void)eps; (void)weight; (void)batch_stats;
+    (void)dx; (void)dweight; (void)dbias;
+    TL_STUB;
+}
+int tl_cuda_max_mid(const float *x, size_t outer, size_t mid, size_t inner, float *out, int32_t *idx) {
+    (void)x; (void)outer; (void)mid; (void)inner; (void)out; (void)idx;
+    TL_STUB;
+}
+int tl_cuda_permute(int rank, const int64_t *outshape, const float *x, const int64_t *xstride, float *out) {
+    (void)rank; (void)outshape; (void)x; (void)xstride; (void)out;
     TL_STUB;
 }
 
@@ -602,22 +682,68 @@ int tl_cuda_softmax_rows(const float *x, float *out, size_t rows, size_t cols, i
     return launch(d, TLK_tl_k_softmax_rows, row_grid(d, rows), 1, row_threads(cols), 1, args);
 }
 
-int tl_cuda_softmax_xent_forward(const float *logits, const float *labels, float *loss, size_t rows, size_t cols) {
+int tl_cuda_softmax_xent_smooth_forward(const float *logits, const float *labels, float *loss, size_t rows,
+                                        size_t cols, float eps) {
     if (rows == 0) return TL_CUDA_OK;
     if (cols == 0) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_softmax_xent_forward: cols is 0");
     TL_DEVICE(d);
     unsigned long long r = rows, c = cols;
-    void *args[] = {&logits, &labels, &loss, &r, &c};
+    void *args[] = {&logits, &labels, &loss, &r, &c, &eps};
     return launch(d, TLK_tl_k_xent_forward, row_grid(d, rows), 1, row_threads(cols), 1, args);
+}
+
+int tl_cuda_softmax_xent_forward(const float *logits, const float *labels, float *loss, size_t rows, size_t cols) {
+    return tl_cuda_softmax_xent_smooth_forward(logits, labels, loss, rows, cols, 0.0f);
+}
+
+int tl_cuda_softmax_xent_smooth_backward(const float *logits, const float *labels, const float *gloss, float scale,
+                                         float eps, float *dlogits, size_t rows, size_t cols) {
+    if (rows == 0 || cols == 0) return TL_CUDA_OK;
+    TL_DEVICE(d);
+    unsigned long long r = rows, c = cols;
+    void *args[] = {&logits, &labels, &gloss, &scale, &dlogits, &r, &c, &eps};
+    return launch(d, TLK_tl_k_xent_backward, row_grid(d, rows), 1, row_threads(cols), 1, args);
 }
 
 int tl_cuda_softmax_xent_backward(const float *logits, const float *labels, const float *gloss, float scale,
                                   float *dlogits, size_t rows, size_t cols) {
-    if (rows == 0 || cols == 0) return TL_CUDA_OK;
+    return tl_cuda_softmax_xent_smooth_backward(logits, labels, gloss, scale, 0.0f, dlogits, rows, cols);
+}
+
+int tl_cuda_sigmoid_xent(const float *x, const float *t, const float *w, size_t per_row, float *out, size_t n,
+                         int backward, float scale) {
+    if (n == 0) return TL_CUDA_OK;
+    if (w && per_row == 0) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_sigmoid_xent: per_row is 0");
     TL_DEVICE(d);
-    unsigned long long r = rows, c = cols;
-    void *args[] = {&logits, &labels, &gloss, &scale, &dlogits, &r, &c};
-    return launch(d, TLK_tl_k_xent_backward, row_grid(d, rows), 1, row_threads(cols), 1, args);
+    unsigned long long nn = n, pr = per_row ? per_row : 1;
+    void *args[] = {&x, &t, &w, &pr, &out, &nn, &backward, &scale};
+    return launch(d, TLK_tl_k_sigmoid_xent, grid_for(d, nn), 1, TL_BLOCK, 1, args);
+}
+
+// tl_k_binary_strided's parameter block, passed by value.
+typedef struct tl_bcast_args {
+    unsigned long long shape[8], astride[8], bstride[8];
+} tl_bcast_args;
+
+int tl_cuda_binary_strided(int op, int rank, const int64_t *shape, const float *a, const int64_t *astride,
+                           const float *b, const int64_t *bstride, float *out) {
+    if (op < 0 || op > 11) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_binary_strided: unknown op %d", op);
+    if (rank < 0 || rank > 8) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_binary_strided: rank %d is not in 0...8", rank);
+    tl_bcast_args p;
+    memset(&p, 0, sizeof p);
+    unsigned long long n = 1;
+    for (int k = 0; k < rank; k++) {
+        if (shape[k] < 0 || astride[k] < 0 || bstride[k] < 0)
+            return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_binary_strided: negative size or stride");
+        p.shape[k] = (unsigned long long)shape[k];
+        p.astride[k] = (unsigned long long)astride[k];
+        p.bstride[k] = (unsigned long long)bstride[k];
+        n *= p.shape[k];
+    }
+    if (n == 0) return TL_CUDA_OK;
+    TL_DEVICE(d);
+    void *args[] = {&op, &a, &b, &out, &n, &rank, &p};
+    return launch(d, TLK_tl_k_binary_strided, grid_for(d, n), 1, TL_BLOCK, 1, args);
 }
 
 int tl_cuda_sum_mid(const float *x, size_t outer, size_t mid, size_t inner, float *out) {
@@ -835,6 +961,172 @@ int tl_cuda_scatter_add_rows(const float *g, size_t row, const int32_t *idx, siz
     s = launch(d, TLK_tl_k_scatter_add_rows, grid_for(d, c * r), 1, TL_BLOCK, 1, args);
     tl_cuda_free(didx);
     return s;
+}
+
+// ------------------------------------------------------------------ convolution, pooling, batch norm
+int tl_cuda_sgemm_strided_batched(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                                  int lda, long long strideA, const float *B, int ldb, long long strideB,
+                                  float beta, float *C, int ldc, long long strideC, int batch) {
+    if (batch < 0 || M < 0 || N < 0 || K < 0) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_sgemm_strided_batched: negative size");
+    int colsA = transA ? M : K, colsB = transB ? K : N;
+    if (lda < (colsA > 1 ? colsA : 1) || ldb < (colsB > 1 ? colsB : 1) || ldc < (N > 1 ? N : 1))
+        return tl_cuda_fail(TL_CUDA_ERR_INVALID,
+                            "tl_cuda_sgemm_strided_batched: leading dimension too small (lda=%d ldb=%d ldc=%d)", lda, ldb, ldc);
+    if (batch == 0 || M == 0 || N == 0) return TL_CUDA_OK;
+    if (batch == 1) return tl_cuda_sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    TL_DEVICE(d);
+    int s = ensure_cublas(d);
+    if (s) return s;
+    if (!tl_cublas.cublasSgemmStridedBatched) {
+        for (int b = 0; b < batch && !s; b++)
+            s = tl_cuda_sgemm(transA, transB, M, N, K, alpha, A + b * strideA, lda, B + b * strideB, ldb, beta,
+                              C + b * strideC, ldc);
+        return s;
+    }
+    // Row-major to column-major as in tl_cuda_sgemm: swap the operands and M/N.
+    cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
+    return TL_CUBLAS(tl_cublas.cublasSgemmStridedBatched(d->cublas, opB, opA, N, M, K, &alpha, B, ldb, strideB, A, lda,
+                                                         strideA, &beta, C, ldc, strideC, batch));
+}
+
+// Checks a window the way Window2D builds it: positive sizes, an output that fits.
+static int check_window(const tl_window2d *w, const char *what) {
+    if (!w || w->channels <= 0 || w->height <= 0 || w->width <= 0 || w->kernel_h <= 0 || w->kernel_w <= 0 ||
+        w->stride_h <= 0 || w->stride_w <= 0 || w->dilation_h <= 0 || w->dilation_w <= 0 || w->out_h <= 0 ||
+        w->out_w <= 0 || w->pad_top < 0 || w->pad_bottom < 0 || w->pad_left < 0 || w->pad_right < 0)
+        return tl_cuda_fail(TL_CUDA_ERR_INVALID, "%s: invalid window geometry", what);
+    return TL_CUDA_OK;
+}
+
+int tl_cuda_im2col(const float *x, const tl_window2d *w, size_t images, float *col) {
+    int s = check_window(w, "tl_cuda_im2col");
+    if (s || images == 0) return s;
+    TL_DEVICE(d);
+    unsigned long long im = images;
+    unsigned long long n = im * (unsigned long long)w->channels * w->kernel_h * w->kernel_w * w->out_h * w->out_w;
+    void *args[] = {&x, (void *)w, &im, &col};
+    return launch(d, TLK_tl_k_im2col, grid_for(d, n), 1, TL_BLOCK, 1, args);
+}
+
+int tl_cuda_col2im(const float *col, const tl_window2d *w, size_t images, float *x) {
+    int s = check_window(w, "tl_cuda_col2im");
+    if (s || images == 0) return s;
+    TL_DEVICE(d);
+    unsigned long long im = images;
+    unsigned long long n = im * (unsigned long long)w->channels * w->height * w->width;
+    void *args[] = {&col, (void *)w, &im, &x};
+    return launch(d, TLK_tl_k_col2im, grid_for(d, n), 1, TL_BLOCK, 1, args);
+}
+
+int tl_cuda_channel_bias_add(float *out, const float *bias, size_t batch, size_t channels, size_t plane) {
+    unsigned long long n = (unsigned long long)batch * channels * plane, c = channels, p = plane;
+    if (n == 0) return TL_CUDA_OK;
+    TL_DEVICE(d);
+    void *args[] = {&out, &bias, &n, &c, &p};
+    return launch(d, TLK_tl_k_channel_bias, grid_for(d, n), 1, TL_BLOCK, 1, args);
+}
+
+int tl_cuda_maxpool2d_forward(const float *x, const tl_window2d *w, size_t planes, float *out, float *argmax) {
+    int s = check_window(w, "tl_cuda_maxpool2d_forward");
+    if (s || planes == 0) return s;
+    TL_DEVICE(d);
+    unsigned long long p = planes, n = p * (unsigned long long)w->out_h * w->out_w;
+    void *args[] = {&x, (void *)w, &p, &out, &argmax};
+    return launch(d, TLK_tl_k_maxpool_fwd, grid_for(d, n), 1, TL_BLOCK, 1, args);
+}
+
+int tl_cuda_maxpool2d_backward(const float *g, const float *argmax, const tl_window2d *w, size_t planes, float *dx) {
+    int s = check_window(w, "tl_cuda_maxpool2d_backward");
+    if (s || planes == 0) return s;
+    TL_DEVICE(d);
+    unsigned long long p = planes, n = p * (unsigned long long)w->height * w->width;
+    void *args[] = {&g, &argmax, (void *)w, &p, &dx};
+    return launch(d, TLK_tl_k_maxpool_bwd, grid_for(d, n), 1, TL_BLOCK, 1, args);
+}
+
+int tl_cuda_avgpool2d_forward(const float *x, const tl_window2d *w, size_t planes, int include_pad, float *out) {
+    int s = check_window(w, "tl_cuda_avgpool2d_forward");
+    if (s || planes == 0) return s;
+    TL_DEVICE(d);
+    unsigned long long p = planes, n = p * (unsigned long long)w->out_h * w->out_w;
+    void *args[] = {&x, (void *)w, &p, &include_pad, &out};
+    return launch(d, TLK_tl_k_avgpool_fwd, grid_for(d, n), 1, TL_BLOCK, 1, args);
+}
+
+int tl_cuda_avgpool2d_backward(const float *g, const tl_window2d *w, size_t planes, int include_pad, float *dx) {
+    int s = check_window(w, "tl_cuda_avgpool2d_backward");
+    if (s || planes == 0) return s;
+    TL_DEVICE(d);
+    unsigned long long p = planes, n = p * (unsigned long long)w->height * w->width;
+    void *args[] = {&g, (void *)w, &p, &include_pad, &dx};
+    return launch(d, TLK_tl_k_avgpool_bwd, grid_for(d, n), 1, TL_BLOCK, 1, args);
+}
+
+int tl_cuda_batchnorm_stats(const float *x, size_t n, size_t c, size_t s, float *mean, float *var) {
+    if (c == 0) return TL_CUDA_OK;
+    if (n == 0 || s == 0) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_batchnorm_stats: no values per channel");
+    TL_DEVICE(d);
+    unsigned long long nn = n, cc = c, ss = s;
+    void *args[] = {&x, &nn, &cc, &ss, &mean, &var};
+    return launch(d, TLK_tl_k_bn_stats, row_grid(d, c), 1, row_threads(n * s), 1, args);
+}
+
+int tl_cuda_batchnorm_forward(const float *x, size_t n, size_t c, size_t s, const float *mean, const float *var,
+                              float eps, const float *weight, const float *bias, float *y) {
+    unsigned long long nn = n, cc = c, ss = s, total = nn * cc * ss;
+    if (total == 0) return TL_CUDA_OK;
+    TL_DEVICE(d);
+    void *args[] = {&x, &nn, &cc, &ss, &mean, &var, &eps, &weight, &bias, &y};
+    return launch(d, TLK_tl_k_bn_forward, grid_for(d, total), 1, TL_BLOCK, 1, args);
+}
+
+int tl_cuda_batchnorm_backward(const float *g, const float *x, size_t n, size_t c, size_t s, const float *mean,
+                               const float *var, float eps, const float *weight, int batch_stats, float *dx,
+                               float *dweight, float *dbias) {
+    if (c == 0) return TL_CUDA_OK;
+    if (n == 0 || s == 0) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_batchnorm_backward: no values per channel");
+    TL_DEVICE(d);
+    unsigned long long nn = n, cc = c, ss = s;
+    void *args[] = {&g, &x, &nn, &cc, &ss, &mean, &var, &eps, &weight, &batch_stats, &dx, &dweight, &dbias};
+    return launch(d, TLK_tl_k_bn_backward, row_grid(d, c), 1, row_threads(n * s), 1, args);
+}
+
+int tl_cuda_max_mid(const float *x, size_t outer, size_t mid, size_t inner, float *out, int32_t *idx) {
+    unsigned long long o = outer, m = mid, i = inner, n = o * i;
+    if (n == 0) return TL_CUDA_OK;
+    if (mid == 0) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_max_mid: empty axis");
+    TL_DEVICE(d);
+    void *didx = NULL;
+    int s = TL_CUDA_OK;
+    if (idx && (s = tl_cuda_malloc(n * sizeof(int32_t), &didx))) return s;
+    void *args[] = {&x, &out, &didx, &o, &m, &i};
+    s = launch(d, TLK_tl_k_max_mid, grid_for(d, n), 1, TL_BLOCK, 1, args);
+    if (!s && idx) s = tl_cuda_memcpy_dtoh(idx, didx, n * sizeof(int32_t));
+    tl_cuda_free(didx);
+    return s;
+}
+
+// tl_k_permute's parameter block, passed by value.
+typedef struct tl_perm_args {
+    unsigned long long shape[8], stride[8];
+} tl_perm_args;
+
+int tl_cuda_permute(int rank, const int64_t *outshape, const float *x, const int64_t *xstride, float *out) {
+    if (rank < 0 || rank > 8) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_permute: rank %d is not in 0...8", rank);
+    tl_perm_args p;
+    memset(&p, 0, sizeof p);
+    unsigned long long n = 1;
+    for (int k = 0; k < rank; k++) {
+        if (outshape[k] < 0 || xstride[k] < 0) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_permute: negative size or stride");
+        p.shape[k] = (unsigned long long)outshape[k];
+        p.stride[k] = (unsigned long long)xstride[k];
+        n *= p.shape[k];
+    }
+    if (n == 0) return TL_CUDA_OK;
+    TL_DEVICE(d);
+    void *args[] = {&x, &out, &n, &rank, &p};
+    return launch(d, TLK_tl_k_permute, grid_for(d, n), 1, TL_BLOCK, 1, args);
 }
 
 #endif // TL_CUDA_ENABLED

@@ -75,6 +75,30 @@ final class CUDAShimTests: XCTestCase {
         XCTAssertEqual(tl_cuda_compile_check("sm_1", &log, log.count), Int32(TL_CUDA_ERR_NVRTC.rawValue))
     }
 
+    /// Runs every kernel on the CPU under Scripts/cuda-emulate (a std::thread emulation of the CUDA
+    /// built-ins) against conv.c / kernels.c: their indexing, bounds and block reductions are
+    /// checked without a GPU. Skipped when clang++ is not on the PATH.
+    func testKernelsMatchCPUUnderEmulation() throws {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin"
+        guard path.split(separator: ":").contains(where: { FileManager.default.isExecutableFile(atPath: "\($0)/clang++") }) else {
+            throw XCTSkip("clang++ not found: the kernel emulation needs it")
+        }
+        let script = packageRoot.appendingPathComponent("Scripts/cuda-emulate/run")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [script.path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let output = String(decoding: data, as: UTF8.self)
+        let failures = output.split(separator: "\n").filter { !$0.hasPrefix("PASS") }
+        XCTAssertEqual(process.terminationStatus, 0, failures.joined(separator: "\n"))
+        XCTAssertTrue(output.contains("0 failures"), failures.joined(separator: "\n"))
+    }
+
     /// Skips unless a CUDA GPU is usable here.
     private func requireGPU() throws {
         guard tl_cuda_built_in() == 1 else { throw XCTSkip("CUDA support not built in") }

@@ -75,12 +75,26 @@ struct GPUCheck {
               + String(format: " rel. error %.2e (tolerance 1e-05)", err))
     }
 
+    /// The ops that have CUDA kernels must not appear among the host fallbacks once run.
+    mutating func checkFallbacks() {
+        guard case .cuda = device else { return }
+        let moved = ["conv2d", "conv2dBackwardInput", "conv2dBackwardWeight", "maxPool2d", "maxPool2dBackward", "avgPool2d",
+                     "avgPool2dBackward", "batchNormStatistics", "batchNorm", "batchNormBackward", "max", "permute", "binary-broadcast",
+                     "softmaxCrossEntropy-smoothing", "sigmoidCrossEntropy"]
+        let left = moved.filter { CUDABackend.hostFallbacks[$0, default: 0] > 0 }
+        if left.isEmpty { passed += 1 } else { failed += 1 }
+        print("\(left.isEmpty ? "PASS" : "FAIL") \("no host fallback for moved ops".padding(toLength: 40, withPad: " ", startingAt: 0))"
+              + (left.isEmpty ? " (conv, pooling, batch norm, max, permute, broadcasts, losses)" : " still via host: \(left.joined(separator: ", "))"))
+    }
+
     mutating func runAll() {
         let a = random([33, 17]), b = random([33, 17]), bias = random([17]), col = random([33, 1])
         let p = random([33, 17], positive: true)
         check("add", [a, b]) { $0[0] + $0[1] }
         check("add bias broadcast", [a, bias]) { $0[0] + $0[1] }
-        check("add column broadcast (host)", [a, col]) { $0[0] + $0[1] }
+        check("add column broadcast", [a, col]) { $0[0] + $0[1] }
+        check("multiply [4,1,6] by [5,1] broadcast", [random([4, 1, 6]), random([5, 1])]) { $0[0] * $0[1] }
+        check("subtract rank-5 broadcast", [random([2, 1, 3, 1, 4]), random([3, 5, 1])]) { $0[0] - $0[1] }
         check("subtract", [a, b]) { $0[0] - $0[1] }
         check("multiply", [a, b]) { $0[0] * $0[1] }
         check("divide", [a, p]) { $0[0] / $0[1] }
@@ -102,9 +116,13 @@ struct GPUCheck {
         check("sum all", [a]) { $0[0].sum() }
         check("mean all", [a]) { $0[0].mean() }
         check("mean axes", [random([4, 5, 6])]) { $0[0].mean(alongAxes: [0, 2]) }
-        check("max axis (host)", [a]) { $0[0].max(alongAxis: 1) }
+        check("max axis 1", [a]) { $0[0].max(alongAxis: 1) }
+        check("max axis 0 keepdims", [a]) { $0[0].max(alongAxis: 0, keepingDimensions: true) }
+        check("max middle axis", [random([3, 7, 5])]) { $0[0].max(alongAxis: 1) }
         check("reshape", [a]) { $0[0].reshaped(to: [17, 33]) * 2 }
-        check("transpose (host)", [random([3, 4, 5])]) { $0[0].transposed([2, 0, 1]) }
+        check("transpose", [random([3, 4, 5])]) { $0[0].transposed([2, 0, 1]) }
+        check("transpose last two", [a]) { $0[0].transposed() }
+        check("transpose rank 5", [random([2, 3, 2, 4, 3])]) { $0[0].transposed([4, 2, 0, 3, 1]) }
         check("concat axis 1", [a, b]) { Tensor.concatenate([$0[0], $0[1]], alongAxis: 1) }
         check("slice axis 1", [a]) { $0[0].slice(alongAxis: 1, 3..<11) }
         check("gatherRows", [a]) { $0[0].gatherRows([3, 1, 3, 30]) }
@@ -124,28 +142,73 @@ struct GPUCheck {
         check("softmaxCrossEntropy weighted", [logits]) {
             $0[0].softmaxCrossEntropy(labels: labels.to($0[0].device), sampleWeights: weights.to($0[0].device))
         }
-        check("softmaxCrossEntropy smoothing (host)", [logits]) {
+        check("softmaxCrossEntropy smoothing", [logits]) {
             $0[0].softmaxCrossEntropy(labels: labels.to($0[0].device), labelSmoothing: 0.1)
         }
+        check("softmaxCrossEntropy smoothing weighted", [logits]) {
+            $0[0].softmaxCrossEntropy(labels: labels.to($0[0].device), labelSmoothing: 0.2, sampleWeights: weights.to($0[0].device))
+        }
         let targets = Tensor(shape: [50, 10], scalars: (0..<500).map { Float($0 % 3 == 0 ? 1 : 0) })
-        check("sigmoidCrossEntropy (host)", [logits]) { $0[0].sigmoidCrossEntropy(targets: targets.to($0[0].device)) }
+        check("sigmoidCrossEntropy", [logits]) { $0[0].sigmoidCrossEntropy(targets: targets.to($0[0].device)) }
+        check("sigmoidCrossEntropy weighted", [logits * 4]) {
+            $0[0].sigmoidCrossEntropy(targets: targets.to($0[0].device), sampleWeights: weights.to($0[0].device))
+        }
         check("meanSquaredError", [logits, random([50, 10])]) { Loss.meanSquaredError($0[0], $0[1]) }
         check("meanAbsoluteError", [logits, random([50, 10])]) { Loss.meanAbsoluteError($0[0], $0[1]) }
-        // Convolution, pooling and batch norm (host fallbacks on the GPU until CUDA kernels land).
+        // Convolution, pooling and batch norm: CUDA kernels (im2col/col2im + cuBLAS, pooling and
+        // batch-norm kernels); each must match the CPU and leave no host fallback behind.
         let img = random([2, 4, 9, 9]), k = random([6, 4, 3, 3]), kb = random([6])
-        check("conv2d 3×3 padding 1 bias (host)", [img, k, kb]) { $0[0].conv2d(weight: $0[1], bias: $0[2], padding: 1) }
-        check("conv2d stride 2 dilation 2 (host)", [img, k]) { $0[0].conv2d(weight: $0[1], stride: 2, padding: 2, dilation: 2) }
-        check("conv2d groups 2 (host)", [img, random([6, 2, 3, 3])]) { $0[0].conv2d(weight: $0[1], padding: .same, groups: 2) }
-        check("convTranspose2d stride 2 (host)", [img, random([4, 3, 3, 3])]) {
+        check("conv2d 3×3 padding 1 bias", [img, k, kb]) { $0[0].conv2d(weight: $0[1], bias: $0[2], padding: 1) }
+        check("conv2d stride 2 dilation 2", [img, k]) { $0[0].conv2d(weight: $0[1], stride: 2, padding: 2, dilation: 2) }
+        check("conv2d groups 2", [img, random([6, 2, 3, 3])]) { $0[0].conv2d(weight: $0[1], padding: .same, groups: 2) }
+        check("conv2d depthwise stride 2 bias", [img, random([8, 1, 3, 3]), random([8])]) {
+            $0[0].conv2d(weight: $0[1], bias: $0[2], stride: 2, padding: 1, groups: 4)
+        }
+        check("conv2d asymmetric 3×2 stride (2,1)", [random([3, 4, 8, 7]), random([6, 4, 3, 2])]) {
+            $0[0].conv2d(weight: $0[1], stride: Size2D(2, 1), padding: .explicit(top: 0, bottom: 1, left: 2, right: 0),
+                         dilation: Size2D(1, 2))
+        }
+        check("conv2d 1×1 pointwise bias", [img, random([5, 4, 1, 1]), random([5])]) { $0[0].conv2d(weight: $0[1], bias: $0[2]) }
+        check("conv2d 1×1 pointwise groups 2", [img, random([6, 2, 1, 1])]) { $0[0].conv2d(weight: $0[1], groups: 2) }
+        check("conv2d 1×1 stride 2", [img, random([5, 4, 1, 1])]) { $0[0].conv2d(weight: $0[1], stride: 2) }
+        do {
+            // A scratch budget of two images' columns: the batch of 5 runs in chunks 2, 2, 1.
+            let saved = CUDABackend.convolutionScratchFloats
+            CUDABackend.convolutionScratchFloats = 2 * (4 * 9 * 81 + 6 * 4 * 9)
+            check("conv2d chunked batch 5 (small scratch)", [random([5, 4, 9, 9]), k, kb]) {
+                $0[0].conv2d(weight: $0[1], bias: $0[2], padding: 1)
+            }
+            CUDABackend.convolutionScratchFloats = saved
+        }
+        check("convTranspose2d stride 2", [img, random([4, 3, 3, 3])]) {
             $0[0].convTranspose2d(weight: $0[1], stride: 2, padding: 1, outputPadding: 1)
         }
+        check("convTranspose2d groups 2 dilation 2 bias", [img, random([4, 3, 3, 3]), random([6])]) {
+            $0[0].convTranspose2d(weight: $0[1], bias: $0[2], stride: 2, padding: 1, dilation: 2, groups: 2)
+        }
         let gamma = random([4], positive: true), beta = random([4])
-        check("batchNorm train (host)", [img, gamma, beta]) { $0[0].batchNorm(weight: $0[1], bias: $0[2]).output }
-        check("batchNorm eval (host)", [img, gamma, beta]) {
+        check("batchNorm train", [img, gamma, beta]) { $0[0].batchNorm(weight: $0[1], bias: $0[2]).output }
+        check("batchNorm train batch statistics", [img * 3 + 2, gamma, beta]) {
+            let r = $0[0].batchNorm(weight: $0[1], bias: $0[2])
+            // The statistics carry no gradient of their own: compared next to the output.
+            return Tensor.concatenate([r.output.reshaped(to: [-1]), r.mean, r.variance], alongAxis: 0)
+        }
+        check("batchNorm eval", [img, gamma, beta]) {
             $0[0].batchNorm(weight: $0[1], bias: $0[2], mean: $0[2] * 0.1, variance: $0[1] + 1)
         }
-        check("maxPool2d 3×3/2 padding 1 (host)", [img]) { $0[0].maxPool2d(kernel: 3, stride: 2, padding: 1) }
-        check("avgPool2d 2×2 (host)", [img]) { $0[0].avgPool2d(kernel: 2) }
+        check("batchNorm train [N, C] (BatchNorm1d)", [random([16, 4]), gamma, beta]) { $0[0].batchNorm(weight: $0[1], bias: $0[2]).output }
+        check("batchNorm train 64 channels 7×7", [random([8, 64, 7, 7]), random([64], positive: true), random([64])]) {
+            $0[0].batchNorm(weight: $0[1], bias: $0[2]).output
+        }
+        check("maxPool2d 3×3/2 padding 1", [img]) { $0[0].maxPool2d(kernel: 3, stride: 2, padding: 1) }
+        check("maxPool2d 2×2", [img]) { $0[0].maxPool2d(kernel: 2) }
+        check("maxPool2d 3×3 dilation 2", [img]) { $0[0].maxPool2d(kernel: 3, stride: 1, padding: 1, dilation: 2) }
+        check("maxPool2d 1×1 stride 2", [img]) { $0[0].maxPool2d(kernel: 1, stride: 2) }
+        check("avgPool2d 2×2", [img]) { $0[0].avgPool2d(kernel: 2) }
+        check("avgPool2d 3×3/2 padding 1 include pad", [img]) { $0[0].avgPool2d(kernel: 3, stride: 2, padding: 1) }
+        check("avgPool2d 3×3/2 padding 1 exclude pad", [img]) {
+            $0[0].avgPool2d(kernel: 3, stride: 2, padding: 1, countIncludePad: false)
+        }
         check("globalAvgPool2d", [img]) { $0[0].globalAvgPool2d() }
         let block = BasicBlock(inputChannels: 4, outputChannels: 8, stride: 2)
         let blockCPU = BasicBlock(inputChannels: 4, outputChannels: 8, stride: 2)
@@ -157,6 +220,14 @@ struct GPUCheck {
         if blockErr <= 1e-4 { passed += 1 } else { failed += 1 }
         print("\(blockErr <= 1e-4 ? "PASS" : "FAIL") \("BasicBlock + running stats on device".padding(toLength: 40, withPad: " ", startingAt: 0))"
               + String(format: " rel. error %.2e (tolerance 1e-04)", blockErr))
+        do {
+            // argmax (accuracy) runs the max kernel and reads the indices back.
+            let x = random([37, 10])
+            let ok = x.argmax(alongAxis: 1).scalars == x.to(device).argmax(alongAxis: 1).scalars
+            if ok { passed += 1 } else { failed += 1 }
+            print("\(ok ? "PASS" : "FAIL") \("argmax axis 1".padding(toLength: 40, withPad: " ", startingAt: 0)) indices equal")
+        }
+        checkFallbacks()
         checkOptimizer("SGD momentum nesterov wd") { SGD(learningRate: 0.1, momentum: 0.9, weightDecay: 1e-2, nesterov: true) }
         checkOptimizer("Adam") { Adam(learningRate: 1e-2) }
         checkOptimizer("AdamW") { AdamW(learningRate: 1e-2, weightDecay: 0.1) }

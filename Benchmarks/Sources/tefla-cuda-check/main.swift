@@ -565,6 +565,170 @@ do {
 }
 ok(tl_cuda_synchronize(), "synchronize")
 
+// Strided-batched sgemm (the convolutions' workhorse) against tl_sgemm per batch entry; stride 0
+// on A shares one matrix across the batch, as the convolutions do with the weights.
+for (ta, tb) in [(Int32(0), Int32(0)), (1, 0), (0, 1)] {
+    let (M, N, K, batch) = (24, 50, 36, 5)
+    let rowsA = ta != 0 ? K : M, colsA = ta != 0 ? M : K, rowsB = tb != 0 ? N : K, colsB = tb != 0 ? K : N
+    for shareA in [true, false] {
+        let strideA = shareA ? 0 : rowsA * colsA, strideB = rowsB * colsB + 7, strideC = M * N + 3
+        let A = randomArray(shareA ? rowsA * colsA : batch * strideA), B = randomArray(batch * strideB)
+        var C = randomArray(batch * strideC)
+        let dA = DeviceBuffer(A), dB = DeviceBuffer(B), dC = DeviceBuffer(C)
+        A.withUnsafeBufferPointer { a in
+            B.withUnsafeBufferPointer { b in
+                C.withUnsafeMutableBufferPointer { c in
+                    for i in 0..<batch {
+                        tl_sgemm(ta, tb, Int32(M), Int32(N), Int32(K), 1, a.baseAddress! + i * strideA, Int32(colsA),
+                                 b.baseAddress! + i * strideB, Int32(colsB), 0.5, c.baseAddress! + i * strideC, Int32(N))
+                    }
+                }
+            }
+        }
+        ok(tl_cuda_sgemm_strided_batched(ta, tb, Int32(M), Int32(N), Int32(K), 1, dA.ptr(), Int32(colsA), Int64(strideA),
+                                         dB.ptr(), Int32(colsB), Int64(strideB), 0.5, dC.ptr(), Int32(N), Int64(strideC),
+                                         Int32(batch)), "sgemm strided batched")
+        let e = relError(dC.download(), C)
+        check("sgemm strided batched \(ta != 0 ? "T" : "N")\(tb != 0 ? "T" : "N") ×\(batch)\(shareA ? " shared A" : "")",
+              e <= tolGemm, "rel err \(sci(e)) (tol \(sci(tolGemm)))")
+    }
+}
+
+// Convolution, pooling and batch-norm kernels against conv.c, over windows with stride,
+// dilation, asymmetric padding and non-square kernels.
+func window(_ c: Int, _ h: Int, _ w: Int, k: (Int, Int), s: (Int, Int), pad: (Int, Int, Int, Int), d: (Int, Int)) -> tl_window2d {
+    let oh = (h + pad.0 + pad.1 - (d.0 * (k.0 - 1) + 1)) / s.0 + 1, ow = (w + pad.2 + pad.3 - (d.1 * (k.1 - 1) + 1)) / s.1 + 1
+    return tl_window2d(channels: Int32(c), height: Int32(h), width: Int32(w), kernel_h: Int32(k.0), kernel_w: Int32(k.1),
+                       stride_h: Int32(s.0), stride_w: Int32(s.1), pad_top: Int32(pad.0), pad_bottom: Int32(pad.1),
+                       pad_left: Int32(pad.2), pad_right: Int32(pad.3), dilation_h: Int32(d.0), dilation_w: Int32(d.1),
+                       out_h: Int32(oh), out_w: Int32(ow))
+}
+let windows = [window(3, 17, 15, k: (3, 3), s: (1, 1), pad: (1, 1, 1, 1), d: (1, 1)),
+               window(4, 19, 19, k: (3, 3), s: (2, 2), pad: (2, 2, 2, 2), d: (2, 2)),
+               window(2, 16, 13, k: (3, 2), s: (2, 3), pad: (0, 1, 1, 0), d: (1, 2)),
+               window(5, 8, 8, k: (2, 2), s: (2, 2), pad: (0, 0, 0, 0), d: (1, 1)),
+               window(2, 56, 56, k: (7, 7), s: (2, 2), pad: (3, 3, 3, 3), d: (1, 1))]
+for (wi, var w) in windows.enumerated() {
+    let images = 3, c = Int(w.channels), inPlane = Int(w.height * w.width), plane = Int(w.out_h * w.out_w)
+    let inImage = c * inPlane, colImage = c * Int(w.kernel_h * w.kernel_w) * plane, planes = images * c
+    let x = randomArray(images * inImage)
+    let dx = DeviceBuffer(x)
+    var col = [Float](repeating: .nan, count: images * colImage)
+    x.withUnsafeBufferPointer { xp in
+        col.withUnsafeMutableBufferPointer { p in
+            for i in 0..<images { tl_im2col(xp.baseAddress! + i * inImage, &w, p.baseAddress! + i * colImage) }
+        }
+    }
+    let dcol = DeviceBuffer(images * colImage)
+    dcol.poison()
+    ok(tl_cuda_im2col(dx.ptr(), &w, images, dcol.ptr()), "im2col")
+    compare("im2col window \(wi)", dcol.download(), col, tol: 0)
+    let g = randomArray(images * colImage)
+    var img = [Float](repeating: 0, count: images * inImage)
+    g.withUnsafeBufferPointer { gp in
+        img.withUnsafeMutableBufferPointer { p in
+            for i in 0..<images { tl_col2im(gp.baseAddress! + i * colImage, &w, p.baseAddress! + i * inImage) }
+        }
+    }
+    let dg = DeviceBuffer(g), dimg = DeviceBuffer(images * inImage)
+    dimg.poison()
+    ok(tl_cuda_col2im(dg.ptr(), &w, images, dimg.ptr()), "col2im")
+    compare("col2im window \(wi)", dimg.download(), img, tol: tolElementwise)
+    // Pooling over images·channels planes.
+    var mo = [Float](repeating: .nan, count: planes * plane), ma = mo
+    tl_maxpool2d_forward(x, &w, planes, &mo, &ma)
+    let dmo = DeviceBuffer(planes * plane), dma = DeviceBuffer(planes * plane)
+    dmo.poison(); dma.poison()
+    ok(tl_cuda_maxpool2d_forward(dx.ptr(), &w, planes, dmo.ptr(), dma.ptr()), "maxpool forward")
+    compare("maxpool forward window \(wi)", dmo.download(), mo, tol: 0)
+    compare("maxpool argmax window \(wi)", dma.download(), ma, tol: 0)
+    let gp = randomArray(planes * plane)
+    let dgp = DeviceBuffer(gp), dpx = DeviceBuffer(planes * inPlane)
+    var px = [Float](repeating: .nan, count: planes * inPlane)
+    tl_maxpool2d_backward(gp, ma, &w, planes, &px)
+    dpx.poison()
+    ok(tl_cuda_maxpool2d_backward(dgp.ptr(), dma.ptr(), &w, planes, dpx.ptr()), "maxpool backward")
+    compare("maxpool backward window \(wi)", dpx.download(), px, tol: tolElementwise)
+    for inc in [Int32(0), 1] {
+        var ao = [Float](repeating: .nan, count: planes * plane)
+        tl_avgpool2d_forward(x, &w, planes, inc, &ao)
+        dmo.poison()
+        ok(tl_cuda_avgpool2d_forward(dx.ptr(), &w, planes, inc, dmo.ptr()), "avgpool forward")
+        compare("avgpool forward window \(wi) include_pad \(inc)", dmo.download(), ao, tol: tolElementwise)
+        tl_avgpool2d_backward(gp, &w, planes, inc, &px)
+        dpx.poison()
+        ok(tl_cuda_avgpool2d_backward(dgp.ptr(), &w, planes, inc, dpx.ptr()), "avgpool backward")
+        compare("avgpool backward window \(wi) include_pad \(inc)", dpx.download(), px, tol: tolElementwise)
+    }
+}
+for (n, c, sp) in [(8, 16, 49), (64, 8, 1), (2, 3, 3136), (32, 64, 196)] {
+    let x = randomArray(n * c * sp, 1, 4), g = randomArray(n * c * sp), wt = randomArray(c, 0.5, 2), b = randomArray(c)
+    var mean = [Float](repeating: .nan, count: c), variance = mean
+    tl_batchnorm_stats(x, n, c, sp, 0, c, &mean, &variance)
+    let dx = DeviceBuffer(x), dm = DeviceBuffer(c), dv = DeviceBuffer(c)
+    dm.poison(); dv.poison()
+    ok(tl_cuda_batchnorm_stats(dx.ptr(), n, c, sp, dm.ptr(), dv.ptr()), "batchnorm stats")
+    compare("batchnorm mean [\(n),\(c),\(sp)]", dm.download(), mean, tol: tolElementwise)
+    compare("batchnorm variance [\(n),\(c),\(sp)]", dv.download(), variance, tol: tolElementwise)
+    var y = [Float](repeating: .nan, count: n * c * sp)
+    tl_batchnorm_forward(x, n, c, sp, 0, c, mean, variance, 1e-5, wt, b, &y)
+    let dw = DeviceBuffer(wt), db = DeviceBuffer(b), dy = DeviceBuffer(n * c * sp)
+    dm.upload(mean); dv.upload(variance); dy.poison()
+    ok(tl_cuda_batchnorm_forward(dx.ptr(), n, c, sp, dm.ptr(), dv.ptr(), 1e-5, dw.ptr(), db.ptr(), dy.ptr()), "batchnorm forward")
+    compare("batchnorm forward [\(n),\(c),\(sp)]", dy.download(), y, tol: tolElementwise)
+    let dgr = DeviceBuffer(g), ddw = DeviceBuffer(c), ddb = DeviceBuffer(c)
+    for stats in [Int32(0), 1] {
+        var gx = [Float](repeating: .nan, count: n * c * sp), gw = [Float](repeating: .nan, count: c), gb = gw
+        tl_batchnorm_backward(g, x, n, c, sp, 0, c, mean, variance, 1e-5, wt, stats, &gx, &gw, &gb)
+        dy.poison(); ddw.poison(); ddb.poison()
+        ok(tl_cuda_batchnorm_backward(dgr.ptr(), dx.ptr(), n, c, sp, dm.ptr(), dv.ptr(), 1e-5, dw.ptr(), stats, dy.ptr(),
+                                      ddw.ptr(), ddb.ptr()), "batchnorm backward")
+        compare("batchnorm backward dx [\(n),\(c),\(sp)] batch stats \(stats)", dy.download(), gx, tol: 1e-4)
+        compare("batchnorm backward dweight [\(n),\(c),\(sp)] batch stats \(stats)", ddw.download(), gw, tol: 1e-4)
+        compare("batchnorm backward dbias [\(n),\(c),\(sp)] batch stats \(stats)", ddb.download(), gb, tol: 1e-4)
+    }
+}
+
+// Max over the middle axis with arg-max, and permutes.
+for (outer, mid, inner) in [(1, 1000, 1), (64, 10, 1), (3, 7, 1000), (5, 1, 9)] {
+    let x = randomArray(outer * mid * inner)
+    var out = [Float](repeating: .nan, count: outer * inner), idx = [Int32](repeating: -1, count: outer * inner)
+    tl_reduce_mid(1, x, outer, mid, inner, &out, &idx)
+    let dx = DeviceBuffer(x), dout = DeviceBuffer(outer * inner)
+    dout.poison()
+    var gidx = [Int32](repeating: -7, count: outer * inner)
+    ok(tl_cuda_max_mid(dx.ptr(), outer, mid, inner, dout.ptr(), &gidx), "max mid")
+    compare("max [\(outer),\(mid),\(inner)]", dout.download(), out, tol: 0)
+    check("arg-max [\(outer),\(mid),\(inner)]", gidx == idx)
+}
+for (shape, perm) in [([64, 128], [1, 0]), ([2, 3, 4, 5], [3, 0, 2, 1]), ([2, 2, 3, 2, 3, 2, 2, 3], [7, 6, 5, 4, 3, 2, 1, 0])] {
+    let n = shape.reduce(1, *)
+    var strides = [Int](repeating: 1, count: shape.count)
+    for d in stride(from: shape.count - 2, through: 0, by: -1) { strides[d] = strides[d + 1] * shape[d + 1] }
+    let outShape = perm.map { Int64(shape[$0]) }, permStrides = perm.map { Int64(strides[$0]) }
+    let x = randomArray(n)
+    var out = [Float](repeating: .nan, count: n)
+    tl_permute(Int32(shape.count), outShape, x, permStrides, &out)
+    let dx = DeviceBuffer(x), dout = DeviceBuffer(n)
+    dout.poison()
+    ok(tl_cuda_permute(Int32(shape.count), outShape, dx.ptr(), permStrides, dout.ptr()), "permute")
+    compare("permute \(shape) by \(perm)", dout.download(), out, tol: 0)
+}
+do {
+    // A general broadcast [2, 5, 3, 4, 4] = a [2, 1, 3, 1, 4] op b [5, 3, 1, 1].
+    let shape: [Int64] = [2, 5, 3, 4, 4], astr: [Int64] = [12, 0, 4, 0, 1], bstr: [Int64] = [0, 3, 1, 0, 0]
+    let a = randomArray(24, 0.5, 2), b = randomArray(15, 0.5, 2)
+    let da = DeviceBuffer(a), db = DeviceBuffer(b), dout = DeviceBuffer(480)
+    for op in Int32(0)..<12 {
+        var out = [Float](repeating: .nan, count: 480)
+        tl_binary_strided(op, 5, shape, a, astr, b, bstr, &out)
+        dout.poison()
+        ok(tl_cuda_binary_strided(op, 5, shape, da.ptr(), astr, db.ptr(), bstr, dout.ptr()), "binary strided")
+        compare("binary strided \(binaryNames[Int(op)]) rank 5", dout.download(), out, tol: tolElementwise)
+    }
+}
+ok(tl_cuda_synchronize(), "synchronize")
+
 // MARK: - 5. Timings
 
 /// Median milliseconds of `reps` runs of body, each timed with CUDA events, after `warmup` runs.

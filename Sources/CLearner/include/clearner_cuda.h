@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clearner.h" // tl_window2d
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -152,6 +154,10 @@ int tl_cuda_fill(float *out, float value, size_t n);
 /// 2 mul, 3 div, 4 max, 5 min, 6 pow, 7 eq, 8 gt, 9 lt, 10 ge, 11 le. out may alias a or b
 /// when that side is not broadcast.
 int tl_cuda_binary(int op, const float *a, size_t an, const float *b, size_t bn, float *out, size_t n);
+/// As tl_binary_strided (rank <= 8): out, contiguous of shape `shape`, = a op b with a and b read
+/// at element strides astride / bstride (0 on broadcast axes). shape and strides are host arrays.
+int tl_cuda_binary_strided(int op, int rank, const int64_t *shape, const float *a, const int64_t *astride,
+                           const float *b, const int64_t *bstride, float *out);
 /// out[n] = f(x[n]); op as tl_unary (0 neg, 1 exp, 2 log, 3 sqrt, 4 relu, 5 sigmoid, 6 tanh,
 /// 7 gelu tanh-approx, 8 abs, 9 sign, 10 square, 11 reciprocal). out may alias x.
 int tl_cuda_unary(int op, const float *x, float *out, size_t n);
@@ -172,6 +178,18 @@ int tl_cuda_softmax_xent_forward(const float *logits, const float *labels, float
 /// [c == labels[r]]); 0 on ignored rows. For a batch mean pass scale = 1/rows, gloss = NULL.
 int tl_cuda_softmax_xent_backward(const float *logits, const float *labels, const float *gloss,
                                   float scale, float *dlogits, size_t rows, size_t cols);
+/// Both with label smoothing eps (the target is (1 − eps)·onehot + eps/cols; eps = 0 is the
+/// plain pair above): loss[r] = (1 − eps)·(lse − logits[r, label]) + eps·(lse − mean(logits[r])),
+/// dlogits[r, c] = scale·gr·(softmax[c] − eps/cols − (1 − eps)·[c == label]). Ignored rows give 0.
+int tl_cuda_softmax_xent_smooth_forward(const float *logits, const float *labels, float *loss, size_t rows,
+                                        size_t cols, float eps);
+int tl_cuda_softmax_xent_smooth_backward(const float *logits, const float *labels, const float *gloss,
+                                         float scale, float eps, float *dlogits, size_t rows, size_t cols);
+/// Sigmoid cross-entropy over logits x and targets t [n] with per-row weights w [n / per_row]
+/// (NULL: 1). backward == 0: out[i] = (max(x, 0) − x·t + log1p(exp(−|x|)))·w (sum it for the
+/// loss); else out[i] = (sigmoid(x) − t)·scale·w.
+int tl_cuda_sigmoid_xent(const float *x, const float *t, const float *w, size_t per_row, float *out, size_t n,
+                         int backward, float scale);
 /// Sum over the middle axis of x viewed as [outer, mid, inner] into out[outer, inner]
 /// (as tl_reduce_mid with op 0).
 int tl_cuda_sum_mid(const float *x, size_t outer, size_t mid, size_t inner, float *out);
@@ -202,6 +220,48 @@ int tl_cuda_adam_update(float *w, const float *g, float *m, float *v, size_t n, 
 int tl_cuda_rmsprop_update(float *w, const float *g, float *sq, float *mom, float *gavg, size_t n,
                            float lr, float alpha, float eps, float weight_decay, float momentum,
                            int centered);
+
+// ---------------------------------------------------------------- convolution, pooling, batch norm
+// NCHW activations and tl_window2d geometry, with the semantics of conv.c's CPU kernels.
+/// Row-major strided-batched sgemm: for b < batch, C + b·strideC = alpha · op(A + b·strideA) ·
+/// op(B + b·strideB) + beta · (C + b·strideC), arguments otherwise as tl_cuda_sgemm. A stride
+/// may be 0 (the same matrix for every b). Falls back to one sgemm per b when the cuBLAS
+/// library lacks cublasSgemmStridedBatched.
+int tl_cuda_sgemm_strided_batched(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                                  int lda, long long strideA, const float *B, int ldb, long long strideB,
+                                  float beta, float *C, int ldc, long long strideC, int batch);
+/// im2col of `images` consecutive images x [images, C, H, W] into col [images, C·kH·kW, OH·OW],
+/// each image as tl_im2col.
+int tl_cuda_im2col(const float *x, const tl_window2d *w, size_t images, float *col);
+/// The adjoint: x [images, C, H, W] = col2im(col) per image. OVERWRITES x (tl_col2im adds to it).
+int tl_cuda_col2im(const float *col, const tl_window2d *w, size_t images, float *x);
+/// out [batch, channels, plane] += bias[channel], in place.
+int tl_cuda_channel_bias_add(float *out, const float *bias, size_t batch, size_t channels, size_t plane);
+/// As tl_maxpool2d_forward over `planes` planes: out and argmax [planes, OH, OW] (argmax as floats).
+int tl_cuda_maxpool2d_forward(const float *x, const tl_window2d *w, size_t planes, float *out, float *argmax);
+/// As tl_maxpool2d_backward: dx [planes, H, W] (overwritten) from g and argmax [planes, OH, OW].
+int tl_cuda_maxpool2d_backward(const float *g, const float *argmax, const tl_window2d *w, size_t planes, float *dx);
+/// As tl_avgpool2d_forward / tl_avgpool2d_backward (dx overwritten).
+int tl_cuda_avgpool2d_forward(const float *x, const tl_window2d *w, size_t planes, int include_pad, float *out);
+int tl_cuda_avgpool2d_backward(const float *g, const tl_window2d *w, size_t planes, int include_pad, float *dx);
+/// As tl_batchnorm_stats over all channels: mean and biased variance [c] of x [n, c, s].
+int tl_cuda_batchnorm_stats(const float *x, size_t n, size_t c, size_t s, float *mean, float *var);
+/// As tl_batchnorm_forward over all channels.
+int tl_cuda_batchnorm_forward(const float *x, size_t n, size_t c, size_t s, const float *mean, const float *var,
+                              float eps, const float *weight, const float *bias, float *y);
+/// As tl_batchnorm_backward over all channels (dx, dweight, dbias may each be NULL).
+int tl_cuda_batchnorm_backward(const float *g, const float *x, size_t n, size_t c, size_t s, const float *mean,
+                               const float *var, float eps, const float *weight, int batch_stats, float *dx,
+                               float *dweight, float *dbias);
+
+// ---------------------------------------------------------------- max and permute
+/// Max over the middle axis of x [outer, mid, inner] into out [outer, inner], as tl_reduce_mid
+/// with op 1. idx, when not NULL, is a HOST array of outer·inner arg-max indices: the call then
+/// waits for the kernel and copies them back.
+int tl_cuda_max_mid(const float *x, size_t outer, size_t mid, size_t inner, float *out, int32_t *idx);
+/// As tl_permute (rank <= 8): out, contiguous of shape outshape, from x read with xstride (x's
+/// strides in output-axis order). outshape and xstride are host arrays.
+int tl_cuda_permute(int rank, const int64_t *outshape, const float *x, const int64_t *xstride, float *out);
 
 #ifdef __cplusplus
 }

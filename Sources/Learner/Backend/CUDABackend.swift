@@ -5,9 +5,9 @@ import CLearner
 /// optimizer updates. Work is queued on the device's stream; the host waits only where a
 /// value comes back (a loss for logging, arg-max for accuracy).
 ///
-/// Ops that have no kernel yet (general permutes, max reductions, label smoothing, sigmoid
-/// cross-entropy) run through a host round trip: correct on every device, and named
-/// in ``hostFallbacks`` so that a profile shows where a kernel would pay.
+/// Convolutions, pooling and batch normalisation are in the extension below. The one op left
+/// without a kernel (a broadcast of rank > 8) runs through a host round trip: correct on every
+/// device, and named in ``hostFallbacks`` so that a profile shows where a kernel would pay.
 public struct CUDABackend: Backend {
     public let index: Int
     public var device: Device { .cuda(index) }
@@ -60,6 +60,15 @@ public struct CUDABackend: Backend {
             check(tl_cuda_binary(op.rawValue, a.storage.pointer, an, b.storage.pointer, bn, out.pointer, n), "binary op \(op)")
             return out
         }
+        if outShape.count <= 8 {
+            // Any other broadcast: strided indexing (stride 0 on broadcast axes), as tl_binary_strided.
+            let sa = ShapeMath.broadcastStrides(a.shape, to: outShape).map { Int64($0) }
+            let sb = ShapeMath.broadcastStrides(b.shape, to: outShape).map { Int64($0) }
+            let out = make(n)
+            check(tl_cuda_binary_strided(op.rawValue, Int32(outShape.count), outShape.map { Int64($0) }, a.storage.pointer, sa,
+                                         b.storage.pointer, sb, out.pointer), "broadcast binary op \(op)")
+            return out
+        }
         return viaHost("binary-broadcast") {
             CPUBackend.shared.binary(op, Tensor(shape: a.shape, storage: toHost(a.storage)),
                                      Tensor(shape: b.shape, storage: toHost(b.storage)), outShape: outShape)
@@ -104,9 +113,13 @@ public struct CUDABackend: Backend {
             check(tl_cuda_sum_mid(x.pointer, outer, mid, inner, out.pointer), "sum")
             return (out, nil)
         }
-        CUDABackend.hostFallbacks["max", default: 0] += 1
-        let (values, idx) = CPUBackend.shared.reduce(sum: false, toHost(x), outer: outer, mid: mid, inner: inner)
-        return (toDevice(values), idx)
+        // Values stay on the device; the arg-max indices come back to the host (the signature's
+        // [Int32]), which waits for the kernel.
+        let out = make(outer * inner)
+        var idx = [Int32](repeating: 0, count: outer * inner)
+        let status = idx.withUnsafeMutableBufferPointer { tl_cuda_max_mid(x.pointer, outer, mid, inner, out.pointer, $0.baseAddress) }
+        check(status, "max")
+        return (out, idx)
     }
 
     public func softmax(_ x: Storage, rows: Int, columns: Int, log: Bool) -> Storage {
@@ -116,7 +129,13 @@ public struct CUDABackend: Backend {
     }
 
     public func permute(_ x: Storage, shape: [Int], permutation: [Int]) -> Storage {
-        viaHost("permute") { CPUBackend.shared.permute(toHost(x), shape: shape, permutation: permutation) }
+        precondition(shape.count <= 8, "permute: rank \(shape.count) > 8")
+        let strides = ShapeMath.strides(shape)
+        let outShape = permutation.map { Int64(shape[$0]) }
+        let permStrides = permutation.map { Int64(strides[$0]) }
+        let out = make(x.count)
+        check(tl_cuda_permute(Int32(shape.count), outShape, x.pointer, permStrides, out.pointer), "permute")
+        return out
     }
 
     public func sumAll(_ x: Storage) -> Float {
@@ -162,19 +181,14 @@ public struct CUDABackend: Backend {
     }
 
     public func argmax(_ x: Storage, outer: Int, mid: Int, inner: Int) -> [Int32] {
-        CPUBackend.shared.argmax(toHost(x), outer: outer, mid: mid, inner: inner)
+        reduce(sum: false, x, outer: outer, mid: mid, inner: inner).1 ?? []
     }
 
     public func softmaxCrossEntropy(_ logits: Storage, labels: Storage, weights: Storage?, smoothing: Float,
                                     rows: Int, columns: Int) -> Storage {
-        guard smoothing == 0 else {
-            return viaHost("softmaxCrossEntropy-smoothing") {
-                CPUBackend.shared.softmaxCrossEntropy(toHost(logits), labels: toHost(labels), weights: weights.map(toHost),
-                                                      smoothing: smoothing, rows: rows, columns: columns)
-            }
-        }
         let perRow = make(rows)
-        check(tl_cuda_softmax_xent_forward(logits.pointer, labels.pointer, perRow.pointer, rows, columns), "cross-entropy")
+        check(tl_cuda_softmax_xent_smooth_forward(logits.pointer, labels.pointer, perRow.pointer, rows, columns, smoothing),
+              "cross-entropy")
         if let weights {
             check(tl_cuda_binary(BinaryOp.multiply.rawValue, perRow.pointer, rows, weights.pointer, rows, perRow.pointer, rows),
                   "weighted cross-entropy")
@@ -186,30 +200,28 @@ public struct CUDABackend: Backend {
 
     public func softmaxCrossEntropyBackward(_ logits: Storage, labels: Storage, weights: Storage?, smoothing: Float,
                                             scale: Float, rows: Int, columns: Int) -> Storage {
-        guard smoothing == 0 else {
-            return viaHost("softmaxCrossEntropy-smoothing") {
-                CPUBackend.shared.softmaxCrossEntropyBackward(toHost(logits), labels: toHost(labels), weights: weights.map(toHost),
-                                                              smoothing: smoothing, scale: scale, rows: rows, columns: columns)
-            }
-        }
         let grad = make(rows * columns)
-        check(tl_cuda_softmax_xent_backward(logits.pointer, labels.pointer, weights?.pointer, scale, grad.pointer, rows, columns),
-              "cross-entropy backward")
+        check(tl_cuda_softmax_xent_smooth_backward(logits.pointer, labels.pointer, weights?.pointer, scale, smoothing,
+                                                   grad.pointer, rows, columns), "cross-entropy backward")
         return grad
     }
 
     public func sigmoidCrossEntropy(_ logits: Storage, targets: Storage, weights: Storage?, perRow: Int) -> Storage {
-        viaHost("sigmoidCrossEntropy") {
-            CPUBackend.shared.sigmoidCrossEntropy(toHost(logits), targets: toHost(targets), weights: weights.map(toHost), perRow: perRow)
-        }
+        let n = logits.count
+        let perElement = make(n)
+        check(tl_cuda_sigmoid_xent(logits.pointer, targets.pointer, weights?.pointer, perRow, perElement.pointer, n, 0, 1),
+              "sigmoid cross-entropy")
+        let total = make(1)
+        check(tl_cuda_sum_mid(perElement.pointer, 1, n, 1, total.pointer), "sigmoid cross-entropy sum")
+        return affine(total, scale: 1 / Float(n), shift: 0)
     }
 
     public func sigmoidCrossEntropyBackward(_ logits: Storage, targets: Storage, weights: Storage?, perRow: Int,
                                             scale: Float) -> Storage {
-        viaHost("sigmoidCrossEntropy") {
-            CPUBackend.shared.sigmoidCrossEntropyBackward(toHost(logits), targets: toHost(targets), weights: weights.map(toHost),
-                                                          perRow: perRow, scale: scale)
-        }
+        let grad = make(logits.count)
+        check(tl_cuda_sigmoid_xent(logits.pointer, targets.pointer, weights?.pointer, perRow, grad.pointer, logits.count, 1,
+                                   scale), "sigmoid cross-entropy backward")
+        return grad
     }
 
     public func dropoutMask(count: Int, rate: Float, key: UInt64, step: UInt64) -> Storage {
@@ -239,80 +251,115 @@ public struct CUDABackend: Backend {
     }
 }
 
-/// Convolution, pooling and batch normalisation on a CUDA device: host fallbacks for now (no
-/// CUDA kernels yet). Each copies its operands to the host, runs the CPU kernel and copies the
-/// result back: correct on the GPU, counted in ``CUDABackend/hostFallbacks`` under its name.
-extension CUDABackend {
-    private func viaHost2(_ name: String, _ body: () -> (Storage, Storage)) -> (Storage, Storage) {
-        CUDABackend.hostFallbacks[name, default: 0] += 1
-        let (a, b) = body()
-        return (toDevice(a), toDevice(b))
+/// Convolution, pooling and batch normalisation on a CUDA device, with the CPU kernels'
+/// semantics (CPUBackend+Conv.swift, conv.c): convolutions are ``ConvSchedule`` over
+/// im2col/col2im kernels and cuBLAS strided-batched sgemm; pooling and batch norm are one or
+/// two kernels each. Nothing here goes through the host.
+extension CUDABackend: ConvPrimitives {
+    /// Floats of scratch (im2col columns, weight-gradient partials) one convolution call may
+    /// hold on the device: 64 Mi floats (256 MiB) by default. Larger batches run in chunks of
+    /// images; a smaller value trades memory for more, smaller sgemms.
+    nonisolated(unsafe) public static var convolutionScratchFloats = 64 << 20
+
+    private var schedule: ConvSchedule<CUDABackend> {
+        ConvSchedule(p: self, scratchBudget: Swift.max(CUDABackend.convolutionScratchFloats, 1))
     }
 
-    public func conv2d(_ x: Storage, weight: Storage, bias: Storage?, geometry: Conv2DGeometry) -> Storage {
-        viaHost("conv2d") { CPUBackend.shared.conv2d(toHost(x), weight: toHost(weight), bias: bias.map(toHost), geometry: geometry) }
+    func alloc(_ count: Int) -> Storage { make(count) }
+
+    func batchedGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+                     a: UnsafeMutablePointer<Float>, lda: Int, strideA: Int,
+                     b: UnsafeMutablePointer<Float>, ldb: Int, strideB: Int, beta: Float,
+                     c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int, batch: Int) {
+        check(tl_cuda_sgemm_strided_batched(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), 1,
+                                            a, Int32(lda), Int64(strideA), b, Int32(ldb), Int64(strideB), beta,
+                                            c, Int32(ldc), Int64(strideC), Int32(batch)),
+              "batched sgemm \(m)×\(n)×\(k) ×\(batch)")
     }
 
-    public func conv2dBackwardInput(_ gradient: Storage, weight: Storage, geometry: Conv2DGeometry) -> Storage {
-        viaHost("conv2dBackwardInput") {
-            CPUBackend.shared.conv2dBackwardInput(toHost(gradient), weight: toHost(weight), geometry: geometry)
-        }
+    func im2col(_ x: UnsafeMutablePointer<Float>, window: tl_window2d, images: Int, _ col: UnsafeMutablePointer<Float>) {
+        var w = window
+        check(tl_cuda_im2col(x, &w, images, col), "im2col")
     }
 
-    public func conv2dBackwardWeight(_ gradient: Storage, input: Storage, geometry: Conv2DGeometry) -> Storage {
-        viaHost("conv2dBackwardWeight") {
-            CPUBackend.shared.conv2dBackwardWeight(toHost(gradient), input: toHost(input), geometry: geometry)
-        }
+    func col2im(_ col: UnsafeMutablePointer<Float>, window: tl_window2d, images: Int, _ x: UnsafeMutablePointer<Float>) {
+        var w = window
+        check(tl_cuda_col2im(col, &w, images, x), "col2im")
+    }
+
+    func channelBiasAdd(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafeMutablePointer<Float>, batch: Int, channels: Int, plane: Int) {
+        check(tl_cuda_channel_bias_add(out, bias, batch, channels, plane), "channel bias")
+    }
+
+    func sumRows(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, _ out: UnsafeMutablePointer<Float>) {
+        check(tl_cuda_sum_mid(x, 1, rows, columns, out), "sum")
+    }
+
+    func addInPlace(_ y: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, count: Int) {
+        check(tl_cuda_binary(BinaryOp.add.rawValue, y, count, x, count, y, count), "add")
+    }
+
+    public func conv2d(_ x: Storage, weight: Storage, bias: Storage?, geometry g: Conv2DGeometry) -> Storage {
+        schedule.conv2d(x, weight: weight, bias: bias, geometry: g)
+    }
+
+    public func conv2dBackwardInput(_ gradient: Storage, weight: Storage, geometry g: Conv2DGeometry) -> Storage {
+        schedule.conv2dBackwardInput(gradient, weight: weight, geometry: g)
+    }
+
+    public func conv2dBackwardWeight(_ gradient: Storage, input x: Storage, geometry g: Conv2DGeometry) -> Storage {
+        schedule.conv2dBackwardWeight(gradient, input: x, geometry: g)
     }
 
     public func maxPool2d(_ x: Storage, window: Window2D, planes: Int) -> (output: Storage, argmax: Storage) {
-        let (o, a) = viaHost2("maxPool2d") {
-            let r = CPUBackend.shared.maxPool2d(toHost(x), window: window, planes: planes)
-            return (r.output, r.argmax)
-        }
-        return (o, a)
+        let out = make(planes * window.outputPlane), idx = make(planes * window.outputPlane)
+        var w = window.c
+        check(tl_cuda_maxpool2d_forward(x.pointer, &w, planes, out.pointer, idx.pointer), "maxPool2d")
+        return (out, idx)
     }
 
     public func maxPool2dBackward(_ gradient: Storage, argmax: Storage, window: Window2D, planes: Int) -> Storage {
-        viaHost("maxPool2dBackward") {
-            CPUBackend.shared.maxPool2dBackward(toHost(gradient), argmax: toHost(argmax), window: window, planes: planes)
-        }
+        let dx = make(planes * window.inputPlane)
+        var w = window.c
+        check(tl_cuda_maxpool2d_backward(gradient.pointer, argmax.pointer, &w, planes, dx.pointer), "maxPool2d backward")
+        return dx
     }
 
     public func avgPool2d(_ x: Storage, window: Window2D, planes: Int, countIncludePad: Bool) -> Storage {
-        viaHost("avgPool2d") { CPUBackend.shared.avgPool2d(toHost(x), window: window, planes: planes, countIncludePad: countIncludePad) }
+        let out = make(planes * window.outputPlane)
+        var w = window.c
+        check(tl_cuda_avgpool2d_forward(x.pointer, &w, planes, countIncludePad ? 1 : 0, out.pointer), "avgPool2d")
+        return out
     }
 
     public func avgPool2dBackward(_ gradient: Storage, window: Window2D, planes: Int, countIncludePad: Bool) -> Storage {
-        viaHost("avgPool2dBackward") {
-            CPUBackend.shared.avgPool2dBackward(toHost(gradient), window: window, planes: planes, countIncludePad: countIncludePad)
-        }
+        let dx = make(planes * window.inputPlane)
+        var w = window.c
+        check(tl_cuda_avgpool2d_backward(gradient.pointer, &w, planes, countIncludePad ? 1 : 0, dx.pointer), "avgPool2d backward")
+        return dx
     }
 
     public func batchNormStatistics(_ x: Storage, batch: Int, channels: Int, spatial: Int) -> (mean: Storage, variance: Storage) {
-        let (m, v) = viaHost2("batchNormStatistics") {
-            let r = CPUBackend.shared.batchNormStatistics(toHost(x), batch: batch, channels: channels, spatial: spatial)
-            return (r.mean, r.variance)
-        }
-        return (m, v)
+        let mean = make(channels), variance = make(channels)
+        check(tl_cuda_batchnorm_stats(x.pointer, batch, channels, spatial, mean.pointer, variance.pointer), "batchNorm statistics")
+        return (mean, variance)
     }
 
     public func batchNorm(_ x: Storage, mean: Storage, variance: Storage, weight: Storage, bias: Storage, epsilon: Float,
                           batch: Int, channels: Int, spatial: Int) -> Storage {
-        viaHost("batchNorm") {
-            CPUBackend.shared.batchNorm(toHost(x), mean: toHost(mean), variance: toHost(variance), weight: toHost(weight),
-                                        bias: toHost(bias), epsilon: epsilon, batch: batch, channels: channels, spatial: spatial)
-        }
+        let y = make(x.count)
+        check(tl_cuda_batchnorm_forward(x.pointer, batch, channels, spatial, mean.pointer, variance.pointer, epsilon,
+                                        weight.pointer, bias.pointer, y.pointer), "batchNorm")
+        return y
     }
 
     public func batchNormBackward(_ gradient: Storage, input: Storage, mean: Storage, variance: Storage, weight: Storage,
                                   epsilon: Float, batchStatistics: Bool, batch: Int, channels: Int, spatial: Int)
         -> (input: Storage, weight: Storage, bias: Storage) {
-        CUDABackend.hostFallbacks["batchNormBackward", default: 0] += 1
-        let r = CPUBackend.shared.batchNormBackward(toHost(gradient), input: toHost(input), mean: toHost(mean),
-                                                    variance: toHost(variance), weight: toHost(weight), epsilon: epsilon,
-                                                    batchStatistics: batchStatistics, batch: batch, channels: channels,
-                                                    spatial: spatial)
-        return (toDevice(r.input), toDevice(r.weight), toDevice(r.bias))
+        let dx = make(input.count), dw = make(channels), db = make(channels)
+        check(tl_cuda_batchnorm_backward(gradient.pointer, input.pointer, batch, channels, spatial, mean.pointer,
+                                         variance.pointer, epsilon, weight.pointer, batchStatistics ? 1 : 0, dx.pointer,
+                                         dw.pointer, db.pointer), "batchNorm backward")
+        return (dx, dw, db)
     }
 }

@@ -58,20 +58,15 @@ extension Tensor {
         let inputShape = shape
         let device = self.device
         return Tape.record(.max, out, inputs: [self]) { g in
-            // The gradient goes to the arg-max recorded by the forward pass; scattered on the
-            // host (no device kernel yet) and moved back to the input's device.
-            let host = g.to(.cpu)
-            let grad = Storage(zeros: ShapeMath.count(inputShape))
-            withExtendedLifetime(host) {
-                let gp = host.storage.pointer
-                for o in 0..<outer {
-                    for i in 0..<inner {
-                        let m = Int(idx![o * inner + i])
-                        grad.pointer[(o * mid + m) * inner + i] = gp[o * inner + i]
-                    }
-                }
+            // The gradient goes to the arg-max recorded by the forward pass: a one-hot mask of
+            // the arg-max positions, built from the host indices and copied to the input's
+            // device (no read back), times g broadcast along the reduced axis.
+            var mask = [Float](repeating: 0, count: outer * mid * inner)
+            for o in 0..<outer {
+                for i in 0..<inner { mask[(o * mid + Int(idx![o * inner + i])) * inner + i] = 1 }
             }
-            return [Tensor(shape: inputShape, storage: grad).to(device)]
+            let hot = Tensor(shape: [outer, mid, inner], scalars: mask).to(device)
+            return [(hot * g.reshaped(to: [outer, 1, inner])).reshaped(to: inputShape)]
         }
     }
 
