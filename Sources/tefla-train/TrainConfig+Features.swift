@@ -177,7 +177,7 @@ struct EarlyStoppingSpec: Equatable {
 extension TrainConfig {
     static let trainingKeys = [
         "epochs", "start_epoch", "seed", "mode", "label_smoothing", "metrics", "verbose", "clip_norm",
-        "clip_value", "ema_decay", "early_stopping", "csv_log", "metric_threshold", "fbeta_beta",
+        "clip_value", "ema_decay", "early_stopping", "csv_log", "metric_threshold", "fbeta_beta", "accumulation_steps",
     ]
     static let summaryKeys = ["dir", "summary_every"]
 
@@ -213,6 +213,7 @@ extension TrainConfig {
             clipNorm = training.float("clip_norm", minimum: 0, exclusiveMinimum: true)
             clipValue = training.float("clip_value", minimum: 0, exclusiveMinimum: true)
             emaDecay = training.float("ema_decay", minimum: 0)
+            accumulationSteps = training.int("accumulation_steps", default: 1, minimum: 1) ?? 1
             if let d = emaDecay, d >= 1 {
                 reader.report(training.node("ema_decay"), "training.ema_decay", "must be < 1, got \(d)")
             }
@@ -250,6 +251,7 @@ extension TrainConfig {
         learner.clipNorm = clipNorm.map(Float.init)
         learner.clipValue = clipValue.map(Float.init)
         learner.emaDecay = emaDecay.map(Float.init)
+        learner.accumulationSteps = accumulationSteps
         if let e = earlyStopping {
             learner.callbacks.append(
                 EarlyStopping(

@@ -39,6 +39,7 @@ struct TrainConfig {
     var clipNorm: Double?
     var clipValue: Double?
     var emaDecay: Double?
+    var accumulationSteps = 1
     var earlyStopping: EarlyStoppingSpec?
     var csvLog: String?
     var summaryDir: String?

@@ -55,6 +55,9 @@ public final class SupervisedLearner {
     /// Where `fit` saves a checkpoint after every epoch and resumes from when `startEpoch` > 1
     /// (tefla's `weights_dir`, with `max_to_keep` on the directory).
     public var weightsDirectory: WeightsDirectory?
+    /// Gradient accumulation: each batch runs as this many slices, summed before one optimizer
+    /// step (the update of the whole batch with the memory of a slice).
+    public var accumulationSteps = 1
     /// Also keep the checkpoint with the best value of ``checkpointMonitor`` as `best/`.
     public var saveBestCheckpoint = false
     /// The value that decides the best checkpoint (Keras names: `val_loss`, `val_accuracy`, ...).
@@ -174,16 +177,44 @@ public final class SupervisedLearner {
         model.train()
         model.setRandomKey(seed: seed, step: globalStep)
         let parameters = model.parameters.filter { !$0.isFrozen }
-        let outputs = model(inputs)
-        let value = loss(outputs, labels, sampleWeights: sampleWeights)
-        let grads = gradients(of: value, wrt: parameters.map(\.value))
+        let (value, outputs, grads) = accumulatedGradients(inputs: inputs, labels: labels, sampleWeights: sampleWeights,
+                                                           parameters: parameters)
         for (p, g) in zip(parameters, grads) { p.gradient = g }
         if let clipValue { GradientClipping.clipValue(parameters, limit: clipValue) }
         if let clipNorm { lastGradientNorm = GradientClipping.clipGlobalNorm(parameters, maxNorm: clipNorm) }
         optimizer.step(parameters)
         for p in parameters { p.gradient = nil }
         ema?.update(model.parameters)
-        return (value.scalar, outputs.detached())
+        return (value, outputs.detached())
+    }
+
+    /// Loss, outputs and gradients of one batch; with ``accumulationSteps`` k > 1 the batch runs
+    /// as k slices whose gradients are summed, each slice's mean loss weighted by its share of
+    /// the batch, so the update equals that of the whole batch in one piece (up to rounding and
+    /// batch statistics) while activations are held for one slice at a time.
+    private func accumulatedGradients(inputs: Tensor, labels: Tensor, sampleWeights: Tensor?,
+                                      parameters: [Parameter]) -> (Float, Tensor, [Tensor]) {
+        let n = inputs.shape.first ?? 1
+        let k = Swift.min(Swift.max(accumulationSteps, 1), n)
+        if k == 1 {
+            let outputs = model(inputs)
+            let value = loss(outputs, labels, sampleWeights: sampleWeights)
+            return (value.scalar, outputs, gradients(of: value, wrt: parameters.map(\.value)))
+        }
+        var total: Float = 0
+        var outputs: [Tensor] = []
+        var summed: [Tensor] = []
+        for part in 0..<k {
+            let range = (part * n / k)..<((part + 1) * n / k)
+            let out = model(inputs.slice(alongAxis: 0, range).detached())
+            let value = loss(out, labels.slice(alongAxis: 0, range).detached(),
+                             sampleWeights: sampleWeights?.slice(alongAxis: 0, range).detached()) * (Float(range.count) / Float(n))
+            let grads = gradients(of: value, wrt: parameters.map(\.value))
+            summed = summed.isEmpty ? grads : withoutGradients { zip(summed, grads).map { $0 + $1 } }
+            total += value.scalar
+            outputs.append(out.detached())
+        }
+        return (total, Tensor.concatenate(outputs, alongAxis: 0), summed)
     }
 
     /// Puts the step counter back (LR finder).
