@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "Learner", targets: ["Learner"]),
         .executable(name: "tefla-train", targets: ["tefla-train"]),
+        .executable(name: "tefla-data", targets: ["tefla-data"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -40,6 +41,14 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // Inspect, verify and convert TFRecord data sets; time their reading (Benchmarks/data).
+        .executableTarget(
+            name: "tefla-data",
+            dependencies: [
+                "Learner",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .executableTarget(
             name: "tefla-bench",
             dependencies: ["Learner", "CLearner"],
@@ -54,6 +63,7 @@ let package = Package(
         ),
         .testTarget(name: "LearnerTests", dependencies: ["Learner", "CLearner"], exclude: ["Fixtures"]),
         .testTarget(name: "TeflaTrainTests", dependencies: ["tefla-train", "Learner"]),
+        .testTarget(name: "TeflaDataTests", dependencies: ["tefla-data", "Learner"]),
     ],
     swiftLanguageModes: [.v5]
 )

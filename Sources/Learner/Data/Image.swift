@@ -59,8 +59,26 @@ public struct Image: Equatable, Sendable {
 
     /// The rectangle of `height` x `width` pixels whose top-left pixel is (`top`, `left`); parts
     /// outside the image take `fill` (so a crop can also pad).
+    ///
+    /// A rectangle wholly inside the image is copied row by row (the same values the bilinear
+    /// warp gives at integer offsets, without the interpolation).
     public func cropped(top: Int, left: Int, height: Int, width: Int, fill: Float = 0) -> Image {
-        warped(matrix: [1, 0, Double(left), 0, 1, Double(top), 0, 0, 1], height: height, width: width, fill: fill)
+        if top >= 0, left >= 0, height >= 0, width >= 0, top + height <= self.height, left + width <= self.width {
+            let rowValues = width * channels
+            let out = [Float](unsafeUninitializedCapacity: height * rowValues) { buffer, count in
+                pixels.withUnsafeBufferPointer { src in
+                    guard let from = src.baseAddress, let to = buffer.baseAddress else { return }
+                    for y in 0..<height {
+                        (to + y * rowValues).update(
+                            from: from + ((top + y) * self.width + left) * channels, count: rowValues)
+                    }
+                }
+                count = height * rowValues
+            }
+            return Image(height: height, width: width, channels: channels, pixels: out)
+        }
+        return warped(
+            matrix: [1, 0, Double(left), 0, 1, Double(top), 0, 0, 1], height: height, width: width, fill: fill)
     }
 
     /// The pixels as [channels, height, width] (CHW), written to `out` (which holds `pixels.count`).

@@ -140,12 +140,13 @@ public final class TFRecordReader {
 
         let payload = UnsafeRawPointer(buffer + start + tfRecordHeaderSize)
         let dataCRC = UInt32(littleEndian: payload.loadUnaligned(fromByteOffset: Int(length), as: UInt32.self))
-        guard tl_masked_crc32c(payload, Int(length)) == dataCRC else { throw DataError.corruptData(location) }
-
-        // Consume before calling out, so an error thrown by `body` leaves the reader on the next record.
+        // Consume before checking and calling out, so a bad payload CRC or an error thrown by `body`
+        // leaves the reader on the next record (the framing was sound, so the next record can still
+        // be read: `tefla-data verify --all` lists every bad record this way).
         start += total
         offset += total
         recordIndex += 1
+        guard tl_masked_crc32c(payload, Int(length)) == dataCRC else { throw DataError.corruptData(location) }
         return try body(UnsafeRawBufferPointer(start: payload, count: Int(length)), location)
     }
 
