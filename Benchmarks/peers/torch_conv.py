@@ -2,7 +2,7 @@
 """PyTorch CPU peer of `tefla-bench conv`: a 64→64 3×3 convolution (padding 1) on
 [32, 64, 32, 32], forward, input gradient and weight gradient, on 2 threads by default.
 
-    /root/peers/bin/python Benchmarks/peers/torch_conv.py [--batch 32] [--threads 2]
+    $PYTHON Benchmarks/peers/torch_conv.py [--batch 32] [--threads 2]
 """
 import argparse
 import statistics

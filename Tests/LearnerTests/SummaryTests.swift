@@ -135,18 +135,6 @@ final class SummaryTests: XCTestCase {
         XCTAssertEqual(steps[2].values["batch/lr"], 0.05)
     }
 
-    /// TEFLA_PEERS_PYTHON or /root/peers/bin/python, when it imports `modules`.
-    static func peerPython(_ modules: [String]) -> String? {
-        var candidates = ["/root/peers/bin/python"]
-        if let env = ProcessInfo.processInfo.environment["TEFLA_PEERS_PYTHON"] { candidates.insert(env, at: 0) }
-        for python in candidates where FileManager.default.isExecutableFile(atPath: python) {
-            if (try? run(python, ["-c", modules.map { "import \($0)" }.joined(separator: "; ")]).status) == 0 {
-                return python
-            }
-        }
-        return nil
-    }
-
     static func run(_ python: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
@@ -161,11 +149,7 @@ final class SummaryTests: XCTestCase {
     }
 
     func testTensorBoardReadsOurEventFile() throws {
-        guard let python = Self.peerPython(["tensorboard"]) else {
-            let reason = "no Python with tensorboard at $TEFLA_PEERS_PYTHON or /root/peers/bin/python"
-            print("skipping: \(reason)")
-            throw XCTSkip(reason)
-        }
+        let python = try PeerPython.interpreter(with: ["tensorboard"])
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let history = try trainWithLogger(dir)

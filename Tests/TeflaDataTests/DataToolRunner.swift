@@ -61,12 +61,12 @@ enum DataTool {
 
 /// A Python with TensorFlow for the read-back checks.
 ///
-/// Tried: `TEFLA_PEERS_PYTHON`, then `/root/peers/bin/python`. Missing, the test is skipped with the reason (a failure when CI=true).
+/// Tried: `TEFLA_PEERS_PYTHON`, then `/usr/bin/python3`. Missing, the test is skipped with the reason (a failure when CI=true).
 enum TensorFlowPython {
     static func interpreter() throws -> String {
         var candidates: [String] = []
         if let env = ProcessInfo.processInfo.environment["TEFLA_PEERS_PYTHON"] { candidates.append(env) }
-        candidates.append("/root/peers/bin/python")
+        candidates.append("/usr/bin/python3")
         for python in candidates where FileManager.default.isExecutableFile(atPath: python) {
             let probe = try DataTool.runProcess(URL(fileURLWithPath: python), ["-c", "import tensorflow"])
             if probe.status == 0 { return python }
