@@ -5,15 +5,10 @@ import Yams
 /// The trainer's configuration, read from YAML. Keys are snake_case as tefla and micro_dl
 /// write them; this file is the one place that maps them to the library's names.
 struct TrainConfig {
-    struct LayerSpec: Equatable {
-        enum Kind: String, CaseIterable { case dense, dropout, relu, gelu, sigmoid, tanh, flatten }
-        var kind: Kind
-        var units: Int = 0
-        var activation: Activation = .identity
-        var rate: Double = 0
-    }
-
     var layers: [LayerSpec] = []
+    var zoo: ZooSpec?
+    /// [C, H, W] of a sample when the input feature is a flat image.
+    var inputShape: [Int]?
     var trainDir = ""
     var valDir: String?
     var inputKey = "image"
@@ -69,21 +64,15 @@ struct TrainConfig {
             throw ConfigError(file: file, issues: [ConfigIssue(line: 1, column: 1, path: "", message: "the file is empty; it needs model, data, optimizer and training sections")])
         }
 
-        if let model = top.section("model", known: ["layers"]) {
-            let layerNodes = model.list("layers")
-            for (i, node) in (layerNodes ?? []).enumerated() {
-                if let layer = parseLayer(node, path: "model.layers[\(i)]", reader: reader) { config.layers.append(layer) }
-            }
-            if model.node("layers") == nil {
-                reader.report(model.node, "model.layers", "required key is missing")
-            } else if let layerNodes, layerNodes.isEmpty {
-                reader.report(model.node("layers"), "model.layers", "needs at least one layer")
-            }
+        let modelSection = top.section("model", known: modelKeys)
+        if let model = modelSection {
+            config.parseModel(model, reader: reader)
         } else {
             reader.report(root, "model", "required section is missing")
         }
 
-        if let data = top.section("data", known: ["train_dir", "val_dir", "features_keys", "batch_size", "drop_last_batch"]) {
+        if let data = top.section("data", known: ["train_dir", "val_dir", "features_keys", "batch_size", "drop_last_batch", "input_shape"]) {
+            config.inputShape = parseInputShape(data, reader: reader)
             config.trainDir = data.string("train_dir", required: true) ?? ""
             config.valDir = data.string("val_dir")
             for (key, label) in [("train_dir", config.trainDir), ("val_dir", config.valDir ?? "")] where !label.isEmpty {
@@ -121,53 +110,9 @@ struct TrainConfig {
         config.parseFeatures(training: training, top: top, reader: reader)
 
         if let s = top.section("checkpoint", known: CheckpointSpec.keys) { config.checkpoint = CheckpointSpec.parse(s) }
+        config.checkImageLayers(modelSection, reader: reader)
         if !reader.issues.isEmpty { throw ConfigError(file: file, issues: reader.issues) }
         return config
-    }
-
-    private static func parseLayer(_ node: Node, path: String, reader: ConfigReader) -> LayerSpec? {
-        guard let s = reader.section(node, path, known: ["type", "units", "activation", "rate"]) else { return nil }
-        let before = reader.issues.count
-        let type = s.oneOf("type", LayerSpec.Kind.allCases.map(\.rawValue), default: "")
-        guard let kind = LayerSpec.Kind(rawValue: type) else {
-            // An unknown or missing type: its other keys cannot be judged.
-            if reader.issues.count == before { reader.report(node, "\(path).type", "required key is missing") }
-            return nil
-        }
-        var layer = LayerSpec(kind: kind)
-        switch kind {
-        case .dense:
-            layer.units = s.int("units", required: true, minimum: 1) ?? 1
-            let act = s.oneOf("activation", Activation.allCases.map(\.rawValue), default: "identity")
-            layer.activation = Activation(rawValue: act) ?? .identity
-        case .dropout:
-            layer.rate = s.float("rate", required: true, minimum: 0) ?? 0
-            if layer.rate >= 1 { reader.report(s.node("rate"), "\(path).rate", "must be < 1, got \(layer.rate)") }
-        default:
-            break
-        }
-        return layer
-    }
-
-    /// Builds the model for inputs of `inputSize` features.
-    func makeModel(inputSize: Int) -> Sequential {
-        var width = inputSize
-        var modules: [Module] = []
-        for (i, layer) in layers.enumerated() {
-            switch layer.kind {
-            case .dense:
-                modules.append(Dense(inputSize: width, outputSize: layer.units, activation: layer.activation,
-                                     seed: seed &+ UInt64(i) &* 7919))
-                width = layer.units
-            case .dropout: modules.append(Dropout(rate: Float(layer.rate)))
-            case .relu: modules.append(ActivationLayer(.relu))
-            case .gelu: modules.append(ActivationLayer(.gelu))
-            case .sigmoid: modules.append(ActivationLayer(.sigmoid))
-            case .tanh: modules.append(ActivationLayer(.tanh))
-            case .flatten: modules.append(Flatten())
-            }
-        }
-        return Sequential(modules)
     }
 
     func makeOptimizer() -> Optimizer {

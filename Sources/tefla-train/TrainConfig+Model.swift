@@ -1,0 +1,177 @@
+import Learner
+import Yams
+
+/// One entry of `model.layers`.
+struct LayerSpec: Equatable {
+    enum Kind: String, CaseIterable {
+        case dense, dropout, relu, gelu, sigmoid, tanh, flatten
+        case conv2d, batch_norm, max_pool, avg_pool, global_avg_pool
+    }
+    var kind: Kind
+    var units: Int = 0
+    var activation: Activation = .identity
+    var rate: Double = 0
+    var kernelSize = 3
+    var stride = 1
+    /// Explicit padding, or nil for "same".
+    var padding: Int? = 0
+}
+
+/// `model: {name: ..., classes: ...}`: a model of the zoo.
+struct ZooSpec: Equatable {
+    enum Name: String, CaseIterable { case mlp, small_cnn, resnet18, resnet34, cifar_resnet20, cifar_resnet56 }
+    var name: Name
+    var classes: Int
+    var hidden: [Int] = [128]
+    var dropout: Double = 0
+}
+
+extension TrainConfig {
+    static let modelKeys = ["layers", "name", "classes", "hidden", "dropout"]
+    static let layerKeys = ["type", "units", "activation", "rate", "filters", "kernel_size", "stride", "padding", "pool_size"]
+
+    mutating func parseModel(_ model: Section, reader: ConfigReader) {
+        if model.node("name") != nil {
+            let name = model.oneOf("name", ZooSpec.Name.allCases.map(\.rawValue), default: "")
+            let classes = model.int("classes", required: true, minimum: 1) ?? 1
+            if let zooName = ZooSpec.Name(rawValue: name) {
+                var spec = ZooSpec(name: zooName, classes: classes)
+                if let hidden = model.list("hidden") {
+                    spec.hidden = hidden.enumerated().compactMap { i, node in
+                        guard let v = node.int, v >= 1 else {
+                            reader.report(node, "model.hidden[\(i)]", "expected a layer width >= 1, found \(ConfigReader.kind(node))")
+                            return nil
+                        }
+                        return v
+                    }
+                }
+                spec.dropout = model.float("dropout", default: 0, minimum: 0) ?? 0
+                zoo = spec
+            }
+            if model.node("layers") != nil { reader.report(model.node("layers"), "model.layers", "give either model.name or model.layers, not both") }
+            return
+        }
+        let layerNodes = model.list("layers")
+        for (i, node) in (layerNodes ?? []).enumerated() {
+            if let layer = Self.parseLayer(node, path: "model.layers[\(i)]", reader: reader) { layers.append(layer) }
+        }
+        if model.node("layers") == nil {
+            reader.report(model.node, "model", "needs layers (a list) or name (a zoo model: \(ZooSpec.Name.allCases.map(\.rawValue).joined(separator: ", ")))")
+        } else if let layerNodes, layerNodes.isEmpty {
+            reader.report(model.node("layers"), "model.layers", "needs at least one layer")
+        }
+    }
+
+    static let imageLayers: [LayerSpec.Kind] = [.conv2d, .batch_norm, .max_pool, .avg_pool, .global_avg_pool]
+
+    /// Image layers need samples shaped [C, H, W]; checked once both sections are read.
+    func checkImageLayers(_ model: Section?, reader: ConfigReader) {
+        guard inputShape == nil, zoo == nil, let i = layers.firstIndex(where: { Self.imageLayers.contains($0.kind) }) else { return }
+        reader.report(model?.list("layers")?[i], "model.layers[\(i)]",
+                      "\(layers[i].kind.rawValue) needs image-shaped samples: set data.input_shape: [channels, height, width]")
+    }
+
+    static func parseInputShape(_ data: Section, reader: ConfigReader) -> [Int]? {
+        guard let list = data.list("input_shape") else { return nil }
+        let dims = list.compactMap { $0.int }
+        guard dims.count == 3, dims.allSatisfy({ $0 >= 1 }) else {
+            reader.report(data.node("input_shape"), "data.input_shape", "expected [channels, height, width], three integers >= 1")
+            return nil
+        }
+        return dims
+    }
+
+    static func parseLayer(_ node: Node, path: String, reader: ConfigReader) -> LayerSpec? {
+        guard let s = reader.section(node, path, known: layerKeys) else { return nil }
+        let before = reader.issues.count
+        let type = s.oneOf("type", LayerSpec.Kind.allCases.map(\.rawValue), default: "")
+        guard let kind = LayerSpec.Kind(rawValue: type) else {
+            // An unknown or missing type: its other keys cannot be judged.
+            if reader.issues.count == before { reader.report(node, "\(path).type", "required key is missing") }
+            return nil
+        }
+        var layer = LayerSpec(kind: kind)
+        func activation() -> Activation {
+            Activation(rawValue: s.oneOf("activation", Activation.allCases.map(\.rawValue), default: "identity")) ?? .identity
+        }
+        switch kind {
+        case .dense:
+            layer.units = s.int("units", required: true, minimum: 1) ?? 1
+            layer.activation = activation()
+        case .dropout:
+            layer.rate = s.float("rate", required: true, minimum: 0) ?? 0
+            if layer.rate >= 1 { reader.report(s.node("rate"), "\(path).rate", "must be < 1, got \(layer.rate)") }
+        case .conv2d:
+            layer.units = s.int("filters", required: true, minimum: 1) ?? 1
+            layer.kernelSize = s.int("kernel_size", default: 3, minimum: 1) ?? 3
+            layer.stride = s.int("stride", default: 1, minimum: 1) ?? 1
+            layer.padding = s.string("padding") == "same" ? nil : s.node("padding").flatMap { $0.int } ?? 0
+            if let p = s.node("padding"), p.int == nil, s.string("padding") != "same" {
+                reader.report(p, "\(path).padding", "expected an integer or 'same', found \(ConfigReader.kind(p))")
+            }
+            layer.activation = activation()
+        case .max_pool, .avg_pool:
+            layer.kernelSize = s.int("pool_size", default: 2, minimum: 1) ?? 2
+            layer.stride = s.int("stride", default: layer.kernelSize, minimum: 1) ?? layer.kernelSize
+        default:
+            break
+        }
+        return layer
+    }
+
+    /// Builds the model for samples of `inputSize` values (reshaped to `data.input_shape` first
+    /// when it is given). Each layer's input size comes from running the layers before it on a
+    /// probe sample, so any mix of convolutions, pooling and dense layers fits together.
+    func makeModel(inputSize: Int) -> Sequential {
+        let shape = inputShape ?? [inputSize]
+        var modules: [Module] = []
+        if let inputShape {
+            modules.append(Lambda("reshape") { $0.reshaped(to: [$0.shape[0]] + inputShape) })
+        }
+        if let zoo { return Sequential(modules + [zooModel(zoo, inputShape: shape)]) }
+        var probe = Tensor.zeros([1] + shape)
+        for (i, layer) in layers.enumerated() {
+            let layerSeed = seed &+ UInt64(i) &* 7919
+            let module: Module
+            switch layer.kind {
+            case .dense:
+                let width = probe.rank == 2 ? probe.shape[1] : probe.scalarCount
+                if probe.rank != 2 { modules.append(Flatten()) }
+                module = Dense(inputSize: width, outputSize: layer.units, activation: layer.activation, seed: layerSeed)
+            case .dropout: module = Dropout(rate: Float(layer.rate))
+            case .relu: module = ActivationLayer(.relu)
+            case .gelu: module = ActivationLayer(.gelu)
+            case .sigmoid: module = ActivationLayer(.sigmoid)
+            case .tanh: module = ActivationLayer(.tanh)
+            case .flatten: module = Flatten()
+            case .conv2d:
+                module = Conv2D(inputChannels: probe.shape[1], outputChannels: layer.units, kernelSize: Size2D(layer.kernelSize, layer.kernelSize),
+                                stride: Size2D(layer.stride, layer.stride), padding: layer.padding.map { Padding2D(integerLiteral: $0) } ?? .same,
+                                activation: layer.activation, seed: layerSeed)
+            case .batch_norm: module = BatchNorm2D(features: probe.shape[1])
+            case .max_pool: module = MaxPool2D(kernelSize: Size2D(layer.kernelSize, layer.kernelSize), stride: Size2D(layer.stride, layer.stride))
+            case .avg_pool: module = AvgPool2D(kernelSize: Size2D(layer.kernelSize, layer.kernelSize), stride: Size2D(layer.stride, layer.stride))
+            case .global_avg_pool: module = GlobalAvgPool2D()
+            }
+            if layer.kind == .dense && probe.rank != 2 { probe = probe.flattened() }
+            modules.append(module)
+            module.eval()
+            probe = withoutGradients { module(probe) }
+            module.train()
+        }
+        return Sequential(modules)
+    }
+
+    private func zooModel(_ zoo: ZooSpec, inputShape shape: [Int]) -> Module {
+        switch zoo.name {
+        case .mlp:
+            return Zoo.mlp(inputSize: shape.reduce(1, *), hiddenSizes: zoo.hidden, outputSize: zoo.classes,
+                           dropout: Float(zoo.dropout), seed: seed)
+        case .small_cnn: return Zoo.smallCNN(inputChannels: shape.count == 3 ? shape[0] : 1, classes: zoo.classes)
+        case .resnet18: return Zoo.resnet18(classes: zoo.classes, inputChannels: shape.count == 3 ? shape[0] : 3)
+        case .resnet34: return Zoo.resnet34(classes: zoo.classes, inputChannels: shape.count == 3 ? shape[0] : 3)
+        case .cifar_resnet20: return Zoo.cifarResNet(depth: 20, classes: zoo.classes)
+        case .cifar_resnet56: return Zoo.cifarResNet(depth: 56, classes: zoo.classes)
+        }
+    }
+}
