@@ -104,6 +104,24 @@ struct LRFind: ParsableCommand {
     }
 }
 
+/// The data and the trained weights that `evaluate` and `predict` run on.
+struct TrainedModelOptions: ParsableArguments {
+    @Option(name: .long, help: "TFRecord directory to run on (default: data.val_dir).")
+    var data: String?
+
+    @Option(name: .long, help: "A checkpoint folder (default: the newest in checkpoint.weights_dir).")
+    var checkpoint: String?
+
+    /// The data set, a learner with the trained weights loaded, and the data's directory.
+    func open(_ session: Session, command: String) throws -> (InMemoryDataset, SupervisedLearner, String) {
+        guard let dir = data ?? session.cfg.valDir else { throw fail("\(command) needs --data DIR or data.val_dir") }
+        let dataset = try session.load(dir)
+        let learner = try session.makeLearner(featureSize: dataset.featureSize, trainingCount: dataset.count)
+        try session.loadTrainedWeights(learner, checkpoint: checkpoint)
+        return (dataset, learner, dir)
+    }
+}
+
 /// `tefla-train evaluate`: loss and metrics of trained weights on a data set.
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -111,20 +129,12 @@ struct Evaluate: ParsableCommand {
         usage: "tefla-train evaluate --config <file> [--data <dir>] [options]")
 
     @OptionGroup var options: RunOptions
-
-    @Option(name: .long, help: "TFRecord directory to evaluate on (default: data.val_dir).")
-    var data: String?
-
-    @Option(name: .long, help: "A checkpoint folder (default: the newest in checkpoint.weights_dir).")
-    var checkpoint: String?
+    @OptionGroup var trained: TrainedModelOptions
 
     func run() throws {
         let session = try Session(options)
         try reportingErrors {
-            guard let dir = data ?? session.cfg.valDir else { throw fail("evaluate needs --data DIR or data.val_dir") }
-            let dataset = try session.load(dir)
-            let learner = try session.makeLearner(featureSize: dataset.featureSize, trainingCount: dataset.count)
-            try session.loadTrainedWeights(learner, checkpoint: checkpoint)
+            let (dataset, learner, dir) = try trained.open(session, command: "evaluate")
             let result = learner.evaluateMetrics(dataset, batchSize: Swift.max(session.cfg.batchSize, 256))
             let metrics = result.metrics.sorted { $0.key < $1.key }.map { String(format: "%@: %.4f", $0.key, $0.value) }
             print(([String(format: "evaluate: %d samples from %@", dataset.count, dir), String(format: "loss: %.4f", result.loss)]
@@ -140,12 +150,7 @@ struct Predict: ParsableCommand {
         usage: "tefla-train predict --config <file> [--output <csv>] [options]")
 
     @OptionGroup var options: RunOptions
-
-    @Option(name: .long, help: "TFRecord directory to predict on (default: data.val_dir).")
-    var data: String?
-
-    @Option(name: .long, help: "A checkpoint folder (default: the newest in checkpoint.weights_dir).")
-    var checkpoint: String?
+    @OptionGroup var trained: TrainedModelOptions
 
     @Option(name: .long, help: "The CSV file to write.")
     var output: String = "predictions.csv"
@@ -153,10 +158,7 @@ struct Predict: ParsableCommand {
     func run() throws {
         let session = try Session(options)
         try reportingErrors {
-            guard let dir = data ?? session.cfg.valDir else { throw fail("predict needs --data DIR or data.val_dir") }
-            let dataset = try session.load(dir)
-            let learner = try session.makeLearner(featureSize: dataset.featureSize, trainingCount: dataset.count)
-            try session.loadTrainedWeights(learner, checkpoint: checkpoint)
+            let (dataset, learner, _) = try trained.open(session, command: "predict")
             let classification = learner.loss.isClassification
             var lines: [String] = []
             var start = 0

@@ -135,19 +135,6 @@ final class SummaryTests: XCTestCase {
         XCTAssertEqual(steps[2].values["batch/lr"], 0.05)
     }
 
-    static func run(_ python: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
     func testTensorBoardReadsOurEventFile() throws {
         let python = try PeerPython.interpreter(with: ["tensorboard"])
         let dir = temporaryDirectory()
@@ -161,7 +148,7 @@ final class SummaryTests: XCTestCase {
                 for e in acc.Scalars(tag):
                     print(tag, e.step, repr(e.value))
             """
-        let (status, output) = try Self.run(python, ["-c", script, dir])
+        let (status, output) = try PeerPython.run(python, ["-c", script, dir])
         XCTAssertEqual(status, 0, output)
         let lines = Set(output.split(separator: "\n").map(String.init))
         for e in history.epochs {

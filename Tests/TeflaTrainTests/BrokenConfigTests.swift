@@ -6,7 +6,7 @@ import XCTest
 /// it must report a problem on line L whose description contains the text.
 final class BrokenConfigTests: XCTestCase {
     func testEveryBrokenConfigNamesItsLineAndProblem() throws {
-        FileManager.default.changeCurrentDirectoryPath(ConfigTests.root.path)
+        _ = FileManager.default.changeCurrentDirectoryPath(ConfigTests.root.path)
         let dir = ConfigTests.root.appendingPathComponent("Tests/Fixtures/broken-configs")
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yml") }.sorted()
         XCTAssertGreaterThanOrEqual(files.count, 20)

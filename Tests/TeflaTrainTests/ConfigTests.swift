@@ -7,7 +7,7 @@ final class ConfigTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     override func setUp() {
-        FileManager.default.changeCurrentDirectoryPath(Self.root.path)
+        _ = FileManager.default.changeCurrentDirectoryPath(Self.root.path)
     }
 
     func testEveryShippedConfigParses() throws {

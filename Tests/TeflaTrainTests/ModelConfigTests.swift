@@ -13,7 +13,7 @@ final class ModelConfigTests: XCTestCase {
     }
 
     func testZooNamesBuildTheirModels() throws {
-        FileManager.default.changeCurrentDirectoryPath(ConfigTests.root.path)
+        _ = FileManager.default.changeCurrentDirectoryPath(ConfigTests.root.path)
         let yaml = """
             model: {name: small_cnn, classes: 10}
             data: {train_dir: Data/digits/train, input_shape: [1, 8, 8]}
@@ -34,7 +34,7 @@ final class ModelConfigTests: XCTestCase {
                 - {type: conv2d, filters: 4}
             data: {train_dir: Data/digits/train}
             """
-        FileManager.default.changeCurrentDirectoryPath(ConfigTests.root.path)
+        _ = FileManager.default.changeCurrentDirectoryPath(ConfigTests.root.path)
         XCTAssertThrowsError(try TrainConfig.parse(yaml: yaml, file: "c.yml")) { error in
             let text = "\(error)"
             XCTAssertTrue(text.contains("line 4, column 7: model.layers[1]: conv2d needs image-shaped samples: set data.input_shape"), text)
