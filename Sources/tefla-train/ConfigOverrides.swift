@@ -30,7 +30,6 @@ struct ConfigOverride: Equatable {
         case .scalar(let s): return .scalar(.init(s.string, s.tag, s.style, nil))
         case .mapping(let m): return .mapping(.init(m.map { (unplaced($0.key), unplaced($0.value)) }, m.tag, m.style, nil))
         case .sequence(let q): return .sequence(.init(q.map(unplaced), q.tag, q.style, nil))
-        default: return node
         }
     }
 
