@@ -45,6 +45,15 @@ final class SubcommandTests: XCTestCase {
         XCTAssertEqual(Float(correct) / 360, accuracy, accuracy: 2e-3)
     }
 
+    func testLRFindWritesItsPlotAndSuggestsARange() throws {
+        let plot = scratch + "/lr.svg"
+        let result = try run(["lr-find", "--config", "Configs/digits-lr-finder.yml", "--override", "lr_finder.plot=\(plot)"])
+        XCTAssertEqual(result.status, 0, result.error)
+        XCTAssertTrue(result.output.contains("lr finder: suggested range"), result.output)
+        let svg = try String(contentsOfFile: plot, encoding: .utf8)
+        XCTAssertTrue(svg.contains("<svg") && svg.contains("</svg>"), String(svg.prefix(200)))
+    }
+
     func testEvaluateWithoutWeightsIsAClearError() throws {
         let result = try run(["evaluate", "--config", "Configs/digits-mlp.yml"])
         XCTAssertEqual(result.status, 2)
