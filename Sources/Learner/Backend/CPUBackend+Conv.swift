@@ -21,78 +21,98 @@ extension CPUBackend {
         }
     }
 
-    public func conv2d(_ x: Storage, weight: Storage, bias: Storage?, geometry g: Conv2DGeometry) -> Storage {
-        let out = Storage(count: ShapeMath.count(g.outputShape))
-        let plane = g.window.outputPlane, rows = g.window.columnRows / g.groups
-        let outPerGroup = g.outChannels / g.groups
-        let inImage = g.window.channels * g.window.inputPlane, outImage = g.outChannels * plane
-        let groupInput = g.window.channels / g.groups * g.window.inputPlane
-        if let bias {
-            for n in 0..<g.batch {
-                for o in 0..<g.outChannels { (out.pointer + n * outImage + o * plane).update(repeating: bias.pointer[o], count: plane) }
-            }
+    /// Strides of one convolution's buffers, in elements.
+    private struct ConvLayout {
+        let plane, rows, outPerGroup, inImage, outImage, groupInput, colImage, chunk: Int
+
+        init(_ g: Conv2DGeometry, chunk: Int) {
+            plane = g.window.outputPlane
+            rows = g.window.columnRows / g.groups
+            outPerGroup = g.outChannels / g.groups
+            inImage = g.window.channels * g.window.inputPlane
+            outImage = g.outChannels * plane
+            groupInput = g.window.channels / g.groups * g.window.inputPlane
+            colImage = g.window.columnRows * plane
+            self.chunk = chunk
         }
-        let beta: Float = bias == nil ? 0 : 1
+    }
+
+    /// The column buffer of one chunk of images, or nil for a pointwise convolution.
+    private func columnBuffer(_ g: Conv2DGeometry, _ l: ConvLayout) -> Storage? {
+        g.window.isPointwise ? nil : Storage(count: l.chunk * l.colImage)
+    }
+
+    /// Calls `body(n, group, columns)` for every image and group with that group's column
+    /// matrix [rows, plane] of the input: im2col'ed per chunk of images (in parallel), or the
+    /// image itself for a pointwise convolution. The forward pass and the weight gradient.
+    private func forEachInputColumns(_ x: Storage, _ g: Conv2DGeometry, _ l: ConvLayout,
+                                     _ body: (Int, Int, UnsafePointer<Float>) -> Void) {
         let window = g.window.c
-        let pointwise = g.window.isPointwise
-        let chunk = chunkSize(g)
-        let columns = pointwise ? nil : Storage(count: chunk * g.window.columnRows * plane)
-        let colImage = g.window.columnRows * plane
+        let columns = columnBuffer(g, l)
         var start = 0
         while start < g.batch {
-            let count = Swift.min(chunk, g.batch - start)
+            let count = Swift.min(l.chunk, g.batch - start)
             if let columns {
                 eachImage(count, g) { i in
                     var w = window
-                    tl_im2col(x.pointer + (start + i) * inImage, &w, columns.pointer + i * colImage)
+                    tl_im2col(x.pointer + (start + i) * l.inImage, &w, columns.pointer + i * l.colImage)
                 }
             }
             for i in 0..<count {
                 let n = start + i
                 for grp in 0..<g.groups {
-                    // y[n, group] [outPerGroup, plane] = W[group] [outPerGroup, rows] · col[group] [rows, plane]
-                    let col: UnsafePointer<Float> = columns.map { UnsafePointer($0.pointer + i * colImage + grp * rows * plane) }
-                        ?? UnsafePointer(x.pointer + n * inImage + grp * groupInput)
-                    tl_sgemm(0, 0, Int32(outPerGroup), Int32(plane), Int32(rows), 1,
-                             weight.pointer + grp * outPerGroup * rows, Int32(rows), col, Int32(plane),
-                             beta, out.pointer + n * outImage + grp * outPerGroup * plane, Int32(plane))
+                    let col: UnsafePointer<Float> = columns.map { UnsafePointer($0.pointer + i * l.colImage + grp * l.rows * l.plane) }
+                        ?? UnsafePointer(x.pointer + n * l.inImage + grp * l.groupInput)
+                    body(n, grp, col)
                 }
             }
             start += count
+        }
+    }
+
+    public func conv2d(_ x: Storage, weight: Storage, bias: Storage?, geometry g: Conv2DGeometry) -> Storage {
+        let out = Storage(count: ShapeMath.count(g.outputShape))
+        let l = ConvLayout(g, chunk: chunkSize(g))
+        if let bias {
+            for n in 0..<g.batch {
+                for o in 0..<g.outChannels { (out.pointer + n * l.outImage + o * l.plane).update(repeating: bias.pointer[o], count: l.plane) }
+            }
+        }
+        let beta: Float = bias == nil ? 0 : 1
+        forEachInputColumns(x, g, l) { n, grp, col in
+            // y[n, group] [outPerGroup, plane] = W[group] [outPerGroup, rows] · col[group] [rows, plane]
+            tl_sgemm(0, 0, Int32(l.outPerGroup), Int32(l.plane), Int32(l.rows), 1,
+                     weight.pointer + grp * l.outPerGroup * l.rows, Int32(l.rows), col, Int32(l.plane),
+                     beta, out.pointer + n * l.outImage + grp * l.outPerGroup * l.plane, Int32(l.plane))
         }
         return out
     }
 
     public func conv2dBackwardInput(_ gradient: Storage, weight: Storage, geometry g: Conv2DGeometry) -> Storage {
         let dx = Storage(count: ShapeMath.count(g.inputShape))
-        let plane = g.window.outputPlane, rows = g.window.columnRows / g.groups
-        let outPerGroup = g.outChannels / g.groups
-        let inImage = g.window.channels * g.window.inputPlane, outImage = g.outChannels * plane
-        let groupInput = g.window.channels / g.groups * g.window.inputPlane
+        let l = ConvLayout(g, chunk: chunkSize(g))
         let window = g.window.c
-        let pointwise = g.window.isPointwise
-        let chunk = chunkSize(g)
-        let columns = pointwise ? nil : Storage(count: chunk * g.window.columnRows * plane)
-        let colImage = g.window.columnRows * plane
+        let columns = columnBuffer(g, l)
         var start = 0
         while start < g.batch {
-            let count = Swift.min(chunk, g.batch - start)
+            let count = Swift.min(l.chunk, g.batch - start)
             for i in 0..<count {
                 let n = start + i
                 for grp in 0..<g.groups {
                     // dcol[group] [rows, plane] = W[group]ᵀ [rows, outPerGroup] · g[n, group] [outPerGroup, plane]
-                    let dcol = columns.map { $0.pointer + i * colImage + grp * rows * plane } ?? (dx.pointer + n * inImage + grp * groupInput)
-                    tl_sgemm(1, 0, Int32(rows), Int32(plane), Int32(outPerGroup), 1,
-                             weight.pointer + grp * outPerGroup * rows, Int32(rows),
-                             gradient.pointer + n * outImage + grp * outPerGroup * plane, Int32(plane), 0, dcol, Int32(plane))
+                    let dcol = columns.map { $0.pointer + i * l.colImage + grp * l.rows * l.plane }
+                        ?? (dx.pointer + n * l.inImage + grp * l.groupInput)
+                    tl_sgemm(1, 0, Int32(l.rows), Int32(l.plane), Int32(l.outPerGroup), 1,
+                             weight.pointer + grp * l.outPerGroup * l.rows, Int32(l.rows),
+                             gradient.pointer + n * l.outImage + grp * l.outPerGroup * l.plane, Int32(l.plane), 0, dcol, Int32(l.plane))
                 }
             }
             if let columns {
                 eachImage(count, g) { i in
                     var w = window
-                    let image = dx.pointer + (start + i) * inImage
-                    image.update(repeating: 0, count: inImage)
-                    tl_col2im(columns.pointer + i * colImage, &w, image)
+                    let image = dx.pointer + (start + i) * l.inImage
+                    image.update(repeating: 0, count: l.inImage)
+                    tl_col2im(columns.pointer + i * l.colImage, &w, image)
                 }
             }
             start += count
@@ -102,36 +122,12 @@ extension CPUBackend {
 
     public func conv2dBackwardWeight(_ gradient: Storage, input x: Storage, geometry g: Conv2DGeometry) -> Storage {
         let dw = Storage(zeros: ShapeMath.count(g.weightShape))
-        let plane = g.window.outputPlane, rows = g.window.columnRows / g.groups
-        let outPerGroup = g.outChannels / g.groups
-        let inImage = g.window.channels * g.window.inputPlane, outImage = g.outChannels * plane
-        let groupInput = g.window.channels / g.groups * g.window.inputPlane
-        let window = g.window.c
-        let pointwise = g.window.isPointwise
-        let chunk = chunkSize(g)
-        let columns = pointwise ? nil : Storage(count: chunk * g.window.columnRows * plane)
-        let colImage = g.window.columnRows * plane
-        var start = 0
-        while start < g.batch {
-            let count = Swift.min(chunk, g.batch - start)
-            if let columns {
-                eachImage(count, g) { i in
-                    var w = window
-                    tl_im2col(x.pointer + (start + i) * inImage, &w, columns.pointer + i * colImage)
-                }
-            }
-            for i in 0..<count {
-                let n = start + i
-                for grp in 0..<g.groups {
-                    // dW[group] [outPerGroup, rows] += g[n, group] [outPerGroup, plane] · col[group]ᵀ [plane, rows]
-                    let col: UnsafePointer<Float> = columns.map { UnsafePointer($0.pointer + i * colImage + grp * rows * plane) }
-                        ?? UnsafePointer(x.pointer + n * inImage + grp * groupInput)
-                    tl_sgemm(0, 1, Int32(outPerGroup), Int32(rows), Int32(plane), 1,
-                             gradient.pointer + n * outImage + grp * outPerGroup * plane, Int32(plane), col, Int32(plane),
-                             1, dw.pointer + grp * outPerGroup * rows, Int32(rows))
-                }
-            }
-            start += count
+        let l = ConvLayout(g, chunk: chunkSize(g))
+        forEachInputColumns(x, g, l) { n, grp, col in
+            // dW[group] [outPerGroup, rows] += g[n, group] [outPerGroup, plane] · col[group]ᵀ [plane, rows]
+            tl_sgemm(0, 1, Int32(l.outPerGroup), Int32(l.rows), Int32(l.plane), 1,
+                     gradient.pointer + n * l.outImage + grp * l.outPerGroup * l.plane, Int32(l.plane), col, Int32(l.plane),
+                     1, dw.pointer + grp * l.outPerGroup * l.rows, Int32(l.rows))
         }
         return dw
     }
