@@ -21,37 +21,21 @@ extension CPUBackend {
         }
     }
 
-    /// Strides of one convolution's buffers, in elements.
-    private struct ConvLayout {
-        let plane, rows, outPerGroup, inImage, outImage, groupInput, colImage, chunk: Int
-
-        init(_ g: Conv2DGeometry, chunk: Int) {
-            plane = g.window.outputPlane
-            rows = g.window.columnRows / g.groups
-            outPerGroup = g.outChannels / g.groups
-            inImage = g.window.channels * g.window.inputPlane
-            outImage = g.outChannels * plane
-            groupInput = g.window.channels / g.groups * g.window.inputPlane
-            colImage = g.window.columnRows * plane
-            self.chunk = chunk
-        }
-    }
-
     /// The column buffer of one chunk of images, or nil for a pointwise convolution.
-    private func columnBuffer(_ g: Conv2DGeometry, _ l: ConvLayout) -> Storage? {
-        g.window.isPointwise ? nil : Storage(count: l.chunk * l.colImage)
+    private func columnBuffer(_ g: Conv2DGeometry) -> Storage? {
+        g.window.isPointwise ? nil : Storage(count: chunkSize(g) * g.layout.colImage)
     }
 
     /// Calls `body(n, group, columns)` for every image and group with that group's column
     /// matrix [rows, plane] of the input: im2col'ed per chunk of images (in parallel), or the
     /// image itself for a pointwise convolution. The forward pass and the weight gradient.
-    private func forEachInputColumns(_ x: Storage, _ g: Conv2DGeometry, _ l: ConvLayout,
-                                     _ body: (Int, Int, UnsafePointer<Float>) -> Void) {
+    private func forEachInputColumns(_ x: Storage, _ g: Conv2DGeometry, _ body: (Int, Int, UnsafePointer<Float>) -> Void) {
+        let l = g.layout, chunk = chunkSize(g)
         let window = g.window.c
-        let columns = columnBuffer(g, l)
+        let columns = columnBuffer(g)
         var start = 0
         while start < g.batch {
-            let count = Swift.min(l.chunk, g.batch - start)
+            let count = Swift.min(chunk, g.batch - start)
             if let columns {
                 eachImage(count, g) { i in
                     var w = window
@@ -72,14 +56,14 @@ extension CPUBackend {
 
     public func conv2d(_ x: Storage, weight: Storage, bias: Storage?, geometry g: Conv2DGeometry) -> Storage {
         let out = Storage(count: ShapeMath.count(g.outputShape))
-        let l = ConvLayout(g, chunk: chunkSize(g))
+        let l = g.layout
         if let bias {
             for n in 0..<g.batch {
                 for o in 0..<g.outChannels { (out.pointer + n * l.outImage + o * l.plane).update(repeating: bias.pointer[o], count: l.plane) }
             }
         }
         let beta: Float = bias == nil ? 0 : 1
-        forEachInputColumns(x, g, l) { n, grp, col in
+        forEachInputColumns(x, g) { n, grp, col in
             // y[n, group] [outPerGroup, plane] = W[group] [outPerGroup, rows] · col[group] [rows, plane]
             tl_sgemm(0, 0, Int32(l.outPerGroup), Int32(l.plane), Int32(l.rows), 1,
                      weight.pointer + grp * l.outPerGroup * l.rows, Int32(l.rows), col, Int32(l.plane),
@@ -90,12 +74,12 @@ extension CPUBackend {
 
     public func conv2dBackwardInput(_ gradient: Storage, weight: Storage, geometry g: Conv2DGeometry) -> Storage {
         let dx = Storage(count: ShapeMath.count(g.inputShape))
-        let l = ConvLayout(g, chunk: chunkSize(g))
-        let window = g.window.c
-        let columns = columnBuffer(g, l)
+        let l = g.layout
+        let window = g.window.c, chunk = chunkSize(g)
+        let columns = columnBuffer(g)
         var start = 0
         while start < g.batch {
-            let count = Swift.min(l.chunk, g.batch - start)
+            let count = Swift.min(chunk, g.batch - start)
             for i in 0..<count {
                 let n = start + i
                 for grp in 0..<g.groups {
@@ -122,8 +106,8 @@ extension CPUBackend {
 
     public func conv2dBackwardWeight(_ gradient: Storage, input x: Storage, geometry g: Conv2DGeometry) -> Storage {
         let dw = Storage(zeros: ShapeMath.count(g.weightShape))
-        let l = ConvLayout(g, chunk: chunkSize(g))
-        forEachInputColumns(x, g, l) { n, grp, col in
+        let l = g.layout
+        forEachInputColumns(x, g) { n, grp, col in
             // dW[group] [outPerGroup, rows] += g[n, group] [outPerGroup, plane] · col[group]ᵀ [plane, rows]
             tl_sgemm(0, 1, Int32(l.outPerGroup), Int32(l.rows), Int32(l.plane), 1,
                      gradient.pointer + n * l.outImage + grp * l.outPerGroup * l.plane, Int32(l.plane), col, Int32(l.plane),

@@ -47,11 +47,9 @@ struct ConvSchedule<P: ConvPrimitives> {
 
     func conv2d(_ x: Storage, weight: Storage, bias: Storage?, geometry g: Conv2DGeometry) -> Storage {
         let out = p.alloc(ShapeMath.count(g.outputShape))
-        let plane = g.window.outputPlane, rows = g.window.columnRows / g.groups
-        let outPerGroup = g.outChannels / g.groups
-        let inImage = g.window.channels * g.window.inputPlane, outImage = g.outChannels * plane
-        let groupInput = g.window.channels / g.groups * g.window.inputPlane
-        let colImage = g.window.columnRows * plane
+        let l = g.layout
+        let (plane, rows, outPerGroup) = (l.plane, l.rows, l.outPerGroup)
+        let (inImage, outImage, groupInput, colImage) = (l.inImage, l.outImage, l.groupInput, l.colImage)
         if g.window.isPointwise {
             // y[n, grp] [outPerGroup, plane] = W[grp] [outPerGroup, rows] · x[n, grp] [rows, plane], all n at once.
             for grp in 0..<g.groups {
@@ -85,11 +83,9 @@ struct ConvSchedule<P: ConvPrimitives> {
 
     func conv2dBackwardInput(_ gradient: Storage, weight: Storage, geometry g: Conv2DGeometry) -> Storage {
         let dx = p.alloc(ShapeMath.count(g.inputShape))
-        let plane = g.window.outputPlane, rows = g.window.columnRows / g.groups
-        let outPerGroup = g.outChannels / g.groups
-        let inImage = g.window.channels * g.window.inputPlane, outImage = g.outChannels * plane
-        let groupInput = g.window.channels / g.groups * g.window.inputPlane
-        let colImage = g.window.columnRows * plane
+        let l = g.layout
+        let (plane, rows, outPerGroup) = (l.plane, l.rows, l.outPerGroup)
+        let (inImage, outImage, groupInput, colImage) = (l.inImage, l.outImage, l.groupInput, l.colImage)
         if g.window.isPointwise {
             // dx[n, grp] [rows, plane] = W[grp]ᵀ [rows, outPerGroup] · g[n, grp] [outPerGroup, plane], straight into dx.
             for grp in 0..<g.groups {
@@ -124,11 +120,9 @@ struct ConvSchedule<P: ConvPrimitives> {
     func conv2dBackwardWeight(_ gradient: Storage, input x: Storage, geometry g: Conv2DGeometry) -> Storage {
         let weightCount = ShapeMath.count(g.weightShape)
         let dw = p.alloc(weightCount)
-        let plane = g.window.outputPlane, rows = g.window.columnRows / g.groups
-        let outPerGroup = g.outChannels / g.groups
-        let inImage = g.window.channels * g.window.inputPlane, outImage = g.outChannels * plane
-        let groupInput = g.window.channels / g.groups * g.window.inputPlane
-        let colImage = g.window.columnRows * plane
+        let l = g.layout
+        let (plane, rows, outPerGroup) = (l.plane, l.rows, l.outPerGroup)
+        let (inImage, outImage, groupInput, colImage) = (l.inImage, l.outImage, l.groupInput, l.colImage)
         let pointwise = g.window.isPointwise
         let chunk = chunk(g, perImage: (pointwise ? 0 : colImage) + weightCount)
         let columns = pointwise ? nil : p.alloc(chunk * colImage)

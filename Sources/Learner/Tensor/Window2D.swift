@@ -134,3 +134,23 @@ public struct Conv2DGeometry: Hashable, Sendable {
     /// The window of one group's input channels.
     var groupWindow: Window2D { window.withChannels(window.channels / groups) }
 }
+
+extension Conv2DGeometry {
+    /// Strides of a convolution's buffers in elements, as every backend's im2col + GEMM
+    /// schedule walks them: per image and per group.
+    struct Layout {
+        /// Output pixels per channel (OH·OW).
+        let plane: Int
+        /// Rows of one group's column matrix (C/groups·kH·kW).
+        let rows: Int
+        let outPerGroup: Int
+        /// Floats of one input image, one output image, one group's input channels, one image's columns.
+        let inImage, outImage, groupInput, colImage: Int
+    }
+
+    var layout: Layout {
+        Layout(plane: window.outputPlane, rows: window.columnRows / groups, outPerGroup: outChannels / groups,
+               inImage: window.channels * window.inputPlane, outImage: outChannels * window.outputPlane,
+               groupInput: window.channels / groups * window.inputPlane, colImage: window.columnRows * window.outputPlane)
+    }
+}
