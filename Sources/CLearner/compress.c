@@ -54,6 +54,24 @@ void tl_zreader_free(tl_zreader *r) {
     free(r);
 }
 
+// Reads the next block of compressed input when the buffer is empty; sets input_eof at the
+// end of the file. 0 on success, -1 with the error message on a read failure.
+static int refill(tl_zreader *r, char *err, size_t errlen) {
+    if (r->z.avail_in != 0 || r->input_eof) return 0;
+    ssize_t got;
+    do {
+        got = read(r->fd, r->in, sizeof r->in);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) {
+        set_error(err, errlen, strerror(errno));
+        return -1;
+    }
+    if (got == 0) r->input_eof = 1;
+    r->z.next_in = r->in;
+    r->z.avail_in = (uInt)got;
+    return 0;
+}
+
 long tl_zreader_read(tl_zreader *r, void *buf, size_t cap, char *err, size_t errlen) {
     if (r == NULL || buf == NULL) return -1;
     if (cap == 0 || r->finished) return 0;
@@ -61,19 +79,7 @@ long tl_zreader_read(tl_zreader *r, void *buf, size_t cap, char *err, size_t err
     r->z.avail_out = (uInt)(cap > 0x40000000u ? 0x40000000u : cap);
     uInt want = r->z.avail_out;
     while (r->z.avail_out == want) {
-        if (r->z.avail_in == 0 && !r->input_eof) {
-            ssize_t got;
-            do {
-                got = read(r->fd, r->in, sizeof r->in);
-            } while (got < 0 && errno == EINTR);
-            if (got < 0) {
-                set_error(err, errlen, strerror(errno));
-                return -1;
-            }
-            if (got == 0) r->input_eof = 1;
-            r->z.next_in = r->in;
-            r->z.avail_in = (uInt)got;
-        }
+        if (refill(r, err, errlen) != 0) return -1;
         if (r->z.avail_in == 0 && r->input_eof) {
             // Input ended inside a stream: the file was cut short.
             set_error(err, errlen, "compressed stream ends early (file truncated)");
@@ -83,19 +89,7 @@ long tl_zreader_read(tl_zreader *r, void *buf, size_t cap, char *err, size_t err
         if (rc == Z_STREAM_END) {
             // GZIP allows concatenated members (`cat a.gz b.gz`); go on when more input follows.
             if (r->mode == TL_COMPRESSION_GZIP) {
-                if (r->z.avail_in == 0 && !r->input_eof) {
-                    ssize_t got;
-                    do {
-                        got = read(r->fd, r->in, sizeof r->in);
-                    } while (got < 0 && errno == EINTR);
-                    if (got < 0) {
-                        set_error(err, errlen, strerror(errno));
-                        return -1;
-                    }
-                    if (got == 0) r->input_eof = 1;
-                    r->z.next_in = r->in;
-                    r->z.avail_in = (uInt)got;
-                }
+                if (refill(r, err, errlen) != 0) return -1;
                 if (r->z.avail_in > 0) {
                     inflateReset(&r->z);
                     continue;
