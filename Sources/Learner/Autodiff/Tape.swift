@@ -1,3 +1,5 @@
+import CLearner
+
 /// Every differentiable operation of the engine. Each case has a backward rule, and the test
 /// suite holds a finite-difference check for each: a case added here without one fails it.
 public enum OpKind: String, CaseIterable, Sendable {
@@ -32,9 +34,10 @@ public final class TapeNode {
 }
 
 /// Controls recording. Recording is off inside ``withoutGradients(_:)`` (evaluation, metrics,
-/// optimizer updates). The flag is process-wide: the tape is driven from one thread at a time.
+/// optimizer updates). The flag is per thread, so that replicas training on threads of one
+/// process (``InProcessGroup``) record independently.
 public enum Tape {
-    nonisolated(unsafe) static var recordingDisabled = 0
+    static var recordingDisabled: Int { Int(tl_tape_disabled_depth()) }
 
     public static var isRecording: Bool { recordingDisabled == 0 }
 
@@ -51,8 +54,8 @@ public enum Tape {
 
 /// Runs `body` without recording on the tape (PyTorch's `no_grad`).
 public func withoutGradients<T>(_ body: () throws -> T) rethrows -> T {
-    Tape.recordingDisabled += 1
-    defer { Tape.recordingDisabled -= 1 }
+    tl_tape_adjust_disabled(1)
+    defer { tl_tape_adjust_disabled(-1) }
     return try body()
 }
 
@@ -63,9 +66,18 @@ extension Tensor {
 
 /// Reverse-mode differentiation: the gradient of the scalar `loss` with respect to each
 /// tensor in `wrt` (zeros for a tensor the loss does not depend on).
-public func gradients(of loss: Tensor, wrt: [Tensor]) -> [Tensor] {
+///
+/// `onGradientReady(i, g)`, when given, is called once for each index `i` of `wrt` as soon as
+/// that gradient is final (no node left to run adds to it), in the order the backward pass
+/// completes them: data-parallel training starts the all-reduce of the last layers' gradients
+/// while the first layers' are still being computed.
+public func gradients(of loss: Tensor, wrt: [Tensor], onGradientReady: ((Int, Tensor) -> Void)? = nil) -> [Tensor] {
     precondition(loss.scalarCount == 1, "gradients(of:) needs a scalar loss, got shape \(loss.shape)")
-    guard let root = loss.node else { return wrt.map { Tensor.zeros($0.shape, on: $0.device) } }
+    guard let root = loss.node else {
+        let zeros = wrt.map { Tensor.zeros($0.shape, on: $0.device) }
+        if let onGradientReady { for (i, z) in zeros.enumerated() { onGradientReady(i, z) } }
+        return zeros
+    }
 
     // Topological order by an iterative depth-first walk (deep graphs must not overflow the stack).
     var order: [TapeNode] = []
@@ -87,8 +99,29 @@ public func gradients(of loss: Tensor, wrt: [Tensor]) -> [Tensor] {
     var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(root): Tensor(repeating: 1, shape: loss.shape, on: loss.device)]
     // Gradients asked for are kept even when their tensor is an intermediate result.
     let requested = Set(wrt.compactMap { $0.node.map(ObjectIdentifier.init) })
+    let reversed = Array(order.reversed())
+    // For the hook: the last step (index into `reversed`) that adds to each requested gradient.
+    var readyAfter: [Int: [Int]] = [:]
+    var reported = [Bool](repeating: false, count: wrt.count)
+    if onGradientReady != nil {
+        var lastUse: [ObjectIdentifier: Int] = [:]
+        for (k, node) in reversed.enumerated() where node.backward != nil {
+            for input in node.inputs { if let input, requested.contains(ObjectIdentifier(input)) { lastUse[ObjectIdentifier(input)] = k } }
+        }
+        for (i, t) in wrt.enumerated() {
+            guard let node = t.node, let k = lastUse[ObjectIdentifier(node)] else { continue }
+            readyAfter[k, default: []].append(i)
+        }
+    }
+    func report(_ i: Int) {
+        guard let onGradientReady, !reported[i] else { return }
+        reported[i] = true
+        let t = wrt[i]
+        onGradientReady(i, t.node.flatMap { grads[ObjectIdentifier($0)] } ?? Tensor.zeros(t.shape, on: t.device))
+    }
     withoutGradients {
-        for node in order.reversed() {
+        for (k, node) in reversed.enumerated() {
+            defer { if let ready = readyAfter[k] { for i in ready { report(i) } } }
             guard let backward = node.backward, let g = grads[ObjectIdentifier(node)] else { continue }
             let inputGrads = backward(g)
             for (input, ig) in zip(node.inputs, inputGrads) {
@@ -100,6 +133,7 @@ public func gradients(of loss: Tensor, wrt: [Tensor]) -> [Tensor] {
             if node.op != nil, !requested.contains(ObjectIdentifier(node)) { grads[ObjectIdentifier(node)] = nil }
         }
     }
+    for i in wrt.indices { report(i) }  // leaves the loss does not reach, and the loss itself
     return wrt.map { t in
         guard let node = t.node, let g = grads[ObjectIdentifier(node)] else { return Tensor.zeros(t.shape, on: t.device) }
         return g

@@ -44,6 +44,9 @@ open class Module {
     /// The salt is derived from the module's path in the model, so draws do not depend on
     /// the order in which modules were constructed.
     public internal(set) var randomKey: (seed: UInt64, step: UInt64, salt: UInt64) = (0, 0, 0)
+    /// The global index of the first sample of the batch this module sees: a data-parallel
+    /// replica given rows r ..< r + n of a global batch draws those rows' dropout masks.
+    public internal(set) var randomSampleOffset = 0
 
     public init() {}
 
@@ -112,12 +115,14 @@ open class Module {
     }
 
     /// Keys this step's random draws; every module below gets its own salt from its path.
-    func setRandomKey(seed: UInt64, step: UInt64, salt: UInt64 = 0) {
+    /// `sampleOffset` is the global index of the batch's first sample (0 without data parallelism).
+    func setRandomKey(seed: UInt64, step: UInt64, salt: UInt64 = 0, sampleOffset: Int = 0) {
         randomKey = (seed, step, salt)
+        randomSampleOffset = sampleOffset
         for (name, child) in children {
             var h = salt
             for byte in name.utf8 { h = (h ^ UInt64(byte)) &* 0x100_0000_01B3 }  // FNV-1a over the path
-            child.setRandomKey(seed: seed, step: step, salt: h)
+            child.setRandomKey(seed: seed, step: step, salt: h, sampleOffset: sampleOffset)
         }
     }
 }
