@@ -350,6 +350,7 @@ func runPhases(model: Sequential, learner: SupervisedLearner, pool: [(Tensor, Te
 
 // MARK: - Main
 
+if let command = CommandLine.arguments.dropFirst().first, ["dp-check", "allreduce"].contains(command) { runParallelCommand(command) }
 let options = parseOptions()
 setThreads(options.threads)
 switch options.command {

@@ -116,7 +116,7 @@ open class Module {
 
     /// Keys this step's random draws; every module below gets its own salt from its path.
     /// `sampleOffset` is the global index of the batch's first sample (0 without data parallelism).
-    func setRandomKey(seed: UInt64, step: UInt64, salt: UInt64 = 0, sampleOffset: Int = 0) {
+    public func setRandomKey(seed: UInt64, step: UInt64, salt: UInt64 = 0, sampleOffset: Int = 0) {
         randomKey = (seed, step, salt)
         randomSampleOffset = sampleOffset
         for (name, child) in children {

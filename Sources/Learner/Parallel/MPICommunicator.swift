@@ -107,6 +107,7 @@ public final class MPICommunicator: Communicator {
 /// A failure of the MPI library itself (not found, not initialised, a call returned an error).
 public struct MPIError: Error, CustomStringConvertible {
     public let message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }
 
