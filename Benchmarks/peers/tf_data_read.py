@@ -9,9 +9,11 @@
 
   python tf_data_read.py make-jpeg FILE [--records N]
       writes N smooth 320x240 RGB JPEGs (quality 90) as `image/encoded`.
-  python tf_data_read.py decode FILE [--repeats R]
+  python tf_data_read.py decode FILE [--repeats R] [--dct-method M] [--threads T]
       times decode_jpeg -> float32 -> resize 256x256 (bilinear) -> random_crop 224 ->
       random_flip_left_right, one image at a time, inside Dataset.reduce; prints images/s.
+      M is decode_jpeg's dct_method ("" = its default, INTEGER_FAST; or INTEGER_ACCURATE);
+      T > 0 caps TensorFlow's threads (tf.data's pool and intra-op parallelism), 0 leaves them.
 
 Loops: `reduce` runs the pass inside TensorFlow (Dataset.reduce, no Python per record);
 `python` iterates the dataset eagerly (for r in ds), as a training loop would; `batched`
@@ -100,12 +102,18 @@ def decode(args):
 
     def augment(serialized):
         blob = tf.io.parse_single_example(serialized, features)["image/encoded"]
-        image = tf.image.convert_image_dtype(tf.io.decode_jpeg(blob, channels=3), tf.float32)
+        decoded = tf.io.decode_jpeg(blob, channels=3, dct_method=args.dct_method)
+        image = tf.image.convert_image_dtype(decoded, tf.float32)
         image = tf.image.resize(image, [256, 256], method="bilinear")
         image = tf.image.random_crop(image, [224, 224, 3])
         return tf.image.random_flip_left_right(image)
 
     ds = tf.data.TFRecordDataset(args.file).map(augment)
+    if args.threads > 0:
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = args.threads
+        options.threading.max_intra_op_parallelism = args.threads
+        ds = ds.with_options(options)
 
     def one_pass():
         start = time.perf_counter()
@@ -115,8 +123,10 @@ def decode(args):
     one_pass()
     runs = [one_pass() for _ in range(args.repeats)]
     seconds = statistics.median(r[0] for r in runs)
-    print(json.dumps({"impl": "tf.data decode", "tf": tf.__version__, "images": runs[0][1], "seconds": seconds,
-                      "images_per_s": runs[0][1] / seconds}))
+    method = args.dct_method or "default"
+    threads = args.threads or "all"
+    print(json.dumps({"impl": f"tf.data decode (dct {method}, threads {threads})", "tf": tf.__version__,
+                      "images": runs[0][1], "seconds": seconds, "images_per_s": runs[0][1] / seconds}))
 
 
 def main():
@@ -128,6 +138,8 @@ def main():
     parser.add_argument("--floats", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--loop", choices=["reduce", "python", "batched"], default="reduce")
+    parser.add_argument("--dct-method", default="", choices=["", "INTEGER_FAST", "INTEGER_ACCURATE"])
+    parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
     {"make": make, "read": read, "make-jpeg": make_jpeg, "decode": decode}[args.mode](args)
 

@@ -13,6 +13,7 @@
 #include <jerror.h>  // after jpeglib.h: the JWRN_ message codes
 #include <math.h>
 #include <png.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,10 +35,66 @@ int tl_image_format(const uint8_t *data, size_t len) {
 
 void tl_image_free(uint8_t *pixels) { free(pixels); }
 
-/// Converts interleaved 8-bit pixels between 1 and 3 channels into a new buffer (ITU-R 601 luma,
+/// The calling thread's decode buffers, kept between images so a worker decoding thousands of
+/// them allocates (and page-faults) once, not per image; freed when the thread ends.
+struct scratch {
+    uint8_t *pixels, *converted;
+    size_t pixels_cap, converted_cap;
+};
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p) {
+    struct scratch *s = p;
+    free(s->pixels);
+    free(s->converted);
+    free(s);
+}
+
+static void scratch_make_key(void) { pthread_key_create(&scratch_key, scratch_free); }
+
+static struct scratch *thread_scratch(void) {
+    pthread_once(&scratch_once, scratch_make_key);
+    struct scratch *s = pthread_getspecific(scratch_key);
+    if (s == NULL) {
+        s = calloc(1, sizeof *s);
+        if (s != NULL && pthread_setspecific(scratch_key, s) != 0) {
+            free(s);
+            s = NULL;
+        }
+    }
+    return s;
+}
+
+/// A buffer of at least n bytes in *buf, grown (contents dropped) when smaller; NULL when out of memory.
+static uint8_t *reserve(uint8_t **buf, size_t *cap, size_t n) {
+    if (*cap < n) {
+        free(*buf);
+        *buf = malloc(n);
+        *cap = *buf == NULL ? 0 : n;
+    }
+    return *buf;
+}
+
+/// Where a decoder writes: a fresh buffer the caller frees, or the thread's scratch buffer.
+static uint8_t *output_buffer(int scratch, size_t n) {
+    if (!scratch) return malloc(n);
+    struct scratch *s = thread_scratch();
+    return s == NULL ? NULL : reserve(&s->pixels, &s->pixels_cap, n);
+}
+
+/// Converts interleaved 8-bit pixels between 1 and 3 channels into a new buffer, or the thread's
+/// second scratch buffer (ITU-R 601 luma,
 /// rounded as Pillow's "L" conversion: (r*19595 + g*38470 + b*7471 + 0x8000) >> 16).
-static uint8_t *convert_channels(const uint8_t *src, size_t pixels, int from, int to) {
-    uint8_t *dst = malloc(pixels * (size_t)to);
+static uint8_t *convert_channels(const uint8_t *src, size_t pixels, int from, int to, int scratch) {
+    uint8_t *dst;
+    if (scratch) {
+        struct scratch *s = thread_scratch();
+        dst = s == NULL ? NULL : reserve(&s->converted, &s->converted_cap, pixels * (size_t)to);
+    } else {
+        dst = malloc(pixels * (size_t)to);
+    }
     if (dst == NULL) return NULL;
     if (from == 1 && to == 3) {
         for (size_t i = 0; i < pixels; i++) dst[3 * i] = dst[3 * i + 1] = dst[3 * i + 2] = src[i];
@@ -72,8 +129,14 @@ static void jpeg_warn_truncation(j_common_ptr cinfo, int level) {
     if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) jpeg_fail_exit(cinfo);
 }
 
-static int decode_jpeg(const uint8_t *data, size_t len, uint8_t **pixels, int *height, int *width, int *channels,
-                       char *err, size_t errlen) {
+/// One decode request: where the pixels go and how a JPEG's inverse DCT is computed.
+struct decode_opts {
+    int scratch;   // write into the thread's scratch buffer instead of a fresh one
+    int dct_fast;  // JDCT_IFAST (TensorFlow decode_jpeg's default) instead of JDCT_ISLOW (libjpeg's)
+};
+
+static int decode_jpeg(const uint8_t *data, size_t len, struct decode_opts opts, uint8_t **pixels, int *height,
+                       int *width, int *channels, char *err, size_t errlen) {
     struct jpeg_decompress_struct cinfo;
     struct jpeg_fail fail;
     uint8_t *volatile out = NULL;
@@ -84,7 +147,7 @@ static int decode_jpeg(const uint8_t *data, size_t len, uint8_t **pixels, int *h
     if (setjmp(fail.jump)) {
         image_error(err, errlen, fail.message);
         jpeg_destroy_decompress(&cinfo);
-        free(out);
+        if (!opts.scratch) free(out);
         return 2;
     }
     jpeg_create_decompress(&cinfo);
@@ -97,18 +160,23 @@ static int decode_jpeg(const uint8_t *data, size_t len, uint8_t **pixels, int *h
         return 3;
     }
     cinfo.out_color_space = grey ? JCS_GRAYSCALE : JCS_RGB;
+    cinfo.dct_method = opts.dct_fast ? JDCT_IFAST : JDCT_ISLOW;
     jpeg_start_decompress(&cinfo);
     int w = (int)cinfo.output_width, h = (int)cinfo.output_height, c = cinfo.output_components;
     size_t stride = (size_t)w * (size_t)c;
-    out = malloc(stride * (size_t)h);
+    out = output_buffer(opts.scratch, stride * (size_t)h);
     if (out == NULL) {
         image_error(err, errlen, "out of memory");
         jpeg_destroy_decompress(&cinfo);
         return 4;
     }
     while (cinfo.output_scanline < cinfo.output_height) {
-        JSAMPROW row = out + stride * cinfo.output_scanline;
-        jpeg_read_scanlines(&cinfo, &row, 1);
+        // Several rows per call: libjpeg produces up to rec_outbuf_height at once.
+        JSAMPROW rows[16];
+        JDIMENSION want = cinfo.output_height - cinfo.output_scanline;
+        if (want > 16) want = 16;
+        for (JDIMENSION r = 0; r < want; r++) rows[r] = out + stride * (cinfo.output_scanline + r);
+        jpeg_read_scanlines(&cinfo, rows, want);
     }
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
@@ -149,8 +217,8 @@ static void png_quiet(png_structp png, png_const_charp message) {
     (void)message;
 }
 
-static int decode_png(const uint8_t *data, size_t len, uint8_t **pixels, int *height, int *width, int *channels,
-                      char *err, size_t errlen) {
+static int decode_png(const uint8_t *data, size_t len, struct decode_opts opts, uint8_t **pixels, int *height,
+                      int *width, int *channels, char *err, size_t errlen) {
     struct png_fail fail;
     struct png_source src = {data, len, 0};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &fail, png_fail_exit, png_quiet);
@@ -164,7 +232,7 @@ static int decode_png(const uint8_t *data, size_t len, uint8_t **pixels, int *he
     if (info == NULL || setjmp(fail.jump)) {
         image_error(err, errlen, info == NULL ? "out of memory" : fail.message);
         png_destroy_read_struct(&png, info != NULL ? &info : NULL, NULL);
-        free(out);
+        if (!opts.scratch) free(out);
         free(rows);
         return 2;
     }
@@ -184,7 +252,7 @@ static int decode_png(const uint8_t *data, size_t len, uint8_t **pixels, int *he
     int c = png_get_channels(png, info);
     size_t stride = png_get_rowbytes(png, info);
     if (c != 1 && c != 3) png_error(png, "unexpected channel count after conversion");
-    out = malloc(stride * (size_t)h);
+    out = output_buffer(opts.scratch, stride * (size_t)h);
     rows = malloc(sizeof(png_bytep) * (size_t)h);
     if (out == NULL || rows == NULL) png_error(png, "out of memory");
     for (int y = 0; y < h; y++) rows[y] = out + stride * (size_t)y;
@@ -199,8 +267,8 @@ static int decode_png(const uint8_t *data, size_t len, uint8_t **pixels, int *he
     return 0;
 }
 
-int tl_image_decode(const uint8_t *data, size_t len, int channels, uint8_t **pixels, int *height, int *width,
-                    int *out_channels, char *err, size_t errlen) {
+static int decode_any(const uint8_t *data, size_t len, int channels, struct decode_opts opts, uint8_t **pixels,
+                      int *height, int *width, int *out_channels, char *err, size_t errlen) {
     if (pixels == NULL || height == NULL || width == NULL || out_channels == NULL) return 1;
     *pixels = NULL;
     if (channels != 0 && channels != 1 && channels != 3) {
@@ -209,15 +277,16 @@ int tl_image_decode(const uint8_t *data, size_t len, int channels, uint8_t **pix
     }
     int rc;
     switch (tl_image_format(data, len)) {
-    case TL_IMAGE_JPEG: rc = decode_jpeg(data, len, pixels, height, width, out_channels, err, errlen); break;
-    case TL_IMAGE_PNG: rc = decode_png(data, len, pixels, height, width, out_channels, err, errlen); break;
+    case TL_IMAGE_JPEG: rc = decode_jpeg(data, len, opts, pixels, height, width, out_channels, err, errlen); break;
+    case TL_IMAGE_PNG: rc = decode_png(data, len, opts, pixels, height, width, out_channels, err, errlen); break;
     default:
         image_error(err, errlen, "not a JPEG or PNG (unknown magic bytes)");
         return 5;
     }
     if (rc != 0 || channels == 0 || channels == *out_channels) return rc;
-    uint8_t *converted = convert_channels(*pixels, (size_t)*height * (size_t)*width, *out_channels, channels);
-    free(*pixels);
+    uint8_t *converted =
+        convert_channels(*pixels, (size_t)*height * (size_t)*width, *out_channels, channels, opts.scratch);
+    if (!opts.scratch) free(*pixels);
     *pixels = converted;
     if (converted == NULL) {
         image_error(err, errlen, "out of memory");
@@ -225,6 +294,21 @@ int tl_image_decode(const uint8_t *data, size_t len, int channels, uint8_t **pix
     }
     *out_channels = channels;
     return 0;
+}
+
+int tl_image_decode(const uint8_t *data, size_t len, int channels, uint8_t **pixels, int *height, int *width,
+                    int *out_channels, char *err, size_t errlen) {
+    struct decode_opts opts = {0, 0};
+    return decode_any(data, len, channels, opts, pixels, height, width, out_channels, err, errlen);
+}
+
+int tl_image_decode_scratch(const uint8_t *data, size_t len, int channels, int dct_fast, const uint8_t **pixels,
+                            int *height, int *width, int *out_channels, char *err, size_t errlen) {
+    struct decode_opts opts = {1, dct_fast != 0};
+    uint8_t *out = NULL;
+    int rc = decode_any(data, len, channels, opts, &out, height, width, out_channels, err, errlen);
+    if (pixels != NULL) *pixels = rc == 0 ? out : NULL;
+    return rc;
 }
 
 // ---------------------------------------------------------------- float loops
@@ -407,4 +491,106 @@ void tl_hwc_to_chw_f32(const float *src, int h, int w, int c, float *dst) {
     for (size_t p = 0; p < plane; p++) {
         for (int k = 0; k < c; k++) dst[(size_t)k * plane + p] = src[p * (size_t)c + k];
     }
+}
+
+// ---------------------------------------------------------------- fused resample
+
+/// Source taps of one output axis (see tl_resample_axis): `i0`, `i1` and the second's weight.
+struct resample_tap {
+    int i0, i1;
+    float a;
+};
+
+static void resample_taps(struct resample_tap *taps, int n, const struct tl_resample_axis *axis) {
+    double lo = axis->lower, hi = axis->upper - 1;
+    for (int i = 0; i < n; i++) {
+        int j = axis->reversed ? n - 1 - i : i;
+        double f = axis->scale * (j + 0.5) + axis->offset - 0.5;  // pixel centres at integer + 0.5
+        if (f < lo) f = lo;
+        if (f > hi) f = hi;
+        int i0 = floor_int(f);
+        taps[i].i0 = i0;
+        taps[i].i1 = i0 + 1 <= axis->upper - 1 ? i0 + 1 : i0;
+        taps[i].a = (float)(f - i0);
+    }
+}
+
+/// Horizontal taps of one output row: `line` gets ow pixels of c values from the blended row.
+static inline void resample_line(const float *row, const struct resample_tap *xs, int ow, int c, float *line) {
+    for (int x = 0; x < ow; x++, line += c) {
+        const float *p = row + (size_t)xs[x].i0 * (size_t)c, *q = row + (size_t)xs[x].i1 * (size_t)c;
+        float ax = xs[x].a;
+        for (int k = 0; k < c; k++) line[k] = p[k] + (q[k] - p[k]) * ax;
+    }
+}
+
+/// Scales one interleaved line to [0, 1] (a division, so bytes / 255 come out correctly rounded),
+/// normalises it when mean != NULL, and stores it interleaved or as c planes `plane` apart.
+static void store_line(const float *line, int ow, int c, float *dst, size_t plane, int chw, const float *mean,
+                       const float *inv_std) {
+    size_t n = (size_t)ow * (size_t)c;
+    if (!chw && mean == NULL) {
+        for (size_t j = 0; j < n; j++) dst[j] = line[j] / 255.0f;
+        return;
+    }
+    for (int k = 0; k < c; k++) {
+        float m = mean != NULL ? mean[k] : 0, s = mean != NULL ? inv_std[k] : 1;
+        float *out = chw ? dst + (size_t)k * plane : dst + k;
+        size_t step = chw ? 1 : (size_t)c;
+        for (int x = 0; x < ow; x++) out[(size_t)x * step] = (line[(size_t)x * (size_t)c + (size_t)k] / 255.0f - m) * s;
+    }
+}
+
+int tl_resample_u8_f32(const uint8_t *src, int h, int w, int c, int oh, int ow, const struct tl_resample_axis *y_axis,
+                       const struct tl_resample_axis *x_axis, float *dst, int chw, const float *mean,
+                       const float *inv_std) {
+    if (y_axis->lower < 0 || y_axis->upper > h || y_axis->lower >= y_axis->upper || x_axis->lower < 0 ||
+        x_axis->upper > w || x_axis->lower >= x_axis->upper || oh <= 0 || ow <= 0 || c <= 0)
+        return 1;
+    struct resample_tap *xs = malloc(sizeof *xs * (size_t)ow), *ys = malloc(sizeof *ys * (size_t)oh);
+    float *line = malloc(sizeof *line * (size_t)ow * (size_t)c);
+    float *row = malloc(sizeof *row * (size_t)(x_axis->upper - x_axis->lower) * (size_t)c);
+    if (xs == NULL || ys == NULL || line == NULL || row == NULL) {
+        free(xs);
+        free(ys);
+        free(line);
+        free(row);
+        return 2;
+    }
+    resample_taps(xs, ow, x_axis);
+    resample_taps(ys, oh, y_axis);
+    // Only the columns some tap reads are blended: [first, last] of the source row.
+    int first = xs[0].i0, last = xs[0].i1;
+    for (int x = 1; x < ow; x++) {
+        if (xs[x].i0 < first) first = xs[x].i0;
+        if (xs[x].i1 > last) last = xs[x].i1;
+    }
+    for (int x = 0; x < ow; x++) {  // taps relative to the blended row
+        xs[x].i0 -= first;
+        xs[x].i1 -= first;
+    }
+    size_t stride = (size_t)w * (size_t)c, plane = (size_t)oh * (size_t)ow;
+    size_t span = (size_t)(last - first + 1) * (size_t)c;
+    for (int y = 0; y < oh; y++) {
+        // Vertical blend first, over contiguous bytes (vectorises), then the horizontal taps.
+        const uint8_t *r0 = src + (size_t)ys[y].i0 * stride + (size_t)first * c;
+        const uint8_t *r1 = src + (size_t)ys[y].i1 * stride + (size_t)first * c;
+        float ay = ys[y].a;
+        if (ay == 0) {
+            for (size_t k = 0; k < span; k++) row[k] = (float)r0[k];
+        } else {
+            for (size_t k = 0; k < span; k++) row[k] = (float)r0[k] + ((float)r1[k] - (float)r0[k]) * ay;
+        }
+        // Constant channel counts let the compiler unroll the inner loop.
+        if (c == 3) resample_line(row, xs, ow, 3, line);
+        else if (c == 1) resample_line(row, xs, ow, 1, line);
+        else resample_line(row, xs, ow, c, line);
+        float *out = chw ? dst + (size_t)y * (size_t)ow : dst + (size_t)y * (size_t)ow * (size_t)c;
+        store_line(line, ow, c, out, plane, chw, mean, inv_std);
+    }
+    free(xs);
+    free(ys);
+    free(line);
+    free(row);
+    return 0;
 }

@@ -25,6 +25,15 @@ struct BenchDecode: ParsableCommand {
     @Option(name: .long, help: "Timed passes; the median is reported.")
     var repeats = 3
 
+    @Option(
+        name: .long, help: "JPEG inverse DCT: fast (JDCT_IFAST, tf.io.decode_jpeg's default) or accurate (JDCT_ISLOW).")
+    var dct: DCTChoice = .fast
+
+    @Flag(
+        name: .long,
+        help: "Go through intermediate Images (decode, resize, crop, flip one after the other) instead of one pass.")
+    var unfused = false
+
     @Flag(name: .long, help: "Print one JSON line instead of text.")
     var json = false
 
@@ -40,28 +49,53 @@ struct BenchDecode: ParsableCommand {
                     blobs.append(blob)
                 }
             }
+            let method: ImageDecoder.DCTMethod = dct == .fast ? .integerFast : .integerAccurate
             let transform = Compose([RandomCrop(height: crop, width: crop), RandomHorizontalFlip()])
+            // One output image, reused: the batch slot a pipeline worker would write into.
+            var output = [Float](repeating: 0, count: crop * crop * 3)
             var times: [Double] = []
             for pass in 0...max(repeats, 1) {  // pass 0 warms up
                 let start = DispatchTime.now().uptimeNanoseconds
                 var checksum: Float = 0
                 for (index, blob) in blobs.enumerated() {
                     var random = SampleRandom(seed: 0, epoch: pass, index: index)
-                    let image = try ImageDecoder.decode(blob, channels: 3, size: (resize, resize))
-                    checksum += transform.apply(image, random: &random).pixels[0]
+                    if unfused {
+                        let image = try ImageDecoder.withPixels(blob, channels: 3, dct: method) {
+                            $0.image().resized(height: resize, width: resize)
+                        }
+                        checksum += transform.apply(image, random: &random).pixels[0]
+                        continue
+                    }
+                    // Same draws as `transform.apply` on the resized image, folded into one resample.
+                    guard let window = transform.window(of: .whole(height: resize, width: resize), random: &random)
+                    else { throw ValidationError("--crop must not exceed --resize") }
+                    try ImageDecoder.withPixels(blob, channels: 3, dct: method) { pixels in
+                        let sampling = ImageSampling.resized(
+                            sourceHeight: pixels.height, sourceWidth: pixels.width, height: resize, width: resize,
+                            window: window)
+                        output.withUnsafeMutableBufferPointer {
+                            pixels.resample(sampling, layout: .hwc, into: $0.baseAddress!)
+                        }
+                    }
+                    checksum += output[0]
                 }
                 if checksum.isNaN { print(checksum) }  // keeps the work from being optimised away
                 if pass > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
             }
             let seconds = times.sorted()[times.count / 2]
             let rate = Double(blobs.count) / seconds
+            let impl = "tefla decode (\(unfused ? "unfused" : "fused"), dct \(dct.rawValue))"
             if json {
                 print(
-                    "{\"impl\": \"tefla decode\", \"images\": \(blobs.count), \"seconds\": \(seconds), \"images_per_s\": \(rate)}"
-                )
+                    "{\"impl\": \"\(impl)\", \"images\": \(blobs.count), \"seconds\": \(seconds), "
+                        + "\"images_per_s\": \(rate)}")
             } else {
-                print("\(blobs.count) images: \(Int(rate)) images/s (median of \(times.count))")
+                print("\(impl): \(blobs.count) images: \(Int(rate)) images/s (median of \(times.count))")
             }
         }
     }
+}
+
+enum DCTChoice: String, ExpressibleByArgument {
+    case fast, accurate
 }

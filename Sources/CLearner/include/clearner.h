@@ -143,6 +143,26 @@ void tl_image_color_f32(float *x, size_t pixels, int c, float brightness, float 
 void tl_image_normalize_f32(float *x, size_t pixels, int c, const float *mean, const float *inv_std);
 /// HWC -> CHW copy (dst holds h*w*c floats).
 void tl_hwc_to_chw_f32(const float *src, int h, int w, int c, float *dst);
+/// tl_image_decode into the calling thread's scratch buffer (valid until the thread's next call;
+/// never freed by the caller), so decoding many images allocates once. dct_fast != 0 decodes
+/// JPEGs with the fast integer inverse DCT (JDCT_IFAST, TensorFlow decode_jpeg's default)
+/// instead of the accurate one (JDCT_ISLOW, libjpeg's and Pillow's default).
+int tl_image_decode_scratch(const uint8_t *data, size_t len, int channels, int dct_fast, const uint8_t **pixels,
+                            int *height, int *width, int *out_channels, char *err, size_t errlen);
+/// One axis of an axis-aligned bilinear resample: output index i (counted from the far end when
+/// `reversed`, a flip) samples the source at scale*(i+0.5)+offset, pixel centres at integer+0.5,
+/// with taps clamped to source pixels [lower, upper) (the edges of the window being resized).
+struct tl_resample_axis {
+    double scale, offset;
+    int lower, upper, reversed;
+};
+/// Resize + crop + flip + [0,1] scaling (+ normalisation when mean != NULL: (v-mean)*inv_std) of
+/// 8-bit HWC pixels in one pass, written as oh x ow floats HWC, or CHW when chw != 0 (into a
+/// batch tensor). Same values as tl_warp_bilinear_f32 on x/255 up to float rounding. Returns 0;
+/// 1 for a window outside the source, 2 when out of memory.
+int tl_resample_u8_f32(const uint8_t *src, int h, int w, int c, int oh, int ow, const struct tl_resample_axis *y_axis,
+                       const struct tl_resample_axis *x_axis, float *dst, int chw, const float *mean,
+                       const float *inv_std);
 
 // ---------------------------------------------------------------- Convolution, pooling, batch norm (conv.c)
 // Activations are NCHW. One window geometry describes an image [channels, height, width] and

@@ -69,9 +69,15 @@ public struct RandomCrop: ImageTransform {
     }
 
     public func apply(_ image: Image, random: inout SampleRandom) -> Image {
-        let top = random.below(max(image.height + 2 * padding - height, 0) + 1) - padding
-        let left = random.below(max(image.width + 2 * padding - width, 0) + 1) - padding
+        let (top, left) = position(height: image.height, width: image.width, random: &random)
         return image.cropped(top: top, left: left, height: height, width: width, fill: fill)
+    }
+
+    /// The window's top-left pixel in a `height` x `width` image (negative or beyond: padding).
+    func position(height imageHeight: Int, width imageWidth: Int, random: inout SampleRandom) -> (Int, Int) {
+        let top = random.below(max(imageHeight + 2 * padding - height, 0) + 1) - padding
+        let left = random.below(max(imageWidth + 2 * padding - width, 0) + 1) - padding
+        return (top, left)
     }
 }
 
