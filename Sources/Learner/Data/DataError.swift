@@ -58,6 +58,8 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
     case wrongFeatureKind(key: String, expected: String, found: String, at: RecordLocation?)
     /// A feature holds another number of values than the one asked for.
     case wrongLength(key: String, expected: Int, found: Int, at: RecordLocation?)
+    /// A shard of a training data set holds no records at all (a failed or unfinished write).
+    case emptyFile(path: String)
 
     /// The same error, placed at `location` when it carries none yet.
     ///
@@ -101,7 +103,9 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
         case .truncatedRecord(let at, let needed, let available):
             return "truncated TFRecord: \(at) needs \(needed) bytes but the file ends after \(available)"
         case .corruptLength(let at):
-            return "corrupt TFRecord: length CRC mismatch at \(at)"
+            // A bad first header is almost always a file that is no TFRecord at all.
+            let hint = at.record == 0 && at.offset == 0 ? " (is it a TFRecord file?)" : ""
+            return "corrupt TFRecord: length CRC mismatch at \(at)\(hint)"
         case .corruptData(let at):
             return "corrupt TFRecord: data CRC mismatch at \(at)"
         case .compressedFile(let path):
@@ -121,6 +125,50 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
             return "feature '\(key)' holds a \(found) list, expected \(expected)\(place(at))"
         case .wrongLength(let key, let expected, let found, let at):
             return "feature '\(key)' has \(found) values, expected \(expected)\(place(at))"
+        case .emptyFile(let path):
+            return "shard '\(path)' holds no records (an empty or unfinished file)"
+        }
+    }
+
+    /// Whether the error is damage to one record or shard (a bad CRC, a cut-short or empty file,
+    /// an Example that does not parse or lacks its features, an image that does not decode),
+    /// which ``ImagePipelineOptions/skipCorrupt`` may skip; false for I/O and configuration errors.
+    public var isCorruptRecord: Bool {
+        switch self {
+        case .truncatedRecord, .corruptLength, .corruptData, .decompression, .emptyFile, .undecodableImage,
+            .unparsableExample, .missingFeature, .wrongFeatureKind, .wrongLength:
+            return true
+        case .missingDirectory, .emptyDirectory, .io, .compressedFile:
+            return false
+        }
+    }
+
+    /// A short name of what went wrong, for counting skips by reason.
+    public var reason: String {
+        switch self {
+        case .missingDirectory: return "missing directory"
+        case .emptyDirectory: return "empty directory"
+        case .io: return "I/O error"
+        case .truncatedRecord: return "truncated record"
+        case .corruptLength: return "corrupt length"
+        case .corruptData: return "corrupt data"
+        case .compressedFile: return "compressed file read as uncompressed"
+        case .decompression: return "decompression error"
+        case .undecodableImage(let key, _, _): return "undecodable image '\(key)'"
+        case .unparsableExample: return "unparsable Example"
+        case .missingFeature(let key, _, _): return "missing feature '\(key)'"
+        case .wrongFeatureKind(let key, _, _, _): return "wrong kind of feature '\(key)'"
+        case .wrongLength(let key, _, _, _): return "wrong length of feature '\(key)'"
+        case .emptyFile: return "empty file"
+        }
+    }
+
+    /// The file the error concerns, when there is one.
+    public var file: String? {
+        switch self {
+        case .io(let path, _, _), .compressedFile(let path), .emptyFile(let path): return path
+        case .missingDirectory(let path), .emptyDirectory(let path): return path
+        default: return location?.file
         }
     }
 }

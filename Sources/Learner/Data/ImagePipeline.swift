@@ -54,6 +54,13 @@ public struct ImagePipelineOptions: Sendable {
     public var transform: (any ImageTransform)?
     /// Compression of the shards; nil detects it per file.
     public var compression: TFRecordCompression?
+    /// How JPEGs are decoded: `.integerFast` is what `tf.io.decode_jpeg` does by default.
+    public var jpegDCT: ImageDecoder.DCTMethod = .integerAccurate
+    /// false (the default): the first damaged record ends the epoch with its error (file, record,
+    /// byte offset). true: damaged records (``DataError/isCorruptRecord``) are counted in
+    /// ``ImageBatchIterator/skipped`` and left out, later samples filling the batches; a damaged
+    /// framing or file tail, or an empty shard, ends that file with one skip.
+    public var skipCorrupt = false
 
     public init(
         batchSize: Int, height: Int, width: Int, channels: Int = 3, shuffle: Bool = false, seed: UInt64 = 0,
@@ -122,13 +129,19 @@ public final class ImagePipeline: Sendable {
 /// The batches of one epoch, produced in the background; dropping it stops the producer.
 public final class ImageBatchIterator {
     private let queue: BoundedQueue<Result<ImageBatch, Error>>
+    private let log = SkipLog()
     private var done = false
+
+    /// The records skipped so far this epoch (``ImagePipelineOptions/skipCorrupt``); complete once
+    /// ``next()`` has returned nil.
+    public var skipped: SkipReport { log.snapshot }
 
     init(pipeline: ImagePipeline, epoch: Int) {
         let queue = BoundedQueue<Result<ImageBatch, Error>>(capacity: pipeline.options.maxQueueSize)
         self.queue = queue
+        let log = self.log
         let producer = Thread {
-            let producer = BatchProducer(pipeline: pipeline, epoch: epoch, queue: queue)
+            let producer = BatchProducer(pipeline: pipeline, epoch: epoch, queue: queue, log: log)
             do {
                 try producer.run()
             } catch {
@@ -145,7 +158,8 @@ public final class ImageBatchIterator {
     /// The next batch; nil after the last.
     ///
     /// Rethrows the first error of the epoch (an I/O, record, feature or image error naming its
-    /// file and record), after which it returns nil.
+    /// file and record), after which it returns nil; with ``ImagePipelineOptions/skipCorrupt``
+    /// damaged records are counted in ``skipped`` instead.
     public func next() throws -> ImageBatch? {
         guard !done, let result = queue.pop() else {
             done = true
@@ -173,15 +187,44 @@ private final class BatchProducer: @unchecked Sendable {
     let files: [String]
     let epoch: Int
     let queue: BoundedQueue<Result<ImageBatch, Error>>
+    let log: SkipLog
     private var pending: [RawRecord] = []
     private var produced = 0
     private var batchIndex = 0
+    /// Whether damage ended the current file early (so it is not also an empty file).
+    private var fileCutShort = false
+    /// Decoded samples waiting for a batch once skips have shifted the batch boundaries.
+    private var carryInputs: [Float] = []
+    private var carryLabels: [Float] = []
 
-    init(pipeline: ImagePipeline, epoch: Int, queue: BoundedQueue<Result<ImageBatch, Error>>) {
+    init(pipeline: ImagePipeline, epoch: Int, queue: BoundedQueue<Result<ImageBatch, Error>>, log: SkipLog) {
         self.options = pipeline.options
         self.files = pipeline.shardOrder(epoch: epoch)
         self.epoch = epoch
         self.queue = queue
+        self.log = log
+    }
+
+    /// Records a damaged record when skipping; rethrows anything else.
+    private func skip(_ error: Error) throws {
+        guard options.skipCorrupt, let error = error as? DataError, error.isCorruptRecord else { throw error }
+        log.add(error)
+    }
+
+    /// The next intact record of `reader`; nil at the end of the file or, when skipping, at
+    /// damage that leaves the rest of the file unframed.
+    private func nextRecord(_ reader: TFRecordReader) throws -> RawRecord? {
+        while true {
+            do {
+                return try reader.withNextRecord { RawRecord(bytes: [UInt8]($0), location: $1) }
+            } catch {
+                try skip(error)
+                // A bad payload CRC leaves the framing intact: the next record can still be read.
+                if case .corruptData? = error as? DataError { continue }
+                fileCutShort = true
+                return nil
+            }
+        }
     }
 
     func run() throws {
@@ -190,7 +233,8 @@ private final class BatchProducer: @unchecked Sendable {
         let bufferSize = options.shuffle ? options.shuffleBufferSize : 1
         for file in files {
             let reader = try TFRecordReader(path: file, compression: options.compression)
-            while let record = try reader.withNextRecord({ RawRecord(bytes: [UInt8]($0), location: $1) }) {
+            fileCutShort = false
+            while let record = try nextRecord(reader) {
                 if buffer.count < bufferSize {
                     buffer.append(record)
                     continue
@@ -201,6 +245,7 @@ private final class BatchProducer: @unchecked Sendable {
                 buffer[pick] = record
                 if try !emit(out) { return }
             }
+            if reader.recordIndex == 0 && !fileCutShort { try skip(DataError.emptyFile(path: file)) }
         }
         while !buffer.isEmpty {
             // Swap-remove: O(1), and as random as the buffer already is.
@@ -208,7 +253,13 @@ private final class BatchProducer: @unchecked Sendable {
             buffer.swapAt(pick, buffer.count - 1)
             if let out = buffer.popLast(), try !emit(out) { return }
         }
-        if !pending.isEmpty && options.lastBatch == .keep { _ = try flushBatch() }
+        // Skips may have left decoded samples over that the tail completes into a batch.
+        if !pending.isEmpty && (options.lastBatch == .keep || !carryLabels.isEmpty) {
+            if try !flushBatch() { return }
+        }
+        if !carryLabels.isEmpty && options.lastBatch == .keep {
+            _ = push(inputs: carryInputs, labels: carryLabels)
+        }
     }
 
     /// Adds a record to the batch being gathered; false when the consumer has gone.
@@ -218,8 +269,42 @@ private final class BatchProducer: @unchecked Sendable {
         return true
     }
 
-    /// Decodes the gathered records in parallel into one batch and queues it.
+    /// Queues one batch; false when the consumer has gone.
+    private func push(inputs: [Float], labels: [Float]) -> Bool {
+        let batch = ImageBatch(
+            inputs: inputs, labels: labels, shape: [labels.count, options.channels, options.height, options.width],
+            epoch: epoch, index: batchIndex)
+        batchIndex += 1
+        return queue.push(.success(batch))
+    }
+
+    /// Decodes the gathered records in parallel and queues them as a batch; with skipped samples,
+    /// the intact ones join the carry, which is queued a full batch at a time.
     private func flushBatch() throws -> Bool {
+        let (inputs, labels, failures) = try decode()
+        let good = failures.indices.filter { failures[$0] == nil }
+        for failure in failures.compactMap({ $0 }) { try skip(failure) }
+        if carryLabels.isEmpty && good.count == failures.count {
+            return push(inputs: inputs, labels: labels)
+        }
+        let sampleSize = options.channels * options.height * options.width
+        for i in good {
+            carryInputs.append(contentsOf: inputs[i * sampleSize..<(i + 1) * sampleSize])
+            carryLabels.append(labels[i])
+        }
+        while carryLabels.count >= options.batchSize {
+            let n = options.batchSize
+            let full = push(inputs: Array(carryInputs.prefix(n * sampleSize)), labels: Array(carryLabels.prefix(n)))
+            carryInputs.removeFirst(n * sampleSize)
+            carryLabels.removeFirst(n)
+            if !full { return false }
+        }
+        return true
+    }
+
+    /// Parses, decodes and augments the gathered records on the workers; failed samples are zeros
+    /// with their error beside them.
+    private func decode() throws -> (inputs: [Float], labels: [Float], failures: [Error?]) {
         let records = pending
         pending.removeAll(keepingCapacity: true)
         let count = records.count
@@ -228,13 +313,13 @@ private final class BatchProducer: @unchecked Sendable {
         produced += count
         var failures = [Error?](repeating: nil, count: count)
         var labels = [Float](repeating: 0, count: count)
-        let inputs = try [Float](unsafeUninitializedCapacity: count * sampleSize) { buffer, initialized in
+        let inputs = [Float](unsafeUninitializedCapacity: count * sampleSize) { buffer, initialized in
             guard let base = buffer.baseAddress else {
                 initialized = 0
                 return
             }
-            try labels.withUnsafeMutableBufferPointer { labelBuffer in
-                try failures.withUnsafeMutableBufferPointer { failureBuffer in
+            labels.withUnsafeMutableBufferPointer { labelBuffer in
+                failures.withUnsafeMutableBufferPointer { failureBuffer in
                     guard let labelBase = labelBuffer.baseAddress, let failureBase = failureBuffer.baseAddress else {
                         return
                     }
@@ -249,20 +334,13 @@ private final class BatchProducer: @unchecked Sendable {
                             for i in stride(from: w, to: count, by: workers) { work.run(i) }
                         }
                     }
-                    // The first failure in batch order, so the error too is the same for any worker count.
-                    if let error = UnsafeBufferPointer(start: failureBase, count: count).lazy.compactMap({ $0 }).first {
-                        initialized = count * sampleSize  // failed samples were zero-filled
-                        throw error
-                    }
                 }
             }
-            initialized = count * sampleSize
+            initialized = count * sampleSize  // failed samples were zero-filled
         }
-        let batch = ImageBatch(
-            inputs: inputs, labels: labels, shape: [count, options.channels, options.height, options.width],
-            epoch: epoch, index: batchIndex)
-        batchIndex += 1
-        return queue.push(.success(batch))
+        // Unless skipping, the first failure in batch order, so the error too is the same for any worker count.
+        if !options.skipCorrupt, let error = failures.lazy.compactMap({ $0 }).first { throw error }
+        return (inputs, labels, failures)
     }
 }
 
@@ -287,17 +365,15 @@ private struct SampleWork: @unchecked Sendable {
                 guard let encoded = example.bytes(options.keys.input, at: 0) else {
                     throw missingImage(example)
                 }
-                var image = try ImageDecoder.decode(encoded, channels: options.channels, key: options.keys.input)
-                if let transform = options.transform {
-                    var random = SampleRandom(seed: options.seed, epoch: epoch, index: firstPosition + i)
-                    image = transform.apply(image, random: &random)
+                try ImageDecoder.withPixels(
+                    encoded, channels: options.channels, dct: options.jpegDCT, key: options.keys.input
+                ) { pixels in
+                    guard pixels.channels == options.channels else {
+                        throw DataError.wrongLength(
+                            key: options.keys.input, expected: options.channels, found: pixels.channels, at: nil)
+                    }
+                    place(pixels, sample: i, into: inputs + i * sampleSize)
                 }
-                image = image.resized(height: options.height, width: options.width)
-                guard image.channels == options.channels else {
-                    throw DataError.wrongLength(
-                        key: options.keys.input, expected: options.channels, found: image.channels, at: nil)
-                }
-                image.copyCHW(to: inputs + i * sampleSize)
             }
         } catch let error as DataError {
             (inputs + i * sampleSize).initialize(repeating: 0, count: sampleSize)
@@ -306,6 +382,22 @@ private struct SampleWork: @unchecked Sendable {
             (inputs + i * sampleSize).initialize(repeating: 0, count: sampleSize)
             failures[i] = error
         }
+    }
+
+    /// Crops, flips and normalisation fold into one resample straight into the batch; any other
+    /// transform gets an ``Image`` to work on, resized after it.
+    private func place(_ pixels: DecodedPixels, sample i: Int, into out: UnsafeMutablePointer<Float>) {
+        let whole = CropWindow.whole(height: pixels.height, width: pixels.width)
+        var random = SampleRandom(seed: options.seed, epoch: epoch, index: firstPosition + i)
+        let window = options.transform.map { ($0 as? any WindowTransform)?.window(of: whole, random: &random) } ?? whole
+        if let window {
+            pixels.resample(.window(window, height: options.height, width: options.width), layout: .chw, into: out)
+            return
+        }
+        random = SampleRandom(seed: options.seed, epoch: epoch, index: firstPosition + i)
+        var image = pixels.image()
+        if let transform = options.transform { image = transform.apply(image, random: &random) }
+        image.resized(height: options.height, width: options.width).copyCHW(to: out)
     }
 
     private func missingImage(_ example: ExampleHandle) -> DataError {
