@@ -14,11 +14,20 @@ public struct LRFinderResult: Sendable {
     public var steepest: Float
     /// The rate of the lowest smoothed loss.
     public var minimumLossRate: Float
-    /// A suggested range for schedules (CLR's `base_lr…max_lr`, one-cycle's `max_lr` at the top):
-    /// from `steepest` to a tenth of the minimum-loss rate (fastai's rule of thumb), ordered.
+    /// A suggested range for schedules (CLR's `base_lr…max_lr`, one-cycle's `max_lr` at the top).
+    ///
+    /// `upper` is a tenth of the minimum-loss rate (fastai's `lr_min / 10`; Smith: a bit below the
+    /// divergence point). The smoothed loss bottoms out past the point where training starts to
+    /// diverge, because the moving average lags the exploding raw loss, so a decade below it is
+    /// a rate that still converges: on least squares, whose SGD diverges above 2/λmax, it lands
+    /// between 0.2/λmax and 2/λmax for sweeps of 10 or more steps per decade (LRFinderTests).
+    /// The steepest descent alone is no bound: the loss can fall fastest just past the divergence
+    /// point, while the direction that diverges still holds little of it.
+    /// `lower` is the steepest-descent rate, at most `upper / 4` (Smith 2017 §3.3: `base_lr` a
+    /// third to a quarter of `max_lr`).
     public var suggestedRange: (lower: Float, upper: Float) {
-        let top = minimumLossRate / 10
-        return (Swift.min(steepest, top), Swift.max(steepest, top))
+        let upper = minimumLossRate / 10
+        return (Swift.min(steepest, upper / 4), upper)
     }
 
     /// The smoothed loss against log₁₀ LR as a standalone SVG document, with the suggestion marked.
@@ -59,12 +68,14 @@ public struct LRFinderResult: Sendable {
                 "<text x=\"14\" y=\"%.0f\" transform=\"rotate(-90 14 %.0f)\" text-anchor=\"middle\">smoothed loss</text>\n",
             h / 2, h / 2)
         svg += "<polyline fill=\"none\" stroke=\"steelblue\" stroke-width=\"2\" points=\"\(path)\"/>\n"
-        let s = px(Double(log10(steepest)))
-        svg += String(
-            format: "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" stroke=\"red\" stroke-dasharray=\"4\"/>\n",
-            s, m, s, h - m)
-        svg += String(
-            format: "<text x=\"%.1f\" y=\"%.0f\" fill=\"red\">steepest %.2g</text>\n", s + 4, m + 12, steepest)
+        // Vertical markers: the steepest descent and the suggested maximum rate.
+        for (rate, colour, label, row) in [(steepest, "red", "steepest", 0.0), (suggestedRange.upper, "green", "suggested max", 1.0)] {
+            let x = px(Double(log10(rate)))
+            svg += String(format: "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" ", x, m, x, h - m)
+                + "stroke=\"\(colour)\" stroke-dasharray=\"4\"/>\n"
+            svg += String(format: "<text x=\"%.1f\" y=\"%.0f\" ", x + 4, m + 12 + 14 * row)
+                + "fill=\"\(colour)\">\(label) " + String(format: "%.2g", rate) + "</text>\n"
+        }
         return svg + "</svg>\n"
     }
 
