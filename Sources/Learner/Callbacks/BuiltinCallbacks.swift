@@ -108,18 +108,38 @@ public final class CSVLogger: Callback {
     }
 }
 
-/// Stops training at the first batch whose loss is NaN or infinite (Keras' `TerminateOnNaN`).
+/// Stops training at the first batch whose loss is NaN or infinite (Keras' `TerminateOnNaN`), and
+/// says where: the epoch, the batch within it (0-based, as the hooks count) and the global step.
 public final class TerminateOnNaN: Callback {
     /// The global step whose loss was not finite, nil while none was.
     public private(set) var badStep: UInt64?
+    /// The epoch (1-based) and batch index (0-based) of that step.
+    public private(set) var badEpoch: Int?
+    public private(set) var badBatch: Int?
+    /// The line logged when training was stopped.
+    public private(set) var message: String?
+    private var epoch = 0
+
     public init() {}
 
+    public func onTrainBegin(_ learner: SupervisedLearner) {
+        badStep = nil
+        badEpoch = nil
+        badBatch = nil
+        message = nil
+    }
+
+    public func onEpochBegin(_ learner: SupervisedLearner, epoch: Int) { self.epoch = epoch }
+
     public func onBatchEnd(_ learner: SupervisedLearner, batch: Int, loss: Float) {
-        if !loss.isFinite {
-            badStep = learner.globalStep
-            learner.stopTraining = true
-            if learner.verbose > 0 { learner.log("Batch \(batch): invalid loss \(loss), terminating training") }
-        }
+        guard !loss.isFinite, badStep == nil else { return }
+        badStep = learner.globalStep
+        badEpoch = epoch
+        badBatch = batch
+        learner.stopTraining = true
+        let text = "TerminateOnNaN: epoch \(epoch), batch \(batch) (global step \(learner.globalStep)): loss is \(loss); training stopped"
+        message = text
+        if learner.verbose > 0 { learner.log(text) }
     }
 }
 
