@@ -126,11 +126,18 @@ def main():
     def record(i):
         return example({"image": float_feature([p / 16.0 for p in images[i]]), "label": int64_feature([labels[i]])})
 
-    splits = {"train": [train[k::TRAIN_SHARDS] for k in range(TRAIN_SHARDS)], "val": [val]}
-    for name, shards in splits.items():
-        os.makedirs(os.path.join(ROOT, name), exist_ok=True)
-        for k, ix in enumerate(shards):
-            path = os.path.join(ROOT, name, f"digits-{name}-{k:05d}-of-{len(shards):05d}.tfrecord")
+    write_splits(ROOT, "digits", {"train": train, "val": val}, {"train": TRAIN_SHARDS}, record)
+
+
+def write_splits(root, prefix, splits, shard_counts, record):
+    """Writes root/<split>/<prefix>-<split>-KKKKK-of-NNNNN.tfrecord, the samples of each split dealt
+    round-robin to its shards (one shard unless `shard_counts` says otherwise)."""
+    for name, samples in splits.items():
+        count = shard_counts.get(name, 1)
+        os.makedirs(os.path.join(root, name), exist_ok=True)
+        for k in range(count):
+            ix = samples[k::count]
+            path = os.path.join(root, name, f"{prefix}-{name}-{k:05d}-of-{count:05d}.tfrecord")
             write_records(path, [record(i) for i in ix])
             print(f"{os.path.relpath(path)}: {len(ix)} records")
 
