@@ -208,11 +208,10 @@ final class DataParallelTests: XCTestCase {
         let params = model.parameters
         let share = Float(rows.count) / Float(total)
         let loss = Loss.softmaxCrossEntropy()(model(x.slice(alongAxis: 0, rows)), y.slice(alongAxis: 0, rows)) * share
-        if let sync, overlap {
-            try sync.backward(loss, parameters: params)
+        if let sync {
+            try sync.setGradients(of: loss, parameters: params, overlap: overlap)
         } else {
             for (p, g) in zip(params, gradients(of: loss, wrt: params.map(\.value))) { p.gradient = g }
-            try sync?.allReduceGradients(params)
         }
         optimizer.step(params)
         for p in params { p.gradient = nil }

@@ -89,11 +89,10 @@ private func checkStep(_ model: Module, _ optimizer: Optimizer, _ x: Tensor, _ y
     let params = model.parameters
     let share = Float(rows.count) / Float(x.shape[0])
     let loss = Loss.softmaxCrossEntropy()(model(x.slice(alongAxis: 0, rows)), y.slice(alongAxis: 0, rows)) * share
-    if let sync, overlap {
-        try sync.backward(loss, parameters: params)
+    if let sync {
+        try sync.setGradients(of: loss, parameters: params, overlap: overlap)
     } else {
         for (p, g) in zip(params, gradients(of: loss, wrt: params.map(\.value))) { p.gradient = g }
-        try sync?.allReduceGradients(params)
     }
     optimizer.step(params)
     for p in params { p.gradient = nil }
@@ -204,8 +203,11 @@ private func bareAllReduce(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
         throw MPIError(message: "MPI_Iallreduce failed")
     }
     var done: Int32 = 0
+    var polls = 0
     while done == 0 {
         guard tl_mpi_test(&request, &done) == 0 else { throw MPIError(message: "MPI_Test failed") }
+        polls += 1
+        if polls > 200 { sched_yield() }  // as the communicator does, so that ranks sharing a core progress
     }
 }
 
@@ -234,11 +236,10 @@ private func stepTimes(_ comm: MPICommunicator, _ o: ParallelOptions) throws {
             let start = now()
             let params = model.parameters
             let loss = Loss.softmaxCrossEntropy()(model(x), y) * (1 / Float(comm.size))
-            if let sync, overlap {
-                try sync.backward(loss, parameters: params)
+            if let sync {
+                try sync.setGradients(of: loss, parameters: params, overlap: overlap)
             } else {
                 for (p, g) in zip(params, gradients(of: loss, wrt: params.map(\.value))) { p.gradient = g }
-                try sync?.allReduceGradients(params)
             }
             optimizer.step(params)
             _ = loss.scalar

@@ -104,6 +104,14 @@ public final class DataParallel: OverlappedGradientSynchronizer {
         }
     }
 
+    /// The gradients of `loss` (this rank's share-scaled loss) summed over ranks into every
+    /// parameter's `gradient`: overlapped with the backward pass, or after it.
+    public func setGradients(of loss: Tensor, parameters: [Parameter], overlap: Bool) throws {
+        if overlap { return try backward(loss, parameters: parameters) }
+        for (p, g) in zip(parameters, gradients(of: loss, wrt: parameters.map(\.value))) { p.gradient = g }
+        try allReduceGradients(parameters)
+    }
+
     public func allReduceSum(_ values: [Double]) throws -> [Double] {
         var values = values
         try values.withUnsafeMutableBufferPointer { try communicator.allReduceSum($0) }
