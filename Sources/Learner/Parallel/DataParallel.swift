@@ -1,3 +1,4 @@
+import CLearner
 import Foundation
 
 /// A ``GradientSynchronizer`` that can also run the backward pass itself, starting each
@@ -17,13 +18,27 @@ public final class DataParallel: OverlappedGradientSynchronizer {
     /// The bucket size limit in bytes (PyTorch's `bucket_cap_mb`, 25 MB by default).
     public let bucketBytes: Int
 
+    /// GPU ranks: gradients on its device are bucketed on the device and reduced by NCCL.
+    public let nccl: NCCLCommunicator?
+
     private var layout: GradientBuckets?
     private var buffers: [UnsafeMutableBufferPointer<Float>] = []
+    private var deviceBuckets: [Storage] = []
 
     public init(_ communicator: Communicator, bucketBytes: Int = 25 << 20) {
         precondition(bucketBytes > 0, "bucketBytes must be positive, got \(bucketBytes)")
         self.communicator = communicator
         self.bucketBytes = bucketBytes
+        nccl = nil
+    }
+
+    /// GPU ranks: gradients reduced on the device through NCCL; host values (losses, metric
+    /// statistics) and the initial broadcast through NCCL's MPI communicator.
+    public init(nccl: NCCLCommunicator, bucketBytes: Int = 25 << 20) {
+        precondition(bucketBytes > 0, "bucketBytes must be positive, got \(bucketBytes)")
+        communicator = nccl.mpi
+        self.bucketBytes = bucketBytes
+        self.nccl = nccl
     }
 
     deinit { for b in buffers { b.deallocate() } }
@@ -64,6 +79,9 @@ public final class DataParallel: OverlappedGradientSynchronizer {
     }
 
     public func allReduceGradients(_ parameters: [Parameter]) throws {
+        if let nccl, parameters.allSatisfy({ $0.device == .cuda(nccl.device) }) {
+            return try allReduceOnDevice(parameters, nccl)
+        }
         let layout = self.layout(for: parameters)
         for (b, bucket) in layout.buckets.enumerated() {
             for e in bucket { pack(parameters[e.index], into: buffers[b], at: e.offset) }
@@ -73,6 +91,11 @@ public final class DataParallel: OverlappedGradientSynchronizer {
     }
 
     public func backward(_ loss: Tensor, parameters: [Parameter]) throws {
+        if nccl != nil {
+            // NCCL's stream waits for the engine's whole stream, so buckets go after the backward pass.
+            for (p, g) in zip(parameters, gradients(of: loss, wrt: parameters.map(\.value))) { p.gradient = g }
+            return try allReduceGradients(parameters)
+        }
         let layout = self.layout(for: parameters)
         var remaining = layout.buckets.map(\.count)
         var pending: [PendingCollective] = []
@@ -164,6 +187,32 @@ public final class DataParallel: OverlappedGradientSynchronizer {
         let storage = Storage(count: count)
         storage.pointer.update(from: buffer.baseAddress!.advanced(by: offset), count: count)
         return Tensor(shape: shape, storage: storage).to(device)
+    }
+
+    /// The buckets packed, reduced and unpacked on the GPU: no copy through the host.
+    private func allReduceOnDevice(_ parameters: [Parameter], _ nccl: NCCLCommunicator) throws {
+        let layout = GradientBuckets(counts: parameters.map { $0.value.scalarCount }, bucketBytes: bucketBytes)
+        let device = Device.cuda(nccl.device)
+        if deviceBuckets.map(\.count) != layout.sizes { deviceBuckets = layout.sizes.map { Storage(count: $0, device: device) } }
+        for (b, bucket) in layout.buckets.enumerated() {
+            let buffer = deviceBuckets[b]
+            for e in bucket {
+                let target = buffer.pointer + e.offset
+                if let g = parameters[e.index].gradient {
+                    precondition(g.scalarCount == e.count, "gradient of \(g.scalarCount) elements for a parameter of \(e.count)")
+                    CUDAContext.check(tl_cuda_memcpy_dtod(target, g.storage.pointer, e.count * 4), "packing a gradient bucket")
+                } else {
+                    CUDAContext.check(tl_cuda_fill(target, 0, e.count), "zeroing a gradient bucket")
+                }
+            }
+            try nccl.allReduceSum(buffer)
+            for e in bucket {
+                let p = parameters[e.index]
+                let storage = Storage(count: e.count, device: device)
+                CUDAContext.check(tl_cuda_memcpy_dtod(storage.pointer, buffer.pointer + e.offset, e.count * 4), "unpacking a gradient bucket")
+                p.gradient = Tensor(shape: p.shape, storage: storage)
+            }
+        }
     }
 
     private func unpack(bucket b: Int, of layout: GradientBuckets, into parameters: [Parameter]) {
