@@ -49,9 +49,16 @@ final class LRFinderCurvatureTests: XCTestCase {
 
     func testSuggestedMaximumLiesBelowTheStabilityLimitOfLeastSquares() throws {
         let n = 64
-        let spectra: [[Double]] = [[4, 2, 1, 0.5], [4, 4, 4, 4], [4, 1, 0.25, 0.0625], [0.4, 0.1, 0.1, 0.05]]
+        // Each spectrum, from the layer's own initial weights or from a given error w₀ − w*. The
+        // design is diagonal in the coordinates, so the error is per eigen-direction: starting
+        // almost solved along the stiff ones, the loss falls fastest past 2/λmax (the growing
+        // stiff direction holds too little of it to show yet), where no suggestion may go.
+        let cases: [(spectrum: [Double], initialError: [Float]?)] = [
+            ([4, 2, 1, 0.5], nil), ([4, 4, 4, 4], nil), ([4, 1, 0.25, 0.0625], nil), ([0.4, 0.1, 0.1, 0.05], nil),
+            ([4, 1, 0.25, 0.0625], [0.01, 0.01, 1, 1]),
+        ]
         let sweeps: [(start: Float, end: Float, iterations: Int)] = [(1e-5, 100, 100), (1e-7, 100, 200)]
-        for (k, spectrum) in spectra.enumerated() {
+        for (k, (spectrum, initialError)) in cases.enumerated() {
             let d = spectrum.count
             let x = Self.design(n: n, eigenvalues: spectrum)
             let lambdaMax = Self.largestEigenvalue(x, n: n, d: d)
@@ -66,8 +73,11 @@ final class LRFinderCurvatureTests: XCTestCase {
             }
             let data = InMemoryDataset(inputs: x, labels: targets, featureSize: d)
             for sweep in sweeps {
-                let label = "spectrum \(spectrum), sweep \(sweep)"
+                let label = "spectrum \(spectrum), initial error \(initialError ?? []), sweep \(sweep)"
                 let model = Sequential([Dense(inputSize: d, outputSize: 1, useBias: false, seed: 20 + UInt64(k))])
+                if let initialError {
+                    model.parameters[0].assign(Tensor(shape: [1, d], scalars: zip(truth, initialError).map { $0 + $1 }))
+                }
                 let sgd = SGD(learningRate: 0.01)
                 let learner = SupervisedLearner(model: model, loss: .meanSquaredError, optimizer: sgd, seed: 4)
                 learner.verbose = 0
