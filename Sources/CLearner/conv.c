@@ -28,95 +28,196 @@ static inline void valid_range(int out, int in, int s, int pad, int offset, int 
     *hi = b;
 }
 
-void tl_im2col(const float *x, const tl_window2d *w, float *col) {
-    const int C = w->channels, H = w->height, W = w->width, OH = w->out_h, OW = w->out_w;
-    const int KH = w->kernel_h, KW = w->kernel_w, SW = w->stride_w;
-    for (int c = 0; c < C; c++) {
-        for (int i = 0; i < KH; i++) {
-            int oy0, oy1;
-            valid_range(OH, H, w->stride_h, w->pad_top, i * w->dilation_h, &oy0, &oy1);
-            for (int j = 0; j < KW; j++) {
-                float *row = col + (size_t)((c * KH + i) * KW + j) * OH * OW;
-                int ox0, ox1;
-                valid_range(OW, W, SW, w->pad_left, j * w->dilation_w, &ox0, &ox1);
-                if (oy0 > 0) memset(row, 0, sizeof(float) * (size_t)oy0 * OW);
-                for (int oy = oy0; oy < oy1; oy++) {
-                    const int iy = oy * w->stride_h - w->pad_top + i * w->dilation_h;
-                    const float *xr = x + ((size_t)c * H + iy) * W;
-                    float *out = row + (size_t)oy * OW;
-                    for (int ox = 0; ox < ox0; ox++) out[ox] = 0;
-                    const int ix0 = ox0 * SW - w->pad_left + j * w->dilation_w;
-                    if (SW == 1) {
-                        if (ox1 > ox0) memcpy(out + ox0, xr + ix0, sizeof(float) * (size_t)(ox1 - ox0));
-                    } else {
-                        for (int ox = ox0, ix = ix0; ox < ox1; ox++, ix += SW) out[ox] = xr[ix];
-                    }
-                    for (int ox = ox1; ox < OW; ox++) out[ox] = 0;
-                }
-                if (oy1 < OH) memset(row + (size_t)oy1 * OW, 0, sizeof(float) * (size_t)(OH - oy1) * OW);
-            }
+// One row of a column matrix: kernel tap (i, j) of one channel plane xc [H, W] over all output
+// positions, OH·OW floats (zeros where the tap reads padding).
+static inline void im2col_row(const float *xc, const tl_window2d *w, int i, int j, float *row) {
+    const int H = w->height, W = w->width, OH = w->out_h, OW = w->out_w, SW = w->stride_w;
+    int oy0, oy1, ox0, ox1;
+    valid_range(OH, H, w->stride_h, w->pad_top, i * w->dilation_h, &oy0, &oy1);
+    valid_range(OW, W, SW, w->pad_left, j * w->dilation_w, &ox0, &ox1);
+    if (oy0 > 0) memset(row, 0, sizeof(float) * (size_t)oy0 * OW);
+    const int ix0 = ox0 * SW - w->pad_left + j * w->dilation_w;
+    for (int oy = oy0; oy < oy1; oy++) {
+        const int iy = oy * w->stride_h - w->pad_top + i * w->dilation_h;
+        const float *xr = xc + (size_t)iy * W;
+        float *out = row + (size_t)oy * OW;
+        for (int ox = 0; ox < ox0; ox++) out[ox] = 0;
+        if (SW == 1) {
+            if (ox1 > ox0) memcpy(out + ox0, xr + ix0, sizeof(float) * (size_t)(ox1 - ox0));
+        } else {
+            for (int ox = ox0, ix = ix0; ox < ox1; ox++, ix += SW) out[ox] = xr[ix];
+        }
+        for (int ox = ox1; ox < OW; ox++) out[ox] = 0;
+    }
+    if (oy1 < OH) memset(row + (size_t)oy1 * OW, 0, sizeof(float) * (size_t)(OH - oy1) * OW);
+}
+
+// The adjoint of im2col_row: accumulates one row into the channel plane xc.
+static inline void col2im_row(const float *row, const tl_window2d *w, int i, int j, float *xc) {
+    const int H = w->height, W = w->width, OH = w->out_h, OW = w->out_w, SW = w->stride_w;
+    int oy0, oy1, ox0, ox1;
+    valid_range(OH, H, w->stride_h, w->pad_top, i * w->dilation_h, &oy0, &oy1);
+    valid_range(OW, W, SW, w->pad_left, j * w->dilation_w, &ox0, &ox1);
+    const int ix0 = ox0 * SW - w->pad_left + j * w->dilation_w;
+    for (int oy = oy0; oy < oy1; oy++) {
+        const int iy = oy * w->stride_h - w->pad_top + i * w->dilation_h;
+        float *xr = xc + (size_t)iy * W;
+        const float *in = row + (size_t)oy * OW;
+        if (SW == 1) {
+            float *dst = xr + ix0;
+            const float *src = in + ox0;
+            for (int k = 0; k < ox1 - ox0; k++) dst[k] += src[k];
+        } else {
+            for (int ox = ox0, ix = ix0; ox < ox1; ox++, ix += SW) xr[ix] += in[ox];
         }
     }
 }
 
+void tl_im2col(const float *x, const tl_window2d *w, float *col) {
+    const size_t plane = (size_t)w->height * w->width, out = (size_t)w->out_h * w->out_w;
+    float *row = col;
+    for (int c = 0; c < w->channels; c++)
+        for (int i = 0; i < w->kernel_h; i++)
+            for (int j = 0; j < w->kernel_w; j++, row += out) im2col_row(x + c * plane, w, i, j, row);
+}
+
 void tl_col2im(const float *col, const tl_window2d *w, float *x) {
-    const int C = w->channels, H = w->height, W = w->width, OH = w->out_h, OW = w->out_w;
-    const int KH = w->kernel_h, KW = w->kernel_w, SW = w->stride_w;
-    for (int c = 0; c < C; c++) {
-        for (int i = 0; i < KH; i++) {
-            int oy0, oy1;
-            valid_range(OH, H, w->stride_h, w->pad_top, i * w->dilation_h, &oy0, &oy1);
-            for (int j = 0; j < KW; j++) {
-                const float *row = col + (size_t)((c * KH + i) * KW + j) * OH * OW;
-                int ox0, ox1;
-                valid_range(OW, W, SW, w->pad_left, j * w->dilation_w, &ox0, &ox1);
-                for (int oy = oy0; oy < oy1; oy++) {
-                    const int iy = oy * w->stride_h - w->pad_top + i * w->dilation_h;
-                    float *xr = x + ((size_t)c * H + iy) * W;
-                    const float *in = row + (size_t)oy * OW;
-                    const int ix0 = ox0 * SW - w->pad_left + j * w->dilation_w;
-                    if (SW == 1) {
-                        float *dst = xr + ix0;
-                        const float *src = in + ox0;
-                        for (int k = 0; k < ox1 - ox0; k++) dst[k] += src[k];
-                    } else {
-                        for (int ox = ox0, ix = ix0; ox < ox1; ox++, ix += SW) xr[ix] += in[ox];
-                    }
-                }
+    const size_t plane = (size_t)w->height * w->width, out = (size_t)w->out_h * w->out_w;
+    const float *row = col;
+    for (int c = 0; c < w->channels; c++)
+        for (int i = 0; i < w->kernel_h; i++)
+            for (int j = 0; j < w->kernel_w; j++, row += out) col2im_row(row, w, i, j, x + c * plane);
+}
+
+// Rows of channel c, tap (i, j) are written for every image in turn, so that each row of the
+// batch's column matrix is filled front to back.
+void tl_im2col_batch(const float *x, const tl_window2d *w, size_t images, size_t c0, size_t c1, float *col) {
+    const size_t plane = (size_t)w->height * w->width, image = plane * w->channels, out = (size_t)w->out_h * w->out_w;
+    const size_t ld = images * out;
+    for (size_t c = c0; c < c1; c++)
+        for (int i = 0; i < w->kernel_h; i++)
+            for (int j = 0; j < w->kernel_w; j++) {
+                float *row = col + ((c * w->kernel_h + i) * w->kernel_w + j) * ld;
+                for (size_t n = 0; n < images; n++) im2col_row(x + n * image + c * plane, w, i, j, row + n * out);
+            }
+}
+
+void tl_col2im_batch(const float *col, const tl_window2d *w, size_t images, size_t c0, size_t c1, float *x) {
+    const size_t plane = (size_t)w->height * w->width, image = plane * w->channels, out = (size_t)w->out_h * w->out_w;
+    const size_t ld = images * out;
+    for (size_t n = 0; n < images; n++)
+        for (size_t c = c0; c < c1; c++) memset(x + n * image + c * plane, 0, sizeof(float) * plane);
+    for (size_t c = c0; c < c1; c++)
+        for (int i = 0; i < w->kernel_h; i++)
+            for (int j = 0; j < w->kernel_w; j++) {
+                const float *row = col + ((c * w->kernel_h + i) * w->kernel_w + j) * ld;
+                for (size_t n = 0; n < images; n++) col2im_row(row + n * out, w, i, j, x + n * image + c * plane);
+            }
+}
+
+void tl_swap_outer(const float *src, size_t a, size_t b, size_t p, const float *bias, size_t a0, size_t a1, float *dst) {
+    for (size_t i = a0; i < a1; i++) {
+        const float add = bias ? bias[i] : 0.0f;
+        for (size_t j = 0; j < b; j++) {
+            const float *s = src + (i * b + j) * p;
+            float *d = dst + (j * a + i) * p;
+            if (bias) {
+                for (size_t k = 0; k < p; k++) d[k] = s[k] + add;
+            } else {
+                memcpy(d, s, sizeof(float) * p);
             }
         }
     }
 }
 
 // ---------------------------------------------------------------- pooling
+// The kernel taps k in [0, K) whose input o·s − pad + k·d lies in [0, n).
+static inline void valid_taps(int o, int s, int pad, int d, int K, int n, int *k0, int *k1) {
+    const int base = o * s - pad;
+    int lo = base >= 0 ? 0 : (-base + d - 1) / d;
+    int hi = n - base <= 0 ? 0 : (n - base + d - 1) / d;
+    if (hi > K) hi = K;
+    if (lo > hi) lo = hi;
+    *k0 = lo;
+    *k1 = hi;
+}
+
+// One step of the max scan, without branches (window values are as good as random): the first
+// maximum wins ties, and the first NaN wins for good (it propagates, as in PyTorch): v replaces
+// best when v > best or v is NaN, unless best is NaN.
+#define MAX_STEP(v, at)                                        \
+    do {                                                       \
+        const float v_ = (v);                                  \
+        const int take_ = !(v_ <= best) & (best == best);      \
+        best = take_ ? v_ : best;                              \
+        where = take_ ? (at) : where;                          \
+    } while (0)
+
 void tl_maxpool2d_forward(const float *x, const tl_window2d *w, size_t planes, float *out, float *argmax) {
     const int H = w->height, W = w->width, OH = w->out_h, OW = w->out_w;
+    const int KH = w->kernel_h, KW = w->kernel_w, SH = w->stride_h, SW = w->stride_w, DH = w->dilation_h, DW = w->dilation_w;
+    // 2×2 windows with stride 2 and no padding (the usual downsampling) read two rows straight.
+    const int pairs = KH == 2 && KW == 2 && SH == 2 && SW == 2 && DH == 1 && DW == 1 && w->pad_top == 0 && w->pad_left == 0 &&
+                      2 * OH <= H && 2 * OW <= W;
+    // Each output column's valid taps, computed once for every row and plane.
+    int taps[2 * OW];
+    for (int ox = 0; ox < OW; ox++) valid_taps(ox, SW, w->pad_left, DW, KW, W, &taps[2 * ox], &taps[2 * ox + 1]);
     for (size_t p = 0; p < planes; p++) {
         const float *xp = x + p * (size_t)H * W;
         float *op = out + p * (size_t)OH * OW;
         float *ap = argmax + p * (size_t)OH * OW;
         for (int oy = 0; oy < OH; oy++) {
+            if (pairs) {
+                const int r = 2 * oy * W;
+                const float *r0 = xp + r, *r1 = r0 + W;
+                for (int ox = 0; ox < OW; ox++) {
+                    float best = r0[2 * ox];
+                    int where = r + 2 * ox;
+                    MAX_STEP(r0[2 * ox + 1], r + 2 * ox + 1);
+                    MAX_STEP(r1[2 * ox], r + W + 2 * ox);
+                    MAX_STEP(r1[2 * ox + 1], r + W + 2 * ox + 1);
+                    op[oy * OW + ox] = best;
+                    ap[oy * OW + ox] = (float)where;
+                }
+                continue;
+            }
+            int i0, i1;
+            valid_taps(oy, SH, w->pad_top, DH, KH, H, &i0, &i1);
+            const int iy0 = oy * SH - w->pad_top;
             for (int ox = 0; ox < OW; ox++) {
+                const int j0 = taps[2 * ox], j1 = taps[2 * ox + 1];
+                const int ix0 = ox * SW - w->pad_left;
                 float best = -INFINITY;
                 int where = -1;
-                for (int i = 0; i < w->kernel_h; i++) {
-                    const int iy = oy * w->stride_h - w->pad_top + i * w->dilation_h;
-                    if (iy < 0 || iy >= H) continue;
-                    for (int j = 0; j < w->kernel_w; j++) {
-                        const int ix = ox * w->stride_w - w->pad_left + j * w->dilation_w;
-                        if (ix < 0 || ix >= W) continue;
-                        const float v = xp[iy * W + ix];
-                        // NaN propagates, as in PyTorch.
-                        if (v > best || isnan(v) || where < 0) { best = v; where = iy * W + ix; if (isnan(v)) goto done; }
+                if (KH == 3 && KW == 3 && DH == 1 && DW == 1 && i0 == 0 && i1 == 3 && j0 == 0 && j1 == 3) {
+                    // A whole 3×3 window inside the plane (ResNet's stem pooling), unrolled.
+                    const int r = iy0 * W + ix0;
+                    const float *q = xp + r;
+                    best = q[0];
+                    where = r;
+                    MAX_STEP(q[1], r + 1);
+                    MAX_STEP(q[2], r + 2);
+                    MAX_STEP(q[W], r + W);
+                    MAX_STEP(q[W + 1], r + W + 1);
+                    MAX_STEP(q[W + 2], r + W + 2);
+                    MAX_STEP(q[2 * W], r + 2 * W);
+                    MAX_STEP(q[2 * W + 1], r + 2 * W + 1);
+                    MAX_STEP(q[2 * W + 2], r + 2 * W + 2);
+                } else if (i0 < i1 && j0 < j1) {
+                    where = (iy0 + i0 * DH) * W + ix0 + j0 * DW;
+                    best = xp[where];
+                    for (int i = i0; i < i1; i++) {
+                        const int row = (iy0 + i * DH) * W + ix0;
+                        for (int j = j0; j < j1; j++) MAX_STEP(xp[row + j * DW], row + j * DW);
                     }
                 }
-            done:
                 op[oy * OW + ox] = best;
                 ap[oy * OW + ox] = (float)where;
             }
         }
     }
 }
+#undef MAX_STEP
 
 void tl_maxpool2d_backward(const float *g, const float *argmax, const tl_window2d *w, size_t planes, float *dx) {
     const size_t in = (size_t)w->height * w->width, out = (size_t)w->out_h * w->out_w;
@@ -200,25 +301,53 @@ void tl_avgpool2d_backward(const float *g, const tl_window2d *w, size_t planes, 
 // ---------------------------------------------------------------- batch normalisation
 // x is [N, C, S] (S = H·W, 1 for [N, C] inputs); statistics are per channel over N·S values.
 
+// Sums with 16 independent partial sums, so that the compiler can keep them in vector
+// registers (a single float accumulator is a serial chain it may not reorder).
+#define LANES 16
+static inline float sum_of(const float *p, size_t n) {
+    float acc[LANES] = {0};
+    size_t k = 0;
+    for (; k + LANES <= n; k += LANES)
+        for (int t = 0; t < LANES; t++) acc[t] += p[k + t];
+    float s = 0;
+    for (int t = 0; t < LANES; t++) s += acc[t];
+    for (; k < n; k++) s += p[k];
+    return s;
+}
+
+static inline float squared_deviation_of(const float *p, size_t n, float m) {
+    float acc[LANES] = {0};
+    size_t k = 0;
+    for (; k + LANES <= n; k += LANES)
+        for (int t = 0; t < LANES; t++) { const float d = p[k + t] - m; acc[t] += d * d; }
+    float s = 0;
+    for (int t = 0; t < LANES; t++) s += acc[t];
+    for (; k < n; k++) { const float d = p[k] - m; s += d * d; }
+    return s;
+}
+
+// Σ g and Σ g·(x − m) in one pass.
+static inline void sums_of_gradient(const float *g, const float *x, size_t n, float m, float *sg, float *sgx) {
+    float a[LANES] = {0}, b[LANES] = {0};
+    size_t k = 0;
+    for (; k + LANES <= n; k += LANES)
+        for (int t = 0; t < LANES; t++) { a[t] += g[k + t]; b[t] += g[k + t] * (x[k + t] - m); }
+    float sa = 0, sb = 0;
+    for (int t = 0; t < LANES; t++) { sa += a[t]; sb += b[t]; }
+    for (; k < n; k++) { sa += g[k]; sb += g[k] * (x[k] - m); }
+    *sg = sa;
+    *sgx = sb;
+}
+#undef LANES
+
 void tl_batchnorm_stats(const float *x, size_t n, size_t c, size_t s, size_t c0, size_t c1, float *mean, float *var) {
     const double m = (double)(n * s);
     for (size_t ch = c0; ch < c1; ch++) {
         double sum = 0;
-        for (size_t i = 0; i < n; i++) {
-            const float *p = x + (i * c + ch) * s;
-            float part = 0;
-            for (size_t k = 0; k < s; k++) part += p[k];
-            sum += part;
-        }
+        for (size_t i = 0; i < n; i++) sum += sum_of(x + (i * c + ch) * s, s);
         const double mu = sum / m;
         double sq = 0;
-        for (size_t i = 0; i < n; i++) {
-            const float *p = x + (i * c + ch) * s;
-            const float fm = (float)mu;
-            float part = 0;
-            for (size_t k = 0; k < s; k++) { float d = p[k] - fm; part += d * d; }
-            sq += part;
-        }
+        for (size_t i = 0; i < n; i++) sq += squared_deviation_of(x + (i * c + ch) * s, s, (float)mu);
         mean[ch] = (float)mu;
         var[ch] = (float)(sq / m);
     }
@@ -245,9 +374,8 @@ void tl_batchnorm_backward(const float *g, const float *x, size_t n, size_t c, s
         const float inv = 1.0f / sqrtf(var[ch] + eps), mu = mean[ch];
         double sg = 0, sgx = 0;
         for (size_t i = 0; i < n; i++) {
-            const float *gp = g + (i * c + ch) * s, *xp = x + (i * c + ch) * s;
-            float a = 0, b = 0;
-            for (size_t k = 0; k < s; k++) { a += gp[k]; b += gp[k] * (xp[k] - mu); }
+            float a, b;
+            sums_of_gradient(g + (i * c + ch) * s, x + (i * c + ch) * s, s, mu, &a, &b);
             sg += a;
             sgx += b;
         }

@@ -55,6 +55,16 @@ final class ConvScheduleTests: XCTestCase {
             let dx = cpu.conv2dBackwardInput(gy, weight: wt, geometry: g)
             let dw = cpu.conv2dBackwardWeight(gy, input: x, geometry: g)
             let colImage = window.columnRows * window.outputPlane, wc = ShapeMath.count(g.weightShape)
+            // The CPU's own chunking: two images per sgemm (the last chunk short), then one.
+            for budget in [2 * colImage, 1] {
+                let saved = CPUBackend.columnBudget
+                CPUBackend.columnBudget = budget
+                defer { CPUBackend.columnBudget = saved }
+                let what = "case \(ci) CPU column budget \(budget)"
+                assertClose(cpu.conv2d(x, weight: wt, bias: b, geometry: g), y, "\(what) conv2d")
+                assertClose(cpu.conv2dBackwardInput(gy, weight: wt, geometry: g), dx, "\(what) input gradient")
+                assertClose(cpu.conv2dBackwardWeight(gy, input: x, geometry: g), dw, "\(what) weight gradient")
+            }
             // One chunk, chunks of two images (the last one short), one image per chunk.
             for budget in [1 << 26, 2 * (colImage + wc), 1] {
                 let s = ConvSchedule(p: HostConvPrimitives(), scratchBudget: budget)

@@ -179,6 +179,15 @@ typedef struct tl_window2d {
 void tl_im2col(const float *x, const tl_window2d *w, float *col);
 /// The adjoint of tl_im2col: accumulates columns [C·kH·kW, OH·OW] into x [C, H, W] (x += col2im(col)).
 void tl_col2im(const float *col, const tl_window2d *w, float *x);
+/// tl_im2col of `images` images x [images, C, H, W] side by side in one column matrix
+/// [C·kH·kW, images·OH·OW] (image n's columns at n·OH·OW of each row), for one sgemm over them
+/// all; only the rows of channels c0..<c1 are written.
+void tl_im2col_batch(const float *x, const tl_window2d *w, size_t images, size_t c0, size_t c1, float *col);
+/// The adjoint of tl_im2col_batch for channels c0..<c1: overwrites those channels of x [images, C, H, W].
+void tl_col2im_batch(const float *col, const tl_window2d *w, size_t images, size_t c0, size_t c1, float *x);
+/// dst [b, a, p] = src [a, b, p] (+ bias[i] for src's row i when bias != NULL), for i in a0..<a1:
+/// between NCHW [n, C, p] and the GEMM layout [C, n, p].
+void tl_swap_outer(const float *src, size_t a, size_t b, size_t p, const float *bias, size_t a0, size_t a1, float *dst);
 /// Max pooling over `planes` planes [H, W] → [OH, OW]; argmax holds the flat input index (iy·W + ix)
 /// of each maximum as a float (−1 for a window wholly in padding).
 void tl_maxpool2d_forward(const float *x, const tl_window2d *w, size_t planes, float *out, float *argmax);

@@ -3,128 +3,144 @@ import Foundation
 
 /// The CPU's convolution, pooling and batch-normalisation kernels.
 ///
-/// Convolutions run as im2col + OpenBLAS sgemm (Chellapilla et al. 2006): NCHW activations
-/// make one image's column matrix [C·kH·kW, OH·OW] the right operand of a row-major sgemm
-/// whose result is already that image's NCHW output. Images go in chunks of one per core:
-/// the chunk's im2col/col2im run in parallel (CPUParallel.forItems), the sgemms one after the
-/// other with OpenBLAS's own threads. One column buffer per call, reused for every chunk; a
-/// pointwise convolution (1×1, stride 1, no padding) needs none, the image being its own
-/// column matrix.
+/// Convolutions run as im2col + OpenBLAS sgemm (Chellapilla et al. 2006), one sgemm per group
+/// over a whole chunk of images rather than one per image: the chunk's column matrices sit side
+/// by side in one matrix [C·kH·kW, images·OH·OW] (im2col with a row stride), so that the deep
+/// layers, whose planes are a few pixels, still give OpenBLAS wide products. The product is in
+/// the GEMM layout [outC, images, OH·OW]; one pass swaps it into NCHW (adding the bias), and
+/// the backward passes swap the NCHW gradient the other way. im2col, col2im and the swaps run
+/// split over images or channels across cores (CPUParallel), the sgemms on OpenBLAS's threads.
 extension CPUBackend {
-    /// Images per chunk: one per core, so that a chunk's im2col/col2im keep every core busy.
-    private func chunkSize(_ g: Conv2DGeometry) -> Int { Swift.min(g.batch, Swift.max(CPUParallel.threadCount, 1)) }
+    /// Floats of column matrix one call may build at once.
+    nonisolated(unsafe) static var columnBudget = 1 << 23
+    /// Columns (images × OH·OW) one sgemm should get: enough that OpenBLAS's kernels run wide
+    /// and the weights are packed once for many images, few enough that a chunk's column
+    /// matrix stays near the caches rather than streaming the whole batch's through memory.
+    static let targetColumns = 1024
 
-    /// Runs `body(i)` for the `count` images of a chunk, split across cores when worth it.
-    private func eachImage(_ count: Int, _ g: Conv2DGeometry, _ body: (Int) -> Void) {
-        CPUParallel.forItems(count, itemSize: g.window.columnRows * g.window.outputPlane, minimumChunk: 1 << 13) { s, e in
-            for i in s..<e { body(i) }
+    /// Images per chunk.
+    private func chunkSize(_ g: Conv2DGeometry) -> Int {
+        let l = g.layout
+        let wide = (CPUBackend.targetColumns + l.plane - 1) / Swift.max(l.plane, 1)
+        return Swift.max(1, Swift.min(g.batch, wide, CPUBackend.columnBudget / Swift.max(l.colImage, 1)))
+    }
+
+    /// col [rows·groups, count·plane] = im2col of images start..<start+count, image i's columns at
+    /// i·plane; split over input channels across cores.
+    private func im2col(_ x: Storage, _ g: Conv2DGeometry, start: Int, count: Int, into col: UnsafeMutablePointer<Float>) {
+        let l = g.layout, window = g.window.c, channels = g.window.channels
+        KernelProfile.measure(.im2col) {
+            CPUParallel.forItems(channels, itemSize: count * l.colImage / channels, minimumChunk: 1 << 13) { s, e in
+                var w = window
+                tl_im2col_batch(x.pointer + start * l.inImage, &w, count, s, e, col)
+            }
         }
     }
 
-    /// The column buffer of one chunk of images, or nil for a pointwise convolution.
-    private func columnBuffer(_ g: Conv2DGeometry) -> Storage? {
-        g.window.isPointwise ? nil : Storage(count: chunkSize(g) * g.layout.colImage)
+    /// dst [b, a, plane] = src [a, b, plane] (+ bias per a), split over a across cores.
+    private func swapOuter(_ src: UnsafePointer<Float>, a: Int, b: Int, plane: Int, bias: Storage?,
+                           into dst: UnsafeMutablePointer<Float>) {
+        KernelProfile.measure(.copy) {
+            CPUParallel.forItems(a, itemSize: b * plane) { s, e in
+                tl_swap_outer(src, a, b, plane, bias?.pointer, s, e, dst)
+            }
+        }
     }
 
-    /// Calls `body(n, group, columns)` for every image and group with that group's column
-    /// matrix [rows, plane] of the input: im2col'ed per chunk of images (in parallel), or the
-    /// image itself for a pointwise convolution. The forward pass and the weight gradient.
-    private func forEachInputColumns(_ x: Storage, _ g: Conv2DGeometry, _ body: (Int, Int, UnsafePointer<Float>) -> Void) {
-        let l = g.layout, chunk = chunkSize(g)
-        let window = g.window.c
-        let columns = columnBuffer(g)
-        var start = 0
-        while start < g.batch {
-            let count = Swift.min(chunk, g.batch - start)
-            if let columns {
-                eachImage(count, g) { i in
-                    var w = window
-                    tl_im2col(x.pointer + (start + i) * l.inImage, &w, columns.pointer + i * l.colImage)
-                }
-            }
-            for i in 0..<count {
-                let n = start + i
-                for grp in 0..<g.groups {
-                    let col: UnsafePointer<Float> = columns.map { UnsafePointer($0.pointer + i * l.colImage + grp * l.rows * l.plane) }
-                        ?? UnsafePointer(x.pointer + n * l.inImage + grp * l.groupInput)
-                    body(n, grp, col)
-                }
-            }
-            start += count
+    /// Images start..<start+count of the output gradient in the GEMM layout [outC, count, plane]:
+    /// swapped into `scratch`, or the image itself when count is 1.
+    private func gradientColumns(_ gradient: Storage, _ g: Conv2DGeometry, start: Int, count: Int,
+                                 scratch: Storage) -> UnsafeMutablePointer<Float> {
+        let l = g.layout
+        if count == 1 { return gradient.pointer + start * l.outImage }
+        swapOuter(gradient.pointer + start * l.outImage, a: count, b: g.outChannels, plane: l.plane, bias: nil, into: scratch.pointer)
+        return scratch.pointer
+    }
+
+    /// Row-major C = op(A)·op(B) (+ C when beta is 1), counted as convolution sgemm.
+    private func sgemm(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, lda: Int,
+                       _ b: UnsafePointer<Float>, ldb: Int, beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
+        KernelProfile.gemm(.convGemm, m: m, n: n, k: k) {
+            tl_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), beta, c,
+                     Int32(ldc))
         }
     }
 
     public func conv2d(_ x: Storage, weight: Storage, bias: Storage?, geometry g: Conv2DGeometry) -> Storage {
         let out = Storage(count: ShapeMath.count(g.outputShape))
-        let l = g.layout
-        if let bias {
-            for n in 0..<g.batch {
-                for o in 0..<g.outChannels { (out.pointer + n * l.outImage + o * l.plane).update(repeating: bias.pointer[o], count: l.plane) }
+        let l = g.layout, chunk = chunkSize(g)
+        let col = Storage(count: chunk * l.colImage), y = Storage(count: chunk > 1 ? chunk * l.outImage : 0)
+        for start in stride(from: 0, to: g.batch, by: chunk) {
+            let count = Swift.min(chunk, g.batch - start), ld = count * l.plane
+            // One image's product is already its NCHW output: no swap, the bias written first.
+            let direct = count == 1
+            let target = direct ? out.pointer + start * l.outImage : y.pointer
+            if direct, let bias {
+                for o in 0..<g.outChannels { (target + o * l.plane).update(repeating: bias.pointer[o], count: l.plane) }
             }
-        }
-        let beta: Float = bias == nil ? 0 : 1
-        forEachInputColumns(x, g) { n, grp, col in
-            // y[n, group] [outPerGroup, plane] = W[group] [outPerGroup, rows] · col[group] [rows, plane]
-            tl_sgemm(0, 0, Int32(l.outPerGroup), Int32(l.plane), Int32(l.rows), 1,
-                     weight.pointer + grp * l.outPerGroup * l.rows, Int32(l.rows), col, Int32(l.plane),
-                     beta, out.pointer + n * l.outImage + grp * l.outPerGroup * l.plane, Int32(l.plane))
+            im2col(x, g, start: start, count: count, into: col.pointer)
+            for grp in 0..<g.groups {
+                // y[group] [outPerGroup, count·plane] = W[group] [outPerGroup, rows] · col[group] [rows, count·plane]
+                sgemm(false, false, m: l.outPerGroup, n: ld, k: l.rows, weight.pointer + grp * l.outPerGroup * l.rows, lda: l.rows,
+                      col.pointer + grp * l.rows * ld, ldb: ld, beta: direct && bias != nil ? 1 : 0,
+                      target + grp * l.outPerGroup * ld, ldc: ld)
+            }
+            if !direct {
+                swapOuter(y.pointer, a: g.outChannels, b: count, plane: l.plane, bias: bias, into: out.pointer + start * l.outImage)
+            }
         }
         return out
     }
 
     public func conv2dBackwardInput(_ gradient: Storage, weight: Storage, geometry g: Conv2DGeometry) -> Storage {
         let dx = Storage(count: ShapeMath.count(g.inputShape))
-        let l = g.layout
-        let window = g.window.c, chunk = chunkSize(g)
-        let columns = columnBuffer(g)
-        var start = 0
-        while start < g.batch {
-            let count = Swift.min(chunk, g.batch - start)
-            for i in 0..<count {
-                let n = start + i
-                for grp in 0..<g.groups {
-                    // dcol[group] [rows, plane] = W[group]ᵀ [rows, outPerGroup] · g[n, group] [outPerGroup, plane]
-                    let dcol = columns.map { $0.pointer + i * l.colImage + grp * l.rows * l.plane }
-                        ?? (dx.pointer + n * l.inImage + grp * l.groupInput)
-                    tl_sgemm(1, 0, Int32(l.rows), Int32(l.plane), Int32(l.outPerGroup), 1,
-                             weight.pointer + grp * l.outPerGroup * l.rows, Int32(l.rows),
-                             gradient.pointer + n * l.outImage + grp * l.outPerGroup * l.plane, Int32(l.plane), 0, dcol, Int32(l.plane))
-                }
+        let l = g.layout, chunk = chunkSize(g), window = g.window.c
+        let dcol = Storage(count: chunk * l.colImage), gtScratch = Storage(count: chunk > 1 ? chunk * l.outImage : 0)
+        for start in stride(from: 0, to: g.batch, by: chunk) {
+            let count = Swift.min(chunk, g.batch - start), ld = count * l.plane
+            let gt = gradientColumns(gradient, g, start: start, count: count, scratch: gtScratch)
+            for grp in 0..<g.groups {
+                // dcol[group] [rows, count·plane] = W[group]ᵀ [rows, outPerGroup] · g[group] [outPerGroup, count·plane]
+                sgemm(true, false, m: l.rows, n: ld, k: l.outPerGroup, weight.pointer + grp * l.outPerGroup * l.rows, lda: l.rows,
+                      gt + grp * l.outPerGroup * ld, ldb: ld, beta: 0, dcol.pointer + grp * l.rows * ld, ldc: ld)
             }
-            if let columns {
-                eachImage(count, g) { i in
+            KernelProfile.measure(.col2im) {
+                CPUParallel.forItems(g.window.channels, itemSize: count * l.colImage / g.window.channels, minimumChunk: 1 << 13) { s, e in
                     var w = window
-                    let image = dx.pointer + (start + i) * l.inImage
-                    image.update(repeating: 0, count: l.inImage)
-                    tl_col2im(columns.pointer + i * l.colImage, &w, image)
+                    tl_col2im_batch(dcol.pointer, &w, count, s, e, dx.pointer + start * l.inImage)
                 }
             }
-            start += count
         }
         return dx
     }
 
     public func conv2dBackwardWeight(_ gradient: Storage, input x: Storage, geometry g: Conv2DGeometry) -> Storage {
-        let dw = Storage(zeros: ShapeMath.count(g.weightShape))
-        let l = g.layout
-        forEachInputColumns(x, g) { n, grp, col in
-            // dW[group] [outPerGroup, rows] += g[n, group] [outPerGroup, plane] · col[group]ᵀ [plane, rows]
-            tl_sgemm(0, 1, Int32(l.outPerGroup), Int32(l.rows), Int32(l.plane), 1,
-                     gradient.pointer + n * l.outImage + grp * l.outPerGroup * l.plane, Int32(l.plane), col, Int32(l.plane),
-                     1, dw.pointer + grp * l.outPerGroup * l.rows, Int32(l.rows))
+        let dw = Storage(count: ShapeMath.count(g.weightShape))
+        let l = g.layout, chunk = chunkSize(g)
+        let col = Storage(count: chunk * l.colImage), gtScratch = Storage(count: chunk > 1 ? chunk * l.outImage : 0)
+        for start in stride(from: 0, to: g.batch, by: chunk) {
+            let count = Swift.min(chunk, g.batch - start), ld = count * l.plane
+            im2col(x, g, start: start, count: count, into: col.pointer)
+            let gt = gradientColumns(gradient, g, start: start, count: count, scratch: gtScratch)
+            for grp in 0..<g.groups {
+                // dW[group] [outPerGroup, rows] (+)= g[group] [outPerGroup, count·plane] · col[group]ᵀ [count·plane, rows]
+                sgemm(false, true, m: l.outPerGroup, n: l.rows, k: ld, gt + grp * l.outPerGroup * ld, lda: ld,
+                      col.pointer + grp * l.rows * ld, ldb: ld, beta: start == 0 ? 0 : 1,
+                      dw.pointer + grp * l.outPerGroup * l.rows, ldc: l.rows)
+            }
         }
         return dw
     }
 
     /// Splits `planes` planes (or channels) of `perPlane` elements into ranges across cores.
-    private func forPlanes(_ planes: Int, perPlane: Int, _ body: (Int, Int) -> Void) {
-        CPUParallel.forItems(planes, itemSize: perPlane, body)
+    private func forPlanes(_ kind: KernelProfile.Kind, _ planes: Int, perPlane: Int, _ body: (Int, Int) -> Void) {
+        KernelProfile.measure(kind) { CPUParallel.forItems(planes, itemSize: perPlane, body) }
     }
 
     public func maxPool2d(_ x: Storage, window: Window2D, planes: Int) -> (output: Storage, argmax: Storage) {
         let out = Storage(count: planes * window.outputPlane), idx = Storage(count: planes * window.outputPlane)
         let inPlane = window.inputPlane, outPlane = window.outputPlane
-        forPlanes(planes, perPlane: inPlane) { s, e in
+        forPlanes(.pooling, planes, perPlane: inPlane) { s, e in
             var w = window.c
             tl_maxpool2d_forward(x.pointer + s * inPlane, &w, e - s, out.pointer + s * outPlane, idx.pointer + s * outPlane)
         }
@@ -134,7 +150,7 @@ extension CPUBackend {
     public func maxPool2dBackward(_ gradient: Storage, argmax: Storage, window: Window2D, planes: Int) -> Storage {
         let dx = Storage(count: planes * window.inputPlane)
         let inPlane = window.inputPlane, outPlane = window.outputPlane
-        forPlanes(planes, perPlane: inPlane) { s, e in
+        forPlanes(.pooling, planes, perPlane: inPlane) { s, e in
             var w = window.c
             tl_maxpool2d_backward(gradient.pointer + s * outPlane, argmax.pointer + s * outPlane, &w, e - s, dx.pointer + s * inPlane)
         }
@@ -144,7 +160,7 @@ extension CPUBackend {
     public func avgPool2d(_ x: Storage, window: Window2D, planes: Int, countIncludePad: Bool) -> Storage {
         let out = Storage(count: planes * window.outputPlane)
         let inPlane = window.inputPlane, outPlane = window.outputPlane
-        forPlanes(planes, perPlane: inPlane) { s, e in
+        forPlanes(.pooling, planes, perPlane: inPlane) { s, e in
             var w = window.c
             tl_avgpool2d_forward(x.pointer + s * inPlane, &w, e - s, countIncludePad ? 1 : 0, out.pointer + s * outPlane)
         }
@@ -154,7 +170,7 @@ extension CPUBackend {
     public func avgPool2dBackward(_ gradient: Storage, window: Window2D, planes: Int, countIncludePad: Bool) -> Storage {
         let dx = Storage(count: planes * window.inputPlane)
         let inPlane = window.inputPlane, outPlane = window.outputPlane
-        forPlanes(planes, perPlane: inPlane) { s, e in
+        forPlanes(.pooling, planes, perPlane: inPlane) { s, e in
             var w = window.c
             tl_avgpool2d_backward(gradient.pointer + s * outPlane, &w, e - s, countIncludePad ? 1 : 0, dx.pointer + s * inPlane)
         }
@@ -163,7 +179,7 @@ extension CPUBackend {
 
     public func batchNormStatistics(_ x: Storage, batch: Int, channels: Int, spatial: Int) -> (mean: Storage, variance: Storage) {
         let mean = Storage(count: channels), variance = Storage(count: channels)
-        forPlanes(channels, perPlane: batch * spatial) { s, e in
+        forPlanes(.batchNorm, channels, perPlane: batch * spatial) { s, e in
             tl_batchnorm_stats(x.pointer, batch, channels, spatial, s, e, mean.pointer, variance.pointer)
         }
         return (mean, variance)
@@ -172,7 +188,7 @@ extension CPUBackend {
     public func batchNorm(_ x: Storage, mean: Storage, variance: Storage, weight: Storage, bias: Storage, epsilon: Float,
                           batch: Int, channels: Int, spatial: Int) -> Storage {
         let y = Storage(count: x.count)
-        forPlanes(channels, perPlane: batch * spatial) { s, e in
+        forPlanes(.batchNorm, channels, perPlane: batch * spatial) { s, e in
             tl_batchnorm_forward(x.pointer, batch, channels, spatial, s, e, mean.pointer, variance.pointer, epsilon,
                                  weight.pointer, bias.pointer, y.pointer)
         }
@@ -183,7 +199,7 @@ extension CPUBackend {
                                   epsilon: Float, batchStatistics: Bool, batch: Int, channels: Int, spatial: Int)
         -> (input: Storage, weight: Storage, bias: Storage) {
         let dx = Storage(count: input.count), dw = Storage(count: channels), db = Storage(count: channels)
-        forPlanes(channels, perPlane: batch * spatial) { s, e in
+        forPlanes(.batchNorm, channels, perPlane: batch * spatial) { s, e in
             tl_batchnorm_backward(gradient.pointer, input.pointer, batch, channels, spatial, s, e, mean.pointer, variance.pointer,
                                   epsilon, weight.pointer, batchStatistics ? 1 : 0, dx.pointer, dw.pointer, db.pointer)
         }

@@ -9,15 +9,17 @@ extension CPUBackend {
         // The bias is written into the output first and sgemm accumulates onto it: one BLAS
         // call plus a row copy for the whole layer.
         let out = Storage(count: m * n)
-        if let b { for r in 0..<m { (out.pointer + r * n).update(from: b.pointer, count: n) } }
+        if let b { KernelProfile.measure(.copy) { for r in 0..<m { (out.pointer + r * n).update(from: b.pointer, count: n) } } }
         gemm(transA: false, transB: true, m: m, n: n, k: k, a: x, b: w, into: out, accumulate: b != nil)
         return out
     }
 
     public func copyRows(from src: Storage, offset srcOffset: Int, stride srcStride: Int,
                          to dst: Storage, offset dstOffset: Int, stride dstStride: Int, rows: Int, rowLength: Int) {
-        for r in 0..<rows {
-            (dst.pointer + dstOffset + r * dstStride).update(from: src.pointer + srcOffset + r * srcStride, count: rowLength)
+        KernelProfile.measure(.copy) {
+            for r in 0..<rows {
+                (dst.pointer + dstOffset + r * dstStride).update(from: src.pointer + srcOffset + r * srcStride, count: rowLength)
+            }
         }
     }
 
@@ -101,18 +103,22 @@ extension CPUBackend {
     public func sgdUpdate(_ w: Storage, _ g: Storage, momentum buffer: Storage?, learningRate: Float, momentum: Float,
                           dampening: Float, weightDecay: Float, nesterov: Bool, firstStep: Bool) {
         let buf = buffer?.pointer
-        forRanges(w.count) { s, e in
-            tl_sgd_update(w.pointer + s, g.pointer + s, buf.map { $0 + s }, e - s, learningRate, momentum, dampening,
-                          weightDecay, nesterov ? 1 : 0, firstStep ? 1 : 0)
+        KernelProfile.measure(.optimizer) {
+            forRanges(w.count) { s, e in
+                tl_sgd_update(w.pointer + s, g.pointer + s, buf.map { $0 + s }, e - s, learningRate, momentum, dampening,
+                              weightDecay, nesterov ? 1 : 0, firstStep ? 1 : 0)
+            }
         }
     }
 
     public func adamUpdate(_ w: Storage, _ g: Storage, _ m: Storage, _ v: Storage, learningRate: Float, beta1: Float,
                            beta2: Float, epsilon: Float, weightDecay: Float, decoupled: Bool, biasCorrection1: Float,
                            biasCorrection2: Float) {
-        forRanges(w.count) { s, e in
-            tl_adam_update(w.pointer + s, g.pointer + s, m.pointer + s, v.pointer + s, e - s, learningRate, beta1, beta2,
-                           epsilon, weightDecay, decoupled ? 1 : 0, biasCorrection1, biasCorrection2)
+        KernelProfile.measure(.optimizer) {
+            forRanges(w.count) { s, e in
+                tl_adam_update(w.pointer + s, g.pointer + s, m.pointer + s, v.pointer + s, e - s, learningRate, beta1, beta2,
+                               epsilon, weightDecay, decoupled ? 1 : 0, biasCorrection1, biasCorrection2)
+            }
         }
     }
 

@@ -6,6 +6,10 @@ public struct CPUBackend: Backend {
     public var device: Device { .cpu }
 
     public func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, outShape: [Int]) -> Storage {
+        KernelProfile.measure(.elementwise) { binaryKernel(op, a, b, outShape: outShape) }
+    }
+
+    private func binaryKernel(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, outShape: [Int]) -> Storage {
         let n = ShapeMath.count(outShape)
         let out = Storage(count: n)
         let pa = a.storage.pointer, pb = b.storage.pointer, po = out.pointer
@@ -50,21 +54,23 @@ public struct CPUBackend: Backend {
     public func unary(_ op: UnaryOp, _ x: Storage) -> Storage {
         let out = Storage(count: x.count)
         let px = x.pointer, po = out.pointer
-        CPUParallel.forRanges(x.count) { s, e in tl_unary(op.rawValue, px + s, po + s, e - s) }
+        KernelProfile.measure(.elementwise) { CPUParallel.forRanges(x.count) { s, e in tl_unary(op.rawValue, px + s, po + s, e - s) } }
         return out
     }
 
     public func unaryBackward(_ op: UnaryOp, x: Storage, y: Storage, gradient: Storage) -> Storage {
         let out = Storage(count: x.count)
         let px = x.pointer, py = y.pointer, pg = gradient.pointer, po = out.pointer
-        CPUParallel.forRanges(x.count) { s, e in tl_unary_backward(op.rawValue, px + s, py + s, pg + s, po + s, e - s) }
+        KernelProfile.measure(.elementwise) {
+            CPUParallel.forRanges(x.count) { s, e in tl_unary_backward(op.rawValue, px + s, py + s, pg + s, po + s, e - s) }
+        }
         return out
     }
 
     public func affine(_ x: Storage, scale: Float, shift: Float) -> Storage {
         let out = Storage(count: x.count)
         let px = x.pointer, po = out.pointer
-        CPUParallel.forRanges(x.count) { s, e in tl_affine(px + s, scale, shift, po + s, e - s) }
+        KernelProfile.measure(.elementwise) { CPUParallel.forRanges(x.count) { s, e in tl_affine(px + s, scale, shift, po + s, e - s) } }
         return out
     }
 
@@ -77,15 +83,17 @@ public struct CPUBackend: Backend {
 
     public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: Storage, b: Storage, into c: Storage,
                      accumulate: Bool) {
-        tl_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), 1,
-                 a.pointer, Int32(transA ? m : k), b.pointer, Int32(transB ? k : n),
-                 accumulate ? 1 : 0, c.pointer, Int32(n))
+        KernelProfile.gemm(.denseGemm, m: m, n: n, k: k) {
+            tl_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), 1,
+                     a.pointer, Int32(transA ? m : k), b.pointer, Int32(transB ? k : n),
+                     accumulate ? 1 : 0, c.pointer, Int32(n))
+        }
     }
 
     public func reduce(sum: Bool, _ x: Storage, outer: Int, mid: Int, inner: Int) -> (Storage, [Int32]?) {
         let out = Storage(count: outer * inner)
         if sum {
-            tl_reduce_mid(0, x.pointer, outer, mid, inner, out.pointer, nil)
+            KernelProfile.measure(.reduction) { tl_reduce_mid(0, x.pointer, outer, mid, inner, out.pointer, nil) }
             return (out, nil)
         }
         var idx = [Int32](repeating: 0, count: outer * inner)
@@ -107,7 +115,7 @@ public struct CPUBackend: Backend {
         let outShape = permutation.map { Int64(shape[$0]) }
         let permStrides = permutation.map { Int64(strides[$0]) }
         let out = Storage(count: x.count)
-        tl_permute(Int32(shape.count), outShape, x.pointer, permStrides, out.pointer)
+        KernelProfile.measure(.copy) { tl_permute(Int32(shape.count), outShape, x.pointer, permStrides, out.pointer) }
         return out
     }
 
