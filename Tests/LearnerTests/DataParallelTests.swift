@@ -80,6 +80,43 @@ final class DataParallelTests: XCTestCase {
         }
     }
 
+    func testBroadcastGivesEveryRankRankZerosParametersAndBuffers() throws {
+        let group = InProcessGroup(size: 3, timeout: 10)
+        let states = Results<[[Float]]>()
+        try group.run { comm in
+            let model = Sequential([Conv2D(inputChannels: 1, outputChannels: 2, kernelSize: 3, seed: 5 + UInt64(comm.rank)),
+                                    BatchNorm2D(features: 2)])
+            // Each rank's running statistics differ too: the broadcast must carry buffers.
+            for (_, b) in model.namedBuffers { b.assign(Tensor(repeating: Float(comm.rank + 1), shape: b.shape)) }
+            // Buckets smaller than one tensor: every tensor travels in a broadcast of its own.
+            try DataParallel(comm, bucketBytes: 4).broadcastInitialState(model)
+            states.set(comm.rank, model.namedParametersAndBuffers.map(\.parameter.value.scalars))
+        }
+        let all = states.values
+        XCTAssertEqual(all[1], all[0])
+        XCTAssertEqual(all[2], all[0])
+        let rankZero = Sequential([Conv2D(inputChannels: 1, outputChannels: 2, kernelSize: 3, seed: 5), BatchNorm2D(features: 2)])
+        XCTAssertEqual(all[0][0], rankZero.parameters[0].value.scalars)
+        XCTAssertEqual(all[0].last, [1])  // num_batches_tracked as rank 0 set it
+    }
+
+    func testRanksWithDifferentModelsAreNamedBeforeTraining() {
+        let group = InProcessGroup(size: 3, timeout: 10)
+        let errors = Results<String>()
+        XCTAssertThrowsError(try group.run { comm in
+            let model = Sequential([Dense(inputSize: 4, outputSize: comm.rank == 2 ? 3 : 2, seed: 1)])
+            do {
+                try DataParallel(comm).broadcastInitialState(model)
+            } catch {
+                errors.set(comm.rank, "\(error)")
+                throw error
+            }
+        })
+        for rank in 0..<3 {
+            XCTAssertEqual(errors[rank], "rank \(rank): broadcast of the initial state failed: rank 2 has a model whose tensor sizes differ from rank 0's")
+        }
+    }
+
     // MARK: - Buckets, hook, dropout, tape
 
     func testBucketsFollowReverseParameterOrderAndTheSizeCap() {

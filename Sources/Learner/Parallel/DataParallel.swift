@@ -73,8 +73,9 @@ public final class DataParallel: OverlappedGradientSynchronizer {
         let all = try allReduceSum(slots)
         let differing = (1..<worldSize).filter { all[2 * $0] != all[0] || all[2 * $0 + 1] != all[1] }
         guard differing.isEmpty else {
+            let who = differing.count == 1 ? "rank \(differing[0]) has" : "ranks \(CollectiveError.list(differing)) have"
             throw CollectiveError(rank: rank, operation: "broadcast of the initial state",
-                                  message: "ranks \(CollectiveError.list(differing)) have a model whose tensor sizes differ from rank 0's")
+                                  message: "failed: \(who) a model whose tensor sizes differ from rank 0's")
         }
     }
 

@@ -72,8 +72,9 @@ public final class InProcessGroup: @unchecked Sendable {
         phases[rank] = phase
         condition.broadcast()
         while true {
-            if let failure { throw CollectiveError(rank: rank, operation: operation, message: "abandoned: \(failure)") }
+            // Completion first: a rank may fail just after a collective that every rank finished.
             if phases.allSatisfy({ $0 >= phase }) { return }
+            if let failure { throw CollectiveError(rank: rank, operation: operation, message: "abandoned: \(failure)") }
             if !condition.wait(until: deadline) && Date() >= deadline {
                 let silent = (0..<size).filter { phases[$0] < phase }
                 if silent.isEmpty { return }
