@@ -8,9 +8,7 @@ Prints one JSON line. Usage: torch_mlp.py [--steps 50] [--warmup 20] [--rounds 5
 import argparse
 import json
 import resource
-import statistics
 import sys
-import time
 
 
 def main():
@@ -27,6 +25,7 @@ def main():
     except ImportError:
         print(json.dumps({"bench": "mlp", "impl": "torch", "skipped": "torch is not installed"}))
         return 0
+    from torch_steps import median_rate
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -41,28 +40,7 @@ def main():
     pool = [(torch.randn(args.batch, 784, generator=g), torch.randint(0, 10, (args.batch,), generator=g))
             for _ in range(64)]
 
-    k = 0
-    last = 0.0
-
-    def step():
-        nonlocal k, last
-        x, y = pool[k % len(pool)]
-        k += 1
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        last = loss.item()
-
-    for _ in range(args.warmup):
-        step()
-    rates = []
-    for _ in range(args.rounds):
-        t0 = time.perf_counter()
-        for _ in range(args.steps):
-            step()
-        rates.append(args.steps * args.batch / (time.perf_counter() - t0))
-    sps = statistics.median(rates)
+    sps, last = median_rate(model, opt, loss_fn, pool, args.batch, args.warmup, args.rounds, args.steps)
     ms = 1000.0 * args.batch / sps
     macs = 784 * 512 + 512 * 512 + 512 * 10
     flops = 6.0 * args.batch * macs

@@ -6,6 +6,7 @@
 //   tefla-bench gemms [--batch B] [--json]   the sgemm calls of one MLP step, each timed alone
 //   tefla-bench adam [--json]       the MLP's Adam update alone
 //   tefla-bench conv [--batch N]    a 64→64 3×3 convolution's forward and backward (Conv.swift)
+//   tefla-bench cnn [--model small|resnet18] [--profile]   CNN training steps (CNN.swift)
 //   tefla-bench all [--json]        MLP first (so its peak RSS is its own), then sgemm 512/1024/2048
 //                                   and the step's GEMMs
 //
@@ -30,6 +31,8 @@ struct Options {
     var reps = 0
     var json = false
     var phases = false
+    var profile = false
+    var model = "small"
     var device = 0
 }
 
@@ -54,12 +57,18 @@ func parseOptions() -> Options {
         case "--json": o.json = true
         case "--device": o.device = value()
         case "--phases": o.phases = true
+        case "--profile": o.profile = true
+        case "--model":
+            i += 1
+            guard i < args.count else { fail("--model needs a name (small, resnet18)") }
+            o.model = args[i]
         case "-h", "--help":
             print("""
             usage: tefla-bench mlp [--steps N] [--warmup N] [--rounds N] [--batch B] [--threads T] [--json] [--phases]
                    tefla-bench sgemm N [--reps N] [--threads T] [--json]
                    tefla-bench gemms [--batch B] [--json]
                    tefla-bench adam [--json]
+                   tefla-bench cnn [--model small|resnet18] [--batch B] [--steps N] [--warmup N] [--rounds N] [--json] [--profile]
                    tefla-bench all [--json]
             """)
             exit(0)
@@ -368,6 +377,8 @@ case "adam":
     runAdamAlone(options)
 case "conv":
     runConvBench(options)
+case "cnn":
+    runCNN(options, model: options.model)
 case "gpu-check":
     runGPUCheck(options)
 case "gpu-mlp":
@@ -377,5 +388,5 @@ case "all":
     for n in [512, 1024, 2048] { runSgemm(n, options) }
     runStepGemms(options)
 default:
-    fail("unknown command \(options.command) (mlp, sgemm, gemms, adam, conv, all, gpu-check, gpu-mlp)")
+    fail("unknown command \(options.command) (mlp, sgemm, gemms, adam, conv, cnn, all, gpu-check, gpu-mlp)")
 }
