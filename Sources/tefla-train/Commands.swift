@@ -22,6 +22,10 @@ struct Train: ParsableCommand {
     @Flag(name: .customLong("find-lr"), help: "Run the learning-rate range test instead (as `tefla-train lr-find`).")
     var findLR = false
 
+    @Option(name: .customLong("collective-timeout"),
+            help: "Under mpirun: seconds a rank waits for the others before it stops with an error (default 300).")
+    var collectiveTimeout: Double = 300
+
     func validate() throws {
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be >= 1, got \(epochs)") }
         if let startEpoch, startEpoch < 1 { throw ValidationError("--start-epoch counts from 1, got \(startEpoch)") }
@@ -32,18 +36,33 @@ struct Train: ParsableCommand {
             if let epochs { cfg.epochs = epochs }
             if let startEpoch { cfg.startEpoch = startEpoch }
         }
+        var replicas: ReplicaLaunch?
+        do {
+            try train(&session, replicas: &replicas)
+        } catch {
+            // A rank that fails (or finds a peer silent) ends the whole MPI job rather than wait.
+            replicas?.abort(after: error)
+            throw error
+        }
+        replicas?.finish()
+    }
+
+    private func train(_ session: inout Session, replicas: inout ReplicaLaunch?) throws {
         try reportingErrors {
-            let training = try session.load(session.cfg.trainDir)
-            let validation = try session.cfg.valDir.map { try session.load($0) }
+            let training = try session.data(session.cfg.trainDir, training: true)
+            let validation = try session.cfg.valDir.map { try session.data($0, training: false) }
             let learner = try session.makeLearner(featureSize: training.featureSize, trainingCount: training.count)
-            let verbose = session.verbose
+            learner.classWeights = try session.classWeights(for: training)
             if findLR {
-                try LRFind.sweep(learner, session.cfg, training)
+                try LRFind.sweep(learner, session.cfg, try LRFind.inMemory(training, session))
                 return
             }
+            // Under mpirun every process is one data-parallel rank; rank 0 alone prints and writes.
+            replicas = try ReplicaLaunch.join(learner, timeout: collectiveTimeout)
+            let verbose = (replicas?.rank ?? 0) == 0 ? session.verbose : 0
             if resume || session.cfg.checkpoint.resume {
                 guard let dir = learner.weightsDirectory else { throw fail("--resume needs checkpoint.weights_dir in \(options.config)") }
-                session.cfg.startEpoch = try learner.resumeEpoch()
+                session.cfg.startEpoch = try replicas?.rootFirst { try learner.resumeEpoch() } ?? learner.resumeEpoch()
                 if verbose > 0 {
                     print(session.cfg.startEpoch > 1 ? "tefla-train: resuming at epoch \(session.cfg.startEpoch) from \(dir.path)"
                                                      : "tefla-train: no checkpoint in \(dir.path) yet; starting at epoch 1")
@@ -53,14 +72,18 @@ struct Train: ParsableCommand {
                     return
                 }
             }
+            if verbose > 0, let replicas {
+                print("tefla-train: \(replicas.size) data-parallel ranks (\(MPICommunicator.library)); each takes its share of every batch")
+            }
             if verbose > 0 {
                 print("tefla-train: \(training.count) training samples from \(session.cfg.trainDir)"
                       + (validation.map { ", \($0.count) validation samples from \(session.cfg.valDir ?? "")" } ?? "")
                       + "; model: \(learner.model.parameterCount) parameters; device: \(session.deviceName)")
             }
             let cfg = session.cfg
-            let history = try learner.fit(training: training, validation: validation, startEpoch: cfg.startEpoch,
-                                          epochs: cfg.epochs, batchSize: cfg.batchSize, dropLastBatch: cfg.dropLastBatch)
+            let history = try learner.fit(training.source, validation: validation?.source, startEpoch: cfg.startEpoch,
+                                          epochs: cfg.epochs, batchSize: cfg.batchSize, dropLastBatch: cfg.dropLastBatch,
+                                          iterationsPerEpoch: cfg.data.iterationsPerEpoch)
             if verbose > 0, let last = history.epochs.last {
                 let acc = last.validationAccuracy.map { String(format: "final val_accuracy: %.4f", $0) }
                     ?? String(format: "final loss: %.4f", last.trainLoss)
@@ -81,10 +104,18 @@ struct LRFind: ParsableCommand {
     func run() throws {
         let session = try Session(options)
         try reportingErrors {
-            let training = try session.load(session.cfg.trainDir)
+            let training = try session.data(session.cfg.trainDir, training: true)
             let learner = try session.makeLearner(featureSize: training.featureSize, trainingCount: training.count)
-            try LRFind.sweep(learner, session.cfg, training)
+            try LRFind.sweep(learner, session.cfg, try LRFind.inMemory(training, session))
         }
+    }
+
+    /// The range test sweeps feature-vector data held in memory.
+    static func inMemory(_ data: SessionData, _ session: Session) throws -> InMemoryDataset {
+        guard let dataset = data.inMemory else {
+            throw fail("the learning-rate finder runs on feature-vector data; \(session.options.config) sets data.image_size")
+        }
+        return dataset
     }
 
     static func sweep(_ learner: SupervisedLearner, _ cfg: TrainConfig, _ training: InMemoryDataset) throws {
@@ -112,12 +143,16 @@ struct TrainedModelOptions: ParsableArguments {
     @Option(name: .long, help: "A checkpoint folder (default: the newest in checkpoint.weights_dir).")
     var checkpoint: String?
 
+    @Flag(name: .long, help: "Test-time augmentation: average the predictions for each image and its mirror image.")
+    var tta = false
+
     /// The data set, a learner with the trained weights loaded, and the data's directory.
-    func open(_ session: Session, command: String) throws -> (InMemoryDataset, SupervisedLearner, String) {
+    func open(_ session: Session, command: String) throws -> (SessionData, SupervisedLearner, String) {
         guard let dir = data ?? session.cfg.valDir else { throw fail("\(command) needs --data DIR or data.val_dir") }
-        let dataset = try session.load(dir)
+        let dataset = try session.data(dir, training: false)
         let learner = try session.makeLearner(featureSize: dataset.featureSize, trainingCount: dataset.count)
         try session.loadTrainedWeights(learner, checkpoint: checkpoint)
+        learner.testTimeFlip = tta
         return (dataset, learner, dir)
     }
 }
@@ -135,7 +170,7 @@ struct Evaluate: ParsableCommand {
         let session = try Session(options)
         try reportingErrors {
             let (dataset, learner, dir) = try trained.open(session, command: "evaluate")
-            let result = learner.evaluateMetrics(dataset, batchSize: Swift.max(session.cfg.batchSize, 256))
+            let result = try learner.measure(dataset.source, batchSize: Swift.max(session.cfg.batchSize, 256))
             let metrics = result.metrics.sorted { $0.key < $1.key }.map { String(format: "%@: %.4f", $0.key, $0.value) }
             print(([String(format: "evaluate: %d samples from %@", dataset.count, dir), String(format: "loss: %.4f", result.loss)]
                    + metrics).joined(separator: " - "))
@@ -160,29 +195,33 @@ struct Predict: ParsableCommand {
         try reportingErrors {
             let (dataset, learner, _) = try trained.open(session, command: "predict")
             let classification = learner.loss.isClassification
+            let multiLabel = session.cfg.mode == "multilabel"
             var lines: [String] = []
-            var start = 0
-            while start < dataset.count {
-                let indices = Array(start..<Swift.min(dataset.count, start + 256))
-                let (x, _) = learner.deviceBatch(dataset, indices)
-                var outputs = learner.predict(x)
+            var index = 0
+            let batches = try dataset.source.batches(BatchRequest(epoch: 1, batchSize: 256, training: false, seed: session.cfg.seed))
+            while let batch = try batches.next() {
+                var outputs = learner.predict(batch.inputs.to(learner.device))
                 if classification { outputs = outputs.softmax() }
+                if multiLabel { outputs = outputs.sigmoid() }
                 let width = outputs.shape.last ?? 1
                 let values = outputs.scalars
+                let labels = batch.labels.scalars
+                let labelWidth = labels.count / Swift.max(batch.count, 1)
                 if lines.isEmpty {
                     lines.append((["index", "label"] + (classification ? ["prediction"] : [])
-                                  + (0..<width).map { classification ? "p\($0)" : "output\($0)" }).joined(separator: ","))
+                                  + (0..<width).map { classification || multiLabel ? "p\($0)" : "output\($0)" }).joined(separator: ","))
                 }
-                for (row, i) in indices.enumerated() {
+                for row in 0..<batch.count {
                     let rowValues = values[(row * width)..<((row + 1) * width)]
-                    var fields = [String(i), String(format: "%g", dataset.labels[i])]
+                    let label = labels[(row * labelWidth)..<((row + 1) * labelWidth)].map { String(format: "%g", $0) }
+                    var fields = [String(index), label.joined(separator: " ")]
                     if classification, let best = rowValues.indices.max(by: { rowValues[$0] < rowValues[$1] }) {
                         fields.append(String(best - row * width))
                     }
                     fields += rowValues.map { String(format: "%.6g", $0) }
                     lines.append(fields.joined(separator: ","))
+                    index += 1
                 }
-                start += indices.count
             }
             try AtomicFile.write(Data((lines.joined(separator: "\n") + "\n").utf8), to: output)
             if session.verbose > 0 { print("predict: \(dataset.count) rows written to \(output)") }
@@ -204,7 +243,7 @@ struct Summary: ParsableCommand {
     func run() throws {
         let session = try Session(options)
         try reportingErrors {
-            let size = try inputSize ?? session.load(session.cfg.trainDir).featureSize
+            let size = try inputSize ?? session.cfg.inputShape?.reduce(1, *) ?? session.load(session.cfg.trainDir).featureSize
             let model = session.cfg.makeModel(inputSize: size)
             print(ModelSummary.table(model, input: Tensor.zeros([1, size])))
         }

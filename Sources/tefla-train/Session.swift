@@ -79,13 +79,46 @@ struct Session {
 
     func load(_ directory: String) throws -> InMemoryDataset { try InMemoryDataset.load(directory: directory, keys: keys) }
 
+    /// A data directory as the learner's source: encoded images through the decoding pipeline
+    /// when `data.image_size` is set, else feature vectors read into memory (class-balanced for
+    /// training when `data.balancing` asks).
+    func data(_ directory: String, training: Bool) throws -> SessionData {
+        let spec = cfg.data
+        if spec.isImage {
+            let evaluation = spec.pipelineOptions(batchSize: cfg.batchSize, seed: cfg.seed, keys: keys, training: false)
+            let options = training ? spec.pipelineOptions(batchSize: cfg.batchSize, seed: cfg.seed, keys: keys, training: true)
+                                   : evaluation
+            let source = try ImageDataSource(source: directory, options: options, evaluationTransform: evaluation.transform)
+            let size = spec.channels * (spec.imageHeight ?? 1) * (spec.imageWidth ?? 1)
+            return SessionData(source: source, count: source.sampleCount ?? 0, featureSize: size, inMemory: nil)
+        }
+        let dataset = try load(directory)
+        var source: any DataSource = dataset
+        if training && spec.balancing {
+            let classes = spec.initProbs?.count ?? Int(dataset.labels.max() ?? 0) + 1
+            source = try BalancedDataset(dataset, classCount: classes, epochs: cfg.epochs, initProbabilities: spec.initProbs)
+        }
+        return SessionData(source: source, count: dataset.count, featureSize: dataset.featureSize, inMemory: dataset)
+    }
+
+    /// `data.class_weights` for the learner: the listed weights, or "balanced" ones computed from
+    /// the training labels (scikit-learn's formula).
+    func classWeights(for training: SessionData) throws -> [Float]? {
+        if let weights = cfg.data.classWeights { return weights.map(Float.init) }
+        guard cfg.data.balancedClassWeights, let dataset = training.inMemory else { return nil }
+        let labels = dataset.labels.map { Int($0) }
+        let balancer = try ClassBalancer(labels: labels, classCount: (labels.max() ?? 0) + 1, epochs: 1)
+        return balancer.balancedClassWeights()
+    }
+
     /// The learner for inputs of `featureSize` values, configured from every section, with
     /// `--weights-from` / `checkpoint.weights_from` loaded.
     func makeLearner(featureSize: Int, trainingCount: Int) throws -> SupervisedLearner {
         let model = cfg.makeModel(inputSize: featureSize)
         let learner = SupervisedLearner(model: model, loss: cfg.loss, optimizer: cfg.makeOptimizer(), seed: cfg.seed, device: device)
         learner.verbose = verbose
-        let stepsPerEpoch = cfg.dropLastBatch ? trainingCount / cfg.batchSize : (trainingCount + cfg.batchSize - 1) / cfg.batchSize
+        let stepsPerEpoch = cfg.data.iterationsPerEpoch
+            ?? (cfg.dropLastBatch ? trainingCount / cfg.batchSize : (trainingCount + cfg.batchSize - 1) / cfg.batchSize)
         cfg.configure(learner, stepsPerEpoch: Swift.max(stepsPerEpoch, 1))
         cfg.checkpoint.configure(learner, configText: text)
         if let path = options.weightsFrom ?? cfg.checkpoint.weightsFrom {
@@ -108,4 +141,14 @@ struct Session {
             throw fail("no trained weights: pass --checkpoint FOLDER or --weights-from FILE, or set checkpoint.weights_dir")
         }
     }
+}
+
+/// A data directory ready for the learner.
+struct SessionData {
+    let source: any DataSource
+    let count: Int
+    /// Values per sample (channels × height × width for images).
+    let featureSize: Int
+    /// The samples themselves when they were read into memory (feature-vector data).
+    let inMemory: InMemoryDataset?
 }

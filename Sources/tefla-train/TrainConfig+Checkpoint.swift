@@ -9,8 +9,10 @@ struct CheckpointSpec: Equatable {
     var saveBest = false
     var monitor = "val_loss"
     var resume = false
+    /// Also checkpoint every this many steps within an epoch (mid-epoch resume).
+    var everySteps: Int?
 
-    static let keys = ["weights_dir", "max_to_keep", "weights_from", "strict", "save_best", "monitor", "resume"]
+    static let keys = ["weights_dir", "max_to_keep", "weights_from", "strict", "save_best", "monitor", "resume", "every_steps"]
 
     static func parse(_ s: Section) -> CheckpointSpec {
         var spec = CheckpointSpec()
@@ -21,6 +23,10 @@ struct CheckpointSpec: Equatable {
         spec.saveBest = s.bool("save_best", default: false)
         spec.monitor = s.string("monitor", default: "val_loss") ?? "val_loss"
         spec.resume = s.bool("resume", default: false)
+        spec.everySteps = s.int("every_steps", minimum: 1)
+        if spec.everySteps != nil && spec.weightsDir == nil {
+            s.reader.report(s.node("every_steps"), s.keyPath("every_steps"), "checkpoints need checkpoint.weights_dir")
+        }
         if spec.resume && spec.weightsDir == nil {
             s.reader.report(s.node("resume"), s.keyPath("resume"), "resuming needs checkpoint.weights_dir")
         }
@@ -34,5 +40,6 @@ struct CheckpointSpec: Equatable {
         learner.saveBestCheckpoint = saveBest
         learner.checkpointMonitor = monitor
         learner.checkpointConfig = configText
+        learner.checkpointEverySteps = everySteps
     }
 }

@@ -236,7 +236,7 @@ extension TrainConfig {
 
     /// The metrics the config names, or the mode's defaults when it names none.
     func makeMetrics() -> [any Metric] {
-        guard !metricNames.isEmpty else { return TaskMode(loss: loss).defaultMetrics }
+        guard !metricNames.isEmpty else { return taskMode.defaultMetrics }
         return metricNames.compactMap { Metrics.make($0, threshold: Float(metricThreshold), beta: Float(fbetaBeta)) }
     }
 

@@ -25,6 +25,8 @@ struct TrainConfig {
     var mode = "classification"
     var labelSmoothing = 0.0
     var dropLastBatch = false
+    /// Images, augmentation, pipeline, balancing and class weights (TrainConfig+Data.swift).
+    var data = DataSpec()
     // Schedules, metrics, callbacks and summaries (TrainConfig+Features.swift).
     var schedule: ScheduleSpec?
     var metricNames: [String] = []
@@ -71,8 +73,20 @@ struct TrainConfig {
             reader.report(root, "model", "required section is missing")
         }
 
-        if let data = top.section("data", known: ["train_dir", "val_dir", "features_keys", "batch_size", "drop_last_batch", "input_shape"]) {
+        if let data = top.section("data", known: ["train_dir", "val_dir", "features_keys", "batch_size", "drop_last_batch", "input_shape"]
+                                      + DataSpec.keys) {
             config.inputShape = parseInputShape(data, reader: reader)
+            config.data = DataSpec.parse(data, reader: reader)
+            if config.data.isImage {
+                // tefla's keys for encoded images.
+                (config.inputKey, config.labelKey) = ("image/encoded", "image/class/label")
+                let shape = [config.data.channels, config.data.imageHeight ?? 1, config.data.imageWidth ?? 1]
+                if let given = config.inputShape, given != shape {
+                    reader.report(data.node("input_shape"), "data.input_shape",
+                                  "\(given) disagrees with data.channels and data.image_size \(shape); leave it out")
+                }
+                config.inputShape = shape
+            }
             config.trainDir = data.string("train_dir", required: true) ?? ""
             config.valDir = data.string("val_dir")
             for (key, label) in [("train_dir", config.trainDir), ("val_dir", config.valDir ?? "")] where !label.isEmpty {
@@ -82,8 +96,8 @@ struct TrainConfig {
                 }
             }
             if let keys = data.section("features_keys", known: ["input", "label"]) {
-                config.inputKey = keys.string("input", default: "image") ?? "image"
-                config.labelKey = keys.string("label", default: "label") ?? "label"
+                config.inputKey = keys.string("input", default: config.inputKey) ?? config.inputKey
+                config.labelKey = keys.string("label", default: config.labelKey) ?? config.labelKey
             }
             config.batchSize = data.int("batch_size", default: 32, minimum: 1) ?? 32
             config.dropLastBatch = data.bool("drop_last_batch", default: false)
@@ -104,7 +118,7 @@ struct TrainConfig {
             config.epochs = training.int("epochs", default: 10, minimum: 1) ?? 10
             config.startEpoch = training.int("start_epoch", default: 1, minimum: 1) ?? 1
             config.seed = UInt64(training.int("seed", default: 0, minimum: 0) ?? 0)
-            config.mode = training.oneOf("mode", ["classification", "regression"], default: "classification")
+            config.mode = training.oneOf("mode", ["classification", "multilabel", "regression"], default: "classification")
             config.labelSmoothing = training.float("label_smoothing", default: 0, minimum: 0) ?? 0
         }
         config.parseFeatures(training: training, top: top, reader: reader)
@@ -125,7 +139,22 @@ struct TrainConfig {
         }
     }
 
-    var loss: Loss { mode == "regression" ? .meanSquaredError : .softmaxCrossEntropy(labelSmoothing: Float(labelSmoothing)) }
+    var loss: Loss {
+        switch mode {
+        case "regression": return .meanSquaredError
+        case "multilabel": return .sigmoidCrossEntropy
+        default: return .softmaxCrossEntropy(labelSmoothing: Float(labelSmoothing))
+        }
+    }
+
+    /// The task the mode names (its default metrics use `training.metric_threshold`).
+    var taskMode: TaskMode {
+        switch mode {
+        case "regression": return .regression
+        case "multilabel": return .multiLabel(threshold: Float(metricThreshold))
+        default: return .classification
+        }
+    }
 }
 
 /// Every problem found in a config file.

@@ -54,7 +54,7 @@ final class DatasetTests: XCTestCase {
         try writeShard(
             [
                 Example(["image": .floats([0.25, 0.5, 1]), "label": .int64s([2])]),
-                Example(["image": .int64s([1, -2, 3]), "label": .floats([0.75, 9])]),
+                Example(["image": .int64s([1, -2, 3]), "label": .floats([0.75])]),
             ], "a-00000", in: dir)
         try writeShard([Example(["image": .bytes([[0, 51, 255]]), "label": .int64s([4])])], "a-00001", in: dir)
 
@@ -64,6 +64,30 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(data.inputs, [0.25, 0.5, 1, 1, -2, 3, 0, 0.2, 1])
         XCTAssertEqual(data.labels, [2, 0.75, 4])
         XCTAssertEqual(data.sources.map { URL(fileURLWithPath: $0).lastPathComponent }, ["a-00000", "a-00001"])
+    }
+
+    func testMultiValueLabelsKeepTheFirstRecordsWidth() throws {
+        let dir = try DataTestFiles.scratchDirectory(self)
+        try writeShard(
+            [
+                Example(["image": .floats([0.5]), "label": .int64s([1, 0, 1])]),
+                Example(["image": .floats([0.25]), "label": .floats([0, 1, 1])]),
+            ], "multi", in: dir)
+        let data = try InMemoryDataset.load(directory: dir.path)
+        XCTAssertEqual(data.count, 2)
+        XCTAssertEqual(data.labelSize, 3)
+        XCTAssertEqual(data.labels, [1, 0, 1, 0, 1, 1])
+
+        let other = try DataTestFiles.scratchDirectory(self)
+        try writeShard(
+            [
+                Example(["image": .floats([0.5]), "label": .int64s([2])]),
+                Example(["image": .floats([0.25]), "label": .floats([0.75, 9])]),
+            ], "mixed", in: other)
+        XCTAssertThrowsError(try InMemoryDataset.load(directory: other.path)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("'label' has 2 values, expected 1") && text.contains("record 1"), text)
+        }
     }
 
     func testCustomKeys() throws {

@@ -6,6 +6,9 @@ import Foundation
 /// first such epoch when 0), sets `learner.stopTraining`. With `restoreBestWeights`, the parameters of the best epoch are
 /// copied and put back when training ends.
 public final class EarlyStopping: Callback {
+    /// Works at epoch ends: batch losses need not be read back from the device.
+    public var readsBatchLoss: Bool { false }
+
     public let monitor: String
     public let patience: Int
     public let mode: MonitorMode
@@ -66,6 +69,9 @@ public final class EarlyStopping: Callback {
 /// Appends one row per epoch to a CSV file (Keras' `CSVLogger`): `epoch`, then every value of
 /// the first epoch's log in a fixed order.
 public final class CSVLogger: Callback {
+    /// Works at epoch ends: batch losses need not be read back from the device.
+    public var readsBatchLoss: Bool { false }
+
     public let path: String
     public let append: Bool
     private var columns: [String]?
@@ -145,6 +151,9 @@ public final class TerminateOnNaN: Callback {
 
 /// Records the learning rate (and scheduled momentum) of every step (for plots and checks).
 public final class LearningRateLogger: Callback {
+    /// Reads no loss: batch losses need not be read back from the device.
+    public var readsBatchLoss: Bool { false }
+
     public private(set) var learningRates: [Float] = []
     public private(set) var momenta: [Float] = []
     public init() {}

@@ -12,8 +12,13 @@ public protocol Callback: AnyObject {
     func onEpochBegin(_ learner: SupervisedLearner, epoch: Int) throws
     func onEpochEnd(_ learner: SupervisedLearner, log: EpochLog) throws
     func onBatchBegin(_ learner: SupervisedLearner, batch: Int) throws
-    /// `loss` is the batch's training loss; `learner.globalStep` counts this step.
+    /// `loss` is the batch's training loss; `learner.globalStep` counts this step. NaN when no
+    /// callback of the run reads batch losses (every one says `readsBatchLoss` false) and `fit`
+    /// defers reading them from the GPU (``SupervisedLearner/defersHostReads``).
     func onBatchEnd(_ learner: SupervisedLearner, batch: Int, loss: Float) throws
+    /// Whether ``onBatchEnd(_:batch:loss:)`` uses `loss`: true (the default) makes `fit` read every
+    /// batch's loss back from the device as it ends.
+    var readsBatchLoss: Bool { get }
 }
 
 extension Callback {
@@ -23,6 +28,7 @@ extension Callback {
     public func onEpochEnd(_ learner: SupervisedLearner, log: EpochLog) throws {}
     public func onBatchBegin(_ learner: SupervisedLearner, batch: Int) throws {}
     public func onBatchEnd(_ learner: SupervisedLearner, batch: Int, loss: Float) throws {}
+    public var readsBatchLoss: Bool { true }
 }
 
 /// Whether a monitored value improves when it goes down (`loss`) or up (`accuracy`).

@@ -7,6 +7,9 @@ public protocol CheckpointWriter: AnyObject {
 /// Calls a ``CheckpointWriter`` after each epoch, or only when `monitor` improves with
 /// `saveBestOnly` (Keras' `ModelCheckpoint`); the hook where checkpointing plugs into `fit`.
 public final class ModelCheckpoint: Callback {
+    /// Works at epoch ends: batch losses need not be read back from the device.
+    public var readsBatchLoss: Bool { false }
+
     public let writer: CheckpointWriter
     public let monitor: String
     public let mode: MonitorMode

@@ -21,4 +21,22 @@ public enum CrashPoint {
         passages += 1
         if passages == target.count { kill(getpid(), SIGKILL) }
     }
+
+    private static let stallTarget: (rank: Int, step: UInt64, pidFile: String?)? = {
+        let environment = ProcessInfo.processInfo.environment
+        guard let spec = environment["TEFLA_STALL_AT"], !spec.isEmpty else { return nil }
+        let parts = spec.split(separator: ":")
+        guard parts.count == 2, let rank = Int(parts[0]), let step = UInt64(parts[1]) else { return nil }
+        return (rank, step, environment["TEFLA_STALL_PID_FILE"])
+    }()
+
+    /// Fault injection for the hang tests: with `TEFLA_STALL_AT=rank:step` the data-parallel rank
+    /// `rank` stops itself with SIGSTOP after optimizer step `step`, as a hung process would
+    /// (writing its pid to `TEFLA_STALL_PID_FILE` first, so the test can end it).
+    @inline(__always)
+    static func stall(rank: Int, step: UInt64) {
+        guard let target = stallTarget, target.rank == rank, target.step == step else { return }
+        if let file = target.pidFile { try? "\(getpid())\n".write(toFile: file, atomically: true, encoding: .utf8) }
+        kill(getpid(), SIGSTOP)
+    }
 }

@@ -48,28 +48,45 @@ extension SupervisedLearner {
 
     /// The `startEpoch` that continues from the newest complete checkpoint of
     /// ``weightsDirectory`` (1 when there is none), after repairing what a crash left: the
-    /// CLI's `--resume`.
+    /// CLI's `--resume`. When the newest is a mid-epoch checkpoint (``checkpointEverySteps``),
+    /// the next `fit` with that start epoch continues from it, within the epoch.
     public func resumeEpoch() throws -> Int {
         guard let directory = weightsDirectory else { return 1 }
         try directory.repair()
-        guard let newest = directory.newestEpoch() else { return 1 }
-        return try WeightsDirectory.readState(directory.folder(epoch: newest)).epoch + 1
+        guard let (name, state) = directory.newestCheckpoint() else { return 1 }
+        pendingMidEpochResume = state.batchInEpoch == nil ? nil : directory.path + "/" + name
+        return state.epoch + 1
     }
 
     /// Called by `fit` once its step count is set: a run starting after epoch 1 with a weights
-    /// directory continues from the checkpoint of epoch `startEpoch − 1`, and later checkpoints
-    /// (an abandoned timeline) are removed.
-    func resumeFromWeightsDirectory(startEpoch: Int) throws {
-        guard let directory = weightsDirectory else { return }
+    /// directory continues from the checkpoint of epoch `startEpoch − 1` (or from the mid-epoch
+    /// checkpoint ``resumeEpoch()`` chose), and later checkpoints (an abandoned timeline) are
+    /// removed. Returns where in its epoch a mid-epoch resume continues.
+    func resumeFromWeightsDirectory(startEpoch: Int, batchesPerEpoch: Int) throws -> ResumePosition? {
+        let midEpoch = pendingMidEpochResume
+        pendingMidEpochResume = nil
+        guard let directory = weightsDirectory else { return nil }
+        if let folder = midEpoch {
+            let state = try WeightsDirectory.readState(folder)
+            if state.epoch + 1 == startEpoch, let batch = state.batchInEpoch {
+                let expectedStep = UInt64((startEpoch - 1) * batchesPerEpoch + batch)
+                try restore(folder, expectingStep: expectedStep, what: "batch \(batch) of epoch \(startEpoch)")
+                if writesCheckpoints { try directory.discard(after: state, keeping: URL(fileURLWithPath: folder).lastPathComponent) }
+                globalStep = expectedStep
+                return ResumePosition(epoch: startEpoch, batch: batch, lossSum: state.epochLossSum ?? 0,
+                                      seen: state.epochSamples ?? 0, metricStates: state.metricStates ?? [])
+            }
+        }
         guard startEpoch > 1 else {
             // A fresh run never overwrites another run's checkpoints silently.
             let saved = directory.savedEpochs()
-            if !saved.isEmpty || FileManager.default.fileExists(atPath: directory.path + "/latest") {
+            if !saved.isEmpty || !directory.stepCheckpoints().isEmpty
+                || FileManager.default.fileExists(atPath: directory.path + "/latest") {
                 throw LearnerError.invalidArgument(
                     "\(directory.path) already holds checkpoints (epochs \(saved.map(String.init).joined(separator: ", "))):"
                         + " resume from them (tefla-train --resume, or fit(startEpoch:)) or choose another weights directory")
             }
-            return
+            return nil
         }
         let folder = directory.folder(epoch: startEpoch - 1)
         guard FileManager.default.fileExists(atPath: folder + "/" + WeightsDirectory.stateFile) else {
@@ -78,17 +95,37 @@ extension SupervisedLearner {
                 reason: "startEpoch \(startEpoch) continues from the checkpoint of epoch \(startEpoch - 1), which is not there"
                     + " (saved epochs: \(directory.savedEpochs().map(String.init).joined(separator: ", ")))")
         }
-        let expectedStep = globalStep
+        try restore(folder, expectingStep: globalStep, what: "epoch \(startEpoch - 1)")
+        if writesCheckpoints { try directory.discard(after: startEpoch - 1) }
+        return nil
+    }
+
+    /// Restores `folder`, checking that it is at the step this data and batch size put `what` at.
+    private func restore(_ folder: String, expectingStep expectedStep: UInt64, what: String) throws {
         let state = try restoreCheckpoint(from: folder)
         guard state.globalStep == expectedStep else {
             throw LearnerError.invalidArgument(
-                "\(folder): the checkpoint is at step \(state.globalStep), but epoch \(startEpoch - 1) of this data and batch size"
+                "\(folder): the checkpoint is at step \(state.globalStep), but \(what) of this data and batch size"
                     + " ends at step \(expectedStep); resume with the data and batch size of the saved run")
         }
-        try directory.discard(after: startEpoch - 1)
         if state.seed != seed, verbose > 0 {
             log("note: \(folder) was saved by a run with seed \(state.seed); this run uses seed \(seed)")
         }
+    }
+
+    /// Whether this learner writes to the weights directory: data-parallel rank 0 alone does.
+    var writesCheckpoints: Bool { (gradientSynchronizer?.rank ?? 0) == 0 }
+
+    /// Called by `fit` every ``checkpointEverySteps`` steps: a checkpoint within `epoch`, after
+    /// `batchesDone` of its batches, with the epoch's running loss and metric statistics.
+    func saveMidEpochCheckpoint(epoch: Int, batchesDone: Int, progress: EpochProgress) throws {
+        guard let directory = weightsDirectory else { return }
+        var state = trainingState(epoch: epoch - 1)
+        state.batchInEpoch = batchesDone
+        state.epochLossSum = progress.lossSum
+        state.epochSamples = progress.seen
+        state.metricStates = progress.metricStates()
+        try saveCheckpoint(to: directory, state: state)
     }
 
     /// Called by `fit` after each epoch's log.

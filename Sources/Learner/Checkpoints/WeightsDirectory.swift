@@ -17,6 +17,14 @@ public struct TrainingState: Codable, Equatable {
     public var config: String?
     /// Free-form values (metrics of the epoch, the monitored value of a best checkpoint).
     public var values: [String: Double]
+    /// For a checkpoint taken within an epoch: batches of epoch `epoch + 1` already trained
+    /// (nil at an epoch's end).
+    public var batchInEpoch: Int?
+    /// Within an epoch: the running training loss sum and sample count, and each metric's
+    /// statistics (JSON), so the resumed epoch logs what an uninterrupted one would.
+    public var epochLossSum: Double?
+    public var epochSamples: Int?
+    public var metricStates: [String]?
 
     public init(epoch: Int, globalStep: UInt64, seed: UInt64, learningRate: Float, optimizer: String,
                 optimizerStepCount: Int = 0, optimizerSteps: [String: Int] = [:], config: String? = nil,
@@ -58,6 +66,19 @@ public struct WeightsDirectory {
 
     public static func name(epoch: Int) -> String { String(format: "epoch-%04d", epoch) }
 
+    /// The folder name of a checkpoint taken within an epoch, after `step` optimizer steps.
+    public static func name(step: UInt64) -> String { "step-" + String(format: "%010llu", step) }
+
+    /// The folder name a checkpoint of `state` is saved under.
+    static func name(of state: TrainingState) -> String {
+        state.batchInEpoch == nil ? name(epoch: state.epoch) : name(step: state.globalStep)
+    }
+
+    /// Whether `name` is a checkpoint folder name this directory writes (`epoch-NNNN`, `step-N…`).
+    static func isCheckpointName(_ name: String) -> Bool {
+        (name.hasPrefix("epoch-") && Int(name.dropFirst(6)) != nil) || (name.hasPrefix("step-") && UInt64(name.dropFirst(5)) != nil)
+    }
+
     public func folder(epoch: Int) -> String { path + "/" + WeightsDirectory.name(epoch: epoch) }
 
     /// Saves model, optimizer state and training state as the checkpoint of `state.epoch`
@@ -69,7 +90,7 @@ public struct WeightsDirectory {
         let fm = FileManager.default
         try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
         removeLeftovers()
-        let finalName = name ?? WeightsDirectory.name(epoch: state.epoch)
+        let finalName = name ?? WeightsDirectory.name(of: state)
         let final = path + "/" + finalName
         let temporary = path + "/." + finalName + ".tmp-\(getpid())"
         try? fm.removeItem(atPath: temporary)
@@ -100,7 +121,7 @@ public struct WeightsDirectory {
 
         if name == nil {
             try AtomicFile.write(Data((finalName + "\n").utf8), to: path + "/latest")
-            try prune(after: state.epoch)
+            try prune(after: state, keeping: finalName)
         }
     }
 
@@ -114,16 +135,47 @@ public struct WeightsDirectory {
     public func repair() throws {
         guard FileManager.default.fileExists(atPath: path) else { return }
         removeLeftovers()
-        guard let newest = newestEpoch() else { return }
-        let name = WeightsDirectory.name(epoch: newest)
+        guard let name = newestCheckpoint()?.name else { return }
         let current = (try? String(contentsOfFile: path + "/latest", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
         if current != name { try AtomicFile.write(Data((name + "\n").utf8), to: path + "/latest") }
     }
 
-    /// Continuing from `epoch`: later checkpoints belong to the timeline being abandoned.
+    /// Continuing from the end of `epoch`: later checkpoints, and those taken within later
+    /// epochs, belong to the timeline being abandoned.
     public func discard(after epoch: Int) throws {
         for stale in savedEpochs() where stale > epoch { try FileManager.default.removeItem(atPath: folder(epoch: stale)) }
+        for (name, state) in stepCheckpoints() where state.epoch >= epoch {
+            try FileManager.default.removeItem(atPath: path + "/" + name)
+        }
         try repair()
+    }
+
+    /// Continuing from the mid-epoch checkpoint `kept`: every later checkpoint and every other
+    /// mid-epoch one goes.
+    func discard(after state: TrainingState, keeping kept: String) throws {
+        for stale in savedEpochs() where stale > state.epoch { try FileManager.default.removeItem(atPath: folder(epoch: stale)) }
+        for (name, _) in stepCheckpoints() where name != kept { try FileManager.default.removeItem(atPath: path + "/" + name) }
+        try repair()
+    }
+
+    /// Complete checkpoints taken within epochs, with their states, by step.
+    func stepCheckpoints() -> [(name: String, state: TrainingState)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        return names.filter { $0.hasPrefix("step-") && UInt64($0.dropFirst(5)) != nil }.sorted().compactMap { name in
+            (try? WeightsDirectory.readState(path + "/" + name)).map { (name, $0) }
+        }
+    }
+
+    /// The complete checkpoint with the most optimizer steps (an epoch's end wins a tie), or nil.
+    public func newestCheckpoint() -> (name: String, state: TrainingState)? {
+        var best: (name: String, state: TrainingState)?
+        if let e = newestEpoch(), let state = try? WeightsDirectory.readState(folder(epoch: e)) {
+            best = (WeightsDirectory.name(epoch: e), state)
+        }
+        for step in stepCheckpoints() where step.state.globalStep > (best?.state.globalStep ?? 0) || best == nil {
+            best = step
+        }
+        return best
     }
 
     /// Temporary folders and files of a save that a crash interrupted: never part of a valid
@@ -145,10 +197,12 @@ public struct WeightsDirectory {
         }.sorted()
     }
 
-    /// After saving `epoch`: checkpoints of later epochs belong to a timeline this run left
-    /// (it resumed from an earlier one), so they go; then the oldest beyond `maxToKeep`.
-    private func prune(after epoch: Int) throws {
-        for stale in savedEpochs() where stale > epoch { try FileManager.default.removeItem(atPath: folder(epoch: stale)) }
+    /// After saving `state` as `saved`: checkpoints of later epochs belong to a timeline this run
+    /// left (it resumed from an earlier one), so they go, and so does every mid-epoch checkpoint
+    /// but the one just written; then the oldest epochs beyond `maxToKeep`.
+    private func prune(after state: TrainingState, keeping saved: String) throws {
+        for stale in savedEpochs() where stale > state.epoch { try FileManager.default.removeItem(atPath: folder(epoch: stale)) }
+        for (name, _) in stepCheckpoints() where name != saved { try FileManager.default.removeItem(atPath: path + "/" + name) }
         guard let keep = maxToKeep, keep > 0 else { return }
         for old in savedEpochs().dropLast(keep) { try FileManager.default.removeItem(atPath: folder(epoch: old)) }
     }
@@ -159,8 +213,8 @@ public struct WeightsDirectory {
         guard let text = try? String(contentsOfFile: pointer, encoding: .utf8) else { return nil }
         let name = text.trimmingCharacters(in: .whitespacesAndNewlines)
         // Only a checkpoint folder of this directory: never a path that leads outside it.
-        guard name == "best" || (name.hasPrefix("epoch-") && Int(name.dropFirst(6)) != nil) else {
-            throw CheckpointError.malformed(path: pointer, reason: "'\(name)' is not a checkpoint folder name (epoch-NNNN)")
+        guard name == "best" || WeightsDirectory.isCheckpointName(name) else {
+            throw CheckpointError.malformed(path: pointer, reason: "'\(name)' is not a checkpoint folder name (epoch-NNNN or step-NNNNNNNNNN)")
         }
         let folder = path + "/" + name
         guard FileManager.default.fileExists(atPath: folder + "/" + WeightsDirectory.stateFile) else {

@@ -21,22 +21,27 @@ public struct FeatureKeys: Equatable, Sendable {
 public struct InMemoryDataset: Sendable {
     /// `count * featureSize` values, sample after sample.
     public let inputs: [Float]
-    /// One value per sample: class index or regression target.
+    /// `labelSize` values per sample: a class index or regression target (`labelSize` 1), or a
+    /// multi-hot row / target vector.
     public let labels: [Float]
     public let count: Int
     /// Values per sample.
     public let featureSize: Int
+    /// Label values per sample: 1, or the width of multi-label / vector targets.
+    public let labelSize: Int
     /// The shard files read, in order.
     public let sources: [String]
 
     /// A dataset from arrays already in memory (synthetic data, tests).
-    public init(inputs: [Float], labels: [Float], featureSize: Int, sources: [String] = []) {
+    public init(inputs: [Float], labels: [Float], featureSize: Int, labelSize: Int = 1, sources: [String] = []) {
         precondition(featureSize > 0 || inputs.isEmpty, "featureSize must be positive")
-        precondition(inputs.count == labels.count * featureSize, "inputs must hold labels.count * featureSize values")
+        precondition(labelSize > 0 && labels.count % labelSize == 0, "labels must hold count * labelSize values")
+        precondition(inputs.count == labels.count / labelSize * featureSize, "inputs must hold count * featureSize values")
         self.inputs = inputs
         self.labels = labels
-        self.count = labels.count
+        self.count = labels.count / labelSize
         self.featureSize = featureSize
+        self.labelSize = labelSize
         self.sources = sources
     }
 
@@ -44,7 +49,8 @@ public struct InMemoryDataset: Sendable {
     ///
     /// The input feature may be a float list, an int64 list (converted to `Float`) or a single bytes
     /// value of raw `uint8` pixels (scaled by 1/255); every record must have as many values as the
-    /// first. The label is the first value of an int64 or float list.
+    /// first. The label is an int64 or float list: one value (a class index or target), or as
+    /// many values in every record as in the first (multi-hot rows, target vectors).
     public static func load(directory: String, keys: FeatureKeys = FeatureKeys()) throws -> InMemoryDataset {
         try load(files: Shards.list(in: directory), keys: keys)
     }
@@ -62,8 +68,8 @@ public struct InMemoryDataset: Sendable {
                 }
             }
         }
-        return InMemoryDataset(
-            inputs: builder.inputs, labels: builder.labels, featureSize: builder.featureSize ?? 0, sources: files)
+        return InMemoryDataset(inputs: builder.inputs, labels: builder.labels, featureSize: builder.featureSize ?? 0,
+                               labelSize: builder.labelSize ?? 1, sources: files)
     }
 }
 
@@ -82,6 +88,7 @@ private struct Builder {
     var inputs: [Float] = []
     var labels: [Float] = []
     var featureSize: Int?
+    var labelSize: Int?
     /// Reused for int64 inputs so a record costs no allocation.
     var int64Scratch: [Int64] = []
 
@@ -92,39 +99,43 @@ private struct Builder {
 
     /// Appends one record; `recordBytes` is its payload size, for the first record's capacity estimate.
     mutating func append(_ example: ExampleHandle, recordBytes: Int) throws {
-        let label = try readLabel(example)
         try appendInput(example)
-        labels.append(label)
-        if labels.count == 1, let size = featureSize {
+        try appendLabel(example)
+        if labels.count == labelSize, let size = featureSize {
             // Records of one data set are alike in size, so the first one predicts the count.
             let estimate = totalBytes / (recordBytes + tfRecordHeaderSize + tfRecordFooterSize) + 1
             inputs.reserveCapacity(estimate * size)
-            labels.reserveCapacity(estimate)
+            labels.reserveCapacity(estimate * (labelSize ?? 1))
         }
     }
 
-    private func readLabel(_ example: ExampleHandle) throws -> Float {
+    /// Appends the record's label values: every record has as many as the first.
+    private mutating func appendLabel(_ example: ExampleHandle) throws {
         let key = keys.label
         guard let (kind, count) = example.find(key) else {
             throw DataError.missingFeature(key: key, present: example.keys, at: nil)
         }
-        guard count >= 1 else { throw DataError.wrongLength(key: key, expected: 1, found: count, at: nil) }
-        var value: Float = 0
+        guard count >= 1 else { throw DataError.wrongLength(key: key, expected: labelSize ?? 1, found: count, at: nil) }
+        if let expected = labelSize, expected != count {
+            throw DataError.wrongLength(key: key, expected: expected, found: count, at: nil)
+        }
+        labelSize = count
         switch kind {
         case TL_FEATURE_INT64:
-            var v: Int64 = 0
-            _ = withUnsafeMutablePointer(to: &v) {
-                example.copyInt64s(key, into: UnsafeMutableBufferPointer(start: $0, count: 1))
+            if int64Scratch.count < count { int64Scratch = [Int64](repeating: 0, count: count) }
+            int64Scratch.withUnsafeMutableBufferPointer { scratch in
+                let n = example.copyInt64s(key, into: UnsafeMutableBufferPointer(rebasing: scratch[0..<count]))
+                for i in 0..<n { labels.append(Float(scratch[i])) }
             }
-            value = Float(v)
         case TL_FEATURE_FLOAT:
-            _ = withUnsafeMutablePointer(to: &value) {
-                example.copyFloats(key, into: UnsafeMutableBufferPointer(start: $0, count: 1))
+            let base = labels.count
+            labels.append(contentsOf: repeatElement(0, count: count))
+            labels.withUnsafeMutableBufferPointer { all in
+                _ = example.copyFloats(key, into: UnsafeMutableBufferPointer(rebasing: all[base..<base + count]))
             }
         default:
             throw DataError.wrongFeatureKind(key: key, expected: "int64 or float", found: "bytes", at: nil)
         }
-        return value
     }
 
     private mutating func appendInput(_ example: ExampleHandle) throws {

@@ -1,5 +1,5 @@
 /// Fraction of samples whose arg-max output is the label (Keras' `accuracy`, fastai's `accuracy`).
-public struct Accuracy: Metric {
+public struct Accuracy: Metric, Codable {
     public var name: String { "accuracy" }
     var correct = 0
     var count = 0
@@ -21,7 +21,7 @@ public struct Accuracy: Metric {
 }
 
 /// 1 − accuracy (fastai's `error_rate`).
-public struct ErrorRate: Metric {
+public struct ErrorRate: Metric, Codable {
     public var name: String { "error_rate" }
     var accuracy = Accuracy()
 
@@ -35,7 +35,7 @@ public struct ErrorRate: Metric {
 
 /// Fraction of samples whose label is among the `k` highest outputs; a label tied with the
 /// k-th score counts (fewer than `k` outputs strictly greater), as `torch.topk`-based checks do.
-public struct TopKAccuracy: Metric {
+public struct TopKAccuracy: Metric, Codable {
     public let k: Int
     public var name: String { "top_\(k)_accuracy" }
     var correct = 0
@@ -69,7 +69,7 @@ public struct TopKAccuracy: Metric {
 /// Per-class precision and recall from a streamed confusion matrix, plus their macro means.
 ///
 /// As sklearn's `precision_score`/`recall_score` with `average=None` (0 where undefined). Reports `precision_<c>`, `recall_<c>`, `precision` and `recall` (macro).
-public struct PrecisionRecall: Metric {
+public struct PrecisionRecall: Metric, Codable {
     public var name: String { "precision" }
     var confusion: ConfusionMatrix
 
@@ -109,7 +109,7 @@ public struct PrecisionRecall: Metric {
 
 /// Counts of (true class, predicted class); predictions are the arg-max, or the rounded value
 /// of single-column outputs (ordinal regression, as in the Kaggle diabetic-retinopathy setups).
-struct ConfusionMatrix: Sendable {
+struct ConfusionMatrix: Sendable, Codable {
     private(set) var classes: Int
     private var counts: [Double]
 
@@ -146,7 +146,7 @@ struct ConfusionMatrix: Sendable {
 
 /// Cohen's kappa with quadratic weights (Cohen 1968; sklearn's `cohen_kappa_score(weights="quadratic")`):
 /// `κ = 1 − Σ wᵢⱼ Oᵢⱼ / Σ wᵢⱼ Eᵢⱼ`, `wᵢⱼ = (i − j)²/(n − 1)²`, `E` the outer product of the marginals / N.
-public struct QuadraticWeightedKappa: Metric {
+public struct QuadraticWeightedKappa: Metric, Codable {
     public var name: String { "kappa" }
     var confusion: ConfusionMatrix
 

@@ -4,8 +4,8 @@
 /// `average` follows sklearn's `fbeta_score`: `.samples` (fastai v1's `fbeta`, the mean over
 /// samples of each sample's score), `.micro` (global counts) or `.macro` (mean of per-class scores);
 /// a score whose precision and recall are both 0 counts 0. Labels are 0/1 rows `[N, C]` or class indices `[N]`.
-public struct FBeta: Metric {
-    public enum Average: String, Sendable { case samples, micro, macro }
+public struct FBeta: Metric, Codable {
+    public enum Average: String, Sendable, Codable { case samples, micro, macro }
 
     public let beta: Float
     public let threshold: Float
@@ -84,7 +84,7 @@ public struct FBeta: Metric {
 
 /// Fraction of all (sample, label) pairs predicted right at a threshold (fastai's `accuracy_thresh`):
 /// `mean((sigmoid(output) > threshold) == target)`.
-public struct AccuracyThresh: Metric {
+public struct AccuracyThresh: Metric, Codable {
     public let threshold: Float
     public let sigmoid: Bool
     public var name: String { "accuracy_thresh" }

@@ -1,5 +1,5 @@
 /// Sums that give MAE, RMSE and R² exactly over any number of batches (in Double).
-struct RegressionSums: Sendable {
+struct RegressionSums: Sendable, Codable {
     var count = 0.0
     var absError = 0.0
     var squaredError = 0.0
@@ -22,7 +22,7 @@ struct RegressionSums: Sendable {
 }
 
 /// Mean absolute error, `Σ|ŷ − y| / N`.
-public struct MeanAbsoluteError: Metric {
+public struct MeanAbsoluteError: Metric, Codable {
     public var name: String { "mae" }
     var sums = RegressionSums()
     public init() {}
@@ -32,7 +32,7 @@ public struct MeanAbsoluteError: Metric {
 }
 
 /// Root mean squared error, `√(Σ(ŷ − y)² / N)`.
-public struct RootMeanSquaredError: Metric {
+public struct RootMeanSquaredError: Metric, Codable {
     public var name: String { "rmse" }
     var sums = RegressionSums()
     public init() {}
@@ -45,7 +45,7 @@ public struct RootMeanSquaredError: Metric {
 
 /// Coefficient of determination, `R² = 1 − SS_res / SS_tot` with `SS_tot = Σy² − (Σy)²/N`
 /// (sklearn's `r2_score` over all outputs flattened; 0 when the targets are constant).
-public struct RSquared: Metric {
+public struct RSquared: Metric, Codable {
     public var name: String { "r2" }
     var sums = RegressionSums()
     public init() {}

@@ -49,6 +49,9 @@ public final class SummaryWriter {
 /// ``EpochLog`` under its Keras name (`loss`, `accuracy`, `val_loss`, `lr`…) at step = epoch;
 /// every `summaryEvery` optimizer steps, `batch/loss` and `batch/lr` at step = global step.
 public final class TensorBoardLogger: Callback {
+    /// Batch losses are logged (and read back from the device) only every `summaryEvery` steps.
+    public var readsBatchLoss: Bool { summaryEvery > 0 }
+
     public let directory: String
     /// Steps between batch-level summaries; 0 logs per epoch only.
     public let summaryEvery: Int

@@ -24,7 +24,7 @@ public final class SupervisedLearner {
     /// plain progress lines to ``log`` instead. Standard output when it is a terminal.
     public var progressOutput: ((String) -> Void)? = SupervisedLearner.terminalOutput()
     /// Optimizer steps taken so far (the key of each step's random draws and of the schedule).
-    public private(set) var globalStep: UInt64 = 0
+    public internal(set) var globalStep: UInt64 = 0
     /// Where the model's parameters live and the batches are computed.
     public let device: Device
 
@@ -48,6 +48,9 @@ public final class SupervisedLearner {
     public var emaDecay: Float? {
         didSet { ema = emaDecay.map { WeightEMA(decay: $0) } }
     }
+    /// Test-time augmentation: ``evaluate(_:batchSize:)``, ``evaluateMetrics(_:batchSize:metrics:)``
+    /// and ``predict(_:)`` average the predictions for each image and its mirror image.
+    public var testTimeFlip = false
     /// The moving average of the weights when ``emaDecay`` is set.
     public internal(set) var ema: WeightEMA?
     /// The global norm of the last step's gradients before clipping (when `clipNorm` is set).
@@ -64,7 +67,32 @@ public final class SupervisedLearner {
     public var checkpointMonitor = "val_loss"
     /// The resolved configuration stored with each checkpoint (the CLI sets it).
     public var checkpointConfig: String?
+    /// Also save a checkpoint every this many optimizer steps within an epoch, so a run killed
+    /// mid-epoch resumes from there (nil: at epoch ends only). Only the newest such checkpoint is
+    /// kept; epoch checkpoints follow ``WeightsDirectory/maxToKeep``.
+    public var checkpointEverySteps: Int?
+    /// Multiplies each sample's loss by the weight of its class (Keras' `class_weight`;
+    /// classification with index labels). Classes beyond the array weigh 1.
+    public var classWeights: [Float]?
+    /// Data-parallel training: this learner is one replica of a group (see
+    /// ``GradientSynchronizer``); `fit` gives it its share of every global batch. Rank 0 alone
+    /// logs and writes checkpoints.
+    public var gradientSynchronizer: (any GradientSynchronizer)?
+    /// Whether `fit` leaves each batch's loss and outputs on the device and reads them back only
+    /// when they are shown (the progress bar, at most about ten times a second), at checkpoints
+    /// and at the epoch's end, so a GPU is not made to wait for the host every step. nil: on for
+    /// GPUs, off on the CPU (where reading costs nothing). Batches are read at once whatever
+    /// this says while a callback reads every batch's loss (``Callback/readsBatchLoss``), with
+    /// ``onBatchFinish`` set, or in a replica group.
+    public var defersHostReads: Bool?
+    /// Called after every training batch of `fit` (PuzzleLib's `onBatchFinish`).
+    public var onBatchFinish: ((_ learner: SupervisedLearner, _ batch: Int, _ loss: Float) -> Void)?
+    /// Passes made by ``trainFromHost(data:target:batchSize:macroBatchSize:random:onMacroBatchFinish:)``
+    /// and ``train(data:target:batchSize:random:)``: the key of their shuffles.
+    public internal(set) var hostPasses = 0
     var bestCheckpointValue: Float?
+    /// A mid-epoch checkpoint found by ``resumeEpoch()``, restored by the next `fit`.
+    var pendingMidEpochResume: String?
 
     /// - Parameter device: `.cpu` or `.cuda(i)`; for a GPU call ``CUDAContext/use(device:memoryFraction:)`` first.
     ///   The model's parameters are moved there.
@@ -84,102 +112,58 @@ public final class SupervisedLearner {
         self.metrics = mode.defaultMetrics
     }
 
-    /// Trains on the TFRecord shards in `dataDir` for epochs `startEpoch...epochs`
-    /// (1-based, as tefla counts), evaluating on `validationDir` after each epoch.
-    @discardableResult
-    public func fit(dataDir: String, featureKeys: FeatureKeys, startEpoch: Int = 1, validationDir: String? = nil,
-                    epochs: Int = 10, batchSize: Int = 32, dropLastBatch: Bool = false) throws -> History {
-        let training = try InMemoryDataset.load(directory: dataDir, keys: featureKeys)
-        let validation = try validationDir.map { try InMemoryDataset.load(directory: $0, keys: featureKeys) }
-        return try fit(training: training, validation: validation, startEpoch: startEpoch, epochs: epochs,
-                       batchSize: batchSize, dropLastBatch: dropLastBatch)
-    }
-
-    /// Trains on data already in memory.
-    @discardableResult
-    public func fit(training: InMemoryDataset, validation: InMemoryDataset? = nil, startEpoch: Int = 1, epochs: Int = 10,
-                    batchSize: Int = 32, dropLastBatch: Bool = false) throws -> History {
-        guard batchSize > 0 else { throw LearnerError.invalidArgument("batchSize must be > 0, got \(batchSize)") }
-        guard startEpoch >= 1 else { throw LearnerError.invalidArgument("startEpoch counts from 1, got \(startEpoch)") }
-        guard epochs >= startEpoch else {
-            throw LearnerError.invalidArgument("epochs (\(epochs)) is less than startEpoch (\(startEpoch)): nothing to train")
-        }
-        guard training.count > 0 else { throw LearnerError.invalidArgument("the training set \(training.sources.first ?? "") is empty") }
-        try checkFeatureSize(training)
-        if let validation { try checkFeatureSize(validation) }
-
-        let batchesPerEpoch = SupervisedLearner.batchesPerEpoch(count: training.count, batchSize: batchSize,
-                                                                 dropLastBatch: dropLastBatch)
-        globalStep = UInt64((startEpoch - 1) * batchesPerEpoch)
-        try resumeFromWeightsDirectory(startEpoch: startEpoch)
-        stopTraining = false
-        var history = History()
-        for callback in callbacks { try callback.onTrainBegin(self) }
-        for epoch in startEpoch...epochs {
-            let started = Date()
-            for callback in callbacks { try callback.onEpochBegin(self, epoch: epoch) }
-            let order = SupervisedLearner.shuffledOrder(count: training.count, seed: seed, epoch: epoch)
-            var lossSum = 0.0, seen = 0
-            var epochMetrics = metrics
-            for i in epochMetrics.indices { epochMetrics[i].reset() }
-            var bar = verbose == 1 ? makeProgressBar(epoch: epoch, epochs: epochs, batches: batchesPerEpoch, started: started) : nil
-            model.train()
-            for b in 0..<batchesPerEpoch {
-                applySchedule(step: Int(globalStep))  // before the hooks, so they see this step's rate
-                for callback in callbacks { try callback.onBatchBegin(self, batch: b) }
-                let indices = Array(order[(b * batchSize)..<min(training.count, (b + 1) * batchSize)])
-                let (x, y) = deviceBatch(training, indices)
-                let (batchLoss, predictions) = trainStep(inputs: x, labels: y)
-                lossSum += Double(batchLoss) * Double(indices.count)
-                seen += indices.count
-                for i in epochMetrics.indices { epochMetrics[i].update(outputs: predictions, labels: y) }
-                for callback in callbacks { try callback.onBatchEnd(self, batch: b, loss: batchLoss) }
-                let runningLoss = Float(lossSum / Double(seen))
-                bar?.update(batch: b + 1, samples: seen) {
-                    [("loss", runningLoss)] + SupervisedLearner.ordered(SupervisedLearner.values(of: epochMetrics))
-                }
-                if stopTraining { break }
-            }
-            bar?.finish()
-            let trainTime = Date().timeIntervalSince(started)
-            let trainValues = SupervisedLearner.values(of: epochMetrics)
-            var entry = EpochLog(epoch: epoch, trainLoss: Float(lossSum / Double(max(seen, 1))),
-                                 trainAccuracy: trainValues["accuracy"],
-                                 validationLoss: nil, validationAccuracy: nil, seconds: 0,
-                                 trainSamplesPerSecond: Double(seen) / max(trainTime, 1e-9))
-            entry.metrics = trainValues
-            entry.learningRate = optimizer.learningRate
-            if let validation {
-                let result = evaluateMetrics(validation, batchSize: max(batchSize, 256))
-                entry.validationLoss = result.loss
-                entry.validationMetrics = result.metrics
-                entry.validationAccuracy = result.metrics["accuracy"]
-            }
-            entry.seconds = Date().timeIntervalSince(started)
-            history.epochs.append(entry)
-            if verbose > 0 { log(SupervisedLearner.format(entry, of: epochs, showLearningRate: schedule != nil)) }
-            try saveToWeightsDirectory(entry)
-            for callback in callbacks { try callback.onEpochEnd(self, log: entry) }
-            if stopTraining { break }
-        }
-        for callback in callbacks { try callback.onTrainEnd(self, history: history) }
-        return history
-    }
-
     /// One optimizer step on a batch; returns the batch loss and the model's outputs.
     ///
     /// Applies the schedule (for step index `globalStep`), clips the gradients and updates the
-    /// weight average when those are configured.
+    /// weight average when those are configured. With a ``gradientSynchronizer`` every rank must
+    /// call it with its own share of the global batch (``fit`` does that).
     @discardableResult
     public func trainStep(inputs: Tensor, labels: Tensor, sampleWeights: Tensor? = nil) -> (loss: Float, outputs: Tensor) {
+        do {
+            let (loss, outputs) = try optimizerStep(DataBatch(inputs: inputs.to(device), labels: labels.to(device),
+                                                              sampleWeights: sampleWeights?.to(device)), share: 1, sampleOffset: 0)
+            return (loss.scalar, outputs)
+        } catch {
+            preconditionFailure("trainStep: \(error)")
+        }
+    }
+
+    /// The step behind ``trainStep(inputs:labels:sampleWeights:)`` and ``fit``: `batch` (on the
+    /// device) is this rank's part of the global batch, `share` its fraction of the global
+    /// batch's samples (the loss is scaled by it so gradients sum over ranks to the global
+    /// mean's), `sampleOffset` the global position of its first sample (the key of per-sample
+    /// random draws). Returns the scaled loss (whose sum over ranks is the global batch's loss),
+    /// still on the device, and the outputs.
+    func optimizerStep(_ batch: DataBatch, share: Float, sampleOffset: Int) throws -> (loss: Tensor, outputs: Tensor) {
         applySchedule(step: Int(globalStep))
         globalStep += 1
         model.train()
-        model.setRandomKey(seed: seed, step: globalStep)
+        model.setRandomKey(seed: seed, step: globalStep, sampleOffset: sampleOffset)
         let parameters = model.parameters.filter { !$0.isFrozen }
-        let (value, outputs, grads) = accumulatedGradients(inputs: inputs, labels: labels, sampleWeights: sampleWeights,
-                                                           parameters: parameters)
+        if let overlapped = gradientSynchronizer as? any OverlappedGradientSynchronizer, accumulationSteps <= 1, batch.count > 0 {
+            // Each gradient bucket's all-reduce starts while the backward pass goes on.
+            let outputs = model(batch.inputs)
+            var value = loss(outputs, batch.labels, sampleWeights: batch.sampleWeights)
+            if share != 1 { value = value * share }
+            try overlapped.backward(value, parameters: parameters)
+            return finishStep(parameters, loss: value.detached(), outputs: outputs)
+        }
+        let (value, outputs, grads): (Tensor, Tensor, [Tensor])
+        if batch.count == 0 {
+            // A rank whose share of a short last batch is empty contributes nothing.
+            (value, outputs, grads) = (Tensor.zeros([], on: device), batch.inputs, parameters.map { Tensor.zeros($0.shape, on: device) })
+        } else {
+            (value, outputs, grads) = accumulatedGradients(inputs: batch.inputs, labels: batch.labels,
+                                                           sampleWeights: batch.sampleWeights, parameters: parameters,
+                                                           scale: share)
+        }
         for (p, g) in zip(parameters, grads) { p.gradient = g }
+        try gradientSynchronizer?.allReduceGradients(parameters)
+        return finishStep(parameters, loss: value, outputs: outputs)
+    }
+
+    /// Clipping, the optimizer's update and the weight average, once every gradient is set.
+    private func finishStep(_ parameters: [Parameter], loss value: Tensor, outputs: Tensor) -> (loss: Tensor, outputs: Tensor) {
         if let clipValue { GradientClipping.clipValue(parameters, limit: clipValue) }
         if let clipNorm { lastGradientNorm = GradientClipping.clipGlobalNorm(parameters, maxNorm: clipNorm) }
         optimizer.step(parameters)
@@ -188,33 +172,35 @@ public final class SupervisedLearner {
         return (value, outputs.detached())
     }
 
-    /// Loss, outputs and gradients of one batch; with ``accumulationSteps`` k > 1 the batch runs
+    /// Loss, outputs and gradients of one batch, the loss multiplied by `scale`; with
+    /// ``accumulationSteps`` k > 1 the batch runs
     /// as k slices whose gradients are summed, each slice's mean loss weighted by its share of
     /// the batch, so the update equals that of the whole batch in one piece (up to rounding and
     /// batch statistics) while activations are held for one slice at a time.
     private func accumulatedGradients(inputs: Tensor, labels: Tensor, sampleWeights: Tensor?,
-                                      parameters: [Parameter]) -> (Float, Tensor, [Tensor]) {
+                                      parameters: [Parameter], scale: Float) -> (Tensor, Tensor, [Tensor]) {
         let n = inputs.shape.first ?? 1
         let k = Swift.min(Swift.max(accumulationSteps, 1), n)
         if k == 1 {
             let outputs = model(inputs)
-            let value = loss(outputs, labels, sampleWeights: sampleWeights)
-            return (value.scalar, outputs, gradients(of: value, wrt: parameters.map(\.value)))
+            var value = loss(outputs, labels, sampleWeights: sampleWeights)
+            if scale != 1 { value = value * scale }
+            return (value.detached(), outputs, gradients(of: value, wrt: parameters.map(\.value)))
         }
-        var total: Float = 0
+        var total: Tensor?
         var outputs: [Tensor] = []
         var summed: [Tensor] = []
         for part in 0..<k {
             let range = (part * n / k)..<((part + 1) * n / k)
             let out = model(inputs.slice(alongAxis: 0, range).detached())
             let value = loss(out, labels.slice(alongAxis: 0, range).detached(),
-                             sampleWeights: sampleWeights?.slice(alongAxis: 0, range).detached()) * (Float(range.count) / Float(n))
+                             sampleWeights: sampleWeights?.slice(alongAxis: 0, range).detached()) * (scale * Float(range.count) / Float(n))
             let grads = gradients(of: value, wrt: parameters.map(\.value))
             summed = summed.isEmpty ? grads : withoutGradients { zip(summed, grads).map { $0 + $1 } }
-            total += value.scalar
+            total = withoutGradients { total.map { $0 + value.detached() } ?? value.detached() }
             outputs.append(out.detached())
         }
-        return (total, Tensor.concatenate(outputs, alongAxis: 0), summed)
+        return (total ?? Tensor.zeros([], on: device), Tensor.concatenate(outputs, alongAxis: 0), summed)
     }
 
     /// Puts the step counter back (LR finder).
@@ -231,50 +217,58 @@ public final class SupervisedLearner {
     }
 
     /// Mean loss and accuracy (classification) over a data set, in evaluation mode.
-    public func evaluate(_ data: InMemoryDataset, batchSize: Int = 256) -> (loss: Float, accuracy: Float?) {
+    public func evaluate(_ data: any DataSource, batchSize: Int = 256) -> (loss: Float, accuracy: Float?) {
         let result = evaluateMetrics(data, batchSize: batchSize, metrics: loss.isClassification ? [Accuracy()] : [])
         return (result.loss, result.metrics["accuracy"])
     }
 
     /// Mean loss and every metric (the learner's, unless given) over a data set, in evaluation
     /// mode, with the averaged weights when ``emaDecay`` is set.
-    public func evaluateMetrics(_ data: InMemoryDataset, batchSize: Int = 256,
+    public func evaluateMetrics(_ data: any DataSource, batchSize: Int = 256,
                                 metrics: [any Metric]? = nil) -> (loss: Float, metrics: [String: Float]) {
+        do {
+            return try measure(data, batchSize: batchSize, metrics: metrics)
+        } catch {
+            preconditionFailure("evaluation data: \(error)")
+        }
+    }
+
+    /// ``evaluateMetrics(_:batchSize:metrics:)`` that passes on the data's errors.
+    public func measure(_ data: any DataSource, batchSize: Int = 256,
+                        metrics: [any Metric]? = nil) throws -> (loss: Float, metrics: [String: Float]) {
         var measured = metrics ?? self.metrics
         for i in measured.indices { measured[i].reset() }
-        var lossSum = 0.0
-        withEvaluationWeights {
-            withoutGradients {
-                var start = 0
-                while start < data.count {
-                    let indices = Array(start..<min(data.count, start + max(batchSize, 1)))
-                    let (x, y) = deviceBatch(data, indices)
-                    let out = model(x)
-                    lossSum += Double(loss(out, y).scalar) * Double(indices.count)
-                    for i in measured.indices { measured[i].update(outputs: out, labels: y) }
-                    start += max(batchSize, 1)
+        var lossSum = 0.0, seen = 0
+        let stream = try data.batches(BatchRequest(epoch: 1, batchSize: Swift.max(batchSize, 1), training: false, seed: seed))
+        try withEvaluationWeights {
+            try withoutGradients {
+                while let batch = try stream.next()?.to(device) {
+                    let out = evaluationOutputs(batch.inputs)
+                    lossSum += Double(loss(out, batch.labels, sampleWeights: batch.sampleWeights).scalar) * Double(batch.count)
+                    seen += batch.count
+                    for i in measured.indices { measured[i].update(outputs: out, labels: batch.labels) }
                 }
             }
         }
-        return (Float(lossSum / Double(max(data.count, 1))), SupervisedLearner.values(of: measured))
+        return (Float(lossSum / Double(Swift.max(seen, 1))), SupervisedLearner.values(of: measured))
     }
 
     /// The model's outputs for a batch, in evaluation mode (with the averaged weights when kept).
     public func predict(_ inputs: Tensor) -> Tensor {
-        withEvaluationWeights { withoutGradients { model(inputs) } }
+        withEvaluationWeights { withoutGradients { evaluationOutputs(inputs) } }
     }
 
     /// Runs `body` in evaluation mode, with the EMA weights swapped in when kept.
-    func withEvaluationWeights<R>(_ body: () -> R) -> R {
+    func withEvaluationWeights<R>(_ body: () throws -> R) rethrows -> R {
         model.eval()
         defer { model.train() }
-        guard let ema else { return body() }
-        return ema.withAveragedWeights(model.parameters, body)
+        guard let ema else { return try body() }
+        return try ema.withAveragedWeights(model.parameters, body)
     }
 
     // MARK: - Helpers
 
-    private func checkFeatureSize(_ data: InMemoryDataset) throws {
+    func checkFeatureSize(_ data: InMemoryDataset) throws {
         guard let first = model.namedParameters.first(where: { $0.name.hasSuffix("weight") })?.parameter,
               first.shape.count == 2 else { return }
         if first.shape[1] != data.featureSize {
@@ -285,8 +279,9 @@ public final class SupervisedLearner {
 
     /// The epoch's sample order: a Fisher–Yates shuffle keyed by (seed, epoch) alone, so a
     /// resumed run sees the same order.
-    static func shuffledOrder(count: Int, seed: UInt64, epoch: Int) -> [Int] {
-        var generator = RandomGenerator(seed: seed &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(epoch))
+    /// Pass `pass` > 0 of an epoch (an epoch of more batches than the data holds) gets its own order.
+    public static func shuffledOrder(count: Int, seed: UInt64, epoch: Int, pass: Int = 0) -> [Int] {
+        var generator = RandomGenerator(seed: seed &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(epoch) ^ (UInt64(pass) << 40))
         var order = Array(0..<count)
         order.shuffle(using: &generator)
         return order
@@ -294,16 +289,8 @@ public final class SupervisedLearner {
 
     /// Collates the samples at `indices` into contiguous [B, featureSize] inputs and [B] labels.
     static func batch(_ data: InMemoryDataset, _ indices: [Int]) -> (Tensor, Tensor) {
-        let d = data.featureSize
-        let x = Storage(count: indices.count * d)
-        let y = Storage(count: indices.count)
-        data.inputs.withUnsafeBufferPointer { src in
-            for (row, i) in indices.enumerated() {
-                (x.pointer + row * d).update(from: src.baseAddress! + i * d, count: d)
-                y.pointer[row] = data.labels[i]
-            }
-        }
-        return (Tensor(shape: [indices.count, d], storage: x), Tensor(shape: [indices.count], storage: y))
+        let b = data.collate(indices)
+        return (b.inputs, b.labels)
     }
 
     /// A batch on this learner's device.
@@ -316,10 +303,6 @@ public final class SupervisedLearner {
         let predicted = outputs.argmax(alongAxis: -1).scalars
         let truth = labels.scalars
         return zip(predicted, truth).reduce(0) { $0 + ($1.0 == $1.1 ? 1 : 0) }
-    }
-
-    static func batchesPerEpoch(count: Int, batchSize: Int, dropLastBatch: Bool) -> Int {
-        dropLastBatch ? count / batchSize : (count + batchSize - 1) / batchSize
     }
 
     /// Every metric's values, merged into one dictionary.

@@ -1,0 +1,60 @@
+/// TFRecord shards of encoded images (`image/encoded` JPEG or PNG + a label), decoded, resized
+/// and, for training, shuffled and augmented by an ``ImagePipeline``'s worker threads.
+///
+/// The options' batch size, seed and last-batch policy are replaced by those `fit` asks for;
+/// its `transform` and shuffling apply to training requests only, so validation images are
+/// never augmented: they get `evaluationTransform` (deterministic, e.g. ``Normalize``).
+public final class ImageDataSource: DataSource {
+    public let files: [String]
+    public let options: ImagePipelineOptions
+    /// Applied instead of `options.transform` to evaluation and prediction batches.
+    public let evaluationTransform: (any ImageTransform)?
+    /// Records across all shards, counted once when the source is made.
+    public let sampleCount: Int?
+
+    public init(files: [String], options: ImagePipelineOptions, evaluationTransform: (any ImageTransform)? = nil) throws {
+        self.files = files
+        self.options = options
+        self.evaluationTransform = evaluationTransform
+        var records = 0
+        for file in files {
+            let reader = try TFRecordReader(path: file, compression: options.compression)
+            try reader.forEachRecord { _, _ in records += 1 }
+        }
+        self.sampleCount = records
+    }
+
+    /// The shards of a directory or glob (``Shards/resolve(_:)``).
+    public convenience init(source: String, options: ImagePipelineOptions, evaluationTransform: (any ImageTransform)? = nil) throws {
+        try self.init(files: Shards.resolve(source), options: options, evaluationTransform: evaluationTransform)
+    }
+
+    public func batches(_ request: BatchRequest) throws -> any BatchStream {
+        var o = options
+        o.batchSize = request.batchSize
+        o.seed = request.seed
+        o.lastBatch = request.dropLastBatch ? .drop : .keep
+        if !request.training {
+            o.shuffle = false
+            o.transform = evaluationTransform
+        }
+        // A later pass of an epoch draws its own shuffle and augmentation.
+        let key = request.epoch + request.pass * 1_000_003
+        let stream = ImageBatchStream(ImagePipeline(files: files, options: o).batches(epoch: key))
+        for _ in 0..<request.startBatch where try stream.next() != nil {}
+        return stream
+    }
+}
+
+/// Wraps the pipeline's batches as tensors.
+final class ImageBatchStream: BatchStream {
+    private let iterator: ImageBatchIterator
+
+    init(_ iterator: ImageBatchIterator) { self.iterator = iterator }
+
+    func next() throws -> DataBatch? {
+        guard let batch = try iterator.next() else { return nil }
+        return DataBatch(inputs: Tensor(shape: batch.shape, scalars: batch.inputs),
+                         labels: Tensor(shape: [batch.count], scalars: batch.labels))
+    }
+}

@@ -1,0 +1,34 @@
+extension InMemoryDataset: DataSource {
+    public var sampleCount: Int? { count }
+
+    /// Training batches follow ``SupervisedLearner/shuffledOrder(count:seed:epoch:pass:)``;
+    /// other batches keep the stored order.
+    public func batches(_ request: BatchRequest) throws -> any BatchStream {
+        let order = request.training
+            ? SupervisedLearner.shuffledOrder(count: count, seed: request.seed, epoch: request.epoch, pass: request.pass)
+            : Array(0..<count)
+        let size = request.batchSize
+        let total = batchCount(samples: count, batchSize: size, dropLastBatch: request.dropLastBatch)
+        return IndexedBatchStream(startBatch: request.startBatch, batchCount: total) { b in
+            self.collate(Array(order[(b * size)..<Swift.min(self.count, (b + 1) * size)]))
+        }
+    }
+
+    /// The samples at `indices` as contiguous host tensors: inputs `[B, featureSize]`, labels
+    /// `[B]` (or `[B, labelSize]`).
+    public func collate(_ indices: [Int]) -> DataBatch {
+        let d = featureSize, l = labelSize
+        let x = Storage(count: indices.count * d)
+        let y = Storage(count: indices.count * l)
+        inputs.withUnsafeBufferPointer { src in
+            labels.withUnsafeBufferPointer { labelSource in
+                for (row, i) in indices.enumerated() {
+                    (x.pointer + row * d).update(from: src.baseAddress! + i * d, count: d)
+                    (y.pointer + row * l).update(from: labelSource.baseAddress! + i * l, count: l)
+                }
+            }
+        }
+        let labelShape = l == 1 ? [indices.count] : [indices.count, l]
+        return DataBatch(inputs: Tensor(shape: [indices.count, d], storage: x), labels: Tensor(shape: labelShape, storage: y))
+    }
+}

@@ -1,0 +1,30 @@
+extension Tensor {
+    /// NCHW images mirrored left–right (the last axis reversed), on the tensor's own device.
+    public func flippedHorizontally() -> Tensor {
+        precondition(rank >= 2, "flippedHorizontally needs rows to mirror, got shape \(shape)")
+        let width = shape[rank - 1]
+        let rows = reshaped(to: [scalarCount / Swift.max(width, 1), width]).transposed()
+        return rows.gatherRows(Array((0..<width).reversed())).transposed().reshaped(to: shape)
+    }
+}
+
+extension SupervisedLearner {
+    /// The model's outputs for `inputs` in evaluation mode, averaged with those of the mirrored
+    /// images when ``testTimeFlip`` is on (fastai's TTA with flips): probabilities are averaged
+    /// for classification and multi-label (returned as logits of the average, so the losses and
+    /// metrics read them as before), values for regression.
+    func evaluationOutputs(_ inputs: Tensor) -> Tensor {
+        let plain = model(inputs)
+        guard testTimeFlip, inputs.rank == 4 else { return plain }
+        let mirrored = model(inputs.flippedHorizontally())
+        switch loss {
+        case .softmaxCrossEntropy:
+            return ((plain.softmax() + mirrored.softmax()) * 0.5).log()
+        case .sigmoidCrossEntropy:
+            let p = (plain.sigmoid() + mirrored.sigmoid()) * 0.5
+            return (p / (1 - p)).log()
+        case .meanSquaredError, .meanAbsoluteError:
+            return (plain + mirrored) * 0.5
+        }
+    }
+}

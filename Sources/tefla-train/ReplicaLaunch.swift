@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import Learner
+
+/// A trainer process started by `mpirun -np N`: one data-parallel rank of N, its gradients
+/// summed with the others' through MPI each step (rank 0's initial weights broadcast first).
+final class ReplicaLaunch {
+    let communicator: MPICommunicator
+    var rank: Int { communicator.rank }
+    var size: Int { communicator.size }
+
+    private init(_ communicator: MPICommunicator) { self.communicator = communicator }
+
+    /// Joins the MPI job when the process was launched by `mpirun` with more than one rank and
+    /// makes `learner` a replica of it; nil otherwise. Ranks other than 0 drop the callbacks that
+    /// write files (CSV log, TensorBoard), so that rank 0 alone writes.
+    static func join(_ learner: SupervisedLearner, timeout: Double) throws -> ReplicaLaunch? {
+        guard MPICommunicator.isLaunched else { return nil }
+        let communicator: MPICommunicator
+        do {
+            communicator = try MPICommunicator(timeout: timeout)
+        } catch {
+            throw fail("launched by mpirun, but MPI could not start: \(error)")
+        }
+        guard communicator.size > 1 else {
+            try? communicator.finalize()
+            return nil
+        }
+        learner.gradientSynchronizer = DataParallel(communicator)
+        if communicator.rank != 0 {
+            learner.callbacks.removeAll { $0 is CSVLogger || $0 is TensorBoardLogger }
+        }
+        return ReplicaLaunch(communicator)
+    }
+
+    /// Runs `body` on rank 0, then on the others once rank 0 is done (for work that may repair
+    /// the shared weights directory before anyone reads it).
+    func rootFirst<T>(_ body: () throws -> T) throws -> T {
+        if rank == 0 {
+            let value = try body()
+            try communicator.barrier()
+            return value
+        }
+        try communicator.barrier()
+        return try body()
+    }
+
+    func finish() { try? communicator.finalize() }
+
+    /// Reports `error` (unless the trainer already did) and ends every rank of the job.
+    func abort(after error: Error) -> Never {
+        if !(error is ExitCode) {
+            let who = error is CollectiveError ? "" : "rank \(rank): "  // a collective's error names its rank
+            FileHandle.standardError.write(Data("tefla-train: error: \(who)\(error)\n".utf8))
+        }
+        usleep(500_000)  // peers that time out at the same moment report too before the job ends
+        communicator.abort(code: 3)
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import XCTest
+@testable import tefla_train
+import Learner
+
+/// The `data` keys of image training: PNG shards decoded and augmented by the pipeline, class
+/// weights and balancing, iterations per epoch, checkpoints within an epoch.
+final class ImageDataConfigTests: XCTestCase {
+    func testThePNGDigitsCNNConfigTrainsFromEncodedImages() throws {
+        let result = try CommandLineTests.run(["--config", "Configs/digits-png-cnn.yml", "--verbose", "2"])
+        XCTAssertEqual(result.status, 0, result.error)
+        XCTAssertTrue(result.output.contains("1437 training samples from Data/digits-png/train, 360 validation samples"), result.output)
+        let accuracy = try XCTUnwrap(result.output.components(separatedBy: "final val_accuracy: ").last.flatMap { Float($0.prefix(6)) })
+        XCTAssertGreaterThanOrEqual(accuracy, 0.98, result.output)
+    }
+
+    func testDataKeysReachThePipelineAndTheLearner() throws {
+        _ = FileManager.default.changeCurrentDirectoryPath(ConfigTests.root.path)
+        let yaml = """
+            model: {layers: [{type: dense, units: 10}]}
+            data:
+              train_dir: Data/digits-png/train
+              image_size: [28, 24]
+              channels: 1
+              augmentation:
+                flip_left_right: true
+                random_crop: {padding: 3}
+                color_jitter: {brightness: 0.2}
+              normalize: {mean: [0.5], std: [0.25]}
+              workers: 3
+              max_queue_size: 4
+              shuffle_buffer_size: 64
+              class_weights: [1, 2, 1, 1, 1, 1, 1, 1, 1, 3]
+              n_iters_per_epoch: 7
+            checkpoint: {weights_dir: /tmp/unused, every_steps: 5}
+            """
+        let cfg = try TrainConfig.parse(yaml: yaml, file: "image.yml")
+        XCTAssertEqual(cfg.inputShape, [1, 28, 24])
+        XCTAssertEqual(cfg.inputKey, "image/encoded")
+        XCTAssertEqual(cfg.labelKey, "image/class/label")
+        let training = cfg.data.pipelineOptions(batchSize: 16, seed: 4, keys: FeatureKeys(input: cfg.inputKey, label: cfg.labelKey),
+                                                training: true)
+        XCTAssertEqual([training.height, training.width, training.channels, training.workers, training.maxQueueSize,
+                        training.shuffleBufferSize], [28, 24, 1, 3, 4, 64])
+        XCTAssertTrue(training.shuffle)
+        let steps = try XCTUnwrap(training.transform as? Compose).transforms
+        XCTAssertTrue(steps[0] is RandomCrop && steps[1] is RandomHorizontalFlip && steps[2] is ColorJitter && steps[3] is Normalize)
+        let evaluation = cfg.data.pipelineOptions(batchSize: 16, seed: 4, keys: FeatureKeys(), training: false)
+        XCTAssertFalse(evaluation.shuffle)
+        XCTAssertTrue(evaluation.transform is Normalize, "validation images are normalised, never augmented")
+        XCTAssertEqual(cfg.data.classWeights, [1, 2, 1, 1, 1, 1, 1, 1, 1, 3])
+        XCTAssertEqual(cfg.data.iterationsPerEpoch, 7)
+        XCTAssertEqual(cfg.checkpoint.everySteps, 5)
+    }
+
+    func testBalancedClassWeightsAndIterationsTrainThroughTheCLI() throws {
+        let weights = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-cli-steps-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: weights) }
+        let result = try CommandLineTests.run([
+            "--config", "Configs/digits-mlp.yml", "--epochs", "2", "--verbose", "2",
+            "--override", "data.class_weights=balanced", "--override", "data.balancing=true",
+            "--override", "data.n_iters_per_epoch=10", "--override", "checkpoint.weights_dir=\(weights)",
+            "--override", "checkpoint.every_steps=4",
+        ])
+        XCTAssertEqual(result.status, 0, result.error)
+        XCTAssertTrue(result.output.contains("Epoch 2/2"), result.output)
+        let state = try WeightsDirectory.readState(weights + "/epoch-0002")
+        XCTAssertEqual(state.globalStep, 20, "two epochs of n_iters_per_epoch 10")
+    }
+
+    func testTheMultiLabelConfigTrainsOnZeroOneLists() throws {
+        let result = try CommandLineTests.run(["--config", "Configs/digits-multilabel.yml", "--verbose", "2"])
+        XCTAssertEqual(result.status, 0, result.error)
+        let last = try XCTUnwrap(result.output.split(separator: "\n").last { $0.hasPrefix("Epoch 15/15") })
+        let value = try XCTUnwrap(last.components(separatedBy: "val_accuracy_thresh: ").last.flatMap { Float($0.prefix(6)) })
+        XCTAssertGreaterThan(value, 0.95, String(last))
+        XCTAssertTrue(last.contains("val_fbeta: "), String(last))
+    }
+
+    func testEvaluateWithTestTimeFlipsAveragesMirroredImages() throws {
+        let weights = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-cli-tta-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: weights) }
+        let train = try CommandLineTests.run(["--config", "Configs/digits-png-cnn.yml", "--epochs", "1", "--verbose", "0",
+                                              "--override", "checkpoint.weights_dir=\(weights)"])
+        XCTAssertEqual(train.status, 0, train.error)
+        func evaluate(_ extra: [String]) throws -> String {
+            let run = try CommandLineTests.run(["evaluate", "--config", "Configs/digits-png-cnn.yml",
+                                                "--override", "checkpoint.weights_dir=\(weights)"] + extra)
+            XCTAssertEqual(run.status, 0, run.error)
+            return try XCTUnwrap(run.output.components(separatedBy: "loss: ").last?.prefix(6).description)
+        }
+        let plain = try evaluate([]), flipped = try evaluate(["--tta"])
+        XCTAssertNotEqual(plain, flipped, "mirrored digits change the predictions")
+        XCTAssertEqual(try evaluate(["--tta"]), flipped, "deterministic")
+    }
+}

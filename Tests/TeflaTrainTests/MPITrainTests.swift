@@ -1,0 +1,104 @@
+import Foundation
+import XCTest
+import Learner
+
+/// `mpirun -np N tefla-train --config ...`: each process a data-parallel rank. The run ends
+/// where the single-process run ends (weights within float rounding of the summed gradients),
+/// rank 0 alone prints and writes checkpoints, and `--resume` works with the same rank count.
+/// Without `mpirun` these fail in CI (CI set) and are skipped elsewhere.
+final class MPITrainTests: XCTestCase {
+    var scratch = ""
+
+    override func setUpWithError() throws {
+        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-mpi-train-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: scratch) }
+
+    func testRanksUnderMpirunTrainAsOneProcessAndResume() throws {
+        let common = ["--config", "Configs/digits-mlp.yml", "--verbose", "2"]
+        let single = try CommandLineTests.run(common + ["--epochs", "3", "--override", "checkpoint.weights_dir=\(scratch)/one"])
+        XCTAssertEqual(single.status, 0, single.error)
+
+        let first = try mpirun(ranks: 2, common + ["--epochs", "2", "--override", "checkpoint.weights_dir=\(scratch)/two"])
+        XCTAssertEqual(first.status, 0, first.output)
+        XCTAssertTrue(first.output.contains("2 data-parallel ranks"), first.output)
+        XCTAssertEqual(first.output.components(separatedBy: "Epoch ").count - 1, 2, "rank 0 alone prints: \(first.output)")
+        let resumed = try mpirun(ranks: 2, common + ["--epochs", "3", "--resume", "--override", "checkpoint.weights_dir=\(scratch)/two"])
+        XCTAssertEqual(resumed.status, 0, resumed.output)
+        XCTAssertTrue(resumed.output.contains("resuming at epoch 3"), resumed.output)
+
+        let (want, _) = try SafeTensors.read(scratch + "/one/epoch-0003/model.safetensors")
+        let (got, _) = try SafeTensors.read(scratch + "/two/epoch-0003/model.safetensors")
+        XCTAssertEqual(Set(got.keys), Set(want.keys))
+        for (name, entry) in want {
+            let a = entry.tensor.scalars, b = try XCTUnwrap(got[name]).tensor.scalars
+            let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThan(worst, 1e-5, "\(name): 2 ranks × 16 against 1 × 32")
+        }
+        XCTAssertEqual(WeightsDirectory(path: scratch + "/two").savedEpochs(), [1, 2, 3])
+    }
+
+    func testASilentRankIsNamedByTheOthersAndTheRunResumes() throws {
+        let pidFile = scratch + "/stalled.pid"
+        let common = ["--config", "Configs/digits-mlp.yml", "--verbose", "2", "--epochs", "3",
+                      "--override", "checkpoint.weights_dir=\(scratch)/w"]
+        // 45 steps an epoch: rank 1 stops (SIGSTOP) after step 50, in epoch 2.
+        let started = Date()
+        let hung = try mpirun(ranks: 2, common + ["--collective-timeout", "3"],
+                              environment: ["TEFLA_STALL_AT": "1:50", "TEFLA_STALL_PID_FILE": pidFile])
+        let seconds = Date().timeIntervalSince(started)
+        if let pid = (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap({ Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) {
+            kill(pid, SIGKILL)  // the stopped rank must not outlive the test
+        } else {
+            XCTFail("rank 1 never reached its stall point:\n\(hung.output)")
+        }
+        XCTAssertNotEqual(hung.status, 0, hung.output)
+        XCTAssertLessThan(seconds, 40, "the job took \(seconds) s to end:\n\(hung.output)")
+        XCTAssertTrue(hung.output.contains("rank 0: ") && hung.output.contains("rank 1 never arrived"), hung.output)
+        XCTAssertEqual(WeightsDirectory(path: scratch + "/w").savedEpochs(), [1], "epoch 1's checkpoint survives")
+
+        let resumed = try mpirun(ranks: 2, common + ["--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.output)
+        XCTAssertTrue(resumed.output.contains("resuming at epoch 2"), resumed.output)
+        XCTAssertEqual(WeightsDirectory(path: scratch + "/w").savedEpochs(), [1, 2, 3])
+    }
+
+    /// Runs the built `tefla-train` as `ranks` MPI ranks; gives up after two minutes.
+    private func mpirun(ranks: Int, _ arguments: [String], environment extra: [String: String] = [:]) throws -> (status: Int32, output: String) {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        guard let launcher = (path.split(separator: ":").map { "\($0)/mpirun" } + ["/usr/bin/mpirun"])
+            .first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            let reason = "mpirun not found (install openmpi-bin: Scripts/setup does)"
+            if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail(reason) } else { print("skipping: \(reason)") }
+            throw XCTSkip(reason)
+        }
+        let log = URL(fileURLWithPath: scratch).appendingPathComponent("mpirun-\(UUID().uuidString).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: launcher)
+        // As root Open MPI needs --allow-run-as-root; in containers its shared-memory transport
+        // cannot use cross-memory attach.
+        process.arguments = (getuid() == 0 ? ["--allow-run-as-root"] : []) + ["--oversubscribe", "-np", "\(ranks)",
+                                                                             CommandLineTests.executable.path] + arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
+        environment.merge(extra) { _, new in new }
+        process.environment = environment
+        process.currentDirectoryURL = ConfigTests.root
+        process.standardOutput = handle  // a file, not a pipe: a rank outliving mpirun would hold a pipe open
+        process.standardError = handle
+        let started = Date()
+        try process.run()
+        while process.isRunning && Date().timeIntervalSince(started) < 120 { usleep(20_000) }
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+            XCTFail("mpirun \(arguments.joined(separator: " ")) did not end within 120 s")
+        }
+        try handle.close()
+        return (process.terminationStatus, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
+    }
+}
