@@ -239,4 +239,25 @@ final class DataSourceTests: XCTestCase {
         XCTAssertTrue(unseen.losses.allSatisfy(\.isNaN), "nothing was read back for callbacks that read no loss")
         XCTAssertFalse(drawn.isEmpty, "the bar still shows running values")
     }
+
+    func testMacroBatchesCutOnTheDeviceGiveTheBatchesOfTheSource() throws {
+        let data = try Self.digitsTrain()
+        for drop in [false, true] {
+            let plain = learner(mlp(dropout: true)), macro = learner(mlp(dropout: true))
+            let a = try plain.fit(data, epochs: 2, batchSize: 50, dropLastBatch: drop)
+            let b = try macro.fit(MacroBatchedSource(data, batchesPerMacroBatch: 4, device: macro.device), epochs: 2,
+                                  batchSize: 50, dropLastBatch: drop)
+            XCTAssertEqual(a.epochs.map(\.trainLoss), b.epochs.map(\.trainLoss), "dropLastBatch \(drop)")
+            XCTAssertEqual(plain.globalStep, macro.globalStep)
+            assertSameWeights(plain, macro)
+        }
+        // From batch 6 of a pass: the second macrobatch's third slice.
+        let source = MacroBatchedSource(data, batchesPerMacroBatch: 4, device: .cpu)
+        let request = BatchRequest(epoch: 3, batchSize: 50, training: true, seed: 2, startBatch: 6)
+        var direct = request
+        direct.startBatch = 6
+        let want = try XCTUnwrap(try data.batches(direct).next()), got = try XCTUnwrap(try source.batches(request).next())
+        XCTAssertEqual(got.inputs.scalars, want.inputs.scalars)
+        XCTAssertEqual(got.labels.scalars, want.labels.scalars)
+    }
 }

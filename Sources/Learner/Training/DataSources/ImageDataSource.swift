@@ -1,3 +1,6 @@
+import CLearner
+import Foundation
+
 /// TFRecord shards of encoded images (`image/encoded` JPEG or PNG + a label), decoded, resized
 /// and, for training, shuffled and augmented by an ``ImagePipeline``'s worker threads.
 ///
@@ -17,10 +20,7 @@ public final class ImageDataSource: DataSource {
         self.options = options
         self.evaluationTransform = evaluationTransform
         var records = 0
-        for file in files {
-            let reader = try TFRecordReader(path: file, compression: options.compression)
-            try reader.forEachRecord { _, _ in records += 1 }
-        }
+        for file in files { records += try ImageDataSource.recordCount(file, compression: options.compression) }
         self.sampleCount = records
     }
 
@@ -56,5 +56,36 @@ final class ImageBatchStream: BatchStream {
         guard let batch = try iterator.next() else { return nil }
         return DataBatch(inputs: Tensor(shape: batch.shape, scalars: batch.inputs),
                          labels: Tensor(shape: [batch.count], scalars: batch.labels))
+    }
+}
+
+extension ImageDataSource {
+    /// Records in a shard. An uncompressed file is counted from its record headers alone, seeking
+    /// over the payloads (a pass over an ImageNet-sized set costs a few thousand reads, not its
+    /// 140 GB); a compressed one, or one whose headers do not add up to its size, is read through.
+    static func recordCount(_ path: String, compression: TFRecordCompression?) throws -> Int {
+        if compression == nil || compression == .none, let handle = FileHandle(forReadingAtPath: path) {
+            defer { try? handle.close() }
+            let size = (try? handle.seekToEnd()) ?? 0
+            let head = (try? handle.seek(toOffset: 0)).flatMap { try? handle.read(upToCount: tfRecordHeaderSize) } ?? Data()
+            if TFRecordCompression.detect(head: [UInt8](head), path: path) == .none {
+                var offset: UInt64 = 0, count = 0
+                while offset + UInt64(tfRecordHeaderSize) <= size {
+                    guard (try? handle.seek(toOffset: offset)) != nil,
+                          let header = try? handle.read(upToCount: tfRecordHeaderSize), header.count == tfRecordHeaderSize else { break }
+                    let length = header.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+                    let stored = header.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) }
+                    guard header.withUnsafeBytes({ tl_masked_crc32c($0.baseAddress, 8) }) == stored,
+                          length <= size else { break }
+                    offset += UInt64(tfRecordHeaderSize) + length + UInt64(tfRecordFooterSize)
+                    count += 1
+                }
+                if offset == size { return count }
+            }
+        }
+        // Compressed, or damaged (the reader names the damage): count by reading.
+        var count = 0
+        try TFRecordReader(path: path, compression: compression).forEachRecord { _, _ in count += 1 }
+        return count
     }
 }
