@@ -16,6 +16,9 @@ struct BenchRead: ParsableCommand {
     @Option(name: .long, help: "Timed passes over the files; the median is reported.")
     var repeats = 5
 
+    @Option(name: .long, help: "The reader's buffer size in KiB.")
+    var bufferKib = 1024
+
     @Flag(name: .long, help: "Print one JSON line instead of text.")
     var json = false
 
@@ -47,7 +50,7 @@ struct BenchRead: ParsableCommand {
         var bytes = 0
         var features = 0
         for file in files {
-            let reader = try TFRecordReader(path: file)
+            let reader = try TFRecordReader(path: file, bufferSize: bufferKib << 10)
             try reader.forEachRecord { payload, location in
                 do {
                     features += try Example(serialized: payload).features.count

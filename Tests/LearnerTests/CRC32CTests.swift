@@ -44,9 +44,11 @@ final class CRC32CTests: XCTestCase {
             XCTAssertEqual(tl_crc32c_uses_hardware(), 1, "every x86-64 CPU this runs on has SSE4.2")
         #endif
         var rng = CRCTestRandom(seed: 42)
-        let pool = (0..<4200).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        let pool = (0..<9300).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         pool.withUnsafeBytes { buf in
-            for length in Array(0...80) + [127, 128, 129, 255, 256, 1000, 4096] {
+            // Around the three-stream block sizes (3 × 128 and 3 × 1024 bytes) too.
+            let threeWay = [383, 384, 385, 391, 767, 768, 1000, 3071, 3072, 3080, 3455, 3456, 4096, 4400, 9216]
+            for length in Array(0...80) + [127, 128, 129, 255, 256] + threeWay {
                 for align in 0..<8 {
                     let p = buf.baseAddress! + align
                     let seed = UInt32(truncatingIfNeeded: rng.next())

@@ -32,24 +32,44 @@ uint32_t tl_crc32c_extend_table(uint32_t crc, const void *data, size_t len);
 /// TFRecord's masked CRC: ((crc >> 15) | (crc << 17)) + 0xa282ead8.
 uint32_t tl_masked_crc32c(const void *data, size_t len);
 
-// ---------------------------------------------------------------- tf.train.Example (protobuf-c)
+// ---------------------------------------------------------------- tf.train.Example (wire scan)
 typedef struct tl_example tl_example;
 
 enum tl_feature_kind { TL_FEATURE_NONE = 0, TL_FEATURE_BYTES = 1, TL_FEATURE_FLOAT = 2, TL_FEATURE_INT64 = 3 };
 
-/// Parses a serialized Example. Returns 0 and sets *out on success (free with tl_example_free).
+/// One bytes value, pointing into the parsed record.
+typedef struct {
+    const uint8_t *data;
+    size_t len;
+} tl_bytes_view;
+
+/// Parses a serialized Example. Returns 0 and sets *out on success (free with tl_example_free),
+/// 2 when malformed. `ex` borrows `data`: keys and bytes values point into it, so it must outlive `ex`.
 int tl_example_parse(const uint8_t *data, size_t len, tl_example **out);
 void tl_example_free(tl_example *ex);
+/// Map entries in wire order (a repeated key appears once per entry).
 size_t tl_example_feature_count(const tl_example *ex);
-/// Key of feature i (NUL-terminated, owned by ex).
-const char *tl_example_feature_key(const tl_example *ex, size_t i);
-/// Kind and element count of the feature named `key`; TL_FEATURE_NONE when absent.
+/// Key of entry i (not NUL-terminated; *len bytes, inside the parsed record).
+const uint8_t *tl_example_feature_key(const tl_example *ex, size_t i, size_t *len);
+/// Kind and element count of entry i.
+int tl_example_entry(const tl_example *ex, size_t i, size_t *count);
+/// Copies up to n values of entry i; returns the number copied, or -1 when it is of another kind.
+long tl_example_entry_floats(const tl_example *ex, size_t i, float *out, size_t n);
+long tl_example_entry_int64s(const tl_example *ex, size_t i, int64_t *out, size_t n);
+/// Views of bytes values first ..< first + n of entry i; returns how many were filled, -1 for another kind.
+long tl_example_entry_bytes(const tl_example *ex, size_t i, size_t first, tl_bytes_view *out, size_t n);
+/// Index of the entry named `key` (the last entry of that name), -1 when absent.
+long tl_example_lookup(const tl_example *ex, const char *key);
+/// Kind and element count of the feature named `key` (the last entry of that name); TL_FEATURE_NONE when absent.
 int tl_example_find(const tl_example *ex, const char *key, size_t *count);
 /// Copies up to n values; returns the number copied, or -1 when the key is absent or of another kind.
 long tl_example_copy_floats(const tl_example *ex, const char *key, float *out, size_t n);
 long tl_example_copy_int64s(const tl_example *ex, const char *key, int64_t *out, size_t n);
-/// Pointer/length of bytes value `index` (owned by ex); returns 0 on success.
+/// Pointer/length of bytes value `index` (inside the parsed record); returns 0 on success.
 int tl_example_bytes(const tl_example *ex, const char *key, size_t index, const uint8_t **data, size_t *len);
+/// Parses `data` with both this scan and the protobuf-c generated parser (for tests): 1 both
+/// accept with the same entries and values, 0 both reject, negative when they disagree.
+int tl_example_reference_check(const uint8_t *data, size_t len);
 
 // ---------------------------------------------------------------- CPU kernels (vector loops)
 // All pointers are contiguous float arrays of length n unless stated.

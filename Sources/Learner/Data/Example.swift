@@ -27,8 +27,8 @@ public enum Feature: Equatable, Sendable {
 
 /// A `tf.train.Example` as a Swift value: named feature lists.
 ///
-/// Parsing goes through the protobuf-c generated parser in CLearner (packed and unpacked repeated
-/// fields both accepted); serializing uses a small encoder here, writing keys in sorted order so
+/// Parsing goes through the wire-format scan in CLearner (packed and unpacked repeated fields
+/// both accepted); serializing uses a small encoder here, writing keys in sorted order so
 /// the same Example always gives the same bytes.
 public struct Example: Equatable, Sendable {
     public var features: [String: Feature]
@@ -41,19 +41,20 @@ public struct Example: Equatable, Sendable {
     ///
     /// Throws ``DataError/unparsableExample(_:)`` without a location (see ``DataError/located(at:)``).
     public init(serialized: [UInt8]) throws {
-        try self.init(handle: serialized.withUnsafeBytes { try ExampleHandle(parsing: $0) })
+        self = try serialized.withUnsafeBytes { try Example(serialized: $0) }
     }
 
     /// Parses a serialized `tf.train.Example` held in `bytes`.
     public init(serialized bytes: UnsafeRawBufferPointer) throws {
-        try self.init(handle: ExampleHandle(parsing: bytes))
+        self.init(handle: try ExampleHandle(parsing: bytes))
     }
 
+    /// Copies every feature out of `handle` (whose bytes must still be alive).
     init(handle: ExampleHandle) {
-        var features: [String: Feature] = [:]
-        for key in handle.keys {
-            features[key] = handle.feature(key)
-        }
+        let count = handle.entryCount
+        var features: [String: Feature] = Dictionary(minimumCapacity: count)
+        // Wire order, so a repeated key keeps its last entry (nil for one without a list removes it).
+        for i in 0..<count { features[handle.key(at: i)] = handle.feature(at: i) }
         self.features = features
     }
 
@@ -133,7 +134,8 @@ struct ProtoEncoder {
 /// Owner of a parsed C `tl_example`, freed on deinit.
 ///
 /// Gives the data loaders typed access to one record's features without building a Swift
-/// dictionary of arrays per record.
+/// dictionary of arrays per record. It borrows the bytes it parsed (keys and bytes values point
+/// into them): use it only while they are alive, as inside `TFRecordReader.withNextRecord`.
 final class ExampleHandle {
     private let raw: OpaquePointer
 
@@ -146,12 +148,18 @@ final class ExampleHandle {
 
     deinit { tl_example_free(raw) }
 
-    /// The feature keys in wire order.
-    var keys: [String] {
-        (0..<tl_example_feature_count(raw)).compactMap { i in
-            tl_example_feature_key(raw, i).map { String(cString: $0) }
-        }
+    /// Number of map entries on the wire (a repeated key counts once per entry).
+    var entryCount: Int { tl_example_feature_count(raw) }
+
+    /// Key of entry `i`.
+    func key(at i: Int) -> String {
+        var length = 0
+        let start = tl_example_feature_key(raw, i, &length)
+        return String(decoding: UnsafeRawBufferPointer(start: start, count: length), as: UTF8.self)
     }
+
+    /// The feature keys in wire order.
+    var keys: [String] { (0..<entryCount).map(key(at:)) }
 
     /// Kind and value count of `key`; nil when absent.
     func find(_ key: String) -> (kind: tl_feature_kind, count: Int)? {
@@ -170,7 +178,7 @@ final class ExampleHandle {
         max(tl_example_copy_int64s(raw, key, out.baseAddress, out.count), 0)
     }
 
-    /// Bytes value `index` of list `key`, valid while this handle lives.
+    /// Bytes value `index` of list `key`, valid while the parsed bytes are.
     func bytes(_ key: String, at index: Int) -> UnsafeRawBufferPointer? {
         var data: UnsafePointer<UInt8>?
         var length = 0
@@ -180,16 +188,50 @@ final class ExampleHandle {
 
     /// The whole feature `key` as a Swift value; nil when absent.
     func feature(_ key: String) -> Feature? {
-        guard let (kind, count) = find(key) else { return nil }
-        switch kind {
+        let i = tl_example_lookup(raw, key)
+        return i < 0 ? nil : feature(at: i)
+    }
+
+    /// Entry `i`'s feature as a Swift value; nil when it holds no list.
+    func feature(at i: Int) -> Feature? {
+        var count = 0
+        switch tl_feature_kind(UInt32(tl_example_entry(raw, i, &count))) {
         case TL_FEATURE_FLOAT:
-            return .floats([Float](unsafeUninitializedCapacity: count) { buf, n in n = copyFloats(key, into: buf) })
+            return .floats(
+                [Float](unsafeUninitializedCapacity: count) { buf, n in
+                    n = max(tl_example_entry_floats(raw, i, buf.baseAddress, count), 0)
+                })
         case TL_FEATURE_INT64:
-            return .int64s([Int64](unsafeUninitializedCapacity: count) { buf, n in n = copyInt64s(key, into: buf) })
+            return .int64s(
+                [Int64](unsafeUninitializedCapacity: count) { buf, n in
+                    n = max(tl_example_entry_int64s(raw, i, buf.baseAddress, count), 0)
+                })
         case TL_FEATURE_BYTES:
-            return .bytes((0..<count).map { i in bytes(key, at: i).map { [UInt8]($0) } ?? [] })
+            return .bytes(bytesValues(at: i, count: count))
         default:
             return nil
         }
+    }
+
+    /// Every bytes value of entry `i`, copied, fetched a chunk of views at a time.
+    private func bytesValues(at i: Int, count: Int) -> [[UInt8]] {
+        var values: [[UInt8]] = []
+        values.reserveCapacity(count)
+        withUnsafeTemporaryAllocation(of: tl_bytes_view.self, capacity: min(count, 64)) { views in
+            while values.count < count {
+                let got = tl_example_entry_bytes(raw, i, values.count, views.baseAddress, views.count)
+                guard got > 0 else { break }
+                for view in views.prefix(got) {
+                    // Through the inlinable initialiser: `[UInt8](buffer)` calls into the runtime's
+                    // unspecialised array allocation, which looks up type metadata per value.
+                    values.append(
+                        [UInt8](unsafeUninitializedCapacity: view.len) { out, n in
+                            if view.len > 0 { out.baseAddress!.update(from: view.data, count: view.len) }
+                            n = view.len
+                        })
+                }
+            }
+        }
+        return values
     }
 }
