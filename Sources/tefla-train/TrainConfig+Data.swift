@@ -23,12 +23,14 @@ struct DataSpec: Equatable {
     var balancedClassWeights = false
     /// tefla's `n_iters_per_epoch`.
     var iterationsPerEpoch: Int?
+    /// Skip (and count) corrupt records instead of stopping at the first.
+    var skipCorrupt = false
 
     var isImage: Bool { imageHeight != nil }
 
     static let keys = [
         "image_size", "channels", "augmentation", "normalize", "workers", "max_queue_size", "shuffle_buffer_size",
-        "balancing", "class_weights", "n_iters_per_epoch",
+        "balancing", "class_weights", "n_iters_per_epoch", "skip_corrupt",
     ]
 
     static func parse(_ data: Section, reader: ConfigReader) -> DataSpec {
@@ -88,13 +90,15 @@ struct DataSpec: Equatable {
             }
         }
         spec.iterationsPerEpoch = data.int("n_iters_per_epoch", minimum: 1)
+        spec.skipCorrupt = data.bool("skip_corrupt", default: false)
         if spec.isImage {
             if spec.balancing { reader.report(data.node("balancing"), "data.balancing", "works on feature-vector data, not on image_size data yet") }
             if spec.balancedClassWeights {
                 reader.report(data.node("class_weights"), "data.class_weights", "'balanced' needs the labels in memory; give the weights as a list with image_size")
             }
         } else {
-            for key in ["channels", "augmentation", "normalize", "workers", "max_queue_size", "shuffle_buffer_size"] where data.node(key) != nil {
+            for key in ["channels", "augmentation", "normalize", "workers", "max_queue_size", "shuffle_buffer_size", "skip_corrupt"]
+            where data.node(key) != nil {
                 reader.report(data.values[key]?.key, "data.\(key)", "applies to encoded images: set data.image_size too")
             }
         }
@@ -114,10 +118,12 @@ struct DataSpec: Equatable {
     /// The pipeline options for `training` (augmented, shuffled) or evaluation data.
     func pipelineOptions(batchSize: Int, seed: UInt64, keys: FeatureKeys, training: Bool) -> ImagePipelineOptions {
         let height = imageHeight ?? 1, width = imageWidth ?? 1
-        return ImagePipelineOptions(
+        var options = ImagePipelineOptions(
             batchSize: batchSize, height: height, width: width, channels: channels, shuffle: training, seed: seed,
             shuffleBufferSize: shuffleBufferSize, workers: workers, maxQueueSize: maxQueueSize, keys: keys,
             transform: training ? augmentation.transform(height: height, width: width, then: normalization) : normalization)
+        options.skipCorrupt = skipCorrupt
+        return options
     }
 
     var normalization: (any ImageTransform)? {

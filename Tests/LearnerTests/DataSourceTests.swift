@@ -260,4 +260,36 @@ final class DataSourceTests: XCTestCase {
         XCTAssertEqual(got.inputs.scalars, want.inputs.scalars)
         XCTAssertEqual(got.labels.scalars, want.labels.scalars)
     }
+
+    func testCorruptImageRecordsAreSkippedCountedAndReportedPerEpoch() throws {
+        // The PNG digits' validation shard with one data byte of record 3 flipped.
+        let source = URL(fileURLWithPath: TrainingTests.digits + "-png/val/digits-png-val-00000-of-00001.tfrecord")
+        var bytes = [UInt8](try Data(contentsOf: source))
+        var offset = 0
+        for _ in 0..<3 { offset += 12 + Int(bytes[offset]) + Int(bytes[offset + 1]) << 8 + 4 }
+        bytes[offset + 12 + 40] ^= 0x5A
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-skip-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let shard = dir.appendingPathComponent("damaged.tfrecord")
+        try Data(bytes).write(to: shard)
+
+        var options = ImagePipelineOptions(batchSize: 32, height: 32, width: 32, channels: 1,
+                                           keys: FeatureKeys(input: "image/encoded", label: "image/class/label"))
+        let model = Sequential([Flatten(), Dense(inputSize: 1024, outputSize: 10, seed: 1)])
+        XCTAssertThrowsError(try learner(model).fit(try ImageDataSource(files: [shard.path], options: options), epochs: 1)) {
+            XCTAssertTrue("\($0)".contains("record 3") && "\($0)".contains("damaged.tfrecord"), "\($0)")
+        }
+        options.skipCorrupt = true
+        let l = learner(model)
+        var lines: [String] = []
+        l.verbose = 2
+        l.log = { lines.append($0) }
+        let history = try l.fit(try ImageDataSource(files: [shard.path], options: options), epochs: 2, batchSize: 32)
+        for epoch in history.epochs {
+            XCTAssertEqual(epoch.skipped?.count, 1, "epoch \(epoch.epoch)")
+        }
+        XCTAssertEqual(l.globalStep, 2 * 12, "359 good records in batches of 32, each epoch")
+        XCTAssertTrue(lines.contains { $0.hasPrefix("Epoch 2: corrupt records 1 skipped: ") && $0.contains("damaged.tfrecord") }, "\(lines)")
+    }
 }

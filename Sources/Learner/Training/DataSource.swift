@@ -47,6 +47,12 @@ public struct BatchRequest: Sendable, Equatable {
 public protocol BatchStream: AnyObject {
     /// The next batch, nil after the last; throws a data error naming file and record.
     func next() throws -> DataBatch?
+    /// Records left out as corrupt so far (sources that skip them); complete once `next()` returned nil.
+    var skipped: SkipReport? { get }
+}
+
+extension BatchStream {
+    public var skipped: SkipReport? { nil }
 }
 
 /// One batch of samples on the host (or already on a device): inputs, labels and optional

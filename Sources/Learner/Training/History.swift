@@ -16,6 +16,9 @@ public struct EpochLog: Sendable, Equatable {
     public var validationMetrics: [String: Float] = [:]
     /// The learning rate of the epoch's last step.
     public var learningRate: Float?
+    /// Training records the data source skipped as corrupt this epoch (``ImagePipelineOptions/skipCorrupt``),
+    /// with the files and reasons.
+    public var skipped: SkipReport?
 
     /// A logged value by its Keras name: `loss`, `val_loss`, `lr`, a metric key or `val_` + a metric key.
     public func value(named name: String) -> Float? {

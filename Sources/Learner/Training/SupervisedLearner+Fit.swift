@@ -103,6 +103,7 @@ extension SupervisedLearner {
                                  trainSamplesPerSecond: Double(progress.seenThisRun) / max(trainTime, 1e-9))
             entry.metrics = trainValues
             entry.learningRate = optimizer.learningRate
+            entry.skipped = batches.skipped
             if let validation {
                 let result = try measure(validation, batchSize: max(batchSize, 256))
                 entry.validationLoss = result.loss
@@ -112,6 +113,7 @@ extension SupervisedLearner {
             entry.seconds = Date().timeIntervalSince(started)
             history.epochs.append(entry)
             if verbose > 0 { log(SupervisedLearner.format(entry, of: epochs, showLearningRate: schedule != nil)) }
+            if verbose > 0, let skipped = entry.skipped, skipped.count > 0 { log("Epoch \(epoch): corrupt records \(skipped)") }
             if !quiet { try saveToWeightsDirectory(entry) }
             for callback in callbacks { try callback.onEpochEnd(self, log: entry) }
             if stopTraining { break }
@@ -203,6 +205,16 @@ final class PassCursor {
     private var pass: Int
     private var stream: any BatchStream
     private var batchesThisPass = 0
+    /// Corrupt records skipped in the passes already finished.
+    private var skippedBefore: SkipReport?
+
+    /// Corrupt records skipped so far this epoch, over every pass (nil when the source skips none).
+    var skipped: SkipReport? {
+        guard let current = stream.skipped else { return skippedBefore }
+        var all = skippedBefore ?? SkipReport()
+        all.errors += current.errors
+        return all
+    }
 
     init(plan: EpochPlan, epoch: Int, seed: UInt64, startBatch: Int) throws {
         self.plan = plan
@@ -226,6 +238,7 @@ final class PassCursor {
             return batch
         }
         guard batchesThisPass > 0 else { return nil }  // an empty pass: the data ran dry
+        skippedBefore = skipped
         pass += 1
         batchesThisPass = 0
         stream = try plan.source.batches(BatchRequest(epoch: epoch, pass: pass, batchSize: plan.batchSize, training: true,

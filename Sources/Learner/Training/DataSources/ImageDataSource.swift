@@ -20,7 +20,9 @@ public final class ImageDataSource: DataSource {
         self.options = options
         self.evaluationTransform = evaluationTransform
         var records = 0
-        for file in files { records += try ImageDataSource.recordCount(file, compression: options.compression) }
+        for file in files {
+            records += try ImageDataSource.recordCount(file, compression: options.compression, skipCorrupt: options.skipCorrupt)
+        }
         self.sampleCount = records
     }
 
@@ -52,6 +54,8 @@ final class ImageBatchStream: BatchStream {
 
     init(_ iterator: ImageBatchIterator) { self.iterator = iterator }
 
+    var skipped: SkipReport? { iterator.skipped }
+
     func next() throws -> DataBatch? {
         guard let batch = try iterator.next() else { return nil }
         return DataBatch(inputs: Tensor(shape: batch.shape, scalars: batch.inputs),
@@ -63,7 +67,7 @@ extension ImageDataSource {
     /// Records in a shard. An uncompressed file is counted from its record headers alone, seeking
     /// over the payloads (a pass over an ImageNet-sized set costs a few thousand reads, not its
     /// 140 GB); a compressed one, or one whose headers do not add up to its size, is read through.
-    static func recordCount(_ path: String, compression: TFRecordCompression?) throws -> Int {
+    static func recordCount(_ path: String, compression: TFRecordCompression?, skipCorrupt: Bool) throws -> Int {
         if compression == nil || compression == .none, let handle = FileHandle(forReadingAtPath: path) {
             defer { try? handle.close() }
             let size = (try? handle.seekToEnd()) ?? 0
@@ -83,9 +87,14 @@ extension ImageDataSource {
                 if offset == size { return count }
             }
         }
-        // Compressed, or damaged (the reader names the damage): count by reading.
+        // Compressed, or damaged: count by reading (the reader names the damage, unless the
+        // pipeline is to skip it, when the records before it are what an epoch can count on).
         var count = 0
-        try TFRecordReader(path: path, compression: compression).forEachRecord { _, _ in count += 1 }
+        do {
+            try TFRecordReader(path: path, compression: compression).forEachRecord { _, _ in count += 1 }
+        } catch let error as DataError where skipCorrupt && error.isCorruptRecord {
+            return count
+        }
         return count
     }
 }
