@@ -90,7 +90,7 @@ final class ExampleWireTests: XCTestCase {
     }
 
     /// A later member of the `kind` oneof replaces an earlier one; the same member twice merges,
-    /// as C++ protobuf (and TensorFlow with it) merges it (protobuf-c keeps only the last one).
+    /// as C++ protobuf merges it (protobuf-c keeps only the last one).
     func testOneofReplacesAndRepeatedListsMerge() throws {
         let ints = field(3, field(1, [5, 6]))
         let floats = field(2, field(1, le32(1.5)))
