@@ -14,7 +14,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
-        // The C shim: OpenBLAS, CRC32C, tf.Example parsing (protobuf-c), zlib, libjpeg-turbo, libpng;
+        // The C shim: OpenBLAS, CRC32C, tf.Example parsing (protobuf-c as the reference), zlib, libjpeg-turbo, libpng;
         // CUDA loaded at run time.
         .target(
             name: "CLearner",
