@@ -75,7 +75,7 @@ struct Session {
         }
     }
 
-    var keys: FeatureKeys { FeatureKeys(input: cfg.inputKey, label: cfg.labelKey) }
+    var keys: FeatureKeys { FeatureKeys(input: cfg.inputKey, label: cfg.labelKey, sampleWeight: cfg.sampleWeightKey) }
 
     func load(_ directory: String) throws -> InMemoryDataset { try InMemoryDataset.load(directory: directory, keys: keys) }
 

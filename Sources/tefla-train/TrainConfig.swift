@@ -13,6 +13,8 @@ struct TrainConfig {
     var valDir: String?
     var inputKey = "image"
     var labelKey = "label"
+    /// Feature weighing each sample's loss (`features_keys.sample_weight`).
+    var sampleWeightKey: String?
     var batchSize = 32
     var optimizerName = "adam"
     var learningRate = 1e-3
@@ -95,7 +97,12 @@ struct TrainConfig {
                     reader.report(data.node(key), "data.\(key)", "directory '\(label)' does not exist")
                 }
             }
-            if let keys = data.section("features_keys", known: ["input", "label"]) {
+            if let keys = data.section("features_keys", known: ["input", "label", "sample_weight"]) {
+                config.sampleWeightKey = keys.string("sample_weight")
+                if config.sampleWeightKey != nil && config.data.isImage {
+                    reader.report(keys.node("sample_weight"), "data.features_keys.sample_weight",
+                                  "per-sample weights are read from feature-vector data, not with data.image_size yet")
+                }
                 config.inputKey = keys.string("input", default: config.inputKey) ?? config.inputKey
                 config.labelKey = keys.string("label", default: config.labelKey) ?? config.labelKey
             }

@@ -66,6 +66,29 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(data.sources.map { URL(fileURLWithPath: $0).lastPathComponent }, ["a-00000", "a-00001"])
     }
 
+    func testSampleWeightsComeFromTheirFeatureAndWeighTheLoss() throws {
+        let dir = try DataTestFiles.scratchDirectory(self)
+        try writeShard(
+            [
+                Example(["image": .floats([0.5, 1]), "label": .int64s([1]), "w": .floats([2])]),
+                Example(["image": .floats([0.25, 0]), "label": .int64s([0]), "w": .int64s([3])]),
+                Example(["image": .floats([1, 1]), "label": .int64s([1]), "w": .floats([0])]),
+            ], "weighted", in: dir)
+        let data = try InMemoryDataset.load(directory: dir.path, keys: FeatureKeys(input: "image", label: "label", sampleWeight: "w"))
+        XCTAssertEqual(data.sampleWeights, [2, 3, 0])
+        let batch = data.collate([2, 0])
+        XCTAssertEqual(batch.sampleWeights?.scalars, [0, 2])
+        // Σ wᵢ·ℓᵢ / N: a weight-0 sample adds nothing, so two copies of the rest give the same loss.
+        let model = Sequential([Dense(inputSize: 2, outputSize: 2, seed: 3)])
+        let weighted = withoutGradients { Loss.softmaxCrossEntropy()(model(batch.inputs), batch.labels, sampleWeights: batch.sampleWeights) }
+        let alone = withoutGradients { Loss.softmaxCrossEntropy()(model(data.collate([0]).inputs), data.collate([0]).labels) }
+        XCTAssertEqual(weighted.scalar, alone.scalar, accuracy: 1e-6)
+        XCTAssertNil(try InMemoryDataset.load(directory: dir.path).sampleWeights)
+        XCTAssertThrowsError(try InMemoryDataset.load(directory: dir.path, keys: FeatureKeys(sampleWeight: "weight"))) { error in
+            XCTAssertTrue("\(error)".contains("weight"), "\(error)")
+        }
+    }
+
     func testMultiValueLabelsKeepTheFirstRecordsWidth() throws {
         let dir = try DataTestFiles.scratchDirectory(self)
         try writeShard(

@@ -1,14 +1,18 @@
 import CLearner
 import Foundation
 
-/// Which Example features hold a sample's input and its label.
+/// Which Example features hold a sample's input, its label and, optionally, its loss weight.
 public struct FeatureKeys: Equatable, Sendable {
     public var input: String
     public var label: String
+    /// A float or int64 feature whose first value weighs the sample's loss (Keras'
+    /// `sample_weight`); nil: every sample weighs 1.
+    public var sampleWeight: String?
 
-    public init(input: String = "image", label: String = "label") {
+    public init(input: String = "image", label: String = "label", sampleWeight: String? = nil) {
         self.input = input
         self.label = label
+        self.sampleWeight = sampleWeight
     }
 }
 
@@ -29,11 +33,14 @@ public struct InMemoryDataset: Sendable {
     public let featureSize: Int
     /// Label values per sample: 1, or the width of multi-label / vector targets.
     public let labelSize: Int
+    /// One loss weight per sample (``FeatureKeys/sampleWeight``), nil when not read.
+    public let sampleWeights: [Float]?
     /// The shard files read, in order.
     public let sources: [String]
 
     /// A dataset from arrays already in memory (synthetic data, tests).
-    public init(inputs: [Float], labels: [Float], featureSize: Int, labelSize: Int = 1, sources: [String] = []) {
+    public init(inputs: [Float], labels: [Float], featureSize: Int, labelSize: Int = 1, sampleWeights: [Float]? = nil,
+                sources: [String] = []) {
         precondition(featureSize > 0 || inputs.isEmpty, "featureSize must be positive")
         precondition(labelSize > 0 && labels.count % labelSize == 0, "labels must hold count * labelSize values")
         precondition(inputs.count == labels.count / labelSize * featureSize, "inputs must hold count * featureSize values")
@@ -42,6 +49,8 @@ public struct InMemoryDataset: Sendable {
         self.count = labels.count / labelSize
         self.featureSize = featureSize
         self.labelSize = labelSize
+        precondition(sampleWeights == nil || sampleWeights!.count == labels.count / labelSize, "one sample weight per sample")
+        self.sampleWeights = sampleWeights
         self.sources = sources
     }
 
@@ -69,7 +78,8 @@ public struct InMemoryDataset: Sendable {
             }
         }
         return InMemoryDataset(inputs: builder.inputs, labels: builder.labels, featureSize: builder.featureSize ?? 0,
-                               labelSize: builder.labelSize ?? 1, sources: files)
+                               labelSize: builder.labelSize ?? 1,
+                               sampleWeights: keys.sampleWeight == nil ? nil : builder.weights, sources: files)
     }
 }
 
@@ -89,6 +99,7 @@ private struct Builder {
     var labels: [Float] = []
     var featureSize: Int?
     var labelSize: Int?
+    var weights: [Float] = []
     /// Reused for int64 inputs so a record costs no allocation.
     var int64Scratch: [Int64] = []
 
@@ -101,11 +112,32 @@ private struct Builder {
     mutating func append(_ example: ExampleHandle, recordBytes: Int) throws {
         try appendInput(example)
         try appendLabel(example)
+        if let key = keys.sampleWeight { weights.append(try readWeight(example, key: key)) }
         if labels.count == labelSize, let size = featureSize {
             // Records of one data set are alike in size, so the first one predicts the count.
             let estimate = totalBytes / (recordBytes + tfRecordHeaderSize + tfRecordFooterSize) + 1
             inputs.reserveCapacity(estimate * size)
             labels.reserveCapacity(estimate * (labelSize ?? 1))
+        }
+    }
+
+    /// The first value of the weight feature.
+    private func readWeight(_ example: ExampleHandle, key: String) throws -> Float {
+        guard let (kind, count) = example.find(key) else {
+            throw DataError.missingFeature(key: key, present: example.keys, at: nil)
+        }
+        guard count >= 1 else { throw DataError.wrongLength(key: key, expected: 1, found: count, at: nil) }
+        switch kind {
+        case TL_FEATURE_INT64:
+            var v: Int64 = 0
+            _ = withUnsafeMutablePointer(to: &v) { example.copyInt64s(key, into: UnsafeMutableBufferPointer(start: $0, count: 1)) }
+            return Float(v)
+        case TL_FEATURE_FLOAT:
+            var v: Float = 0
+            _ = withUnsafeMutablePointer(to: &v) { example.copyFloats(key, into: UnsafeMutableBufferPointer(start: $0, count: 1)) }
+            return v
+        default:
+            throw DataError.wrongFeatureKind(key: key, expected: "int64 or float", found: "bytes", at: nil)
         }
     }
 

@@ -15,7 +15,7 @@ extension InMemoryDataset: DataSource {
     }
 
     /// The samples at `indices` as contiguous host tensors: inputs `[B, featureSize]`, labels
-    /// `[B]` (or `[B, labelSize]`).
+    /// `[B]` (or `[B, labelSize]`), and their weights when the data set has them.
     public func collate(_ indices: [Int]) -> DataBatch {
         let d = featureSize, l = labelSize
         let x = Storage(count: indices.count * d)
@@ -29,6 +29,8 @@ extension InMemoryDataset: DataSource {
             }
         }
         let labelShape = l == 1 ? [indices.count] : [indices.count, l]
-        return DataBatch(inputs: Tensor(shape: [indices.count, d], storage: x), labels: Tensor(shape: labelShape, storage: y))
+        let weights = sampleWeights.map { w in Tensor(shape: [indices.count], scalars: indices.map { w[$0] }) }
+        return DataBatch(inputs: Tensor(shape: [indices.count, d], storage: x), labels: Tensor(shape: labelShape, storage: y),
+                         sampleWeights: weights)
     }
 }
