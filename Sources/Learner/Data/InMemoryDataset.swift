@@ -112,7 +112,7 @@ private struct Builder {
     mutating func append(_ example: ExampleHandle, recordBytes: Int) throws {
         try appendInput(example)
         try appendLabel(example)
-        if let key = keys.sampleWeight { weights.append(try readWeight(example, key: key)) }
+        if let key = keys.sampleWeight { try appendWeight(example, key: key) }
         if labels.count == labelSize, let size = featureSize {
             // Records of one data set are alike in size, so the first one predicts the count.
             let estimate = totalBytes / (recordBytes + tfRecordHeaderSize + tfRecordFooterSize) + 1
@@ -121,24 +121,13 @@ private struct Builder {
         }
     }
 
-    /// The first value of the weight feature.
-    private func readWeight(_ example: ExampleHandle, key: String) throws -> Float {
+    /// Appends the first value of the weight feature to `weights`.
+    private mutating func appendWeight(_ example: ExampleHandle, key: String) throws {
         guard let (kind, count) = example.find(key) else {
             throw DataError.missingFeature(key: key, present: example.keys, at: nil)
         }
         guard count >= 1 else { throw DataError.wrongLength(key: key, expected: 1, found: count, at: nil) }
-        switch kind {
-        case TL_FEATURE_INT64:
-            var v: Int64 = 0
-            _ = withUnsafeMutablePointer(to: &v) { example.copyInt64s(key, into: UnsafeMutableBufferPointer(start: $0, count: 1)) }
-            return Float(v)
-        case TL_FEATURE_FLOAT:
-            var v: Float = 0
-            _ = withUnsafeMutablePointer(to: &v) { example.copyFloats(key, into: UnsafeMutableBufferPointer(start: $0, count: 1)) }
-            return v
-        default:
-            throw DataError.wrongFeatureKind(key: key, expected: "int64 or float", found: "bytes", at: nil)
-        }
+        try Builder.appendNumbers(example, key: key, kind: kind, count: 1, to: &weights, scratch: &int64Scratch)
     }
 
     /// Appends the record's label values: every record has as many as the first.
@@ -152,17 +141,24 @@ private struct Builder {
             throw DataError.wrongLength(key: key, expected: expected, found: count, at: nil)
         }
         labelSize = count
+        try Builder.appendNumbers(example, key: key, kind: kind, count: count, to: &labels, scratch: &int64Scratch)
+    }
+
+    /// Appends the first `count` values of an int64 or float feature to `values` as `Float`s
+    /// (`scratch` holds int64s on the way, reused from record to record).
+    private static func appendNumbers(_ example: ExampleHandle, key: String, kind: tl_feature_kind, count: Int,
+                                      to values: inout [Float], scratch int64Scratch: inout [Int64]) throws {
         switch kind {
         case TL_FEATURE_INT64:
             if int64Scratch.count < count { int64Scratch = [Int64](repeating: 0, count: count) }
             int64Scratch.withUnsafeMutableBufferPointer { scratch in
                 let n = example.copyInt64s(key, into: UnsafeMutableBufferPointer(rebasing: scratch[0..<count]))
-                for i in 0..<n { labels.append(Float(scratch[i])) }
+                for i in 0..<n { values.append(Float(scratch[i])) }
             }
         case TL_FEATURE_FLOAT:
-            let base = labels.count
-            labels.append(contentsOf: repeatElement(0, count: count))
-            labels.withUnsafeMutableBufferPointer { all in
+            let base = values.count
+            values.append(contentsOf: repeatElement(0, count: count))
+            values.withUnsafeMutableBufferPointer { all in
                 _ = example.copyFloats(key, into: UnsafeMutableBufferPointer(rebasing: all[base..<base + count]))
             }
         default:
