@@ -104,6 +104,18 @@ public struct DataBatch {
 /// A stream over batches made by a closure from batch numbers (sources that can cut any batch
 /// directly, like the in-memory ones).
 final class IndexedBatchStream: BatchStream {
+    /// The batches of `request` over samples in `order`: batch b is `make(positions, order)`
+    /// with positions b·size ..< (b+1)·size of the order (the last one short, or dropped as the
+    /// request says); `order` nil is the stored order.
+    convenience init(_ request: BatchRequest, count: Int, order: [Int]?,
+                     make: @escaping (_ positions: Range<Int>, _ order: [Int]?) throws -> DataBatch) {
+        let size = request.batchSize
+        self.init(startBatch: request.startBatch,
+                  batchCount: Learner.batchCount(samples: count, batchSize: size, dropLastBatch: request.dropLastBatch)) { b in
+            try make((b * size)..<Swift.min(count, (b + 1) * size), order)
+        }
+    }
+
     private var nextBatch: Int
     private let batchCount: Int
     private let make: (Int) throws -> DataBatch

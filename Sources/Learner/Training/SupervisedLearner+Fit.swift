@@ -171,6 +171,11 @@ struct EpochPlan {
         self.batchSize = batchSize
         self.dropLastBatch = dropLastBatch
         batchesPerPass = source.sampleCount.map { batchCount(samples: $0, batchSize: batchSize, dropLastBatch: dropLastBatch) }
+        if let perPass = batchesPerPass, perPass == 0 {
+            throw LearnerError.invalidArgument(
+                "the training data holds \(source.sampleCount ?? 0) samples: no batch of \(batchSize)"
+                    + (dropLastBatch ? " (the last, short batch is dropped)" : ""))
+        }
         if let iterations = iterationsPerEpoch {
             guard iterations > 0 else { throw LearnerError.invalidArgument("iterationsPerEpoch must be > 0, got \(iterations)") }
             batchesPerEpoch = iterations
@@ -178,15 +183,7 @@ struct EpochPlan {
             guard let perPass = batchesPerPass else {
                 throw LearnerError.invalidArgument("the training data does not know its size: give iterationsPerEpoch")
             }
-            guard perPass > 0 else {
-                throw LearnerError.invalidArgument(
-                    "the training data holds \(source.sampleCount ?? 0) samples: no batch of \(batchSize)"
-                        + (dropLastBatch ? " (the last, short batch is dropped)" : ""))
-            }
             batchesPerEpoch = perPass
-        }
-        if let perPass = batchesPerPass, perPass == 0 {
-            throw LearnerError.invalidArgument("the training data holds no complete batch of \(batchSize)")
         }
     }
 

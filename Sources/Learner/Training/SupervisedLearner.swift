@@ -287,22 +287,10 @@ public final class SupervisedLearner {
         return order
     }
 
-    /// Collates the samples at `indices` into contiguous [B, featureSize] inputs and [B] labels.
-    static func batch(_ data: InMemoryDataset, _ indices: [Int]) -> (Tensor, Tensor) {
-        let b = data.collate(indices)
-        return (b.inputs, b.labels)
-    }
-
-    /// A batch on this learner's device.
+    /// The samples at `indices` (``InMemoryDataset/collate(_:)``) on this learner's device.
     public func deviceBatch(_ data: InMemoryDataset, _ indices: [Int]) -> (Tensor, Tensor) {
-        let (x, y) = SupervisedLearner.batch(data, indices)
-        return (x.to(device), y.to(device))
-    }
-
-    static func correctCount(_ outputs: Tensor, _ labels: Tensor) -> Int {
-        let predicted = outputs.argmax(alongAxis: -1).scalars
-        let truth = labels.scalars
-        return zip(predicted, truth).reduce(0) { $0 + ($1.0 == $1.1 ? 1 : 0) }
+        let b = data.collate(indices).to(device)
+        return (b.inputs, b.labels)
     }
 
     /// Every metric's values, merged into one dictionary.

@@ -26,10 +26,8 @@ public struct BalancedDataset: DataSource {
         guard request.training else { return try data.batches(request) }
         // A later pass of an epoch draws afresh (its own key), with the epoch's probabilities.
         let order = balancer.sampleOrder(epoch: request.epoch, seed: request.seed ^ (UInt64(request.pass) << 40))
-        let size = request.batchSize
-        let total = batchCount(samples: order.count, batchSize: size, dropLastBatch: request.dropLastBatch)
-        return IndexedBatchStream(startBatch: request.startBatch, batchCount: total) { b in
-            self.data.collate(Array(order[(b * size)..<Swift.min(order.count, (b + 1) * size)]))
+        return IndexedBatchStream(request, count: order.count, order: order) { positions, order in
+            self.data.collate(Array(order![positions]))
         }
     }
 }

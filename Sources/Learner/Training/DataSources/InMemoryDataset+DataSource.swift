@@ -5,12 +5,9 @@ extension InMemoryDataset: DataSource {
     /// other batches keep the stored order.
     public func batches(_ request: BatchRequest) throws -> any BatchStream {
         let order = request.training
-            ? SupervisedLearner.shuffledOrder(count: count, seed: request.seed, epoch: request.epoch, pass: request.pass)
-            : Array(0..<count)
-        let size = request.batchSize
-        let total = batchCount(samples: count, batchSize: size, dropLastBatch: request.dropLastBatch)
-        return IndexedBatchStream(startBatch: request.startBatch, batchCount: total) { b in
-            self.collate(Array(order[(b * size)..<Swift.min(self.count, (b + 1) * size)]))
+            ? SupervisedLearner.shuffledOrder(count: count, seed: request.seed, epoch: request.epoch, pass: request.pass) : nil
+        return IndexedBatchStream(request, count: count, order: order) { positions, order in
+            self.collate(order.map { Array($0[positions]) } ?? Array(positions))
         }
     }
 

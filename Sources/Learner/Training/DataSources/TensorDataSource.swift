@@ -24,13 +24,10 @@ public final class TensorDataSource: DataSource {
     /// (the order an ``InMemoryDataset`` of the same samples uses); others are contiguous slices.
     public func batches(_ request: BatchRequest) throws -> any BatchStream {
         let count = inputs.shape[0]
-        let size = request.batchSize
         let order = request.training
             ? SupervisedLearner.shuffledOrder(count: count, seed: request.seed, epoch: request.epoch, pass: request.pass) : nil
-        let total = batchCount(samples: count, batchSize: size, dropLastBatch: request.dropLastBatch)
-        return IndexedBatchStream(startBatch: request.startBatch, batchCount: total) { b in
-            let range = (b * size)..<Swift.min(count, (b + 1) * size)
-            return withoutGradients {
+        return IndexedBatchStream(request, count: count, order: order) { range, order in
+            withoutGradients {
                 guard let order else {
                     return DataBatch(inputs: self.inputs.slice(alongAxis: 0, range), labels: self.labels.slice(alongAxis: 0, range),
                                      sampleWeights: self.sampleWeights?.slice(alongAxis: 0, range))
