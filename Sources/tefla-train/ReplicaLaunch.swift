@@ -12,8 +12,8 @@ final class ReplicaLaunch {
     private init(_ communicator: MPICommunicator) { self.communicator = communicator }
 
     /// Joins the MPI job when the process was launched by `mpirun` with more than one rank and
-    /// makes `learner` a replica of it; nil otherwise. Ranks other than 0 drop the callbacks that
-    /// write files (CSV log, TensorBoard), so that rank 0 alone writes.
+    /// makes `learner` a replica of it; nil otherwise. (`fit` leaves the callbacks that write files
+    /// to rank 0: ``Callback/runsOnEveryRank``.)
     static func join(_ learner: SupervisedLearner, timeout: Double) throws -> ReplicaLaunch? {
         guard MPICommunicator.isLaunched else { return nil }
         let communicator: MPICommunicator
@@ -27,9 +27,6 @@ final class ReplicaLaunch {
             return nil
         }
         learner.gradientSynchronizer = DataParallel(communicator)
-        if communicator.rank != 0 {
-            learner.callbacks.removeAll { $0 is CSVLogger || $0 is TensorBoardLogger }
-        }
         return ReplicaLaunch(communicator)
     }
 

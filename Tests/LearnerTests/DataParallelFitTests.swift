@@ -35,12 +35,16 @@ final class DataParallelFitTests: XCTestCase {
         let reference = try single.fit(data, epochs: 2, batchSize: 64)
         let expected = single.model.parameters.map(\.value.scalars)
 
+        let logs = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-dp-fit-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: logs) }
         for n in [2, 4] {
             let results = Results()
             try InProcessGroup(size: n, timeout: 60).run { communicator in
                 // Other initial weights on other ranks: rank 0's are broadcast before the first step.
                 let replica = Self.learner(initSeed: 1 + UInt64(communicator.rank) * 100)
                 replica.gradientSynchronizer = DataParallel(communicator)
+                replica.callbacks = [CSVLogger(path: logs + "/n\(n)-rank\(communicator.rank).csv")]
                 let history = try replica.fit(data, epochs: 2, batchSize: 64)
                 results.set(communicator.rank, replica.model.parameters.map(\.value.scalars), history.epochs.map(\.trainLoss))
             }
@@ -55,6 +59,8 @@ final class DataParallelFitTests: XCTestCase {
                 }
             }
             XCTAssertEqual(results.weights[0]!, results.weights[n - 1]!, "every replica holds the same weights")
+            let written = try FileManager.default.contentsOfDirectory(atPath: logs).filter { $0.hasPrefix("n\(n)-") }
+            XCTAssertEqual(written, ["n\(n)-rank0.csv"], "rank 0 alone runs callbacks that write files")
         }
     }
 }

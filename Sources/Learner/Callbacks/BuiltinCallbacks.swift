@@ -69,6 +69,8 @@ public final class EarlyStopping: Callback {
 /// Appends one row per epoch to a CSV file (Keras' `CSVLogger`): `epoch`, then every value of
 /// the first epoch's log in a fixed order.
 public final class CSVLogger: Callback {
+    /// Writes files: rank 0 alone runs it in data-parallel training.
+    public var runsOnEveryRank: Bool { false }
     /// Works at epoch ends: batch losses need not be read back from the device.
     public var readsBatchLoss: Bool { false }
 

@@ -19,6 +19,10 @@ public protocol Callback: AnyObject {
     /// Whether ``onBatchEnd(_:batch:loss:)`` uses `loss`: true (the default) makes `fit` read every
     /// batch's loss back from the device as it ends.
     var readsBatchLoss: Bool { get }
+    /// In data-parallel training, whether every replica runs this callback (true: callbacks that
+    /// steer training, like early stopping, must decide alike everywhere) or rank 0 alone (false:
+    /// callbacks that write files or logs).
+    var runsOnEveryRank: Bool { get }
 }
 
 extension Callback {
@@ -29,6 +33,7 @@ extension Callback {
     public func onBatchBegin(_ learner: SupervisedLearner, batch: Int) throws {}
     public func onBatchEnd(_ learner: SupervisedLearner, batch: Int, loss: Float) throws {}
     public var readsBatchLoss: Bool { true }
+    public var runsOnEveryRank: Bool { true }
 }
 
 /// Whether a monitored value improves when it goes down (`loss`) or up (`accuracy`).

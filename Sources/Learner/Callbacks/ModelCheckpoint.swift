@@ -7,6 +7,8 @@ public protocol CheckpointWriter: AnyObject {
 /// Calls a ``CheckpointWriter`` after each epoch, or only when `monitor` improves with
 /// `saveBestOnly` (Keras' `ModelCheckpoint`); the hook where checkpointing plugs into `fit`.
 public final class ModelCheckpoint: Callback {
+    /// Writes files: rank 0 alone runs it in data-parallel training.
+    public var runsOnEveryRank: Bool { false }
     /// Works at epoch ends: batch losses need not be read back from the device.
     public var readsBatchLoss: Bool { false }
 

@@ -49,6 +49,8 @@ public final class SummaryWriter {
 /// ``EpochLog`` under its Keras name (`loss`, `accuracy`, `val_loss`, `lr`…) at step = epoch;
 /// every `summaryEvery` optimizer steps, `batch/loss` and `batch/lr` at step = global step.
 public final class TensorBoardLogger: Callback {
+    /// Writes files: rank 0 alone runs it in data-parallel training.
+    public var runsOnEveryRank: Bool { false }
     /// Batch losses are logged (and read back from the device) only every `summaryEvery` steps.
     public var readsBatchLoss: Bool { summaryEvery > 0 }
 

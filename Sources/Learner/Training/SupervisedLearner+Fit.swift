@@ -49,6 +49,8 @@ extension SupervisedLearner {
         if quiet { verbose = 0 }
         defer { verbose = savedVerbose }
 
+        // Ranks other than 0 run only the callbacks that must run on every replica (not the writers).
+        let callbacks = quiet ? self.callbacks.filter(\.runsOnEveryRank) : self.callbacks
         // Per-batch reads are needed by a callback reading the loss, a batch closure, or the
         // replicas' summed loss; otherwise a GPU reads back only what is shown.
         let deferReads = (defersHostReads ?? (device != .cpu)) && gradientSynchronizer == nil && onBatchFinish == nil
