@@ -89,32 +89,6 @@ void tl_col2im(const float *col, const tl_window2d *w, float *x) {
             for (int j = 0; j < w->kernel_w; j++, row += out) col2im_row(row, w, i, j, x + c * plane);
 }
 
-// Rows of channel c, tap (i, j) are written for every image in turn, so that each row of the
-// batch's column matrix is filled front to back.
-void tl_im2col_batch(const float *x, const tl_window2d *w, size_t images, size_t c0, size_t c1, float *col) {
-    const size_t plane = (size_t)w->height * w->width, image = plane * w->channels, out = (size_t)w->out_h * w->out_w;
-    const size_t ld = images * out;
-    for (size_t c = c0; c < c1; c++)
-        for (int i = 0; i < w->kernel_h; i++)
-            for (int j = 0; j < w->kernel_w; j++) {
-                float *row = col + ((c * w->kernel_h + i) * w->kernel_w + j) * ld;
-                for (size_t n = 0; n < images; n++) im2col_row(x + n * image + c * plane, w, i, j, row + n * out);
-            }
-}
-
-void tl_col2im_batch(const float *col, const tl_window2d *w, size_t images, size_t c0, size_t c1, float *x) {
-    const size_t plane = (size_t)w->height * w->width, image = plane * w->channels, out = (size_t)w->out_h * w->out_w;
-    const size_t ld = images * out;
-    for (size_t n = 0; n < images; n++)
-        for (size_t c = c0; c < c1; c++) memset(x + n * image + c * plane, 0, sizeof(float) * plane);
-    for (size_t c = c0; c < c1; c++)
-        for (int i = 0; i < w->kernel_h; i++)
-            for (int j = 0; j < w->kernel_w; j++) {
-                const float *row = col + ((c * w->kernel_h + i) * w->kernel_w + j) * ld;
-                for (size_t n = 0; n < images; n++) col2im_row(row + n * out, w, i, j, x + n * image + c * plane);
-            }
-}
-
 void tl_swap_outer(const float *src, size_t a, size_t b, size_t p, const float *bias, size_t a0, size_t a1, float *dst) {
     for (size_t i = a0; i < a1; i++) {
         const float add = bias ? bias[i] : 0.0f;
@@ -131,94 +105,7 @@ void tl_swap_outer(const float *src, size_t a, size_t b, size_t p, const float *
 }
 
 // ---------------------------------------------------------------- pooling
-// The kernel taps k in [0, K) whose input o·s − pad + k·d lies in [0, n).
-static inline void valid_taps(int o, int s, int pad, int d, int K, int n, int *k0, int *k1) {
-    const int base = o * s - pad;
-    int lo = base >= 0 ? 0 : (-base + d - 1) / d;
-    int hi = n - base <= 0 ? 0 : (n - base + d - 1) / d;
-    if (hi > K) hi = K;
-    if (lo > hi) lo = hi;
-    *k0 = lo;
-    *k1 = hi;
-}
-
-// One step of the max scan, without branches (window values are as good as random): the first
-// maximum wins ties, and the first NaN wins for good (it propagates, as in PyTorch): v replaces
-// best when v > best or v is NaN, unless best is NaN.
-#define MAX_STEP(v, at)                                        \
-    do {                                                       \
-        const float v_ = (v);                                  \
-        const int take_ = !(v_ <= best) & (best == best);      \
-        best = take_ ? v_ : best;                              \
-        where = take_ ? (at) : where;                          \
-    } while (0)
-
-void tl_maxpool2d_forward(const float *x, const tl_window2d *w, size_t planes, float *out, float *argmax) {
-    const int H = w->height, W = w->width, OH = w->out_h, OW = w->out_w;
-    const int KH = w->kernel_h, KW = w->kernel_w, SH = w->stride_h, SW = w->stride_w, DH = w->dilation_h, DW = w->dilation_w;
-    // 2×2 windows with stride 2 and no padding (the usual downsampling) read two rows straight.
-    const int pairs = KH == 2 && KW == 2 && SH == 2 && SW == 2 && DH == 1 && DW == 1 && w->pad_top == 0 && w->pad_left == 0 &&
-                      2 * OH <= H && 2 * OW <= W;
-    // Each output column's valid taps, computed once for every row and plane.
-    int taps[2 * OW];
-    for (int ox = 0; ox < OW; ox++) valid_taps(ox, SW, w->pad_left, DW, KW, W, &taps[2 * ox], &taps[2 * ox + 1]);
-    for (size_t p = 0; p < planes; p++) {
-        const float *xp = x + p * (size_t)H * W;
-        float *op = out + p * (size_t)OH * OW;
-        float *ap = argmax + p * (size_t)OH * OW;
-        for (int oy = 0; oy < OH; oy++) {
-            if (pairs) {
-                const int r = 2 * oy * W;
-                const float *r0 = xp + r, *r1 = r0 + W;
-                for (int ox = 0; ox < OW; ox++) {
-                    float best = r0[2 * ox];
-                    int where = r + 2 * ox;
-                    MAX_STEP(r0[2 * ox + 1], r + 2 * ox + 1);
-                    MAX_STEP(r1[2 * ox], r + W + 2 * ox);
-                    MAX_STEP(r1[2 * ox + 1], r + W + 2 * ox + 1);
-                    op[oy * OW + ox] = best;
-                    ap[oy * OW + ox] = (float)where;
-                }
-                continue;
-            }
-            int i0, i1;
-            valid_taps(oy, SH, w->pad_top, DH, KH, H, &i0, &i1);
-            const int iy0 = oy * SH - w->pad_top;
-            for (int ox = 0; ox < OW; ox++) {
-                const int j0 = taps[2 * ox], j1 = taps[2 * ox + 1];
-                const int ix0 = ox * SW - w->pad_left;
-                float best = -INFINITY;
-                int where = -1;
-                if (KH == 3 && KW == 3 && DH == 1 && DW == 1 && i0 == 0 && i1 == 3 && j0 == 0 && j1 == 3) {
-                    // A whole 3×3 window inside the plane (ResNet's stem pooling), unrolled.
-                    const int r = iy0 * W + ix0;
-                    const float *q = xp + r;
-                    best = q[0];
-                    where = r;
-                    MAX_STEP(q[1], r + 1);
-                    MAX_STEP(q[2], r + 2);
-                    MAX_STEP(q[W], r + W);
-                    MAX_STEP(q[W + 1], r + W + 1);
-                    MAX_STEP(q[W + 2], r + W + 2);
-                    MAX_STEP(q[2 * W], r + 2 * W);
-                    MAX_STEP(q[2 * W + 1], r + 2 * W + 1);
-                    MAX_STEP(q[2 * W + 2], r + 2 * W + 2);
-                } else if (i0 < i1 && j0 < j1) {
-                    where = (iy0 + i0 * DH) * W + ix0 + j0 * DW;
-                    best = xp[where];
-                    for (int i = i0; i < i1; i++) {
-                        const int row = (iy0 + i * DH) * W + ix0;
-                        for (int j = j0; j < j1; j++) MAX_STEP(xp[row + j * DW], row + j * DW);
-                    }
-                }
-                op[oy * OW + ox] = best;
-                ap[oy * OW + ox] = (float)where;
-            }
-        }
-    }
-}
-#undef MAX_STEP
-
+// Max pooling's forward pass is a gather (conv_gather.c); its backward pass scatters by argmax.
 void tl_maxpool2d_backward(const float *g, const float *argmax, const tl_window2d *w, size_t planes, float *dx) {
     const size_t in = (size_t)w->height * w->width, out = (size_t)w->out_h * w->out_w;
     for (size_t p = 0; p < planes; p++) {

@@ -199,18 +199,35 @@ typedef struct tl_window2d {
 void tl_im2col(const float *x, const tl_window2d *w, float *col);
 /// The adjoint of tl_im2col: accumulates columns [C·kH·kW, OH·OW] into x [C, H, W] (x += col2im(col)).
 void tl_col2im(const float *col, const tl_window2d *w, float *x);
-/// tl_im2col of `images` images x [images, C, H, W] side by side in one column matrix
-/// [C·kH·kW, images·OH·OW] (image n's columns at n·OH·OW of each row), for one sgemm over them
-/// all; only the rows of channels c0..<c1 are written.
-void tl_im2col_batch(const float *x, const tl_window2d *w, size_t images, size_t c0, size_t c1, float *col);
-/// The adjoint of tl_im2col_batch for channels c0..<c1: overwrites those channels of x [images, C, H, W].
-void tl_col2im_batch(const float *col, const tl_window2d *w, size_t images, size_t c0, size_t c1, float *x);
+/// The offset table of tl_im2col_gather for a chunk of `images` images, kH·kW·images·OH·OW entries:
+/// taps[t·ld + n·OH·OW + p] (ld = images·OH·OW) is the input element, relative to the chunk's first
+/// image's channel plane (n·C·H·W + iy·W + ix), that tap t = i·kW + j reads for output position p
+/// of image n, or −1 where it reads padding. The offsets must fit int32.
+void tl_im2col_table(const tl_window2d *w, size_t images, int32_t *taps);
+/// The table of tl_col2im_gather, kH·kW·images·H·W entries: sources[t·images·H·W + n·H·W + q] is
+/// the column (n·OH·OW + oy·OW + ox) whose tap t reads input element q of image n, or −1 if none.
+void tl_col2im_table(const tl_window2d *w, size_t images, int32_t *sources);
+/// im2col of `images` images x [images, C, H, W] side by side in one column matrix
+/// [C·kH·kW, images·OH·OW] (image n's columns at n·OH·OW of each row), through the table of
+/// tl_im2col_table; only the rows of channels c0..<c1 are written.
+void tl_im2col_gather(const float *x, const tl_window2d *w, const int32_t *taps, size_t images, size_t c0, size_t c1,
+                      float *col);
+/// The adjoint of tl_im2col_gather for channels c0..<c1, through the table of tl_col2im_table:
+/// overwrites those channels of x [images, C, H, W].
+void tl_col2im_gather(const float *col, const tl_window2d *w, const int32_t *sources, size_t images, size_t c0, size_t c1,
+                      float *x);
+/// The gather instructions in use: 0 scalar, 1 AVX2, 2 AVX-512.
+int tl_gather_level(void);
+/// Uses at most `level` (clamped to what the CPU has; negative: the best), for tests.
+void tl_set_gather_level(int level);
 /// dst [b, a, p] = src [a, b, p] (+ bias[i] for src's row i when bias != NULL), for i in a0..<a1:
 /// between NCHW [n, C, p] and the GEMM layout [C, n, p].
 void tl_swap_outer(const float *src, size_t a, size_t b, size_t p, const float *bias, size_t a0, size_t a1, float *dst);
-/// Max pooling over `planes` planes [H, W] → [OH, OW]; argmax holds the flat input index (iy·W + ix)
-/// of each maximum as a float (−1 for a window wholly in padding).
-void tl_maxpool2d_forward(const float *x, const tl_window2d *w, size_t planes, float *out, float *argmax);
+/// Max pooling over `planes` planes [H, W] → [OH, OW], through the table tl_im2col_table makes for
+/// `w` with one channel and one image; argmax holds the flat input index (iy·W + ix) of each
+/// maximum as a float (−1 for a window wholly in padding). Windows are scanned row by row: the
+/// first maximum wins ties and the first NaN wins for good (it propagates), as in PyTorch.
+void tl_maxpool2d_forward(const float *x, const tl_window2d *w, const int32_t *taps, size_t planes, float *out, float *argmax);
 /// dx [planes, H, W] = scatter of g [planes, OH, OW] to the argmax positions (dx is overwritten).
 void tl_maxpool2d_backward(const float *g, const float *argmax, const tl_window2d *w, size_t planes, float *dx);
 /// Average pooling; include_pad != 0 divides by the window size (padding counted, PyTorch's default).

@@ -8,8 +8,11 @@ import Foundation
 /// by side in one matrix [C·kH·kW, images·OH·OW] (im2col with a row stride), so that the deep
 /// layers, whose planes are a few pixels, still give OpenBLAS wide products. The product is in
 /// the GEMM layout [outC, images, OH·OW]; one pass swaps it into NCHW (adding the bias), and
-/// the backward passes swap the NCHW gradient the other way. im2col, col2im and the swaps run
-/// split over images or channels across cores (CPUParallel), the sgemms on OpenBLAS's threads.
+/// the backward passes swap the NCHW gradient the other way. im2col and col2im are gathers
+/// through offset tables computed once per call (conv_gather.c): no per-row range arithmetic,
+/// which dominated when the deep layers' planes made every row copy a few floats long. They
+/// and the swaps run split over channels across cores (CPUParallel), the sgemms on OpenBLAS's
+/// threads.
 extension CPUBackend {
     /// Floats of column matrix one call may build at once.
     nonisolated(unsafe) static var columnBudget = 1 << 23
@@ -22,17 +25,52 @@ extension CPUBackend {
     private func chunkSize(_ g: Conv2DGeometry) -> Int {
         let l = g.layout
         let wide = (CPUBackend.targetColumns + l.plane - 1) / Swift.max(l.plane, 1)
-        return Swift.max(1, Swift.min(g.batch, wide, CPUBackend.columnBudget / Swift.max(l.colImage, 1)))
+        // The gather tables hold offsets into the chunk's input as Int32.
+        let addressable = Int(Int32.max) / Swift.max(l.inImage, 1)
+        return Swift.max(1, Swift.min(g.batch, wide, addressable, CPUBackend.columnBudget / Swift.max(l.colImage, 1)))
+    }
+
+    /// The offset tables of a convolution's chunks: computed once per call, again only for a
+    /// last chunk of another size. They depend on the geometry alone, never on the channel.
+    private struct GatherTables {
+        let g: Conv2DGeometry
+        let inverse: Bool
+        private var images = 0
+        private(set) var table: [Int32] = []
+
+        init(_ g: Conv2DGeometry, inverse: Bool) {
+            self.g = g
+            self.inverse = inverse
+        }
+
+        /// The table for a chunk of `count` images.
+        mutating func callAsFunction(_ count: Int) -> [Int32] {
+            if count != images {
+                let w = g.window
+                let perImage = w.kernel.height * w.kernel.width * (inverse ? w.inputPlane : w.outputPlane)
+                table = [Int32](unsafeUninitializedCapacity: perImage * count) { buffer, filled in
+                    var c = w.c
+                    if inverse { tl_col2im_table(&c, count, buffer.baseAddress!) } else { tl_im2col_table(&c, count, buffer.baseAddress!) }
+                    filled = buffer.count
+                }
+                images = count
+            }
+            return table
+        }
     }
 
     /// col [rows·groups, count·plane] = im2col of images start..<start+count, image i's columns at
     /// i·plane; split over input channels across cores.
-    private func im2col(_ x: Storage, _ g: Conv2DGeometry, start: Int, count: Int, into col: UnsafeMutablePointer<Float>) {
+    private func im2col(_ x: Storage, _ g: Conv2DGeometry, start: Int, count: Int, tables: inout GatherTables,
+                        into col: UnsafeMutablePointer<Float>) {
         let l = g.layout, window = g.window.c, channels = g.window.channels
         KernelProfile.measure(.im2col) {
-            CPUParallel.forItems(channels, itemSize: count * l.colImage / channels, minimumChunk: 1 << 13) { s, e in
-                var w = window
-                tl_im2col_batch(x.pointer + start * l.inImage, &w, count, s, e, col)
+            let taps = tables(count)
+            taps.withUnsafeBufferPointer { taps in
+                CPUParallel.forItems(channels, itemSize: count * l.colImage / channels, minimumChunk: 1 << 13) { s, e in
+                    var w = window
+                    tl_im2col_gather(x.pointer + start * l.inImage, &w, taps.baseAddress!, count, s, e, col)
+                }
             }
         }
     }
@@ -70,6 +108,7 @@ extension CPUBackend {
         let out = Storage(count: ShapeMath.count(g.outputShape))
         let l = g.layout, chunk = chunkSize(g)
         let col = Storage(count: chunk * l.colImage), y = Storage(count: chunk > 1 ? chunk * l.outImage : 0)
+        var tables = GatherTables(g, inverse: false)
         for start in stride(from: 0, to: g.batch, by: chunk) {
             let count = Swift.min(chunk, g.batch - start), ld = count * l.plane
             // One image's product is already its NCHW output: no swap, the bias written first.
@@ -78,7 +117,7 @@ extension CPUBackend {
             if direct, let bias {
                 for o in 0..<g.outChannels { (target + o * l.plane).update(repeating: bias.pointer[o], count: l.plane) }
             }
-            im2col(x, g, start: start, count: count, into: col.pointer)
+            im2col(x, g, start: start, count: count, tables: &tables, into: col.pointer)
             for grp in 0..<g.groups {
                 // y[group] [outPerGroup, count·plane] = W[group] [outPerGroup, rows] · col[group] [rows, count·plane]
                 sgemm(false, false, m: l.outPerGroup, n: ld, k: l.rows, weight.pointer + grp * l.outPerGroup * l.rows, lda: l.rows,
@@ -96,6 +135,7 @@ extension CPUBackend {
         let dx = Storage(count: ShapeMath.count(g.inputShape))
         let l = g.layout, chunk = chunkSize(g), window = g.window.c
         let dcol = Storage(count: chunk * l.colImage), gtScratch = Storage(count: chunk > 1 ? chunk * l.outImage : 0)
+        var tables = GatherTables(g, inverse: true)
         for start in stride(from: 0, to: g.batch, by: chunk) {
             let count = Swift.min(chunk, g.batch - start), ld = count * l.plane
             let gt = gradientColumns(gradient, g, start: start, count: count, scratch: gtScratch)
@@ -105,9 +145,11 @@ extension CPUBackend {
                       gt + grp * l.outPerGroup * ld, ldb: ld, beta: 0, dcol.pointer + grp * l.rows * ld, ldc: ld)
             }
             KernelProfile.measure(.col2im) {
-                CPUParallel.forItems(g.window.channels, itemSize: count * l.colImage / g.window.channels, minimumChunk: 1 << 13) { s, e in
-                    var w = window
-                    tl_col2im_batch(dcol.pointer, &w, count, s, e, dx.pointer + start * l.inImage)
+                tables(count).withUnsafeBufferPointer { sources in
+                    CPUParallel.forItems(g.window.channels, itemSize: count * l.colImage / g.window.channels, minimumChunk: 1 << 13) { s, e in
+                        var w = window
+                        tl_col2im_gather(dcol.pointer, &w, sources.baseAddress!, count, s, e, dx.pointer + start * l.inImage)
+                    }
                 }
             }
         }
@@ -118,9 +160,10 @@ extension CPUBackend {
         let dw = Storage(count: ShapeMath.count(g.weightShape))
         let l = g.layout, chunk = chunkSize(g)
         let col = Storage(count: chunk * l.colImage), gtScratch = Storage(count: chunk > 1 ? chunk * l.outImage : 0)
+        var tables = GatherTables(g, inverse: false)
         for start in stride(from: 0, to: g.batch, by: chunk) {
             let count = Swift.min(chunk, g.batch - start), ld = count * l.plane
-            im2col(x, g, start: start, count: count, into: col.pointer)
+            im2col(x, g, start: start, count: count, tables: &tables, into: col.pointer)
             let gt = gradientColumns(gradient, g, start: start, count: count, scratch: gtScratch)
             for grp in 0..<g.groups {
                 // dW[group] [outPerGroup, rows] (+)= g[group] [outPerGroup, count·plane] · col[group]ᵀ [count·plane, rows]
@@ -140,9 +183,13 @@ extension CPUBackend {
     public func maxPool2d(_ x: Storage, window: Window2D, planes: Int) -> (output: Storage, argmax: Storage) {
         let out = Storage(count: planes * window.outputPlane), idx = Storage(count: planes * window.outputPlane)
         let inPlane = window.inputPlane, outPlane = window.outputPlane
-        forPlanes(.pooling, planes, perPlane: inPlane) { s, e in
-            var w = window.c
-            tl_maxpool2d_forward(x.pointer + s * inPlane, &w, e - s, out.pointer + s * outPlane, idx.pointer + s * outPlane)
+        let taps = window.tapTable
+        taps.withUnsafeBufferPointer { taps in
+            forPlanes(.pooling, planes, perPlane: inPlane) { s, e in
+                var w = window.c
+                tl_maxpool2d_forward(x.pointer + s * inPlane, &w, taps.baseAddress!, e - s, out.pointer + s * outPlane,
+                                     idx.pointer + s * outPlane)
+            }
         }
         return (out, idx)
     }

@@ -135,6 +135,18 @@ public struct Conv2DGeometry: Hashable, Sendable {
     var groupWindow: Window2D { window.withChannels(window.channels / groups) }
 }
 
+extension Window2D {
+    /// For each kernel tap t = i·kW + j and output position p of one plane, the input element
+    /// (iy·W + ix) it reads, or −1 for padding: the table of the CPU's max pooling.
+    var tapTable: [Int32] {
+        [Int32](unsafeUninitializedCapacity: kernel.height * kernel.width * outputPlane) { buffer, filled in
+            var w = c
+            tl_im2col_table(&w, 1, buffer.baseAddress!)
+            filled = buffer.count
+        }
+    }
+}
+
 extension Conv2DGeometry {
     /// Strides of a convolution's buffers in elements, as every backend's im2col + GEMM
     /// schedule walks them: per image and per group.
