@@ -21,9 +21,45 @@
 #include <immintrin.h>
 #endif
 
+// Each table is followed by block starts: for every 16 consecutive entries of a table row (a
+// tap's row over the chunk for im2col, a tap's row over one image for col2im), the offset s with
+// entry = s + lane for all of the block's valid lanes, or TL_SCATTERED when there is none. Where
+// the stride is 1 most blocks are such runs, read with one masked load instead of a gather.
+#define BLOCK 16
+#define TL_SCATTERED INT32_MIN
+
+static size_t blocks(size_t n) { return (n + BLOCK - 1) / BLOCK; }
+
+static void block_starts(const int32_t *idx, size_t n, int32_t *starts) {
+    for (size_t b = 0; b < blocks(n); b++) {
+        int32_t start = 0;
+        int any = 0, run = 1;
+        for (size_t l = 0; l < BLOCK && b * BLOCK + l < n && run; l++) {
+            const int32_t v = idx[b * BLOCK + l];
+            if (v < 0) continue;
+            const int32_t s = v - (int32_t)l;
+            if (!any) start = s;
+            run = !any || s == start;
+            any = 1;
+        }
+        starts[b] = run ? start : TL_SCATTERED;
+    }
+}
+
+size_t tl_im2col_table_size(const tl_window2d *w, size_t images) {
+    const size_t ld = images * w->out_h * w->out_w;
+    return (size_t)w->kernel_h * w->kernel_w * (ld + blocks(ld));
+}
+
+size_t tl_col2im_table_size(const tl_window2d *w, size_t images) {
+    const size_t in_plane = (size_t)w->height * w->width;
+    return (size_t)w->kernel_h * w->kernel_w * images * (in_plane + blocks(in_plane));
+}
+
 void tl_im2col_table(const tl_window2d *w, size_t images, int32_t *taps) {
     const int H = w->height, W = w->width, OH = w->out_h, OW = w->out_w;
     const size_t plane = (size_t)OH * OW, image = (size_t)w->channels * H * W, ld = images * plane;
+    const int kk = w->kernel_h * w->kernel_w;
     for (int i = 0; i < w->kernel_h; i++)
         for (int j = 0; j < w->kernel_w; j++) {
             int32_t *row = taps + (size_t)(i * w->kernel_w + j) * ld;
@@ -38,11 +74,14 @@ void tl_im2col_table(const tl_window2d *w, size_t images, int32_t *taps) {
                 for (size_t p = 0; p < plane; p++)
                     row[n * plane + p] = row[p] < 0 ? -1 : (int32_t)(row[p] + n * image);
         }
+    int32_t *starts = taps + (size_t)kk * ld;
+    for (int t = 0; t < kk; t++) block_starts(taps + (size_t)t * ld, ld, starts + (size_t)t * blocks(ld));
 }
 
 void tl_col2im_table(const tl_window2d *w, size_t images, int32_t *sources) {
     const int H = w->height, W = w->width, OH = w->out_h, OW = w->out_w;
     const size_t in_plane = (size_t)H * W, plane = (size_t)OH * OW, ld = images * in_plane;
+    const int kk = w->kernel_h * w->kernel_w;
     for (int i = 0; i < w->kernel_h; i++)
         for (int j = 0; j < w->kernel_w; j++) {
             int32_t *row = sources + (size_t)(i * w->kernel_w + j) * ld;
@@ -60,11 +99,14 @@ void tl_col2im_table(const tl_window2d *w, size_t images, int32_t *sources) {
                 for (size_t q = 0; q < in_plane; q++)
                     row[n * in_plane + q] = row[q] < 0 ? -1 : (int32_t)(row[q] + n * plane);
         }
+    int32_t *starts = sources + (size_t)kk * ld;
+    for (size_t r = 0; r < (size_t)kk * images; r++) block_starts(sources + r * in_plane, in_plane, starts + r * blocks(in_plane));
 }
 
 // ---------------------------------------------------------------- kernels
 // gather:     dst[k] = idx[k] >= 0 ? base[idx[k]] : 0                      for k < n
 // gather_sum: dst[k] = Σ_t (idx[t·stride + k] >= 0 ? bases[t][idx[t·stride + k]] : 0)
+// with starts[k / 16] (starts + t·block_stride for tap t) as block_starts made them.
 
 static void gather_scalar(const float *base, const int32_t *idx, size_t n, float *dst) {
     for (size_t k = 0; k < n; k++) dst[k] = idx[k] >= 0 ? base[idx[k]] : 0.0f;
@@ -82,61 +124,62 @@ static void gather_sum_scalar(const float *const *bases, const int32_t *idx, siz
 }
 
 #ifdef TL_GATHER_X86
+/// Block k / 16's lanes (tail: those below n − k): a masked load for a run, else a gather.
 __attribute__((target("avx512f")))
-static void gather_avx512(const float *base, const int32_t *idx, size_t n, float *dst) {
-    const __m512i none = _mm512_set1_epi32(-1);
-    size_t k = 0;
-    for (; k + 16 <= n; k += 16) {
-        const __m512i v = _mm512_loadu_si512((const void *)(idx + k));
-        const __mmask16 m = _mm512_cmpgt_epi32_mask(v, none);
-        _mm512_storeu_ps(dst + k, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, v, base, 4));
-    }
-    if (k < n) {
-        const __mmask16 tail = (__mmask16)((1u << (n - k)) - 1);
-        const __m512i v = _mm512_maskz_loadu_epi32(tail, idx + k);
-        const __mmask16 m = _mm512_mask_cmpgt_epi32_mask(tail, v, none);
-        _mm512_mask_storeu_ps(dst + k, tail, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, v, base, 4));
+static inline __m512 block_avx512(const float *base, const int32_t *idx, int32_t start, __mmask16 tail) {
+    const __m512i v = _mm512_maskz_loadu_epi32(tail, idx);
+    const __mmask16 valid = _mm512_mask_cmpgt_epi32_mask(tail, v, _mm512_set1_epi32(-1));
+    if (start != TL_SCATTERED) return _mm512_maskz_loadu_ps(valid, base + start);
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid, v, base, 4);
+}
+
+__attribute__((target("avx512f")))
+static inline __mmask16 tail_avx512(size_t left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
+
+__attribute__((target("avx512f")))
+static void gather_avx512(const float *base, const int32_t *idx, const int32_t *starts, size_t n, float *dst) {
+    for (size_t k = 0; k < n; k += 16) {
+        const __mmask16 tail = tail_avx512(n - k);
+        _mm512_mask_storeu_ps(dst + k, tail, block_avx512(base, idx + k, starts[k / 16], tail));
     }
 }
 
 __attribute__((target("avx512f")))
-static void gather_sum_avx512(const float *const *bases, const int32_t *idx, size_t stride, int taps, size_t n, float *dst) {
-    const __m512i none = _mm512_set1_epi32(-1);
+static void gather_sum_avx512(const float *const *bases, const int32_t *idx, size_t stride, const int32_t *starts,
+                              size_t block_stride, int taps, size_t n, float *dst) {
     for (size_t k = 0; k < n; k += 16) {
-        const __mmask16 tail = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
+        const __mmask16 tail = tail_avx512(n - k);
         __m512 acc = _mm512_setzero_ps();
-        for (int t = 0; t < taps; t++) {
-            const __m512i v = _mm512_maskz_loadu_epi32(tail, idx + t * stride + k);
-            const __mmask16 m = _mm512_mask_cmpgt_epi32_mask(tail, v, none);
-            acc = _mm512_add_ps(acc, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, v, bases[t], 4));
-        }
+        for (int t = 0; t < taps; t++)
+            acc = _mm512_add_ps(acc, block_avx512(bases[t], idx + t * stride + k, starts[t * block_stride + k / 16], tail));
         _mm512_mask_storeu_ps(dst + k, tail, acc);
     }
 }
 
+/// Eight lanes of a block (the half at `lane`, 0 or 8): a masked load for a run, else a gather.
 __attribute__((target("avx2")))
-static void gather_avx2(const float *base, const int32_t *idx, size_t n, float *dst) {
-    const __m256i none = _mm256_set1_epi32(-1);
+static inline __m256 half_avx2(const float *base, const int32_t *idx, int32_t start, int lane) {
+    const __m256i v = _mm256_loadu_si256((const __m256i *)idx);
+    const __m256i valid = _mm256_cmpgt_epi32(v, _mm256_set1_epi32(-1));
+    if (start != TL_SCATTERED) return _mm256_maskload_ps(base + start + lane, valid);
+    return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, v, _mm256_castsi256_ps(valid), 4);
+}
+
+__attribute__((target("avx2")))
+static void gather_avx2(const float *base, const int32_t *idx, const int32_t *starts, size_t n, float *dst) {
     size_t k = 0;
-    for (; k + 8 <= n; k += 8) {
-        const __m256i v = _mm256_loadu_si256((const __m256i *)(idx + k));
-        const __m256 m = _mm256_castsi256_ps(_mm256_cmpgt_epi32(v, none));
-        _mm256_storeu_ps(dst + k, _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, v, m, 4));
-    }
+    for (; k + 8 <= n; k += 8) _mm256_storeu_ps(dst + k, half_avx2(base, idx + k, starts[k / 16], (int)(k % 16)));
     gather_scalar(base, idx + k, n - k, dst + k);
 }
 
 __attribute__((target("avx2")))
-static void gather_sum_avx2(const float *const *bases, const int32_t *idx, size_t stride, int taps, size_t n, float *dst) {
-    const __m256i none = _mm256_set1_epi32(-1);
+static void gather_sum_avx2(const float *const *bases, const int32_t *idx, size_t stride, const int32_t *starts,
+                            size_t block_stride, int taps, size_t n, float *dst) {
     size_t k = 0;
     for (; k + 8 <= n; k += 8) {
         __m256 acc = _mm256_setzero_ps();
-        for (int t = 0; t < taps; t++) {
-            const __m256i v = _mm256_loadu_si256((const __m256i *)(idx + t * stride + k));
-            const __m256 m = _mm256_castsi256_ps(_mm256_cmpgt_epi32(v, none));
-            acc = _mm256_add_ps(acc, _mm256_mask_i32gather_ps(_mm256_setzero_ps(), bases[t], v, m, 4));
-        }
+        for (int t = 0; t < taps; t++)
+            acc = _mm256_add_ps(acc, half_avx2(bases[t], idx + t * stride + k, starts[t * block_stride + k / 16], (int)(k % 16)));
         _mm256_storeu_ps(dst + k, acc);
     }
     gather_sum_scalar(bases, idx + k, stride, taps, n - k, dst + k);
@@ -172,25 +215,29 @@ void tl_set_gather_level(int level) {
     __atomic_store_n(&gather_impl, level < 0 || level > best ? best : level, __ATOMIC_RELAXED);
 }
 
-static inline void gather(const float *base, const int32_t *idx, size_t n, float *dst) {
+static inline void gather(const float *base, const int32_t *idx, const int32_t *starts, size_t n, float *dst) {
 #ifdef TL_GATHER_X86
     switch (gather_probe()) {
-    case 2: gather_avx512(base, idx, n, dst); return;
-    case 1: gather_avx2(base, idx, n, dst); return;
+    case 2: gather_avx512(base, idx, starts, n, dst); return;
+    case 1: gather_avx2(base, idx, starts, n, dst); return;
     default: break;
     }
 #endif
+    (void)starts;
     gather_scalar(base, idx, n, dst);
 }
 
-static inline void gather_sum(const float *const *bases, const int32_t *idx, size_t stride, int taps, size_t n, float *dst) {
+static inline void gather_sum(const float *const *bases, const int32_t *idx, size_t stride, const int32_t *starts,
+                              size_t block_stride, int taps, size_t n, float *dst) {
 #ifdef TL_GATHER_X86
     switch (gather_probe()) {
-    case 2: gather_sum_avx512(bases, idx, stride, taps, n, dst); return;
-    case 1: gather_sum_avx2(bases, idx, stride, taps, n, dst); return;
+    case 2: gather_sum_avx512(bases, idx, stride, starts, block_stride, taps, n, dst); return;
+    case 1: gather_sum_avx2(bases, idx, stride, starts, block_stride, taps, n, dst); return;
     default: break;
     }
 #endif
+    (void)starts;
+    (void)block_stride;
     gather_sum_scalar(bases, idx, stride, taps, n, dst);
 }
 
@@ -200,8 +247,10 @@ void tl_im2col_gather(const float *x, const tl_window2d *w, const int32_t *taps,
                       float *col) {
     const size_t in_plane = (size_t)w->height * w->width, ld = images * w->out_h * w->out_w;
     const int kk = w->kernel_h * w->kernel_w;
+    const int32_t *starts = taps + (size_t)kk * ld;
     for (size_t c = c0; c < c1; c++)
-        for (int t = 0; t < kk; t++) gather(x + c * in_plane, taps + (size_t)t * ld, ld, col + (c * kk + t) * ld);
+        for (int t = 0; t < kk; t++)
+            gather(x + c * in_plane, taps + (size_t)t * ld, starts + (size_t)t * blocks(ld), ld, col + (c * kk + t) * ld);
 }
 
 void tl_col2im_gather(const float *col, const tl_window2d *w, const int32_t *sources, size_t images, size_t c0, size_t c1,
@@ -209,11 +258,14 @@ void tl_col2im_gather(const float *col, const tl_window2d *w, const int32_t *sou
     const size_t in_plane = (size_t)w->height * w->width, image = in_plane * w->channels;
     const size_t ld = images * w->out_h * w->out_w, stride = images * in_plane;
     const int kk = w->kernel_h * w->kernel_w;
+    const int32_t *starts = sources + (size_t)kk * stride;
+    const size_t per_row = blocks(in_plane);
     const float *bases[kk];
     for (size_t c = c0; c < c1; c++) {
         for (int t = 0; t < kk; t++) bases[t] = col + (c * kk + t) * ld;
         for (size_t n = 0; n < images; n++)
-            gather_sum(bases, sources + n * in_plane, stride, kk, in_plane, x + n * image + c * in_plane);
+            gather_sum(bases, sources + n * in_plane, stride, starts + n * per_row, images * per_row, kk, in_plane,
+                       x + n * image + c * in_plane);
     }
 }
 

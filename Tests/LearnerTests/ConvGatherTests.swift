@@ -24,6 +24,8 @@ final class ConvGatherTests: XCTestCase {
         Window2D(channels: 4, height: 6, width: 6, kernel: 1, stride: 2, padding: 0, dilation: 1)!,
         Window2D(channels: 2, height: 5, width: 9, kernel: 3, stride: 3, padding: .same, dilation: 2)!,
         Window2D(channels: 1, height: 20, width: 20, kernel: 3, stride: 1, padding: 0, dilation: 1)!,
+        Window2D(channels: 2, height: 16, width: 16, kernel: 3, stride: 1, padding: 1, dilation: 1)!,  // rows of 16: runs
+        Window2D(channels: 2, height: 13, width: 21, kernel: 5, stride: 1, padding: 2, dilation: 1)!,  // runs across rows
     ]
 
     /// Runs `body` at each gather level the CPU has, then restores the best.
@@ -56,7 +58,7 @@ final class ConvGatherTests: XCTestCase {
                     for n in 0..<images { tl_im2col(xs.baseAddress! + n * inImage, &w, ref.baseAddress! + n * colImage) }
                 }
             }
-            var taps = [Int32](repeating: 0, count: window.kernel.height * window.kernel.width * images * plane)
+            var taps = [Int32](repeating: 0, count: tl_im2col_table_size(&w, images))
             tl_im2col_table(&w, images, &taps)
             atEveryLevel { level in
                 var col = [Float](repeating: .nan, count: images * colImage)
@@ -81,7 +83,7 @@ final class ConvGatherTests: XCTestCase {
             var w = window.c
             let (plane, rowsPerImage, inImage, colImage) = window.chunkSizes
             let col = values(images * colImage, seed: UInt64(100 + 10 * wi + images))
-            var sources = [Int32](repeating: 0, count: window.kernel.height * window.kernel.width * images * window.inputPlane)
+            var sources = [Int32](repeating: 0, count: tl_col2im_table_size(&w, images))
             tl_col2im_table(&w, images, &sources)
             // Reference: image n's own column matrix [rows, plane] accumulated into zeros.
             var reference = [Float](repeating: 0, count: images * inImage)

@@ -636,7 +636,7 @@ for (wi, var w) in windows.enumerated() {
     compare("col2im window \(wi)", dimg.download(), img, tol: tolElementwise)
     // Pooling over images·channels planes.
     var mo = [Float](repeating: .nan, count: planes * plane), ma = mo
-    var taps = [Int32](repeating: 0, count: Int(w.kernel_h * w.kernel_w) * plane)
+    var taps = [Int32](repeating: 0, count: tl_im2col_table_size(&w, 1))
     tl_im2col_table(&w, 1, &taps)
     tl_maxpool2d_forward(x, &w, taps, planes, &mo, &ma)
     let dmo = DeviceBuffer(planes * plane), dma = DeviceBuffer(planes * plane)

@@ -199,13 +199,20 @@ typedef struct tl_window2d {
 void tl_im2col(const float *x, const tl_window2d *w, float *col);
 /// The adjoint of tl_im2col: accumulates columns [C·kH·kW, OH·OW] into x [C, H, W] (x += col2im(col)).
 void tl_col2im(const float *col, const tl_window2d *w, float *x);
-/// The offset table of tl_im2col_gather for a chunk of `images` images, kH·kW·images·OH·OW entries:
-/// taps[t·ld + n·OH·OW + p] (ld = images·OH·OW) is the input element, relative to the chunk's first
-/// image's channel plane (n·C·H·W + iy·W + ix), that tap t = i·kW + j reads for output position p
-/// of image n, or −1 where it reads padding. The offsets must fit int32.
+/// Int32 entries of the table tl_im2col_table makes for a chunk of `images` images.
+size_t tl_im2col_table_size(const tl_window2d *w, size_t images);
+/// The offset table of tl_im2col_gather for a chunk of `images` images (tl_im2col_table_size
+/// entries): first taps[t·ld + n·OH·OW + p] (ld = images·OH·OW) is the input element, relative to
+/// the chunk's first image's channel plane (n·C·H·W + iy·W + ix), that tap t = i·kW + j reads for
+/// output position p of image n, or −1 where it reads padding; then, for each tap and each 16
+/// entries of its row, the run start s with entry = s + lane on every valid lane, or INT32_MIN.
+/// The offsets must fit int32.
 void tl_im2col_table(const tl_window2d *w, size_t images, int32_t *taps);
-/// The table of tl_col2im_gather, kH·kW·images·H·W entries: sources[t·images·H·W + n·H·W + q] is
-/// the column (n·OH·OW + oy·OW + ox) whose tap t reads input element q of image n, or −1 if none.
+/// Entries of the table tl_col2im_table makes for a chunk of `images` images.
+size_t tl_col2im_table_size(const tl_window2d *w, size_t images);
+/// The table of tl_col2im_gather: first sources[t·images·H·W + n·H·W + q], the column
+/// (n·OH·OW + oy·OW + ox) whose tap t reads input element q of image n, or −1 if none; then run
+/// starts as in tl_im2col_table, for each tap, image and 16 entries of the image's plane.
 void tl_col2im_table(const tl_window2d *w, size_t images, int32_t *sources);
 /// im2col of `images` images x [images, C, H, W] side by side in one column matrix
 /// [C·kH·kW, images·OH·OW] (image n's columns at n·OH·OW of each row), through the table of

@@ -46,11 +46,10 @@ extension CPUBackend {
         /// The table for a chunk of `count` images.
         mutating func callAsFunction(_ count: Int) -> [Int32] {
             if count != images {
-                let w = g.window
-                let perImage = w.kernel.height * w.kernel.width * (inverse ? w.inputPlane : w.outputPlane)
-                table = [Int32](unsafeUninitializedCapacity: perImage * count) { buffer, filled in
-                    var c = w.c
-                    if inverse { tl_col2im_table(&c, count, buffer.baseAddress!) } else { tl_im2col_table(&c, count, buffer.baseAddress!) }
+                var w = g.window.c
+                let size = inverse ? tl_col2im_table_size(&w, count) : tl_im2col_table_size(&w, count)
+                table = [Int32](unsafeUninitializedCapacity: size) { buffer, filled in
+                    if inverse { tl_col2im_table(&w, count, buffer.baseAddress!) } else { tl_im2col_table(&w, count, buffer.baseAddress!) }
                     filled = buffer.count
                 }
                 images = count

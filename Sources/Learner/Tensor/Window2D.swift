@@ -137,10 +137,11 @@ public struct Conv2DGeometry: Hashable, Sendable {
 
 extension Window2D {
     /// For each kernel tap t = i·kW + j and output position p of one plane, the input element
-    /// (iy·W + ix) it reads, or −1 for padding: the table of the CPU's max pooling.
+    /// (iy·W + ix) it reads, or −1 for padding (tl_im2col_table for one image): the table of the
+    /// CPU's max pooling.
     var tapTable: [Int32] {
-        [Int32](unsafeUninitializedCapacity: kernel.height * kernel.width * outputPlane) { buffer, filled in
-            var w = c
+        var w = c
+        return [Int32](unsafeUninitializedCapacity: tl_im2col_table_size(&w, 1)) { buffer, filled in
             tl_im2col_table(&w, 1, buffer.baseAddress!)
             filled = buffer.count
         }
