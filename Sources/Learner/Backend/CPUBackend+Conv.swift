@@ -131,47 +131,53 @@ extension CPUBackend {
     }
 
     public func conv2dBackwardInput(_ gradient: Storage, weight: Storage, geometry g: Conv2DGeometry) -> Storage {
-        let dx = Storage(count: ShapeMath.count(g.inputShape))
-        let l = g.layout, chunk = chunkSize(g), window = g.window.c
-        let dcol = Storage(count: chunk * l.colImage), gtScratch = Storage(count: chunk > 1 ? chunk * l.outImage : 0)
-        var tables = GatherTables(g, inverse: true)
-        for start in stride(from: 0, to: g.batch, by: chunk) {
-            let count = Swift.min(chunk, g.batch - start), ld = count * l.plane
-            let gt = gradientColumns(gradient, g, start: start, count: count, scratch: gtScratch)
-            for grp in 0..<g.groups {
-                // dcol[group] [rows, count·plane] = W[group]ᵀ [rows, outPerGroup] · g[group] [outPerGroup, count·plane]
-                sgemm(true, false, m: l.rows, n: ld, k: l.outPerGroup, weight.pointer + grp * l.outPerGroup * l.rows, lda: l.rows,
-                      gt + grp * l.outPerGroup * ld, ldb: ld, beta: 0, dcol.pointer + grp * l.rows * ld, ldc: ld)
-            }
-            KernelProfile.measure(.col2im) {
-                tables(count).withUnsafeBufferPointer { sources in
-                    CPUParallel.forItems(g.window.channels, itemSize: count * l.colImage / g.window.channels, minimumChunk: 1 << 13) { s, e in
-                        var w = window
-                        tl_col2im_gather(dcol.pointer, &w, sources.baseAddress!, count, s, e, dx.pointer + start * l.inImage)
-                    }
-                }
-            }
-        }
-        return dx
+        conv2dBackward(gradient, input: nil, weight: weight, geometry: g, needInput: true).input!
     }
 
     public func conv2dBackwardWeight(_ gradient: Storage, input x: Storage, geometry g: Conv2DGeometry) -> Storage {
-        let dw = Storage(count: ShapeMath.count(g.weightShape))
-        let l = g.layout, chunk = chunkSize(g)
+        // The weight is read only for the input gradient: an empty stand-in.
+        conv2dBackward(gradient, input: x, weight: Storage(count: 0), geometry: g, needInput: false).weight!
+    }
+
+    /// Both gradients chunk by chunk, the chunk's gradient swapped into the GEMM layout once.
+    public func conv2dBackward(_ gradient: Storage, input x: Storage?, weight: Storage, geometry g: Conv2DGeometry,
+                               needInput: Bool) -> (input: Storage?, weight: Storage?) {
+        let l = g.layout, chunk = chunkSize(g), window = g.window.c
+        let dx = needInput ? Storage(count: ShapeMath.count(g.inputShape)) : nil
+        let dw = x != nil ? Storage(count: ShapeMath.count(g.weightShape)) : nil
+        // The input gradient's columns, then the weight gradient's im2col, in one buffer.
         let col = Storage(count: chunk * l.colImage), gtScratch = Storage(count: chunk > 1 ? chunk * l.outImage : 0)
-        var tables = GatherTables(g, inverse: false)
+        var taps = GatherTables(g, inverse: false), sources = GatherTables(g, inverse: true)
         for start in stride(from: 0, to: g.batch, by: chunk) {
             let count = Swift.min(chunk, g.batch - start), ld = count * l.plane
-            im2col(x, g, start: start, count: count, tables: &tables, into: col.pointer)
             let gt = gradientColumns(gradient, g, start: start, count: count, scratch: gtScratch)
-            for grp in 0..<g.groups {
-                // dW[group] [outPerGroup, rows] (+)= g[group] [outPerGroup, count·plane] · col[group]ᵀ [count·plane, rows]
-                sgemm(false, true, m: l.outPerGroup, n: l.rows, k: ld, gt + grp * l.outPerGroup * ld, lda: ld,
-                      col.pointer + grp * l.rows * ld, ldb: ld, beta: start == 0 ? 0 : 1,
-                      dw.pointer + grp * l.outPerGroup * l.rows, ldc: l.rows)
+            if let dx {
+                for grp in 0..<g.groups {
+                    // dcol[group] [rows, count·plane] = W[group]ᵀ [rows, outPerGroup] · g[group] [outPerGroup, count·plane]
+                    sgemm(true, false, m: l.rows, n: ld, k: l.outPerGroup, weight.pointer + grp * l.outPerGroup * l.rows,
+                          lda: l.rows, gt + grp * l.outPerGroup * ld, ldb: ld, beta: 0, col.pointer + grp * l.rows * ld, ldc: ld)
+                }
+                KernelProfile.measure(.col2im) {
+                    sources(count).withUnsafeBufferPointer { sources in
+                        CPUParallel.forItems(g.window.channels, itemSize: count * l.colImage / g.window.channels,
+                                             minimumChunk: 1 << 13) { s, e in
+                            var w = window
+                            tl_col2im_gather(col.pointer, &w, sources.baseAddress!, count, s, e, dx.pointer + start * l.inImage)
+                        }
+                    }
+                }
+            }
+            if let x, let dw {
+                im2col(x, g, start: start, count: count, tables: &taps, into: col.pointer)
+                for grp in 0..<g.groups {
+                    // dW[group] [outPerGroup, rows] (+)= g[group] [outPerGroup, count·plane] · col[group]ᵀ [count·plane, rows]
+                    sgemm(false, true, m: l.outPerGroup, n: l.rows, k: ld, gt + grp * l.outPerGroup * ld, lda: ld,
+                          col.pointer + grp * l.rows * ld, ldb: ld, beta: start == 0 ? 0 : 1,
+                          dw.pointer + grp * l.outPerGroup * l.rows, ldc: l.rows)
+                }
             }
         }
-        return dw
+        return (dx, dw)
     }
 
     /// Splits `planes` planes (or channels) of `perPlane` elements into ranges across cores.

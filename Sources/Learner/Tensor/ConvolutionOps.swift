@@ -46,9 +46,9 @@ extension Tensor {
         var inputs = [self, weight]
         if let bias { inputs.append(bias) }
         return Tape.record(.conv2d, out, inputs: inputs) { grad in
-            let gx = needX ? Tensor(shape: g.inputShape, storage: backend.conv2dBackwardInput(grad.storage, weight: w.storage, geometry: g)) : nil
-            let gw = needW ? Tensor(shape: g.weightShape, storage: backend.conv2dBackwardWeight(grad.storage, input: x.storage, geometry: g)) : nil
-            var grads: [Tensor?] = [gx, gw]
+            let (dx, dw) = backend.conv2dBackward(grad.storage, input: needW ? x.storage : nil, weight: w.storage, geometry: g,
+                                                  needInput: needX)
+            var grads: [Tensor?] = [dx.map { Tensor(shape: g.inputShape, storage: $0) }, dw.map { Tensor(shape: g.weightShape, storage: $0) }]
             if bias != nil { grads.append(needB ? grad.sum(alongAxes: [0, 2, 3]) : nil) }
             return grads
         }
