@@ -153,8 +153,14 @@ void tl_reduce_mid(int op, const float *x, size_t outer, size_t mid, size_t inne
         float *dst = out + o * inner;
         if (op == 0) {
             if (inner == 1) {
-                double s = 0.0;
-                for (size_t m = 0; m < mid; m++) s += src[m];
+                // Eight independent double accumulators: one serial chain would wait on each
+                // add's latency (the compiler may not reorder it), and rows can be long (H·W).
+                double lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s = 0.0;
+                size_t m = 0;
+                for (; m + 8 <= mid; m += 8)
+                    for (int l = 0; l < 8; l++) lanes[l] += src[m + l];
+                for (; m < mid; m++) s += src[m];
+                for (int l = 0; l < 8; l++) s += lanes[l];
                 dst[0] = (float)s;
             } else {
                 memcpy(dst, src, inner * sizeof(float));

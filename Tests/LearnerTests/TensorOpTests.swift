@@ -263,6 +263,11 @@ final class TensorOpTests: XCTestCase {
         assertClose(x.sum(alongAxes: [0, 2]), shape: [3], [14, 22, 30])
         assertClose(x.sum(alongAxes: [2, 0], keepingDimensions: true), shape: [1, 3, 1], [14, 22, 30])
         assertClose(x.sum(alongAxes: [0, 1, 2]), shape: [], [66])
+        // Adjacent axes summed as one (rows of 20 and of 12), next to a separate one.
+        let y = Tensor(shape: [2, 3, 4, 5], scalars: (0..<120).map(Float.init))
+        assertClose(y.sum(alongAxes: [0, 2, 3]), shape: [3], [1580, 2380, 3180])
+        assertClose(y.sum(alongAxes: [1, 2]), shape: [2, 5], [330, 342, 354, 366, 378, 1050, 1062, 1074, 1086, 1098])
+        assertClose(y.sum(alongAxes: [3, 2, 0], keepingDimensions: true), shape: [1, 3, 1, 1], [1580, 2380, 3180])
         assertClose(x.sum(), shape: [], [66])
         assertClose(x.mean(), shape: [], [5.5])
         assertClose(x.mean(alongAxes: [1]), shape: [2, 2], [2, 3, 8, 9])

@@ -3,12 +3,19 @@ extension Tensor {
     public func sum(alongAxes axes: [Int], keepingDimensions: Bool = false) -> Tensor {
         let resolved = Set(axes.map { ShapeMath.axis($0, rank: rank) }).sorted(by: >)
         var result = self.detached()
+        // Adjacent axes are summed as one (a conv bias gradient's H and W: one pass over rows of
+        // H·W floats rather than a pass per axis over rows of W).
+        var runs: [ClosedRange<Int>] = []
         for axis in resolved {
-            let outer = result.shape[..<axis].reduce(1, *)
-            let inner = result.shape[(axis + 1)...].reduce(1, *)
-            let (storage, _) = backend.reduce(sum: true, result.storage, outer: outer, mid: result.shape[axis], inner: inner)
+            if let last = runs.last, last.lowerBound == axis + 1 { runs[runs.count - 1] = axis...last.upperBound } else { runs.append(axis...axis) }
+        }
+        for run in runs {
+            let outer = result.shape[..<run.lowerBound].reduce(1, *)
+            let mid = result.shape[run].reduce(1, *)
+            let inner = result.shape[(run.upperBound + 1)...].reduce(1, *)
+            let (storage, _) = backend.reduce(sum: true, result.storage, outer: outer, mid: mid, inner: inner)
             var newShape = result.shape
-            newShape[axis] = 1
+            for axis in run { newShape[axis] = 1 }
             result = Tensor(shape: newShape, storage: storage)
         }
         let keptShape = result.shape
