@@ -21,39 +21,48 @@
 #include <immintrin.h>
 #endif
 
-// Each table is followed by block starts: for every 16 consecutive entries of a table row (a
-// tap's row over the chunk for im2col, a tap's row over one image for col2im), the offset s with
-// entry = s + lane for all of the block's valid lanes, or TL_SCATTERED when there is none. Where
-// the stride is 1 most blocks are such runs, read with one masked load instead of a gather.
+// Each table is followed by its runs: for every 16 consecutive entries of a table row (a tap's
+// row over the chunk for im2col, a tap's row over one image for col2im) a pair (s, step): every
+// valid entry of the block is s + step·lane, with step 1 (a stride-1 convolution's rows) or 2 (a
+// stride-2 one's), or step 0 when the block has no such form. A run is read with one masked load
+// (step 2: two, and a permute) instead of a gather.
 #define BLOCK 16
-#define TL_SCATTERED INT32_MIN
 
 static size_t blocks(size_t n) { return (n + BLOCK - 1) / BLOCK; }
 
-static void block_starts(const int32_t *idx, size_t n, int32_t *starts) {
+/// The run of idx[0..<count) with the given step, if it is one: 1 and its start, else 0.
+static int run_of(const int32_t *idx, size_t count, int32_t step, int32_t *start) {
+    int any = 0;
+    for (size_t l = 0; l < count; l++) {
+        if (idx[l] < 0) continue;
+        const int32_t s = idx[l] - step * (int32_t)l;
+        if (any && s != *start) return 0;
+        *start = s;
+        any = 1;
+    }
+    if (!any) *start = 0;
+    return 1;
+}
+
+static void block_runs(const int32_t *idx, size_t n, int32_t *runs) {
     for (size_t b = 0; b < blocks(n); b++) {
-        int32_t start = 0;
-        int any = 0, run = 1;
-        for (size_t l = 0; l < BLOCK && b * BLOCK + l < n && run; l++) {
-            const int32_t v = idx[b * BLOCK + l];
-            if (v < 0) continue;
-            const int32_t s = v - (int32_t)l;
-            if (!any) start = s;
-            run = !any || s == start;
-            any = 1;
-        }
-        starts[b] = run ? start : TL_SCATTERED;
+        const size_t count = n - b * BLOCK < BLOCK ? n - b * BLOCK : BLOCK;
+        int32_t start = 0, step = 0;
+        for (int32_t candidate = 1; candidate <= 2 && step == 0; candidate++)
+            if (run_of(idx + b * BLOCK, count, candidate, &start)) step = candidate;
+        runs[2 * b] = step ? start : 0;
+        runs[2 * b + 1] = step;
     }
 }
 
 size_t tl_im2col_table_size(const tl_window2d *w, size_t images) {
     const size_t ld = images * w->out_h * w->out_w;
-    return (size_t)w->kernel_h * w->kernel_w * (ld + blocks(ld));
+    return (size_t)w->kernel_h * w->kernel_w * (ld + 2 * blocks(ld));
 }
 
 size_t tl_col2im_table_size(const tl_window2d *w, size_t images) {
     const size_t in_plane = (size_t)w->height * w->width;
-    return (size_t)w->kernel_h * w->kernel_w * images * (in_plane + blocks(in_plane));
+    return (size_t)w->kernel_h * w->kernel_w * images * (in_plane + 2 * blocks(in_plane));
 }
 
 void tl_im2col_table(const tl_window2d *w, size_t images, int32_t *taps) {
@@ -74,8 +83,8 @@ void tl_im2col_table(const tl_window2d *w, size_t images, int32_t *taps) {
                 for (size_t p = 0; p < plane; p++)
                     row[n * plane + p] = row[p] < 0 ? -1 : (int32_t)(row[p] + n * image);
         }
-    int32_t *starts = taps + (size_t)kk * ld;
-    for (int t = 0; t < kk; t++) block_starts(taps + (size_t)t * ld, ld, starts + (size_t)t * blocks(ld));
+    int32_t *runs = taps + (size_t)kk * ld;
+    for (int t = 0; t < kk; t++) block_runs(taps + (size_t)t * ld, ld, runs + (size_t)t * 2 * blocks(ld));
 }
 
 void tl_col2im_table(const tl_window2d *w, size_t images, int32_t *sources) {
@@ -99,14 +108,14 @@ void tl_col2im_table(const tl_window2d *w, size_t images, int32_t *sources) {
                 for (size_t q = 0; q < in_plane; q++)
                     row[n * in_plane + q] = row[q] < 0 ? -1 : (int32_t)(row[q] + n * plane);
         }
-    int32_t *starts = sources + (size_t)kk * ld;
-    for (size_t r = 0; r < (size_t)kk * images; r++) block_starts(sources + r * in_plane, in_plane, starts + r * blocks(in_plane));
+    int32_t *runs = sources + (size_t)kk * ld;
+    for (size_t r = 0; r < (size_t)kk * images; r++) block_runs(sources + r * in_plane, in_plane, runs + r * 2 * blocks(in_plane));
 }
 
 // ---------------------------------------------------------------- kernels
 // gather:     dst[k] = idx[k] >= 0 ? base[idx[k]] : 0                      for k < n
 // gather_sum: dst[k] = Σ_t (idx[t·stride + k] >= 0 ? bases[t][idx[t·stride + k]] : 0)
-// with starts[k / 16] (starts + t·block_stride for tap t) as block_starts made them.
+// with runs + 2·(k / 16) (plus t·run_stride for tap t) the block's (start, step) pair.
 
 static void gather_scalar(const float *base, const int32_t *idx, size_t n, float *dst) {
     for (size_t k = 0; k < n; k++) dst[k] = idx[k] >= 0 ? base[idx[k]] : 0.0f;
@@ -124,62 +133,71 @@ static void gather_sum_scalar(const float *const *bases, const int32_t *idx, siz
 }
 
 #ifdef TL_GATHER_X86
-/// Block k / 16's lanes (tail: those below n − k): a masked load for a run, else a gather.
-__attribute__((target("avx512f")))
-static inline __m512 block_avx512(const float *base, const int32_t *idx, int32_t start, __mmask16 tail) {
+/// One block's lanes (tail: those below n − k): masked loads for a run, else a gather.
+__attribute__((target("avx512f,bmi2")))
+static inline __m512 block_avx512(const float *base, const int32_t *idx, const int32_t *run, __mmask16 tail) {
     const __m512i v = _mm512_maskz_loadu_epi32(tail, idx);
     const __mmask16 valid = _mm512_mask_cmpgt_epi32_mask(tail, v, _mm512_set1_epi32(-1));
-    if (start != TL_SCATTERED) return _mm512_maskz_loadu_ps(valid, base + start);
-    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid, v, base, 4);
+    switch (run[1]) {
+    case 1: return _mm512_maskz_loadu_ps(valid, base + run[0]);
+    case 2: {
+        // Lane l reads element 2l of the 32 from base + start: the even lanes of two loads.
+        const __mmask16 low = (__mmask16)_pdep_u32(valid & 0xFFu, 0x5555u), high = (__mmask16)_pdep_u32(valid >> 8, 0x5555u);
+        const __m512 a = _mm512_maskz_loadu_ps(low, base + run[0]), b = _mm512_maskz_loadu_ps(high, base + run[0] + 16);
+        const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+        return _mm512_permutex2var_ps(a, even, b);
+    }
+    default: return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid, v, base, 4);
+    }
 }
 
 __attribute__((target("avx512f")))
 static inline __mmask16 tail_avx512(size_t left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
 
-__attribute__((target("avx512f")))
-static void gather_avx512(const float *base, const int32_t *idx, const int32_t *starts, size_t n, float *dst) {
+__attribute__((target("avx512f,bmi2")))
+static void gather_avx512(const float *base, const int32_t *idx, const int32_t *runs, size_t n, float *dst) {
     for (size_t k = 0; k < n; k += 16) {
         const __mmask16 tail = tail_avx512(n - k);
-        _mm512_mask_storeu_ps(dst + k, tail, block_avx512(base, idx + k, starts[k / 16], tail));
+        _mm512_mask_storeu_ps(dst + k, tail, block_avx512(base, idx + k, runs + 2 * (k / 16), tail));
     }
 }
 
-__attribute__((target("avx512f")))
-static void gather_sum_avx512(const float *const *bases, const int32_t *idx, size_t stride, const int32_t *starts,
-                              size_t block_stride, int taps, size_t n, float *dst) {
+__attribute__((target("avx512f,bmi2")))
+static void gather_sum_avx512(const float *const *bases, const int32_t *idx, size_t stride, const int32_t *runs,
+                              size_t run_stride, int taps, size_t n, float *dst) {
     for (size_t k = 0; k < n; k += 16) {
         const __mmask16 tail = tail_avx512(n - k);
         __m512 acc = _mm512_setzero_ps();
         for (int t = 0; t < taps; t++)
-            acc = _mm512_add_ps(acc, block_avx512(bases[t], idx + t * stride + k, starts[t * block_stride + k / 16], tail));
+            acc = _mm512_add_ps(acc, block_avx512(bases[t], idx + t * stride + k, runs + t * run_stride + 2 * (k / 16), tail));
         _mm512_mask_storeu_ps(dst + k, tail, acc);
     }
 }
 
-/// Eight lanes of a block (the half at `lane`, 0 or 8): a masked load for a run, else a gather.
+/// Eight lanes of a block (the half at `lane`, 0 or 8): a masked load for a stride-1 run, else a gather.
 __attribute__((target("avx2")))
-static inline __m256 half_avx2(const float *base, const int32_t *idx, int32_t start, int lane) {
+static inline __m256 half_avx2(const float *base, const int32_t *idx, const int32_t *run, int lane) {
     const __m256i v = _mm256_loadu_si256((const __m256i *)idx);
     const __m256i valid = _mm256_cmpgt_epi32(v, _mm256_set1_epi32(-1));
-    if (start != TL_SCATTERED) return _mm256_maskload_ps(base + start + lane, valid);
+    if (run[1] == 1) return _mm256_maskload_ps(base + run[0] + lane, valid);
     return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, v, _mm256_castsi256_ps(valid), 4);
 }
 
 __attribute__((target("avx2")))
-static void gather_avx2(const float *base, const int32_t *idx, const int32_t *starts, size_t n, float *dst) {
+static void gather_avx2(const float *base, const int32_t *idx, const int32_t *runs, size_t n, float *dst) {
     size_t k = 0;
-    for (; k + 8 <= n; k += 8) _mm256_storeu_ps(dst + k, half_avx2(base, idx + k, starts[k / 16], (int)(k % 16)));
+    for (; k + 8 <= n; k += 8) _mm256_storeu_ps(dst + k, half_avx2(base, idx + k, runs + 2 * (k / 16), (int)(k % 16)));
     gather_scalar(base, idx + k, n - k, dst + k);
 }
 
 __attribute__((target("avx2")))
-static void gather_sum_avx2(const float *const *bases, const int32_t *idx, size_t stride, const int32_t *starts,
-                            size_t block_stride, int taps, size_t n, float *dst) {
+static void gather_sum_avx2(const float *const *bases, const int32_t *idx, size_t stride, const int32_t *runs,
+                            size_t run_stride, int taps, size_t n, float *dst) {
     size_t k = 0;
     for (; k + 8 <= n; k += 8) {
         __m256 acc = _mm256_setzero_ps();
         for (int t = 0; t < taps; t++)
-            acc = _mm256_add_ps(acc, half_avx2(bases[t], idx + t * stride + k, starts[t * block_stride + k / 16], (int)(k % 16)));
+            acc = _mm256_add_ps(acc, half_avx2(bases[t], idx + t * stride + k, runs + t * run_stride + 2 * (k / 16), (int)(k % 16)));
         _mm256_storeu_ps(dst + k, acc);
     }
     gather_sum_scalar(bases, idx + k, stride, taps, n - k, dst + k);
@@ -196,7 +214,7 @@ static int gather_hardware(void) {
     best = 0;
 #ifdef TL_GATHER_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) best = 2;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("bmi2")) best = 2;
     else if (__builtin_cpu_supports("avx2")) best = 1;
 #endif
     __atomic_store_n(&gather_best, best, __ATOMIC_RELAXED);
@@ -215,42 +233,43 @@ void tl_set_gather_level(int level) {
     __atomic_store_n(&gather_impl, level < 0 || level > best ? best : level, __ATOMIC_RELAXED);
 }
 
-static inline void gather(const float *base, const int32_t *idx, const int32_t *starts, size_t n, float *dst) {
+static inline void gather(const float *base, const int32_t *idx, const int32_t *runs, size_t n, float *dst) {
 #ifdef TL_GATHER_X86
     switch (gather_probe()) {
-    case 2: gather_avx512(base, idx, starts, n, dst); return;
-    case 1: gather_avx2(base, idx, starts, n, dst); return;
+    case 2: gather_avx512(base, idx, runs, n, dst); return;
+    case 1: gather_avx2(base, idx, runs, n, dst); return;
     default: break;
     }
 #endif
-    (void)starts;
+    (void)runs;
     gather_scalar(base, idx, n, dst);
 }
 
-static inline void gather_sum(const float *const *bases, const int32_t *idx, size_t stride, const int32_t *starts,
-                              size_t block_stride, int taps, size_t n, float *dst) {
+static inline void gather_sum(const float *const *bases, const int32_t *idx, size_t stride, const int32_t *runs,
+                              size_t run_stride, int taps, size_t n, float *dst) {
 #ifdef TL_GATHER_X86
     switch (gather_probe()) {
-    case 2: gather_sum_avx512(bases, idx, stride, starts, block_stride, taps, n, dst); return;
-    case 1: gather_sum_avx2(bases, idx, stride, starts, block_stride, taps, n, dst); return;
+    case 2: gather_sum_avx512(bases, idx, stride, runs, run_stride, taps, n, dst); return;
+    case 1: gather_sum_avx2(bases, idx, stride, runs, run_stride, taps, n, dst); return;
     default: break;
     }
 #endif
-    (void)starts;
-    (void)block_stride;
+    (void)runs;
+    (void)run_stride;
     gather_sum_scalar(bases, idx, stride, taps, n, dst);
 }
 
 // ---------------------------------------------------------------- im2col / col2im
 
-void tl_im2col_gather(const float *x, const tl_window2d *w, const int32_t *taps, size_t images, size_t c0, size_t c1,
+void tl_im2col_gather(const float *x, const tl_window2d *w, const int32_t *taps, size_t images, size_t r0, size_t r1,
                       float *col) {
     const size_t in_plane = (size_t)w->height * w->width, ld = images * w->out_h * w->out_w;
-    const int kk = w->kernel_h * w->kernel_w;
-    const int32_t *starts = taps + (size_t)kk * ld;
-    for (size_t c = c0; c < c1; c++)
-        for (int t = 0; t < kk; t++)
-            gather(x + c * in_plane, taps + (size_t)t * ld, starts + (size_t)t * blocks(ld), ld, col + (c * kk + t) * ld);
+    const size_t kk = (size_t)w->kernel_h * w->kernel_w;
+    const int32_t *runs = taps + kk * ld;
+    for (size_t r = r0; r < r1; r++) {
+        const size_t c = r / kk, t = r % kk;
+        gather(x + c * in_plane, taps + t * ld, runs + t * 2 * blocks(ld), ld, col + r * ld);
+    }
 }
 
 void tl_col2im_gather(const float *col, const tl_window2d *w, const int32_t *sources, size_t images, size_t c0, size_t c1,
@@ -258,13 +277,13 @@ void tl_col2im_gather(const float *col, const tl_window2d *w, const int32_t *sou
     const size_t in_plane = (size_t)w->height * w->width, image = in_plane * w->channels;
     const size_t ld = images * w->out_h * w->out_w, stride = images * in_plane;
     const int kk = w->kernel_h * w->kernel_w;
-    const int32_t *starts = sources + (size_t)kk * stride;
-    const size_t per_row = blocks(in_plane);
+    const int32_t *runs = sources + (size_t)kk * stride;
+    const size_t per_row = 2 * blocks(in_plane);
     const float *bases[kk];
     for (size_t c = c0; c < c1; c++) {
         for (int t = 0; t < kk; t++) bases[t] = col + (c * kk + t) * ld;
         for (size_t n = 0; n < images; n++)
-            gather_sum(bases, sources + n * in_plane, stride, starts + n * per_row, images * per_row, kk, in_plane,
+            gather_sum(bases, sources + n * in_plane, stride, runs + n * per_row, images * per_row, kk, in_plane,
                        x + n * image + c * in_plane);
     }
 }

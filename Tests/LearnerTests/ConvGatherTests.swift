@@ -26,6 +26,7 @@ final class ConvGatherTests: XCTestCase {
         Window2D(channels: 1, height: 20, width: 20, kernel: 3, stride: 1, padding: 0, dilation: 1)!,
         Window2D(channels: 2, height: 16, width: 16, kernel: 3, stride: 1, padding: 1, dilation: 1)!,  // rows of 16: runs
         Window2D(channels: 2, height: 13, width: 21, kernel: 5, stride: 1, padding: 2, dilation: 1)!,  // runs across rows
+        Window2D(channels: 3, height: 64, width: 64, kernel: 7, stride: 2, padding: 3, dilation: 1)!,  // stride-2 runs (ResNet's stem)
     ]
 
     /// Runs `body` at each gather level the CPU has, then restores the best.
@@ -62,10 +63,10 @@ final class ConvGatherTests: XCTestCase {
             tl_im2col_table(&w, images, &taps)
             atEveryLevel { level in
                 var col = [Float](repeating: .nan, count: images * colImage)
-                // Two channel ranges, as the cores split them.
-                let split = window.channels / 2
+                // Two row ranges, as the cores split them (the split inside a channel's taps).
+                let split = rowsPerImage / 2 + 1
                 tl_im2col_gather(x, &w, taps, images, 0, split, &col)
-                tl_im2col_gather(x, &w, taps, images, split, window.channels, &col)
+                tl_im2col_gather(x, &w, taps, images, split, rowsPerImage, &col)
                 for r in 0..<rowsPerImage {
                     for n in 0..<images {
                         for p in 0..<plane where col[r * images * plane + n * plane + p] != reference[n * colImage + r * plane + p] {

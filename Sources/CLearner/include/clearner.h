@@ -205,19 +205,19 @@ size_t tl_im2col_table_size(const tl_window2d *w, size_t images);
 /// entries): first taps[t·ld + n·OH·OW + p] (ld = images·OH·OW) is the input element, relative to
 /// the chunk's first image's channel plane (n·C·H·W + iy·W + ix), that tap t = i·kW + j reads for
 /// output position p of image n, or −1 where it reads padding; then, for each tap and each 16
-/// entries of its row, the run start s with entry = s + lane on every valid lane, or INT32_MIN.
-/// The offsets must fit int32.
+/// entries of its row, a pair (s, step): entry = s + step·lane on every valid lane, step 1 or 2,
+/// or step 0 when the block has no such form. The offsets must fit int32.
 void tl_im2col_table(const tl_window2d *w, size_t images, int32_t *taps);
 /// Entries of the table tl_col2im_table makes for a chunk of `images` images.
 size_t tl_col2im_table_size(const tl_window2d *w, size_t images);
 /// The table of tl_col2im_gather: first sources[t·images·H·W + n·H·W + q], the column
-/// (n·OH·OW + oy·OW + ox) whose tap t reads input element q of image n, or −1 if none; then run
-/// starts as in tl_im2col_table, for each tap, image and 16 entries of the image's plane.
+/// (n·OH·OW + oy·OW + ox) whose tap t reads input element q of image n, or −1 if none; then runs
+/// as in tl_im2col_table, for each tap, image and 16 entries of the image's plane.
 void tl_col2im_table(const tl_window2d *w, size_t images, int32_t *sources);
 /// im2col of `images` images x [images, C, H, W] side by side in one column matrix
 /// [C·kH·kW, images·OH·OW] (image n's columns at n·OH·OW of each row), through the table of
-/// tl_im2col_table; only the rows of channels c0..<c1 are written.
-void tl_im2col_gather(const float *x, const tl_window2d *w, const int32_t *taps, size_t images, size_t c0, size_t c1,
+/// tl_im2col_table; only rows r0..<r1 (row c·kH·kW + t: channel c, tap t) are written.
+void tl_im2col_gather(const float *x, const tl_window2d *w, const int32_t *taps, size_t images, size_t r0, size_t r1,
                       float *col);
 /// The adjoint of tl_im2col_gather for channels c0..<c1, through the table of tl_col2im_table:
 /// overwrites those channels of x [images, C, H, W].

@@ -59,14 +59,15 @@ extension CPUBackend {
     }
 
     /// col [rows·groups, count·plane] = im2col of images start..<start+count, image i's columns at
-    /// i·plane; split over input channels across cores.
+    /// i·plane; split over rows across cores.
     private func im2col(_ x: Storage, _ g: Conv2DGeometry, start: Int, count: Int, tables: inout GatherTables,
                         into col: UnsafeMutablePointer<Float>) {
-        let l = g.layout, window = g.window.c, channels = g.window.channels
+        let l = g.layout, window = g.window.c, rows = g.window.columnRows
         KernelProfile.measure(.im2col) {
             let taps = tables(count)
             taps.withUnsafeBufferPointer { taps in
-                CPUParallel.forItems(channels, itemSize: count * l.colImage / channels, minimumChunk: 1 << 13) { s, e in
+                // Split over rows, not channels: an RGB input's three channels do not share two cores evenly.
+                CPUParallel.forItems(rows, itemSize: count * l.plane, minimumChunk: 1 << 13) { s, e in
                     var w = window
                     tl_im2col_gather(x.pointer + start * l.inImage, &w, taps.baseAddress!, count, s, e, col)
                 }
