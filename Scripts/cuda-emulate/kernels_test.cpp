@@ -62,7 +62,9 @@ int main() {
             std::vector<float> co(planes * plane), ca(planes * plane), go(planes * plane, NAN), ga(planes * plane, NAN);
             auto xm = x;
             xm[5] = NAN; // a NaN wins its windows
-            tl_maxpool2d_forward(xm.data(), &w, planes, co.data(), ca.data());
+            std::vector<int32_t> taps(tl_im2col_table_size(&w, 1));
+            tl_im2col_table(&w, 1, taps.data());
+            tl_maxpool2d_forward(xm.data(), &w, taps.data(), planes, co.data(), ca.data());
             launch(3, 32, [&] { tl_k_maxpool_fwd(xm.data(), k, planes, go.data(), ga.data()); });
             snprintf(name, sizeof name, "maxpool fwd window %d", wi); cmp(name, go, co, 0);
             snprintf(name, sizeof name, "maxpool argmax window %d", wi); cmp(name, ga, ca, 0);
