@@ -89,12 +89,13 @@ void tl_col2im(const float *col, const tl_window2d *w, float *x) {
             for (int j = 0; j < w->kernel_w; j++, row += out) col2im_row(row, w, i, j, x + c * plane);
 }
 
-void tl_swap_outer(const float *src, size_t a, size_t b, size_t p, const float *bias, size_t a0, size_t a1, float *dst) {
+void tl_swap_outer(const float *src, size_t a, size_t b, size_t p, size_t src_stride, size_t dst_stride, const float *bias,
+                   size_t a0, size_t a1, float *dst) {
     for (size_t i = a0; i < a1; i++) {
         const float add = bias ? bias[i] : 0.0f;
         for (size_t j = 0; j < b; j++) {
-            const float *s = src + (i * b + j) * p;
-            float *d = dst + (j * a + i) * p;
+            const float *s = src + i * src_stride + j * p;
+            float *d = dst + j * dst_stride + i * p;
             if (bias) {
                 for (size_t k = 0; k < p; k++) d[k] = s[k] + add;
             } else {

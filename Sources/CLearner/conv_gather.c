@@ -262,20 +262,20 @@ static inline void gather_sum(const float *const *bases, const int32_t *idx, siz
 // ---------------------------------------------------------------- im2col / col2im
 
 void tl_im2col_gather(const float *x, const tl_window2d *w, const int32_t *taps, size_t images, size_t r0, size_t r1,
-                      float *col) {
-    const size_t in_plane = (size_t)w->height * w->width, ld = images * w->out_h * w->out_w;
+                      size_t ld, float *col) {
+    const size_t in_plane = (size_t)w->height * w->width, n = images * w->out_h * w->out_w;
     const size_t kk = (size_t)w->kernel_h * w->kernel_w;
-    const int32_t *runs = taps + kk * ld;
+    const int32_t *runs = taps + kk * n;
     for (size_t r = r0; r < r1; r++) {
         const size_t c = r / kk, t = r % kk;
-        gather(x + c * in_plane, taps + t * ld, runs + t * 2 * blocks(ld), ld, col + r * ld);
+        gather(x + c * in_plane, taps + t * n, runs + t * 2 * blocks(n), n, col + r * ld);
     }
 }
 
 void tl_col2im_gather(const float *col, const tl_window2d *w, const int32_t *sources, size_t images, size_t c0, size_t c1,
-                      float *x) {
+                      size_t ld, float *x) {
     const size_t in_plane = (size_t)w->height * w->width, image = in_plane * w->channels;
-    const size_t ld = images * w->out_h * w->out_w, stride = images * in_plane;
+    const size_t stride = images * in_plane;
     const int kk = w->kernel_h * w->kernel_w;
     const int32_t *runs = sources + (size_t)kk * stride;
     const size_t per_row = 2 * blocks(in_plane);

@@ -65,8 +65,8 @@ final class ConvGatherTests: XCTestCase {
                 var col = [Float](repeating: .nan, count: images * colImage)
                 // Two row ranges, as the cores split them (the split inside a channel's taps).
                 let split = rowsPerImage / 2 + 1
-                tl_im2col_gather(x, &w, taps, images, 0, split, &col)
-                tl_im2col_gather(x, &w, taps, images, split, rowsPerImage, &col)
+                tl_im2col_gather(x, &w, taps, images, 0, split, images * plane, &col)
+                tl_im2col_gather(x, &w, taps, images, split, rowsPerImage, images * plane, &col)
                 for r in 0..<rowsPerImage {
                     for n in 0..<images {
                         for p in 0..<plane where col[r * images * plane + n * plane + p] != reference[n * colImage + r * plane + p] {
@@ -97,8 +97,8 @@ final class ConvGatherTests: XCTestCase {
             }
             atEveryLevel { level in
                 var dx = [Float](repeating: .nan, count: images * inImage)
-                tl_col2im_gather(col, &w, sources, images, 0, 1, &dx)
-                tl_col2im_gather(col, &w, sources, images, 1, window.channels, &dx)
+                tl_col2im_gather(col, &w, sources, images, 0, 1, images * plane, &dx)
+                tl_col2im_gather(col, &w, sources, images, 1, window.channels, images * plane, &dx)
                 XCTAssertEqual(dx, reference, "window \(wi), \(images) images, level \(level)")
             }
         }

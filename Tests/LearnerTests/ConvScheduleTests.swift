@@ -39,6 +39,8 @@ final class ConvScheduleTests: XCTestCase {
             (5, 4, 6, 5, 8, 1, 1, 1, 0, 1, 1),       // pointwise
             (3, 4, 6, 5, 6, 1, 1, 1, 0, 1, 2),       // pointwise, grouped
             (3, 4, 6, 6, 4, 1, 1, 2, 0, 1, 1),       // 1×1 stride 2 (not pointwise)
+            (5, 3, 8, 8, 6, 3, 3, 1, 1, 1, 1),       // 64-float planes: the CPU's padded row strides
+            (3, 2, 16, 16, 4, 3, 3, 1, 1, 1, 2),     // 256-float planes, grouped
         ]
         for (ci, c) in cases.enumerated() {
             let (n, ch, h, w, oc, kh, kw, stride, padding, dilation, groups) = c

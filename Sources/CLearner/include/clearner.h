@@ -216,20 +216,23 @@ size_t tl_col2im_table_size(const tl_window2d *w, size_t images);
 void tl_col2im_table(const tl_window2d *w, size_t images, int32_t *sources);
 /// im2col of `images` images x [images, C, H, W] side by side in one column matrix
 /// [C·kH·kW, images·OH·OW] (image n's columns at n·OH·OW of each row), through the table of
-/// tl_im2col_table; only rows r0..<r1 (row c·kH·kW + t: channel c, tap t) are written.
+/// tl_im2col_table; only rows r0..<r1 (row c·kH·kW + t: channel c, tap t) are written, row r at
+/// r·ld (ld ≥ images·OH·OW).
 void tl_im2col_gather(const float *x, const tl_window2d *w, const int32_t *taps, size_t images, size_t r0, size_t r1,
-                      float *col);
-/// The adjoint of tl_im2col_gather for channels c0..<c1, through the table of tl_col2im_table:
-/// overwrites those channels of x [images, C, H, W].
+                      size_t ld, float *col);
+/// The adjoint of tl_im2col_gather for channels c0..<c1 (col's rows at a stride of ld), through
+/// the table of tl_col2im_table: overwrites those channels of x [images, C, H, W].
 void tl_col2im_gather(const float *col, const tl_window2d *w, const int32_t *sources, size_t images, size_t c0, size_t c1,
-                      float *x);
+                      size_t ld, float *x);
 /// The gather instructions in use: 0 scalar, 1 AVX2, 2 AVX-512.
 int tl_gather_level(void);
 /// Uses at most `level` (clamped to what the CPU has; negative: the best), for tests.
 void tl_set_gather_level(int level);
 /// dst [b, a, p] = src [a, b, p] (+ bias[i] for src's row i when bias != NULL), for i in a0..<a1:
-/// between NCHW [n, C, p] and the GEMM layout [C, n, p].
-void tl_swap_outer(const float *src, size_t a, size_t b, size_t p, const float *bias, size_t a0, size_t a1, float *dst);
+/// between NCHW [n, C, p] and the GEMM layout [C, n, p]. Row i of src starts at i·src_stride
+/// (≥ b·p), row j of dst at j·dst_stride (≥ a·p): the GEMM layout's rows may be padded.
+void tl_swap_outer(const float *src, size_t a, size_t b, size_t p, size_t src_stride, size_t dst_stride, const float *bias,
+                   size_t a0, size_t a1, float *dst);
 /// Max pooling over `planes` planes [H, W] → [OH, OW], through the table tl_im2col_table makes for
 /// `w` with one channel and one image; argmax holds the flat input index (iy·W + ix) of each
 /// maximum as a float (−1 for a window wholly in padding). Windows are scanned row by row: the
