@@ -61,8 +61,10 @@ let package = Package(
             dependencies: ["CLearner"],
             path: "Benchmarks/Sources/tefla-cuda-check"
         ),
-        .testTarget(name: "LearnerTests", dependencies: ["Learner", "CLearner"], exclude: ["Fixtures"]),
-        .testTarget(name: "TeflaTrainTests", dependencies: ["tefla-train", "Learner"]),
+        // The mpirun launcher both test targets use to start ranks (not a product).
+        .target(name: "MPIRun", path: "Tests/MPIRun"),
+        .testTarget(name: "LearnerTests", dependencies: ["Learner", "CLearner", "MPIRun"], exclude: ["Fixtures"]),
+        .testTarget(name: "TeflaTrainTests", dependencies: ["tefla-train", "Learner", "MPIRun"]),
         .testTarget(name: "TeflaDataTests", dependencies: ["tefla-data", "Learner"]),
     ],
     swiftLanguageModes: [.v5]

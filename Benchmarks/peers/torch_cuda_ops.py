@@ -54,7 +54,7 @@ def main():
 def mlp(batch, steps=50, rounds=5, warmup=20):
     """The MLP of tefla-bench gpu-mlp: 784-512-512-10 ReLU, cross-entropy, Adam lr 1e-3, the loss
     read back every step (loss.item()), on a pool of 64 random batches already on the GPU."""
-    import time
+    from torch_steps import median_rate
 
     dev = torch.device("cuda")
     torch.manual_seed(0)
@@ -64,29 +64,7 @@ def mlp(batch, steps=50, rounds=5, warmup=20):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     pool = [(torch.randn(batch, 784, device=dev), torch.randint(0, 10, (batch,), device=dev)) for _ in range(64)]
-    k = 0
-
-    def step():
-        nonlocal k
-        x, y = pool[k % len(pool)]
-        k += 1
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    for _ in range(warmup):
-        step()
-    rates = []
-    for _ in range(rounds):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            step()
-        torch.cuda.synchronize()
-        rates.append(steps * batch / (time.perf_counter() - t0))
-    sps = statistics.median(rates)
+    sps, _ = median_rate(model, opt, loss_fn, pool, batch, warmup, rounds, steps, sync=torch.cuda.synchronize)
     print(json.dumps({"peer": "torch", "op": "gpu-mlp", "batch": batch, "samples_per_s": sps, "ms_per_step": 1000 * batch / sps}))
 
 

@@ -5,8 +5,9 @@ import statistics
 import time
 
 
-def median_rate(model, opt, loss_fn, pool, batch, warmup, rounds, steps):
-    """Returns (samples/s, the last loss)."""
+def median_rate(model, opt, loss_fn, pool, batch, warmup, rounds, steps, sync=lambda: None):
+    """Returns (samples/s, the last loss). `sync` waits for queued device work (before and after
+    each round: torch.cuda.synchronize on a GPU)."""
     k = 0
     last = 0.0
 
@@ -24,8 +25,10 @@ def median_rate(model, opt, loss_fn, pool, batch, warmup, rounds, steps):
         step()
     rates = []
     for _ in range(rounds):
+        sync()
         t0 = time.perf_counter()
         for _ in range(steps):
             step()
+        sync()
         rates.append(steps * batch / (time.perf_counter() - t0))
     return statistics.median(rates), last

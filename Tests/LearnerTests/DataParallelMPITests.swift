@@ -1,4 +1,5 @@
 import Foundation
+import MPIRun
 import XCTest
 
 /// Data parallelism across processes: `mpirun -np N tefla-bench dp-check` trains N CPU ranks
@@ -54,42 +55,14 @@ final class DataParallelMPITests: XCTestCase {
 
     /// Runs `tefla-bench arguments` as `ranks` MPI ranks; gives up after two minutes.
     private func mpirun(ranks: Int, _ arguments: [String]) throws -> (status: Int32, output: String, seconds: Double) {
-        let launcher = try Self.mpirunPath()
-        let log = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-mpirun-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: log) }
-        let handle = try FileHandle(forWritingTo: log)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: launcher)
-        // As root, Open MPI refuses to start without --allow-run-as-root; in containers its
-        // shared-memory transport cannot use cross-memory attach.
-        process.arguments = (getuid() == 0 ? ["--allow-run-as-root"] : []) + ["--oversubscribe", "-np", "\(ranks)", try Self.benchPath()] + arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
-        process.environment = environment
-        // A file, not a pipe: a rank outliving mpirun would hold a pipe open forever.
-        process.standardOutput = handle
-        process.standardError = handle
-        let started = Date()
-        try process.run()
-        while process.isRunning && Date().timeIntervalSince(started) < 120 { usleep(20_000) }
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-            XCTFail("mpirun \(arguments.joined(separator: " ")) did not end within 120 s")
-        }
-        try handle.close()
-        let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-        return (process.terminationStatus, output, Date().timeIntervalSince(started))
+        let run = try MPIRun.run(try Self.mpirunPath(), executable: try Self.benchPath(), ranks: ranks, arguments: arguments)
+        if run.timedOut { XCTFail("mpirun \(arguments.joined(separator: " ")) did not end within 120 s") }
+        return (run.status, run.output, run.seconds)
     }
 
     static func mpirunPath() throws -> String {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for dir in path.split(separator: ":") + ["/usr/bin"] {
-            let candidate = "\(dir)/mpirun"
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        throw unavailable("mpirun not found (install openmpi-bin: Scripts/setup does)")
+        guard let launcher = MPIRun.launcher else { throw unavailable("mpirun not found (install openmpi-bin: Scripts/setup does)") }
+        return launcher
     }
 
     /// Fails in CI (CI set), where the check must run; elsewhere skips with the reason.

@@ -1,4 +1,5 @@
 import Foundation
+import MPIRun
 import XCTest
 import Learner
 
@@ -67,38 +68,14 @@ final class MPITrainTests: XCTestCase {
 
     /// Runs the built `tefla-train` as `ranks` MPI ranks; gives up after two minutes.
     private func mpirun(ranks: Int, _ arguments: [String], environment extra: [String: String] = [:]) throws -> (status: Int32, output: String) {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        guard let launcher = (path.split(separator: ":").map { "\($0)/mpirun" } + ["/usr/bin/mpirun"])
-            .first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        guard let launcher = MPIRun.launcher else {
             let reason = "mpirun not found (install openmpi-bin: Scripts/setup does)"
             if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail(reason) } else { print("skipping: \(reason)") }
             throw XCTSkip(reason)
         }
-        let log = URL(fileURLWithPath: scratch).appendingPathComponent("mpirun-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: launcher)
-        // As root Open MPI needs --allow-run-as-root; in containers its shared-memory transport
-        // cannot use cross-memory attach.
-        process.arguments = (getuid() == 0 ? ["--allow-run-as-root"] : []) + ["--oversubscribe", "-np", "\(ranks)",
-                                                                             CommandLineTests.executable.path] + arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
-        environment.merge(extra) { _, new in new }
-        process.environment = environment
-        process.currentDirectoryURL = ConfigTests.root
-        process.standardOutput = handle  // a file, not a pipe: a rank outliving mpirun would hold a pipe open
-        process.standardError = handle
-        let started = Date()
-        try process.run()
-        while process.isRunning && Date().timeIntervalSince(started) < 120 { usleep(20_000) }
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-            XCTFail("mpirun \(arguments.joined(separator: " ")) did not end within 120 s")
-        }
-        try handle.close()
-        return (process.terminationStatus, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
+        let run = try MPIRun.run(launcher, executable: CommandLineTests.executable.path, ranks: ranks, arguments: arguments,
+                                 environment: extra, directory: ConfigTests.root)
+        if run.timedOut { XCTFail("mpirun \(arguments.joined(separator: " ")) did not end within 120 s") }
+        return (run.status, run.output)
     }
 }

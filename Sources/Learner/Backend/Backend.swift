@@ -60,10 +60,10 @@ public protocol Backend: Sendable {
     func conv2dBackwardInput(_ gradient: Storage, weight: Storage, geometry: Conv2DGeometry) -> Storage
     /// dL/dw [outC, C/groups, kH, kW] = Σₙ gₙ · im2col(xₙ)ᵀ per group.
     func conv2dBackwardWeight(_ gradient: Storage, input: Storage, geometry: Conv2DGeometry) -> Storage
-    /// The gradients conv2d's backward pass needs (dL/dx when `input` is nil is skipped, likewise
-    /// dL/dw): a backend whose two passes share work (the CPU swaps the gradient into its GEMM
+    /// The gradients conv2d's backward pass needs: dL/dx when the weight is given, dL/dw when the
+    /// input is. A backend whose two passes share work (the CPU swaps the gradient into its GEMM
     /// layout once) does both in one walk over the batch.
-    func conv2dBackward(_ gradient: Storage, input: Storage?, weight: Storage, geometry: Conv2DGeometry, needInput: Bool)
+    func conv2dBackward(_ gradient: Storage, input: Storage?, weight: Storage?, geometry: Conv2DGeometry)
         -> (input: Storage?, weight: Storage?)
     /// Max pooling of `planes` planes; argmax holds each maximum's flat index in its plane, as floats.
     func maxPool2d(_ x: Storage, window: Window2D, planes: Int) -> (output: Storage, argmax: Storage)
@@ -93,9 +93,9 @@ public protocol Backend: Sendable {
 }
 
 extension Backend {
-    public func conv2dBackward(_ gradient: Storage, input: Storage?, weight: Storage, geometry: Conv2DGeometry, needInput: Bool)
+    public func conv2dBackward(_ gradient: Storage, input: Storage?, weight: Storage?, geometry: Conv2DGeometry)
         -> (input: Storage?, weight: Storage?) {
-        (needInput ? conv2dBackwardInput(gradient, weight: weight, geometry: geometry) : nil,
+        (weight.map { conv2dBackwardInput(gradient, weight: $0, geometry: geometry) },
          input.map { conv2dBackwardWeight(gradient, input: $0, geometry: geometry) })
     }
 }

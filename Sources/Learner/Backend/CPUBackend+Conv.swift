@@ -143,19 +143,18 @@ extension CPUBackend {
     }
 
     public func conv2dBackwardInput(_ gradient: Storage, weight: Storage, geometry g: Conv2DGeometry) -> Storage {
-        conv2dBackward(gradient, input: nil, weight: weight, geometry: g, needInput: true).input!
+        conv2dBackward(gradient, input: nil, weight: weight, geometry: g).input!
     }
 
     public func conv2dBackwardWeight(_ gradient: Storage, input x: Storage, geometry g: Conv2DGeometry) -> Storage {
-        // The weight is read only for the input gradient: an empty stand-in.
-        conv2dBackward(gradient, input: x, weight: Storage(count: 0), geometry: g, needInput: false).weight!
+        conv2dBackward(gradient, input: x, weight: nil, geometry: g).weight!
     }
 
     /// Both gradients chunk by chunk, the chunk's gradient swapped into the GEMM layout once.
-    public func conv2dBackward(_ gradient: Storage, input x: Storage?, weight: Storage, geometry g: Conv2DGeometry,
-                               needInput: Bool) -> (input: Storage?, weight: Storage?) {
+    public func conv2dBackward(_ gradient: Storage, input x: Storage?, weight: Storage?, geometry g: Conv2DGeometry)
+        -> (input: Storage?, weight: Storage?) {
         let l = g.layout, chunk = chunkSize(g), window = g.window.c, widest = CPUBackend.rowStride(chunk * l.plane)
-        let dx = needInput ? Storage(count: ShapeMath.count(g.inputShape)) : nil
+        let dx = weight != nil ? Storage(count: ShapeMath.count(g.inputShape)) : nil
         let dw = x != nil ? Storage(count: ShapeMath.count(g.weightShape)) : nil
         // The input gradient's columns, then the weight gradient's im2col, in one buffer.
         let col = Storage(count: g.window.columnRows * widest), gtScratch = Storage(count: chunk > 1 ? g.outChannels * widest : 0)
@@ -163,7 +162,7 @@ extension CPUBackend {
         for start in stride(from: 0, to: g.batch, by: chunk) {
             let count = Swift.min(chunk, g.batch - start), n = count * l.plane, ld = CPUBackend.rowStride(n)
             let (gt, ldg) = gradientColumns(gradient, g, start: start, count: count, scratch: gtScratch)
-            if let dx {
+            if let dx, let weight {
                 for grp in 0..<g.groups {
                     // dcol[group] [rows, count·plane] = W[group]ᵀ [rows, outPerGroup] · g[group] [outPerGroup, count·plane]
                     sgemm(true, false, m: l.rows, n: n, k: l.outPerGroup, weight.pointer + grp * l.outPerGroup * l.rows,

@@ -46,8 +46,8 @@ extension Tensor {
         var inputs = [self, weight]
         if let bias { inputs.append(bias) }
         return Tape.record(.conv2d, out, inputs: inputs) { grad in
-            let (dx, dw) = backend.conv2dBackward(grad.storage, input: needW ? x.storage : nil, weight: w.storage, geometry: g,
-                                                  needInput: needX)
+            let (dx, dw) = backend.conv2dBackward(grad.storage, input: needW ? x.storage : nil, weight: needX ? w.storage : nil,
+                                                  geometry: g)
             var grads: [Tensor?] = [dx.map { Tensor(shape: g.inputShape, storage: $0) }, dw.map { Tensor(shape: g.weightShape, storage: $0) }]
             if bias != nil { grads.append(needB ? grad.sum(alongAxes: [0, 2, 3]) : nil) }
             return grads
