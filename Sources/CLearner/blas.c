@@ -64,7 +64,11 @@ static pthread_once_t core_once = PTHREAD_ONCE_INIT;
 
 // Runs when the program (or the library holding this shim) loads, after OpenBLAS's own
 // initialisation, before any BLAS call; tl_blas_core_name() also calls it, through the once.
-__attribute__((constructor)) static void tl_blas_select_core_at_load(void) { pthread_once(&core_once, select_core); }
+// OpenBLAS is kept single-threaded: the engine splits sgemms over its own worker pool (pool.c).
+__attribute__((constructor)) static void tl_blas_select_core_at_load(void) {
+    pthread_once(&core_once, select_core);
+    openblas_set_num_threads(1);
+}
 
 const char *tl_blas_core_name(void) {
     pthread_once(&core_once, select_core);

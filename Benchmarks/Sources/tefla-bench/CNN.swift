@@ -69,7 +69,7 @@ func runCNN(_ o: Options, model modelName: String) {
     let fields: [(String, Any)] = [("bench", "cnn"), ("impl", "tefla"), ("model", spec.name), ("batch", batch),
                                    ("steps", steps), ("rounds", o.rounds), ("warmup", warmup),
                                    ("images_per_s", imagesPerSecond), ("ms_per_step", msPerStep),
-                                   ("threads", Int(tl_blas_get_threads())), ("peak_rss_mib", peakRSSMiB()),
+                                   ("threads", CPUParallel.threadCount), ("peak_rss_mib", peakRSSMiB()),
                                    ("final_loss", Double(lastLoss))]
     if o.json {
         print(jsonLine(fields))

@@ -116,9 +116,8 @@ func jsonLine(_ fields: [(String, Any)]) -> String {
     return "{" + body.joined(separator: ", ") + "}"
 }
 
-/// OpenBLAS threads. The engine's element-wise loops split over all cores
-/// (`ProcessInfo.activeProcessorCount`, 2 on the reference machine).
-func setThreads(_ n: Int) { tl_blas_set_threads(Int32(n)) }
+/// The engine's threads: its kernels and its sgemm slices (OpenBLAS itself stays single-threaded).
+func setThreads(_ n: Int) { CPUParallel.threadCount = n }
 
 /// OpenBLAS's kernel family (SkylakeX, Haswell, ...).
 let blasCore = String(cString: tl_blas_core_name())
@@ -133,10 +132,9 @@ func sgemmGFLOPs(n: Int, reps requested: Int) -> (gflops: Double, reps: Int) {
     let c = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
     defer { a.deallocate(); b.deallocate(); c.deallocate() }
     for i in 0..<(n * n) { a[i] = g.nextUniform() - 0.5; b[i] = g.nextUniform() - 0.5; c[i] = 0 }
-    let n32 = Int32(n)
     func once() -> Double {
         let t0 = now()
-        tl_sgemm(0, 0, n32, n32, n32, 1, a, n32, b, n32, 0, c, n32)
+        CPUGemm.sgemm(false, false, m: n, n: n, k: n, a, lda: n, b, ldb: n, beta: 0, c, ldc: n)
         return now() - t0
     }
     let first = once()
@@ -150,9 +148,9 @@ func runSgemm(_ n: Int, _ o: Options) {
     let r = sgemmGFLOPs(n: n, reps: o.reps)
     if o.json {
         print(jsonLine([("bench", "sgemm"), ("impl", "tefla"), ("n", n), ("gflops", r.gflops), ("reps", r.reps),
-                        ("threads", Int(tl_blas_get_threads())), ("blas_core", blasCore)]))
+                        ("threads", CPUParallel.threadCount), ("blas_core", blasCore)]))
     } else {
-        print(String(format: "sgemm %5d: %7.1f GFLOP/s (median of %d, %d threads, ", n, r.gflops, r.reps, tl_blas_get_threads())
+        print(String(format: "sgemm %5d: %7.1f GFLOP/s (median of %d, %d threads, ", n, r.gflops, r.reps, CPUParallel.threadCount)
               + "OpenBLAS \(blasCore))")
     }
 }
@@ -176,11 +174,11 @@ func runStepGemms(_ o: Options) {
         let c = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
         defer { a.deallocate(); bm.deallocate(); c.deallocate() }
         a.initialize(repeating: 0.01, count: m * k); bm.initialize(repeating: 0.02, count: k * n); c.initialize(repeating: 0, count: m * n)
-        let lda = Int32(ta != 0 ? m : k), ldb = Int32(tb != 0 ? k : n)
+        let lda = ta != 0 ? m : k, ldb = tb != 0 ? k : n
         var times: [Double] = []
         for r in 0..<220 {
             let t0 = now()
-            tl_sgemm(ta, tb, Int32(m), Int32(n), Int32(k), 1, a, lda, bm, ldb, beta, c, Int32(n))
+            CPUGemm.sgemm(ta != 0, tb != 0, m: m, n: n, k: k, a, lda: lda, bm, ldb: ldb, beta: beta, c, ldc: n)
             if r >= 20 { times.append(now() - t0) }
         }
         let t = median(times)
@@ -299,7 +297,7 @@ func runMLP(_ o: Options) {
         print(jsonLine([("bench", "mlp"), ("impl", "tefla"), ("batch", o.batch), ("steps", o.steps), ("rounds", o.rounds),
                         ("warmup", o.warmup), ("samples_per_s", samplesPerSecond), ("ms_per_step", msPerStep),
                         ("gflops", gflops), ("gflops_executed", executedGflops), ("peak_rss_mib", rss),
-                        ("threads", Int(tl_blas_get_threads())), ("blas_core", blasCore), ("final_loss", Double(lastLoss))]))
+                        ("threads", CPUParallel.threadCount), ("blas_core", blasCore), ("final_loss", Double(lastLoss))]))
     } else {
         print(String(format: "mlp 784-512-512-10 batch %d Adam: %.0f samples/s, %.3f ms/step, %.1f GFLOP/s (6BΣ), %.1f GFLOP/s executed, peak RSS %.1f MiB, loss %.4f",
                      o.batch, samplesPerSecond, msPerStep, gflops, executedGflops, rss, lastLoss))

@@ -15,12 +15,24 @@ extern "C" {
 /// Row-major C = alpha * op(A) * op(B) + beta * C. op(X) = X^T when trans != 0.
 void tl_sgemm(int transA, int transB, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/// OpenBLAS's own threads: one (set when the shim loads), the engine splitting sgemms over its
+/// worker pool (Sources/CLearner/pool.c says why).
 void tl_blas_set_threads(int n);
 int tl_blas_get_threads(void);
 /// The kernel family OpenBLAS runs ("SkylakeX", "Haswell", ...). A DYNAMIC_ARCH OpenBLAS that
 /// does not know this CPU falls back to "Prescott"; the shim then selects the newest family the
 /// CPU supports, unless OPENBLAS_CORETYPE is set (see blas.c).
 const char *tl_blas_core_name(void);
+
+// ---------------------------------------------------------------- worker pool
+/// A task of the engine's worker pool: fn(ctx, task).
+typedef void (*tl_pool_task)(void *ctx, int task);
+/// Runs fn(ctx, t) for t < tasks on up to `workers` threads (the caller one of them) and returns
+/// when all are done: 1 when the pool ran them, 0 when the caller ran them all itself (the pool
+/// busy with another thread's job or a nested call, or one worker asked for).
+int tl_pool_run(int workers, int tasks, tl_pool_task fn, void *ctx);
+/// How long an idle worker spins for the next job before it sleeps (default 200 µs).
+void tl_pool_set_spin_ns(long ns);
 
 // ---------------------------------------------------------------- CRC32C (Castagnoli)
 /// CRC32C of `len` bytes, continuing from `crc` (pass 0 to start). SSE4.2 when present, table otherwise.

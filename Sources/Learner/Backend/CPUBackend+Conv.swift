@@ -11,8 +11,8 @@ import Foundation
 /// the backward passes swap the NCHW gradient the other way. im2col and col2im are gathers
 /// through offset tables computed once per call (conv_gather.c): no per-row range arithmetic,
 /// which dominated when the deep layers' planes made every row copy a few floats long. They
-/// and the swaps run split over channels across cores (CPUParallel), the sgemms on OpenBLAS's
-/// threads.
+/// and the swaps run split over channels across cores (CPUParallel), the sgemms sliced over the
+/// same worker pool (CPUGemm).
 extension CPUBackend {
     /// Floats of column matrix one call may build at once.
     nonisolated(unsafe) static var columnBudget = 1 << 23
@@ -109,8 +109,7 @@ extension CPUBackend {
     private func sgemm(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, lda: Int,
                        _ b: UnsafePointer<Float>, ldb: Int, beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
         KernelProfile.gemm(.convGemm, m: m, n: n, k: k) {
-            tl_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), beta, c,
-                     Int32(ldc))
+            CPUGemm.sgemm(transA, transB, m: m, n: n, k: k, a, lda: lda, b, ldb: ldb, beta: beta, c, ldc: ldc)
         }
     }
 

@@ -84,9 +84,8 @@ public struct CPUBackend: Backend {
     public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: Storage, b: Storage, into c: Storage,
                      accumulate: Bool) {
         KernelProfile.gemm(.denseGemm, m: m, n: n, k: k) {
-            tl_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), 1,
-                     a.pointer, Int32(transA ? m : k), b.pointer, Int32(transB ? k : n),
-                     accumulate ? 1 : 0, c.pointer, Int32(n))
+            CPUGemm.sgemm(transA, transB, m: m, n: n, k: k, a.pointer, lda: transA ? m : k, b.pointer, ldb: transB ? k : n,
+                          beta: accumulate ? 1 : 0, c.pointer, ldc: n)
         }
     }
 

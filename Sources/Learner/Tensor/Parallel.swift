@@ -1,9 +1,12 @@
+import CLearner
 import Foundation
 
-/// Splits element-wise work across the cores. Small tensors run on the calling thread:
-/// waking a worker costs more than a pass over a few thousand floats.
-enum CPUParallel {
-    nonisolated(unsafe) static var threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
+/// Splits the CPU kernels' work across the cores, on the engine's worker pool (Sources/CLearner/pool.c).
+/// Small tensors run on the calling thread: waking a worker costs more than a pass over a few
+/// thousand floats.
+public enum CPUParallel {
+    /// Threads the CPU kernels and sgemms use, the calling thread included (default: the active cores).
+    nonisolated(unsafe) public static var threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
     static let minimumChunk = 1 << 15
 
     /// Calls `body(start, end)` over disjoint ranges covering 0..<n, aligned to 16 elements.
@@ -16,7 +19,7 @@ enum CPUParallel {
         }
         var chunk = (n + workers - 1) / workers
         chunk = (chunk + 15) & ~15
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
+        perform(workers) { w in
             let start = w * chunk
             let end = min(n, start + chunk)
             if start < end { body(start, end) }
@@ -34,10 +37,24 @@ enum CPUParallel {
             return
         }
         let chunk = (count + workers - 1) / workers
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
+        perform(workers) { w in
             let start = w * chunk
             let end = Swift.min(count, start + chunk)
             if start < end { body(start, end) }
+        }
+    }
+
+    /// Calls body(0), ..., body(tasks − 1) on the pool, up to `tasks` at once, and returns when
+    /// all have; on the calling thread, in order, when the pool is busy (another thread's job, or
+    /// a call from inside a task).
+    static func perform(_ tasks: Int, _ body: (Int) -> Void) {
+        withoutActuallyEscaping(body) { body in
+            var task = body
+            withUnsafeMutablePointer(to: &task) { pointer in
+                _ = tl_pool_run(Int32(Swift.min(tasks, Int(Int32.max))), Int32(tasks), { context, t in
+                    context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(t))
+                }, pointer)
+            }
         }
     }
 }
