@@ -68,7 +68,7 @@ extension ImageDataSource {
     /// over the payloads (a pass over an ImageNet-sized set costs a few thousand reads, not its
     /// 140 GB); a compressed one, or one whose headers do not add up to its size, is read through.
     static func recordCount(_ path: String, compression: TFRecordCompression?, skipCorrupt: Bool) throws -> Int {
-        if compression == nil || compression == .none, let handle = FileHandle(forReadingAtPath: path) {
+        if compression == nil || compression == TFRecordCompression.none, let handle = FileHandle(forReadingAtPath: path) {
             defer { try? handle.close() }
             let size = (try? handle.seekToEnd()) ?? 0
             let head = (try? handle.seek(toOffset: 0)).flatMap { try? handle.read(upToCount: tfRecordHeaderSize) } ?? Data()
