@@ -237,17 +237,31 @@ double tl_sum(const float *x, size_t n) {
 
 void tl_axpy(float a, const float *x, float *y, size_t n) { for (size_t i = 0; i < n; i++) y[i] += a * x[i]; }
 
-void tl_sgd_update(float *w, const float *g, float *buf, size_t n, float lr, float momentum,
-                   float dampening, float weight_decay, int nesterov, int first_step) {
+// One loop per combination of the flags, each with constants in place of the flags: the loop
+// with the flags tested per element did not vectorise (7 GB/s against 22 for the same traffic).
+static inline __attribute__((always_inline)) void sgd_loop(float *w, const float *g, float *buf, size_t n, float lr,
+                                                           float momentum, float dampening, float weight_decay,
+                                                           const int with_momentum, const int nesterov, const int first_step) {
+    TL_NO_CONTRACT
     for (size_t i = 0; i < n; i++) {
         float d = g[i] + weight_decay * w[i];
-        if (momentum != 0.0f) {
-            float b = first_step ? d : momentum * buf[i] + (1.0f - dampening) * d;
+        if (with_momentum) {
+            const float b = first_step ? d : momentum * buf[i] + (1.0f - dampening) * d;
             buf[i] = b;
             d = nesterov ? d + momentum * b : b;
         }
         w[i] -= lr * d;
     }
+}
+
+TL_OPTIMIZER_CLONES
+void tl_sgd_update(float *w, const float *g, float *buf, size_t n, float lr, float momentum,
+                   float dampening, float weight_decay, int nesterov, int first_step) {
+    if (momentum == 0.0f) sgd_loop(w, g, buf, n, lr, momentum, dampening, weight_decay, 0, 0, 0);
+    else if (first_step && nesterov) sgd_loop(w, g, buf, n, lr, momentum, dampening, weight_decay, 1, 1, 1);
+    else if (first_step) sgd_loop(w, g, buf, n, lr, momentum, dampening, weight_decay, 1, 0, 1);
+    else if (nesterov) sgd_loop(w, g, buf, n, lr, momentum, dampening, weight_decay, 1, 1, 0);
+    else sgd_loop(w, g, buf, n, lr, momentum, dampening, weight_decay, 1, 0, 0);
 }
 
 TL_OPTIMIZER_CLONES
