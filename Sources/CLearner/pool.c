@@ -4,7 +4,7 @@
 // spin for about 2^28 cycles (~0.1 s) after every sgemm, so on a two-core machine each of the
 // element-wise, im2col and batch-norm passes that followed a convolution shared its two cores
 // with a spinning BLAS thread. Here OpenBLAS runs single-threaded inside the pool's tasks, and
-// the pool's own workers spin only briefly (tl_pool_spin_ns) before they sleep.
+// the pool's own workers spin only briefly (200 µs, tl_pool_set_spin_ns) before they sleep.
 //
 // A job is `tasks` calls of fn(ctx, t); the caller takes tasks too and returns when all are
 // done. One job at a time: a caller that finds the pool busy (another thread's job, or a
