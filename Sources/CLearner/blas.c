@@ -9,7 +9,6 @@ enum { CblasNoTrans = 111, CblasTrans = 112 };
 extern void cblas_sgemm(int order, int transA, int transB, int M, int N, int K, float alpha,
                         const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 extern void openblas_set_num_threads(int n);
-extern int openblas_get_num_threads(void);
 
 // ---------------------------------------------------------------- core selection
 // A DYNAMIC_ARCH OpenBLAS picks its kernels from the CPU model when it loads, and an OpenBLAS
@@ -81,5 +80,3 @@ void tl_sgemm(int transA, int transB, int M, int N, int K, float alpha,
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-void tl_blas_set_threads(int n) { openblas_set_num_threads(n); }
-int tl_blas_get_threads(void) { return openblas_get_num_threads(); }

@@ -137,7 +137,7 @@ final class ConvGatherTests: XCTestCase {
                 }
             }
             var w = window.c
-            let taps = window.tapTable
+            let taps = window.gatherTable()
             atEveryLevel { level in
                 var out = [Float](repeating: 7, count: planes * plane), at = out
                 tl_maxpool2d_forward(x, &w, taps, planes, &out, &at)

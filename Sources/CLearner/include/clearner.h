@@ -15,10 +15,8 @@ extern "C" {
 /// Row-major C = alpha * op(A) * op(B) + beta * C. op(X) = X^T when trans != 0.
 void tl_sgemm(int transA, int transB, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
-/// OpenBLAS's own threads: one (set when the shim loads), the engine splitting sgemms over its
-/// worker pool (Sources/CLearner/pool.c says why).
-void tl_blas_set_threads(int n);
-int tl_blas_get_threads(void);
+/// OpenBLAS itself runs single-threaded (set when the shim loads): the engine splits sgemms
+/// over its worker pool (Sources/CLearner/pool.c says why).
 /// The kernel family OpenBLAS runs ("SkylakeX", "Haswell", ...). A DYNAMIC_ARCH OpenBLAS that
 /// does not know this CPU falls back to "Prescott"; the shim then selects the newest family the
 /// CPU supports, unless OPENBLAS_CORETYPE is set (see blas.c).

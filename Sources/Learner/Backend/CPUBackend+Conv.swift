@@ -9,7 +9,7 @@ import Foundation
 /// layers, whose planes are a few pixels, still give OpenBLAS wide products. The product is in
 /// the GEMM layout [outC, images, OH·OW]; one pass swaps it into NCHW (adding the bias), and
 /// the backward passes swap the NCHW gradient the other way. im2col and col2im are gathers
-/// through offset tables computed once per call (conv_gather.c): no per-row range arithmetic,
+/// through offset tables made once per geometry (conv_gather.c): no per-row range arithmetic,
 /// which dominated when the deep layers' planes made every row copy a few floats long. They
 /// and the swaps run split over channels across cores (CPUParallel), the sgemms sliced over the
 /// same worker pool (CPUGemm).
@@ -37,41 +37,13 @@ extension CPUBackend {
     /// 163 → 179–187; standalone, 2 threads).
     static func rowStride(_ columns: Int) -> Int { columns % 64 == 0 ? columns + 16 : columns }
 
-    /// The offset tables of a convolution's chunks: computed once per call, again only for a
-    /// last chunk of another size. They depend on the geometry alone, never on the channel.
-    private struct GatherTables {
-        let g: Conv2DGeometry
-        let inverse: Bool
-        private var images = 0
-        private(set) var table: [Int32] = []
-
-        init(_ g: Conv2DGeometry, inverse: Bool) {
-            self.g = g
-            self.inverse = inverse
-        }
-
-        /// The table for a chunk of `count` images.
-        mutating func callAsFunction(_ count: Int) -> [Int32] {
-            if count != images {
-                var w = g.window.c
-                let size = inverse ? tl_col2im_table_size(&w, count) : tl_im2col_table_size(&w, count)
-                table = [Int32](unsafeUninitializedCapacity: size) { buffer, filled in
-                    if inverse { tl_col2im_table(&w, count, buffer.baseAddress!) } else { tl_im2col_table(&w, count, buffer.baseAddress!) }
-                    filled = buffer.count
-                }
-                images = count
-            }
-            return table
-        }
-    }
-
     /// col [rows·groups, count·plane] (rows `ld` apart) = im2col of images start..<start+count,
     /// image i's columns at i·plane; split over rows across cores.
-    private func im2col(_ x: Storage, _ g: Conv2DGeometry, start: Int, count: Int, tables: inout GatherTables,
-                        into col: UnsafeMutablePointer<Float>, ld: Int) {
+    private func im2col(_ x: Storage, _ g: Conv2DGeometry, start: Int, count: Int, into col: UnsafeMutablePointer<Float>,
+                        ld: Int) {
         let l = g.layout, window = g.window.c, rows = g.window.columnRows
         KernelProfile.measure(.im2col) {
-            let taps = tables(count)
+            let taps = g.window.gatherTable(images: count)
             taps.withUnsafeBufferPointer { taps in
                 // Split over rows, not channels: an RGB input's three channels do not share two cores evenly.
                 CPUParallel.forItems(rows, itemSize: count * l.plane, minimumChunk: 1 << 13) { s, e in
@@ -117,7 +89,6 @@ extension CPUBackend {
         let out = Storage(count: ShapeMath.count(g.outputShape))
         let l = g.layout, chunk = chunkSize(g), widest = CPUBackend.rowStride(chunk * l.plane)
         let col = Storage(count: g.window.columnRows * widest), y = Storage(count: chunk > 1 ? g.outChannels * widest : 0)
-        var tables = GatherTables(g, inverse: false)
         for start in stride(from: 0, to: g.batch, by: chunk) {
             let count = Swift.min(chunk, g.batch - start), n = count * l.plane, ld = CPUBackend.rowStride(n)
             // One image's product is already its NCHW output: no swap, the bias written first.
@@ -126,7 +97,7 @@ extension CPUBackend {
             if direct, let bias {
                 for o in 0..<g.outChannels { (target + o * l.plane).update(repeating: bias.pointer[o], count: l.plane) }
             }
-            im2col(x, g, start: start, count: count, tables: &tables, into: col.pointer, ld: ld)
+            im2col(x, g, start: start, count: count, into: col.pointer, ld: ld)
             for grp in 0..<g.groups {
                 // y[group] [outPerGroup, count·plane] = W[group] [outPerGroup, rows] · col[group] [rows, count·plane]
                 sgemm(false, false, m: l.outPerGroup, n: n, k: l.rows, weight.pointer + grp * l.outPerGroup * l.rows, lda: l.rows,
@@ -157,7 +128,6 @@ extension CPUBackend {
         let dw = x != nil ? Storage(count: ShapeMath.count(g.weightShape)) : nil
         // The input gradient's columns, then the weight gradient's im2col, in one buffer.
         let col = Storage(count: g.window.columnRows * widest), gtScratch = Storage(count: chunk > 1 ? g.outChannels * widest : 0)
-        var taps = GatherTables(g, inverse: false), sources = GatherTables(g, inverse: true)
         for start in stride(from: 0, to: g.batch, by: chunk) {
             let count = Swift.min(chunk, g.batch - start), n = count * l.plane, ld = CPUBackend.rowStride(n)
             let (gt, ldg) = gradientColumns(gradient, g, start: start, count: count, scratch: gtScratch)
@@ -168,7 +138,7 @@ extension CPUBackend {
                           lda: l.rows, gt + grp * l.outPerGroup * ldg, ldb: ldg, beta: 0, col.pointer + grp * l.rows * ld, ldc: ld)
                 }
                 KernelProfile.measure(.col2im) {
-                    sources(count).withUnsafeBufferPointer { sources in
+                    g.window.gatherTable(images: count, inverse: true).withUnsafeBufferPointer { sources in
                         CPUParallel.forItems(g.window.channels, itemSize: count * l.colImage / g.window.channels,
                                              minimumChunk: 1 << 13) { s, e in
                             var w = window
@@ -178,7 +148,7 @@ extension CPUBackend {
                 }
             }
             if let x, let dw {
-                im2col(x, g, start: start, count: count, tables: &taps, into: col.pointer, ld: ld)
+                im2col(x, g, start: start, count: count, into: col.pointer, ld: ld)
                 for grp in 0..<g.groups {
                     // dW[group] [outPerGroup, rows] (+)= g[group] [outPerGroup, count·plane] · col[group]ᵀ [count·plane, rows]
                     sgemm(false, true, m: l.outPerGroup, n: l.rows, k: n, gt + grp * l.outPerGroup * ldg, lda: ldg,
@@ -198,7 +168,7 @@ extension CPUBackend {
     public func maxPool2d(_ x: Storage, window: Window2D, planes: Int) -> (output: Storage, argmax: Storage) {
         let out = Storage(count: planes * window.outputPlane), idx = Storage(count: planes * window.outputPlane)
         let inPlane = window.inputPlane, outPlane = window.outputPlane
-        let taps = window.tapTable
+        let taps = window.gatherTable()
         taps.withUnsafeBufferPointer { taps in
             forPlanes(.pooling, planes, perPlane: inPlane) { s, e in
                 var w = window.c

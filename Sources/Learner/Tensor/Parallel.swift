@@ -51,7 +51,7 @@ public enum CPUParallel {
         withoutActuallyEscaping(body) { body in
             var task = body
             withUnsafeMutablePointer(to: &task) { pointer in
-                _ = tl_pool_run(Int32(Swift.min(tasks, Int(Int32.max))), Int32(tasks), { context, t in
+                _ = tl_pool_run(Int32(tasks), Int32(tasks), { context, t in
                     context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(t))
                 }, pointer)
             }

@@ -1,3 +1,4 @@
+import Foundation
 import CLearner
 
 /// A height × width pair (kernel size, stride, dilation). An integer literal means the same
@@ -136,15 +137,42 @@ public struct Conv2DGeometry: Hashable, Sendable {
 }
 
 extension Window2D {
-    /// For each kernel tap t = i·kW + j and output position p of one plane, the input element
-    /// (iy·W + ix) it reads, or −1 for padding (tl_im2col_table for one image): the table of the
-    /// CPU's max pooling.
-    var tapTable: [Int32] {
-        var w = c
-        return [Int32](unsafeUninitializedCapacity: tl_im2col_table_size(&w, 1)) { buffer, filled in
-            tl_im2col_table(&w, 1, buffer.baseAddress!)
+    /// The offset table of the CPU's gathers for a chunk of `images` images: for im2col and max
+    /// pooling (tl_im2col_table: each tap's input element per output position, −1 for padding), or
+    /// with `inverse` for col2im (tl_col2im_table). It depends on the geometry alone, so it is
+    /// built once and kept: a training step asks for the same few tables at every step.
+    func gatherTable(images: Int = 1, inverse: Bool = false) -> [Int32] {
+        GatherTableCache.shared.table(self, images: images, inverse: inverse)
+    }
+}
+
+/// The gather tables made so far, by geometry (shared by the replica threads of data parallelism).
+private final class GatherTableCache: @unchecked Sendable {
+    static let shared = GatherTableCache()
+    private struct Key: Hashable {
+        let window: Window2D
+        let images: Int
+        let inverse: Bool
+    }
+    private let lock = NSLock()
+    private var tables: [Key: [Int32]] = [:]
+    /// A model has a few dozen geometries; past this many the cache starts over.
+    private let capacity = 256
+
+    func table(_ window: Window2D, images: Int, inverse: Bool) -> [Int32] {
+        let key = Key(window: window, images: images, inverse: inverse)
+        if let table = lock.withLock({ tables[key] }) { return table }
+        var w = window.c
+        let size = inverse ? tl_col2im_table_size(&w, images) : tl_im2col_table_size(&w, images)
+        let table = [Int32](unsafeUninitializedCapacity: size) { buffer, filled in
+            if inverse { tl_col2im_table(&w, images, buffer.baseAddress!) } else { tl_im2col_table(&w, images, buffer.baseAddress!) }
             filled = buffer.count
         }
+        lock.withLock {
+            if tables.count >= capacity { tables.removeAll() }
+            tables[key] = table
+        }
+        return table
     }
 }
 
