@@ -51,8 +51,8 @@ struct Train: ParsableCommand {
         try reportingErrors {
             let training = try session.data(session.cfg.trainDir, training: true)
             let validation = try session.cfg.valDir.map { try session.data($0, training: false) }
-            let learner = try session.makeLearner(featureSize: training.featureSize, trainingCount: training.count)
-            learner.classWeights = try session.classWeights(for: training)
+            let learner = try session.makeLearner(featureSize: training.featureSize)
+            if let balanced = try session.balancedClassWeights(for: training) { learner.options.classWeights = balanced }
             if findLR {
                 try LRFind.sweep(learner, session.cfg, try LRFind.inMemory(training, session))
                 return
@@ -61,7 +61,7 @@ struct Train: ParsableCommand {
             replicas = try ReplicaLaunch.join(learner, timeout: collectiveTimeout)
             let verbose = (replicas?.rank ?? 0) == 0 ? session.verbose : 0
             if resume || session.cfg.checkpoint.resume {
-                guard let dir = learner.weightsDirectory else { throw fail("--resume needs checkpoint.weights_dir in \(options.config)") }
+                guard let dir = learner.checkpoint?.directory else { throw fail("--resume needs checkpoint.weights_dir in \(options.config)") }
                 session.cfg.startEpoch = try replicas?.rootFirst { try learner.resumeEpoch() } ?? learner.resumeEpoch()
                 if verbose > 0 {
                     print(session.cfg.startEpoch > 1 ? "tefla-train: resuming at epoch \(session.cfg.startEpoch) from \(dir.path)"
@@ -105,7 +105,7 @@ struct LRFind: ParsableCommand {
         let session = try Session(options)
         try reportingErrors {
             let training = try session.data(session.cfg.trainDir, training: true)
-            let learner = try session.makeLearner(featureSize: training.featureSize, trainingCount: training.count)
+            let learner = try session.makeLearner(featureSize: training.featureSize)
             try LRFind.sweep(learner, session.cfg, try LRFind.inMemory(training, session))
         }
     }
@@ -150,9 +150,9 @@ struct TrainedModelOptions: ParsableArguments {
     func open(_ session: Session, command: String) throws -> (SessionData, SupervisedLearner, String) {
         guard let dir = data ?? session.cfg.valDir else { throw fail("\(command) needs --data DIR or data.val_dir") }
         let dataset = try session.data(dir, training: false)
-        let learner = try session.makeLearner(featureSize: dataset.featureSize, trainingCount: dataset.count)
+        let learner = try session.makeLearner(featureSize: dataset.featureSize)
         try session.loadTrainedWeights(learner, checkpoint: checkpoint)
-        learner.testTimeFlip = tta
+        learner.options.testTimeFlip = tta
         return (dataset, learner, dir)
     }
 }

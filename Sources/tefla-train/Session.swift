@@ -101,10 +101,9 @@ struct Session {
         return SessionData(source: source, count: dataset.count, featureSize: dataset.featureSize, inMemory: dataset)
     }
 
-    /// `data.class_weights` for the learner: the listed weights, or "balanced" ones computed from
-    /// the training labels (scikit-learn's formula).
-    func classWeights(for training: SessionData) throws -> [Float]? {
-        if let weights = cfg.data.classWeights { return weights.map(Float.init) }
+    /// "balanced" class weights (`data.class_weights: balanced`), computed from the training
+    /// labels (scikit-learn's formula); nil when the config lists them or asks for none.
+    func balancedClassWeights(for training: SessionData) throws -> [Float]? {
         guard cfg.data.balancedClassWeights, let dataset = training.inMemory else { return nil }
         let labels = dataset.labels.map { Int($0) }
         let balancer = try ClassBalancer(labels: labels, classCount: (labels.max() ?? 0) + 1, epochs: 1)
@@ -113,14 +112,13 @@ struct Session {
 
     /// The learner for inputs of `featureSize` values, configured from every section, with
     /// `--weights-from` / `checkpoint.weights_from` loaded.
-    func makeLearner(featureSize: Int, trainingCount: Int) throws -> SupervisedLearner {
+    func makeLearner(featureSize: Int) throws -> SupervisedLearner {
         let model = cfg.makeModel(inputSize: featureSize)
-        let learner = SupervisedLearner(model: model, loss: cfg.loss, optimizer: cfg.makeOptimizer(), seed: cfg.seed, device: device)
-        learner.verbose = verbose
-        let stepsPerEpoch = cfg.data.iterationsPerEpoch
-            ?? (cfg.dropLastBatch ? trainingCount / cfg.batchSize : (trainingCount + cfg.batchSize - 1) / cfg.batchSize)
-        cfg.configure(learner, stepsPerEpoch: Swift.max(stepsPerEpoch, 1))
-        cfg.checkpoint.configure(learner, configText: text)
+        let learner = SupervisedLearner(model: model, loss: cfg.loss, optimizer: cfg.makeOptimizer(), seed: cfg.seed,
+                                        device: device, options: cfg.trainingOptions(verbose: verbose))
+        learner.metrics = cfg.makeMetrics()
+        learner.callbacks = cfg.makeCallbacks()
+        learner.checkpoint = cfg.checkpoint.makeCheckpoint(configText: text)
         if let path = options.weightsFrom ?? cfg.checkpoint.weightsFrom {
             let report = try model.loadWeights(from: path, strict: cfg.checkpoint.strict)
             if verbose > 0 { print("tefla-train: weights from \(path): \(report)") }
@@ -135,7 +133,7 @@ struct Session {
             try learner.restoreCheckpoint(from: checkpoint)
         } else if options.weightsFrom != nil || cfg.checkpoint.weightsFrom != nil {
             return  // loaded by makeLearner
-        } else if let dir = learner.weightsDirectory, let newest = dir.newestEpoch() {
+        } else if let dir = learner.checkpoint?.directory, let newest = dir.newestEpoch() {
             try learner.restoreCheckpoint(from: dir.folder(epoch: newest))
         } else {
             throw fail("no trained weights: pass --checkpoint FOLDER or --weights-from FILE, or set checkpoint.weights_dir")

@@ -33,13 +33,11 @@ struct CheckpointSpec: Equatable {
         return spec
     }
 
-    /// Sets the learner up to save after every epoch (and resume from) the weights directory.
-    func configure(_ learner: SupervisedLearner, configText: String) {
-        guard let dir = weightsDir else { return }
-        learner.weightsDirectory = WeightsDirectory(path: dir, maxToKeep: maxToKeep)
-        learner.saveBestCheckpoint = saveBest
-        learner.checkpointMonitor = monitor
-        learner.checkpointConfig = configText
-        learner.checkpointEverySteps = everySteps
+    /// The checkpointing of `weights_dir`: every epoch, `best/` with `save_best`, every
+    /// `every_steps` steps; nil without a weights directory.
+    func makeCheckpoint(configText: String) -> ModelCheckpoint? {
+        guard let dir = weightsDir else { return nil }
+        return ModelCheckpoint(directory: WeightsDirectory(path: dir, maxToKeep: maxToKeep), monitor: monitor,
+                               saveBest: saveBest, everySteps: everySteps, config: configText)
     }
 }

@@ -98,9 +98,11 @@ struct ScheduleSpec: Equatable {
         return spec
     }
 
-    /// The library schedule for a run of `totalSteps` steps starting from `baseLR`.
-    func make(baseLR: Double, totalSteps runSteps: Int, resumeStep: Int) -> any LearningRateSchedule {
-        let total = totalSteps ?? Swift.max(runSteps, 2)
+    /// The library schedule starting from `baseLR`. Without `total_steps` (or `decay_steps`),
+    /// schedules that span the run learn its length from `fit`; `resume_lr` applies from the
+    /// first step of a resumed run.
+    func make(baseLR: Double) -> any LearningRateSchedule {
+        let total = totalSteps
         let lr = Float(baseLR)
         let momenta: (base: Float, max: Float)? = cycleMomentum ? (Float(baseMomentum), Float(maxMomentum)) : nil
         let schedule: any LearningRateSchedule
@@ -124,7 +126,7 @@ struct ScheduleSpec: Equatable {
                 baseLR: Float(self.baseLR ?? baseLR), maxLR: Float(maxLR ?? baseLR), stepSizeUp: stepSizeUp,
                 stepSizeDown: stepSizeDown, mode: mode, gamma: gamma ?? 1, momentumRange: momenta)
         }
-        if let resumeLR, resumeStep > 0 { return ResumeLR(schedule, resumeLR: Float(resumeLR), fromStep: resumeStep) }
+        if let resumeLR { return ResumeLR(schedule, resumeLR: Float(resumeLR)) }
         return schedule
     }
 }
@@ -240,27 +242,30 @@ extension TrainConfig {
         return metricNames.compactMap { Metrics.make($0, threshold: Float(metricThreshold), beta: Float(fbetaBeta)) }
     }
 
-    /// Sets schedule, metrics, clipping, EMA and callbacks on `learner` for batches of `stepsPerEpoch`.
-    func configure(_ learner: SupervisedLearner, stepsPerEpoch: Int) {
-        if let schedule {
-            learner.schedule = schedule.make(
-                baseLR: learningRate, totalSteps: epochs * stepsPerEpoch,
-                resumeStep: (startEpoch - 1) * stepsPerEpoch)
-        }
-        learner.metrics = makeMetrics()
-        learner.clipNorm = clipNorm.map(Float.init)
-        learner.clipValue = clipValue.map(Float.init)
-        learner.emaDecay = emaDecay.map(Float.init)
-        learner.accumulationSteps = accumulationSteps
+    /// The learner's options from the `training`, `optimizer` and `data` sections.
+    func trainingOptions(verbose: Int) -> TrainingOptions {
+        var options = TrainingOptions()
+        options.verbose = verbose
+        options.schedule = schedule?.make(baseLR: learningRate)
+        options.clipNorm = clipNorm.map(Float.init)
+        options.clipValue = clipValue.map(Float.init)
+        options.emaDecay = emaDecay.map(Float.init)
+        options.accumulationSteps = accumulationSteps
+        options.classWeights = data.classWeights?.map(Float.init)
+        return options
+    }
+
+    /// The callbacks the `training` section asks for: early stopping, CSV and TensorBoard logs.
+    func makeCallbacks() -> [Callback] {
+        var callbacks: [Callback] = []
         if let e = earlyStopping {
-            learner.callbacks.append(
+            callbacks.append(
                 EarlyStopping(
                     monitor: e.monitor, patience: e.patience, mode: MonitorMode(rawValue: e.mode),
                     minDelta: Float(e.minDelta), restoreBestWeights: e.restoreBestWeights))
         }
-        if let csvLog { learner.callbacks.append(CSVLogger(path: csvLog)) }
-        if let summaryDir {
-            learner.callbacks.append(TensorBoardLogger(directory: summaryDir, summaryEvery: summaryEvery))
-        }
+        if let csvLog { callbacks.append(CSVLogger(path: csvLog)) }
+        if let summaryDir { callbacks.append(TensorBoardLogger(directory: summaryDir, summaryEvery: summaryEvery)) }
+        return callbacks
     }
 }

@@ -21,7 +21,7 @@ final class CallbackTests: XCTestCase {
         let l = SupervisedLearner(
             model: Sequential([Dense(inputSize: 2, outputSize: 2, seed: 4)]), loss: .softmaxCrossEntropy(),
             optimizer: SGD(learningRate: lr), seed: 1)
-        l.verbose = 0
+        l.options.verbose = 0
         return l
     }
 
@@ -125,23 +125,42 @@ final class CallbackTests: XCTestCase {
         XCTAssertFalse(history.epochs.last!.trainLoss.isFinite)
     }
 
-    func testModelCheckpointHookSavesBestOnly() throws {
-        final class Memory: CheckpointWriter {
-            var saved: [(Int, Bool)] = []
-            func save(_ learner: SupervisedLearner, log: EpochLog, isBest: Bool) throws {
-                saved.append((log.epoch, isBest))
-            }
-        }
-        let writer = Memory()
+    func testModelCheckpointSavesTheBestOnlyWhenAsked() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-best-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let l = learner()
-        l.callbacks = [ModelCheckpoint(writer: writer, monitor: "loss", saveBestOnly: true)]
-        let history = try l.fit(training: blobs(), epochs: 4, batchSize: 16)
+        var improvedAt: [Int] = []
         var best = Float.infinity
-        let expected = history.epochs.compactMap { e -> Int? in
-            defer { best = min(best, e.trainLoss) }
-            return e.trainLoss < best ? e.epoch : nil
+        l.callbacks = [
+            ModelCheckpoint(directory: WeightsDirectory(path: dir), monitor: "loss", saveBest: true, everyEpochs: nil),
+            LambdaCallback(epochEnd: { _, log in
+                if log.trainLoss < best { improvedAt.append(log.epoch) }
+                best = min(best, log.trainLoss)
+            }),
+        ]
+        let history = try l.fit(training: blobs(), epochs: 4, batchSize: 16)
+        XCTAssertEqual(history.epochs.count, 4)
+        let state = try WeightsDirectory.readState(dir + "/best")
+        XCTAssertEqual(state.epoch, improvedAt.last)
+        XCTAssertEqual(state.values["loss"].map(Float.init), best)
+        XCTAssertEqual(WeightsDirectory(path: dir).savedEpochs(), [], "no epoch checkpoints with everyEpochs nil")
+    }
+
+    func testTheBestValueSurvivesAResume() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-best-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Monitoring the training loss for its maximum: the first epoch is the best, and later ones never are.
+        func run() -> SupervisedLearner {
+            let l = learner()
+            l.checkpoint = ModelCheckpoint(directory: WeightsDirectory(path: dir), monitor: "loss", mode: .max, saveBest: true)
+            return l
         }
-        XCTAssertEqual(writer.saved.map(\.0), expected)
-        XCTAssertTrue(writer.saved.allSatisfy(\.1))
+        try run().fit(training: blobs(), epochs: 3, batchSize: 16)
+        XCTAssertEqual(try WeightsDirectory.readState(dir + "/best").epoch, 1)
+        let resumed = run()
+        XCTAssertEqual(try resumed.resumeEpoch(), 4)
+        try resumed.fit(training: blobs(), startEpoch: 4, epochs: 5, batchSize: 16)
+        XCTAssertEqual(try WeightsDirectory.readState(dir + "/best").epoch, 1, "the resumed run knew epoch 1's value")
+        XCTAssertEqual(WeightsDirectory(path: dir).savedEpochs(), [1, 2, 3, 4, 5])
     }
 }

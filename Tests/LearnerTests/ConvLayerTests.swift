@@ -239,7 +239,7 @@ final class ConvTrainingTests: XCTestCase {
         let model = Sequential([Lambda("to NCHW") { $0.reshaped(to: [-1, 1, 8, 8]) * (1 / 16) },
                                 Zoo.smallCNN(inputChannels: 1, classes: 10)])
         let learner = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: Adam(learningRate: 3e-3), seed: 3)
-        learner.verbose = 0
+        learner.options.verbose = 0
         let history = try learner.fit(training: train, validation: validation, epochs: 3, batchSize: 32)
         let accuracy = try XCTUnwrap(history.lastValidationAccuracy)
         print("smallCNN on the digits: validation accuracy \(history.epochs.map(\.validationAccuracy))")

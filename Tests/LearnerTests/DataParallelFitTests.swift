@@ -24,7 +24,7 @@ final class DataParallelFitTests: XCTestCase {
             Dense(inputSize: 32, outputSize: 10, seed: initSeed + 1),
         ])
         let l = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: Adam(learningRate: 3e-3), seed: 9)
-        l.verbose = 0
+        l.options.verbose = 0
         return l
     }
 

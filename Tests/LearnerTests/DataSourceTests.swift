@@ -23,7 +23,7 @@ final class DataSourceTests: XCTestCase {
 
     func learner(_ model: Module, loss: Loss = .softmaxCrossEntropy(), lr: Float = 1e-2) -> SupervisedLearner {
         let l = SupervisedLearner(model: model, loss: loss, optimizer: Adam(learningRate: lr), seed: 11)
-        l.verbose = 0
+        l.options.verbose = 0
         return l
     }
 
@@ -90,7 +90,7 @@ final class DataSourceTests: XCTestCase {
         let model = Sequential([Dense(inputSize: 2, outputSize: 2, seed: 1)])
         let l = learner(model)
         var batchesSeen: [Int] = []
-        l.onBatchFinish = { _, batch, _ in batchesSeen.append(batch) }
+        l.callbacks = [LambdaCallback(batchEnd: { _, batch, _ in batchesSeen.append(batch) })]
         // 20 samples in batches of 8: 3 batches a pass, so 7 iterations take 3 passes.
         try l.fit(data, epochs: 2, batchSize: 8, iterationsPerEpoch: 7)
         XCTAssertEqual(l.globalStep, 14)
@@ -103,7 +103,7 @@ final class DataSourceTests: XCTestCase {
         let y = Tensor(shape: [4], scalars: [0, 1, 2, 1])
         let weights: [Float] = [2, 0.5, 1]
         let a = learner(Sequential([Dense(inputSize: 3, outputSize: 3, seed: 4)]), lr: 0.1)
-        a.classWeights = weights
+        a.options.classWeights = weights
         let lossA = try a.trainOnBatch(inputs: x, labels: y)
         let b = learner(Sequential([Dense(inputSize: 3, outputSize: 3, seed: 4)]), lr: 0.1)
         let lossB = try b.trainOnBatch(inputs: x, labels: y, sampleWeights: Tensor(shape: [4], scalars: [2, 0.5, 1, 0.5]))
@@ -126,7 +126,7 @@ final class DataSourceTests: XCTestCase {
         let train = attributes(digits), check = attributes(val)
         XCTAssertEqual(train.labelSize, 3)
         let l = SupervisedLearner(model: mlp(outputs: 3), mode: .multiLabel(), optimizer: Adam(learningRate: 1e-2), seed: 2)
-        l.verbose = 0
+        l.options.verbose = 0
         let history = try l.fit(train, validation: check, epochs: 10, batchSize: 32)
         let thresh = try XCTUnwrap(history.epochs.last?.validationMetrics["accuracy_thresh"])
         XCTAssertGreaterThan(thresh, 0.9, "per-attribute accuracy on held-out digits")
@@ -195,7 +195,7 @@ final class DataSourceTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         func run(_ weights: String) -> SupervisedLearner {
             let l = learner(Sequential([Dense(inputSize: 2, outputSize: 2, seed: 8)]))
-            l.weightsDirectory = WeightsDirectory(path: weights)
+            l.checkpoint = ModelCheckpoint(directory: WeightsDirectory(path: weights))
             return l
         }
         let straight = run(dir + "/a")
@@ -219,15 +219,15 @@ final class DataSourceTests: XCTestCase {
     func testDeferredHostReadsLogWhatImmediateReadsLog() throws {
         let data = try Self.digitsTrain(), val = try Self.digitsVal()
         let immediate = learner(mlp(dropout: true)), deferred = learner(mlp(dropout: true))
-        immediate.defersHostReads = false
-        deferred.defersHostReads = true
+        immediate.options.defersHostReads = false
+        deferred.options.defersHostReads = true
         let seen = LossRecorder(reads: true), unseen = LossRecorder(reads: false)
         immediate.callbacks = [seen]
         deferred.callbacks = [unseen, EarlyStopping(monitor: "val_loss", patience: 5)]
-        deferred.verbose = 1
+        deferred.options.verbose = 1
         var drawn: [String] = []
-        deferred.progressOutput = { drawn.append($0) }
-        deferred.log = { _ in }
+        deferred.options.progressOutput = { drawn.append($0) }
+        deferred.options.log = { _ in }
         let a = try immediate.fit(data, validation: val, epochs: 3, batchSize: 16)
         let b = try deferred.fit(data, validation: val, epochs: 3, batchSize: 16)
         XCTAssertEqual(a.epochs.map(\.trainLoss), b.epochs.map(\.trainLoss))
@@ -283,8 +283,8 @@ final class DataSourceTests: XCTestCase {
         options.skipCorrupt = true
         let l = learner(model)
         var lines: [String] = []
-        l.verbose = 2
-        l.log = { lines.append($0) }
+        l.options.verbose = 2
+        l.options.log = { lines.append($0) }
         let history = try l.fit(try ImageDataSource(files: [shard.path], options: options), epochs: 2, batchSize: 32)
         for epoch in history.epochs {
             XCTAssertEqual(epoch.skipped?.count, 1, "epoch \(epoch.epoch)")

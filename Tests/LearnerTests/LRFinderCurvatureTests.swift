@@ -80,7 +80,7 @@ final class LRFinderCurvatureTests: XCTestCase {
                 }
                 let sgd = SGD(learningRate: 0.01)
                 let learner = SupervisedLearner(model: model, loss: .meanSquaredError, optimizer: sgd, seed: 4)
-                learner.verbose = 0
+                learner.options.verbose = 0
                 let before = model.parameters.map { $0.value.scalars.map(\.bitPattern) }
                 let result = try learner.findLearningRate(
                     training: data, startLR: sweep.start, endLR: sweep.end, iterations: sweep.iterations, batchSize: n)

@@ -91,7 +91,7 @@ final class MetricTests: XCTestCase {
             model: Sequential([Dense(inputSize: 2, outputSize: 1, seed: 2)]), mode: .regression,
             optimizer: SGD(learningRate: 0.1, momentum: 0.9), seed: 1)
         var lines: [String] = []
-        learner.log = { lines.append($0) }
+        learner.options.log = { lines.append($0) }
         let history = try learner.fit(training: data, validation: data, epochs: 20, batchSize: 16)
         let last = try XCTUnwrap(history.epochs.last)
         XCTAssertEqual(Set(last.metrics.keys), ["mae", "rmse", "r2"])

@@ -22,8 +22,7 @@ extension ResumeTests {
     func stepCheckpointing(initSeed: UInt64, weights: String) -> SupervisedLearner {
         let l = learner(initSeed: initSeed, weights: weights)
         l.metrics = [Accuracy(), QuadraticWeightedKappa(classes: 10)]
-        l.weightsDirectory = WeightsDirectory(path: weights, maxToKeep: 2)
-        l.checkpointEverySteps = 5
+        l.checkpoint = ModelCheckpoint(directory: WeightsDirectory(path: weights, maxToKeep: 2), everySteps: 5)
         return l
     }
 

@@ -22,10 +22,10 @@ final class ResumeTests: XCTestCase {
             Dense(inputSize: 32, outputSize: 10, seed: initSeed + 1),
         ])
         let l = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: Adam(learningRate: 1e-3), seed: 5)
-        l.verbose = 0
-        l.schedule = OneCycleLR(maxLR: 1e-2, totalSteps: 6 * 23)
-        l.emaDecay = 0.9
-        l.weightsDirectory = WeightsDirectory(path: weights, maxToKeep: 3)
+        l.options.verbose = 0
+        l.options.schedule = OneCycleLR(maxLR: 1e-2, totalSteps: 6 * 23)
+        l.options.emaDecay = 0.9
+        l.checkpoint = ModelCheckpoint(directory: WeightsDirectory(path: weights, maxToKeep: 3))
         return l
     }
 
@@ -70,8 +70,8 @@ final class ResumeTests: XCTestCase {
         _ = try learner(initSeed: 1, weights: scratch + "/e").fit(training: train, epochs: 1, batchSize: 64)
         let other = SupervisedLearner(model: Sequential([Dense(inputSize: 64, outputSize: 16, activation: .relu), Dense(inputSize: 16, outputSize: 10)]),
                                       loss: .softmaxCrossEntropy(), optimizer: Adam(), seed: 5)
-        other.verbose = 0
-        other.weightsDirectory = WeightsDirectory(path: scratch + "/e")
+        other.options.verbose = 0
+        other.checkpoint = ModelCheckpoint(directory: WeightsDirectory(path: scratch + "/e"))
         XCTAssertThrowsError(try other.fit(training: train, startEpoch: 2, epochs: 2, batchSize: 64)) { error in
             let text = "\(error)"
             XCTAssertTrue(text.contains("0.weight") && text.contains("[32, 64]") && text.contains("[16, 64]"), text)

@@ -104,9 +104,9 @@ final class ScheduleTests: XCTestCase {
         let learner = SupervisedLearner(
             model: Sequential([Dense(inputSize: 2, outputSize: 2, seed: 1)]),
             loss: .softmaxCrossEntropy(), optimizer: sgd, seed: 1)
-        learner.verbose = 0
+        learner.options.verbose = 0
         let schedule = OneCycleLR(maxLR: 0.1, totalSteps: 20)
-        learner.schedule = schedule
+        learner.options.schedule = schedule
         let logger = LearningRateLogger()
         learner.callbacks = [logger]
         try learner.fit(training: data, epochs: 4, batchSize: 4)  // 5 steps an epoch
@@ -122,7 +122,7 @@ final class ScheduleTests: XCTestCase {
         let second = SupervisedLearner(
             model: Sequential([Dense(inputSize: 2, outputSize: 2)]), loss: .softmaxCrossEntropy(),
             optimizer: adam)
-        second.schedule = schedule
+        second.options.schedule = schedule
         second.applySchedule(step: 0)
         XCTAssertEqual(adam.beta1, 0.95)
         XCTAssertEqual(adam.learningRate, schedule.learningRate(at: 0))

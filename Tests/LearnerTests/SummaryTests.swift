@@ -113,8 +113,8 @@ final class SummaryTests: XCTestCase {
         let l = SupervisedLearner(
             model: Sequential([Dense(inputSize: 2, outputSize: 2, seed: 3)]), loss: .softmaxCrossEntropy(),
             optimizer: SGD(learningRate: 0.1))
-        l.verbose = 0
-        l.schedule = StepDecayLR(base: 0.1, gamma: 0.5, stepSize: 4)
+        l.options.verbose = 0
+        l.options.schedule = StepDecayLR(base: 0.1, gamma: 0.5, stepSize: 4)
         l.callbacks = [TensorBoardLogger(directory: dir, summaryEvery: 2)]
         return try l.fit(training: data, validation: data, epochs: 3, batchSize: 8)  // 4 steps an epoch
     }

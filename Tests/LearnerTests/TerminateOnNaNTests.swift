@@ -32,10 +32,10 @@ final class TerminateOnNaNTests: XCTestCase {
         let learner = SupervisedLearner(
             model: Sequential([Dense(inputSize: 3, outputSize: 1, seed: 3)]), loss: .meanSquaredError,
             optimizer: SGD(learningRate: 0.05), seed: 2)
-        learner.schedule = BlowUp(blowUpStep: 10)
+        learner.options.schedule = BlowUp(blowUpStep: 10)
         var lines: [String] = []
-        learner.verbose = 2
-        learner.log = { lines.append($0) }
+        learner.options.verbose = 2
+        learner.options.log = { lines.append($0) }
         let stop = TerminateOnNaN()
         let recorder = BatchRecorder()
         learner.callbacks = [stop, recorder]
@@ -57,7 +57,7 @@ final class TerminateOnNaNTests: XCTestCase {
 
         // The weights are now non-finite: a second run with the same callback forgets the first
         // and stops at its very first batch.
-        learner.schedule = nil
+        learner.options.schedule = nil
         try learner.fit(training: data, epochs: 3, batchSize: 4)
         XCTAssertEqual(stop.badEpoch, 1)
         XCTAssertEqual(stop.badBatch, 0)

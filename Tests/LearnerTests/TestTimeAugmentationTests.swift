@@ -19,7 +19,7 @@ final class TestTimeAugmentationTests: XCTestCase {
         let plain = learner.predict(x), mirrored = learner.predict(x.flippedHorizontally())
         XCTAssertNotEqual(plain.scalars, mirrored.scalars, "the model itself is not mirror-symmetric")
 
-        learner.testTimeFlip = true
+        learner.options.testTimeFlip = true
         let averaged = learner.predict(x).softmax().scalars
         let mirroredAveraged = learner.predict(x.flippedHorizontally()).softmax().scalars
         let expected = zip(plain.softmax().scalars, mirrored.softmax().scalars).map { ($0 + $1) / 2 }

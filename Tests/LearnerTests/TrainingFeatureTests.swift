@@ -41,9 +41,9 @@ final class TrainingFeatureTests: XCTestCase {
             optimizer: SGD(learningRate: 0.01))
         var lines: [String] = []
         var drawn: [String] = []
-        l.verbose = 1
-        l.log = { lines.append($0) }
-        l.progressOutput = { drawn.append($0) }
+        l.options.verbose = 1
+        l.options.log = { lines.append($0) }
+        l.options.progressOutput = { drawn.append($0) }
         try l.fit(training: data, epochs: 2, batchSize: 8)
         XCTAssertEqual(lines.count, 2)
         XCTAssertTrue(lines[1].hasPrefix("Epoch 2/2 - "), lines[1])
@@ -72,7 +72,7 @@ final class TrainingFeatureTests: XCTestCase {
         let l = SupervisedLearner(
             model: Sequential([Dense(inputSize: 1, outputSize: 1, seed: 1)]), loss: .meanSquaredError,
             optimizer: SGD(learningRate: 1))
-        l.clipNorm = 0.1
+        l.options.clipNorm = 0.1
         let before = l.model.parameters.map { $0.value.copy().scalars }.flatMap { $0 }
         l.trainStep(inputs: Tensor(shape: [1, 1], scalars: [100]), labels: Tensor([1000]))
         let after = l.model.parameters.map { $0.value.scalars }.flatMap { $0 }
@@ -83,7 +83,7 @@ final class TrainingFeatureTests: XCTestCase {
 
     func testWeightEMAAveragesAndIsUsedForEvaluation() throws {
         let p = Parameter(Tensor([1]))
-        let ema = WeightEMA(decay: 0.5)
+        let ema = WeightEMA(decay: 0.5, warmup: false)
         ema.update([p])
         p.assign(Tensor([3]))
         ema.update([p])
@@ -95,9 +95,9 @@ final class TrainingFeatureTests: XCTestCase {
         let l = SupervisedLearner(
             model: Sequential([Dense(inputSize: 1, outputSize: 1, seed: 1)]), loss: .meanSquaredError,
             optimizer: SGD(learningRate: 0.1))
-        l.emaDecay = 0.9
+        l.options.emaDecay = 0.9
         let data = InMemoryDataset(inputs: [0, 1, 2, 3], labels: [1, 3, 5, 7], featureSize: 1)
-        l.verbose = 0
+        l.options.verbose = 0
         try l.fit(training: data, epochs: 3, batchSize: 2)
         let x = Tensor(shape: [1, 1], scalars: [1])
         let averaged = l.predict(x).scalars[0]
@@ -136,13 +136,13 @@ final class TrainingFeatureTests: XCTestCase {
         let learner = SupervisedLearner(
             model: model, loss: .softmaxCrossEntropy(), optimizer: SGD(learningRate: 0.1, momentum: 0.9),
             seed: 7)
-        learner.verbose = 0
+        learner.options.verbose = 0
         let epochs = 8
         let batchSize = 32
         let steps = epochs * ((train.count + batchSize - 1) / batchSize)
-        learner.schedule = OneCycleLR(maxLR: 0.2, totalSteps: steps)
+        learner.options.schedule = OneCycleLR(maxLR: 0.2, totalSteps: steps)
         learner.metrics = [Accuracy(), TopKAccuracy(k: 3), PrecisionRecall(classes: 10)]
-        learner.clipNorm = 5
+        learner.options.clipNorm = 5
         let history = try learner.fit(training: train, validation: val, epochs: epochs, batchSize: batchSize)
         let last = try XCTUnwrap(history.epochs.last)
         XCTAssertGreaterThanOrEqual(try XCTUnwrap(last.validationAccuracy), 0.95)
@@ -162,8 +162,8 @@ final class LRFinderTests: XCTestCase {
         ])
         let sgd = SGD(learningRate: 0.05, momentum: 0.9)
         let learner = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: sgd, seed: 3)
-        learner.verbose = 0
-        learner.emaDecay = 0.9
+        learner.options.verbose = 0
+        learner.options.emaDecay = 0.9
         try learner.fit(training: train, epochs: 1)  // optimizer state exists before the sweep
         let averaged = try XCTUnwrap(learner.ema).shadow.map(\.scalars)
         let weights = model.parameters.map { $0.value.scalars }
@@ -192,5 +192,44 @@ final class LRFinderTests: XCTestCase {
         XCTAssertEqual(result.smoothedLosses[0], result.losses[0], accuracy: 1e-5)
         let a1 = 0.98 * 0.02 * Double(result.losses[0]) + 0.02 * Double(result.losses[1])
         XCTAssertEqual(Double(result.smoothedLosses[1]), a1 / (1 - 0.98 * 0.98), accuracy: 1e-4)
+    }
+}
+
+final class WeightEMATests: XCTestCase {
+    func testTheDecayWarmsUpAsTensorFlowsNumUpdates() {
+        let p = Parameter(Tensor([0]))
+        let ema = WeightEMA(decay: 0.99)
+        var expected = 0.0
+        for k in 0..<40 {
+            p.assign(Tensor([Float(k)]))
+            ema.update([p])
+            // The first update starts the average; the k-th after it decays by min(d, (1 + k)/(10 + k)).
+            let d = k == 0 ? 0 : min(0.99, Double(1 + k) / Double(10 + k))
+            expected = d * expected + (1 - d) * Double(k)
+            XCTAssertEqual(Double(ema.shadow[0].scalars[0]), expected, accuracy: 1e-4 * max(1, expected), "update \(k)")
+        }
+        XCTAssertEqual(ema.updates, 40)
+        XCTAssertEqual(ema.decay(afterUpdates: 1), 2 / 11, accuracy: 1e-7)
+        XCTAssertEqual(ema.decay(afterUpdates: 10_000), 0.99)
+        XCTAssertEqual(WeightEMA(decay: 0.99, warmup: false).decay(afterUpdates: 1), 0.99)
+    }
+
+    func testBatchNormStatisticsAreAveragedWithTheWeights() {
+        let model = Sequential([BatchNorm2D(features: 2)])
+        let ema = WeightEMA(decay: 0.5, warmup: false)
+        let named = model.namedParametersAndBuffers
+        let runningMean = named.first { $0.name.hasSuffix("running_mean") }!.parameter
+        let counter = named.first { $0.name.hasSuffix("num_batches_tracked") }!.parameter
+        ema.update(model)
+        runningMean.assign(Tensor([4, 8]))
+        counter.assign(Tensor(shape: counter.shape, scalars: [7]))
+        ema.update(model)
+        let shadow = Dictionary(uniqueKeysWithValues: zip(named.map(\.name), ema.shadow))
+        XCTAssertEqual(shadow[named.first { $0.name.hasSuffix("running_mean") }!.name]!.scalars, [2, 4])
+        XCTAssertEqual(shadow[named.first { $0.name.hasSuffix("num_batches_tracked") }!.name]!.scalars, [7], "counters are copied")
+        // Evaluation swaps in the averaged statistics and puts the trained ones back.
+        let seen = ema.withAveragedWeights(model) { runningMean.value.scalars }
+        XCTAssertEqual(seen, [2, 4])
+        XCTAssertEqual(runningMean.value.scalars, [4, 8])
     }
 }

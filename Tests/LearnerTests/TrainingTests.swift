@@ -14,15 +14,15 @@ final class TrainingTests: XCTestCase {
             Dense(inputSize: 128, outputSize: 10, seed: seed + 1),
         ])
         let learner = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: Adam(learningRate: 2e-3), seed: seed)
-        learner.verbose = 0
+        learner.options.verbose = 0
         return learner
     }
 
     func testDigitsMLPReachesValidationAccuracy() throws {
         let learner = makeLearner()
         var lines: [String] = []
-        learner.verbose = 2
-        learner.log = { lines.append($0) }
+        learner.options.verbose = 2
+        learner.options.log = { lines.append($0) }
         let history = try learner.fit(dataDir: Self.digits + "/train", featureKeys: FeatureKeys(input: "image", label: "label"),
                                       startEpoch: 1, validationDir: Self.digits + "/val", epochs: 20, batchSize: 32)
         XCTAssertEqual(history.epochs.map(\.epoch), Array(1...20))
@@ -97,7 +97,7 @@ final class TrainingTests: XCTestCase {
         let data = InMemoryDataset(inputs: inputs, labels: labels, featureSize: 2, sources: ["synthetic"])
         let learner = SupervisedLearner(model: Sequential([Dense(inputSize: 2, outputSize: 1, seed: 1)]),
                                         loss: .meanSquaredError, optimizer: SGD(learningRate: 0.1, momentum: 0.9), seed: 1)
-        learner.verbose = 0
+        learner.options.verbose = 0
         let history = try learner.fit(training: data, epochs: 30, batchSize: 16)
         XCTAssertNil(history.epochs.last!.trainAccuracy)
         XCTAssertLessThan(history.epochs.last!.trainLoss, 1e-4)
@@ -116,7 +116,7 @@ final class AccumulationTests: XCTestCase {
         func run(_ k: Int, steps: Int = 3) -> [[Float]] {
             let model = Sequential([Dense(inputSize: 12, outputSize: 16, activation: .tanh, seed: 1), Dense(inputSize: 16, outputSize: 5, seed: 2)])
             let learner = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: SGD(learningRate: 0.5, momentum: 0.9), seed: 1)
-            learner.accumulationSteps = k
+            learner.options.accumulationSteps = k
             for _ in 0..<steps { learner.trainStep(inputs: x, labels: y, sampleWeights: w) }
             return model.parameters.map(\.value.scalars)
         }

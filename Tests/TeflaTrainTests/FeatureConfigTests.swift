@@ -61,12 +61,17 @@ final class FeatureConfigTests: XCTestCase {
         XCTAssertEqual(config.summaryEvery, 20)
         let learner = SupervisedLearner(
             model: config.makeModel(inputSize: 64), loss: config.loss,
-            optimizer: config.makeOptimizer())
-        config.configure(learner, stepsPerEpoch: 10)
-        let schedule = try XCTUnwrap(learner.schedule as? OneCycleLR)
-        XCTAssertEqual(schedule.totalSteps, 80)
+            optimizer: config.makeOptimizer(), options: config.trainingOptions(verbose: 0))
+        learner.metrics = config.makeMetrics()
+        learner.callbacks = config.makeCallbacks()
+        // The run's length comes from fit: 8 epochs of 10 batches.
+        let schedule = try XCTUnwrap(learner.options.schedule as? OneCycleLR)
+        XCTAssertNil(schedule.totalSteps)
+        let fitted = try XCTUnwrap(schedule.forRun(totalSteps: 80, firstStep: 0) as? OneCycleLR)
+        XCTAssertEqual(fitted.totalSteps, 80)
+        XCTAssertEqual(config.epochs, 8)
         XCTAssertEqual(learner.metrics.map(\.name), ["accuracy", "top_3_accuracy", "kappa"])
-        XCTAssertEqual(learner.clipNorm, 5)
+        XCTAssertEqual(learner.options.clipNorm, 5)
         XCTAssertNotNil(learner.ema)
         XCTAssertTrue(learner.callbacks.contains { $0 is EarlyStopping })
         XCTAssertTrue(learner.callbacks.contains { $0 is TensorBoardLogger })
@@ -87,13 +92,15 @@ final class FeatureConfigTests: XCTestCase {
         for (body, check) in cases {
             let config = try TrainConfig.parse(
                 yaml: head + "schedule:\n  " + body + "\ntraining:\n  epochs: 10\n", file: "s.yml")
-            let schedule = try XCTUnwrap(config.schedule).make(
-                baseLR: config.learningRate, totalSteps: 100, resumeStep: 0)
+            let schedule = try XCTUnwrap(config.schedule).make(baseLR: config.learningRate)
+                .forRun(totalSteps: 100, firstStep: 0)
             XCTAssertTrue(check(schedule), body)
         }
         let resumed = try TrainConfig.parse(
             yaml: head + "schedule:\n  name: step\n  step_size: 5\n  resume_lr: 0.01\n", file: "r.yml")
-        let s = try XCTUnwrap(resumed.schedule).make(baseLR: 0.1, totalSteps: 100, resumeStep: 20)
+        let s = try XCTUnwrap(resumed.schedule).make(baseLR: 0.1).forRun(totalSteps: 100, firstStep: 20)
+        let fresh = try XCTUnwrap(resumed.schedule).make(baseLR: 0.1).forRun(totalSteps: 100, firstStep: 0)
+        XCTAssertEqual(fresh.learningRate(at: 20), 1e-5, accuracy: 1e-10, "resume_lr applies only to a resumed run")
         XCTAssertEqual(s.learningRate(at: 20), 0.01, accuracy: 1e-7)
         XCTAssertEqual(s.learningRate(at: 25), 0.001, accuracy: 1e-7)  // step_size 5, default gamma 0.1
     }

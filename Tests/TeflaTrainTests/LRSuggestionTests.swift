@@ -15,7 +15,7 @@ final class LRSuggestionTests: XCTestCase {
         let learner = SupervisedLearner(
             model: config.makeModel(inputSize: featureSize), loss: config.loss, optimizer: config.makeOptimizer(),
             seed: config.seed)
-        learner.verbose = 0
+        learner.options.verbose = 0
         return learner
     }
 
@@ -49,7 +49,7 @@ final class LRSuggestionTests: XCTestCase {
             let base = try baseline.fit(training: train, validation: val, epochs: config.epochs, batchSize: config.batchSize)
 
             let suggested = learner(config, featureSize: train.featureSize)
-            suggested.schedule = OneCycleLR(maxLR: upper, totalSteps: steps)
+            suggested.options.schedule = OneCycleLR(maxLR: upper, totalSteps: steps)
             let tuned = try suggested.fit(training: train, validation: val, epochs: config.epochs, batchSize: config.batchSize)
 
             let b = try XCTUnwrap(base.epochs.last?.validationAccuracy), t = try XCTUnwrap(tuned.epochs.last?.validationAccuracy)

@@ -50,7 +50,7 @@ func runCNN(_ o: Options, model modelName: String) {
     let model = spec.make()
     let learner = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: SGD(learningRate: 0.01, momentum: 0.9),
                                     seed: 0)
-    learner.verbose = 0
+    learner.options.verbose = 0
     var g = RandomGenerator(seed: 7)
     let pool: [(Tensor, Tensor)] = (0..<8).map { _ in
         (Tensor.randomNormal([batch] + spec.inputShape, generator: &g),

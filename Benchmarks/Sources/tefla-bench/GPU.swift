@@ -256,7 +256,7 @@ func checkDigitsTraining(device: Device) -> Bool {
         ])
         let learner = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: Adam(learningRate: 2e-3),
                                         seed: 42, device: device)
-        learner.verbose = 0
+        learner.options.verbose = 0
         let root = digitsDirectory()
         return try learner.fit(dataDir: root + "/train", featureKeys: FeatureKeys(), validationDir: root + "/val", epochs: 20)
     }
@@ -310,7 +310,7 @@ func runGPUMLP(_ o: Options) {
     let device = Device.cuda(index)
     let learner = SupervisedLearner(model: makeModel(), loss: .softmaxCrossEntropy(), optimizer: Adam(learningRate: 1e-3),
                                     seed: 0, device: device)
-    learner.verbose = 0
+    learner.options.verbose = 0
     let pool = makePool(batch: o.batch).map { ($0.0.to(device), $0.1.to(device)) }
     let (samplesPerSecond, lastLoss) = timeTrainSteps(learner, pool: pool, o, synchronize: CUDAContext.synchronize)
     let msPerStep = 1000 * Double(o.batch) / samplesPerSecond

@@ -286,7 +286,7 @@ func timeTrainSteps(_ learner: SupervisedLearner, pool: [(Tensor, Tensor)], _ o:
 func runMLP(_ o: Options) {
     let model = makeModel()
     let learner = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: Adam(learningRate: 1e-3), seed: 0)
-    learner.verbose = 0
+    learner.options.verbose = 0
     let pool = makePool(batch: o.batch)
     let (samplesPerSecond, lastLoss) = timeTrainSteps(learner, pool: pool, o)
     let msPerStep = 1000 * Double(o.batch) / samplesPerSecond

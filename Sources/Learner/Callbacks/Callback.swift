@@ -6,6 +6,11 @@
 /// Order per run: `trainBegin`, then per epoch `epochBegin`, per batch `batchBegin`/`batchEnd`,
 /// `epochEnd` (after validation, with the full ``EpochLog``), and finally `trainEnd`.
 /// Hooks may throw: the error ends `fit` and is rethrown to its caller.
+///
+/// `fit` calls its components for each hook in ``order`` (ties in the order they were given):
+/// the progress logger (``CallbackOrder/logging``), the caller's callbacks
+/// (``CallbackOrder/standard``), then the checkpointing (``CallbackOrder/checkpointing``).
+/// While a hook runs, ``SupervisedLearner/run`` says where the run stands.
 public protocol Callback: AnyObject {
     func onTrainBegin(_ learner: SupervisedLearner) throws
     func onTrainEnd(_ learner: SupervisedLearner, history: History) throws
@@ -23,6 +28,8 @@ public protocol Callback: AnyObject {
     /// steer training, like early stopping, must decide alike everywhere) or rank 0 alone (false:
     /// callbacks that write files or logs).
     var runsOnEveryRank: Bool { get }
+    /// Where this callback runs among `fit`'s components for each hook: lower first.
+    var order: Int { get }
 }
 
 extension Callback {
@@ -34,6 +41,18 @@ extension Callback {
     public func onBatchEnd(_ learner: SupervisedLearner, batch: Int, loss: Float) throws {}
     public var readsBatchLoss: Bool { true }
     public var runsOnEveryRank: Bool { true }
+    public var order: Int { CallbackOrder.standard }
+}
+
+/// The places of `fit`'s own components among the callbacks (fastai's `Callback.order`).
+public enum CallbackOrder {
+    /// The epoch line and progress bar: an epoch is logged before anything acts on it.
+    public static let logging = -100
+    /// The default of every other callback.
+    public static let standard = 0
+    /// Checkpoints come last: a checkpoint holds the state after every callback acted, and a
+    /// callback that fails (throws) keeps a bad state from being saved.
+    public static let checkpointing = 100
 }
 
 /// Whether a monitored value improves when it goes down (`loss`) or up (`accuracy`).

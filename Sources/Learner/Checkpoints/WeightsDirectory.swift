@@ -25,6 +25,8 @@ public struct TrainingState: Codable, Equatable {
     public var epochLossSum: Double?
     public var epochSamples: Int?
     public var metricStates: [String]?
+    /// Updates folded into the weight average (its warm-up position), when one is kept.
+    public var emaUpdates: Int?
 
     public init(epoch: Int, globalStep: UInt64, seed: UInt64, learningRate: Float, optimizer: String,
                 optimizerStepCount: Int = 0, optimizerSteps: [String: Int] = [:], config: String? = nil,

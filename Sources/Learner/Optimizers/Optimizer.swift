@@ -23,6 +23,14 @@ open class Optimizer {
     /// Names of the state buffers in checkpoints (PyTorch's names where it has them).
     open var stateBufferNames: [String] { (0..<stateBufferCount).map { "state\($0)" } }
 
+    /// The momentum term a schedule cycles (PyTorch's OneCycleLR/CyclicLR `cycle_momentum`):
+    /// SGD's and RMSProp's `momentum`, Adam's `beta1`. nil for a rule without one, where
+    /// setting it does nothing.
+    open var scheduledMomentum: Float? {
+        get { nil }
+        set {}
+    }
+
     /// The update of one parameter; `state` holds `stateBufferCount` zero-initialised buffers
     /// and `step` counts this parameter's updates, this one included (1 on its first).
     open func update(_ weight: Storage, gradient: Storage, state: [Storage], step: Int) {}
@@ -67,6 +75,10 @@ public final class SGD: Optimizer {
     }
 
     public override var stateBufferCount: Int { momentum != 0 ? 1 : 0 }
+    public override var scheduledMomentum: Float? {
+        get { momentum }
+        set { if let newValue { momentum = newValue } }
+    }
     public override var stateBufferNames: [String] { ["momentum_buffer"] }
 
     public override func update(_ w: Storage, gradient g: Storage, state: [Storage], step: Int) {
@@ -96,6 +108,10 @@ public class Adam: Optimizer {
     }
 
     public override var stateBufferCount: Int { 2 }
+    public override var scheduledMomentum: Float? {
+        get { beta1 }
+        set { if let newValue { beta1 = newValue } }
+    }
     public override var stateBufferNames: [String] { ["exp_avg", "exp_avg_sq"] }
 
     public override func update(_ w: Storage, gradient g: Storage, state: [Storage], step: Int) {
@@ -136,6 +152,10 @@ public final class RMSProp: Optimizer {
     }
 
     public override var stateBufferCount: Int { 3 }
+    public override var scheduledMomentum: Float? {
+        get { momentum }
+        set { if let newValue { momentum = newValue } }
+    }
     public override var stateBufferNames: [String] { ["square_avg", "momentum_buffer", "grad_avg"] }
 
     public override func update(_ w: Storage, gradient g: Storage, state: [Storage], step: Int) {

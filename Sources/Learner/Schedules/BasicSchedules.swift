@@ -52,19 +52,26 @@ public struct ExponentialDecayLR: LearningRateSchedule {
 public struct PolynomialDecayLR: LearningRateSchedule {
     public var base: Float
     public var end: Float
-    public var decaySteps: Int
+    /// Steps until `end` is reached; nil: `fit` sets the run's length.
+    public var decaySteps: Int?
     public var power: Float
 
-    public init(base: Float, end: Float = 0, decaySteps: Int, power: Float = 1) {
+    public init(base: Float, end: Float = 0, decaySteps: Int? = nil, power: Float = 1) {
         self.base = base
         self.end = end
-        self.decaySteps = Swift.max(decaySteps, 1)
+        self.decaySteps = decaySteps.map { Swift.max($0, 1) }
         self.power = power
     }
 
+    public func forRun(totalSteps steps: Int, firstStep: Int) -> any LearningRateSchedule {
+        guard decaySteps == nil else { return self }
+        return PolynomialDecayLR(base: base, end: end, decaySteps: steps, power: power)
+    }
+
     public func learningRate(at step: Int) -> Float {
-        let s = Double(Swift.min(Swift.max(step, 0), decaySteps))
-        let f = Foundation.pow(1 - s / Double(decaySteps), Double(power))
+        let total = runLength(decaySteps, of: "PolynomialDecayLR")
+        let s = Double(Swift.min(Swift.max(step, 0), total))
+        let f = Foundation.pow(1 - s / Double(total), Double(power))
         return Float(Double(base - end) * f + Double(end))
     }
 }
@@ -76,20 +83,27 @@ public struct PolynomialDecayLR: LearningRateSchedule {
 public struct CosineWarmupLR: LearningRateSchedule {
     public var base: Float
     public var warmupSteps: Int
-    public var totalSteps: Int
+    /// The run's optimizer steps; nil: `fit` sets it from its epochs and batches per epoch.
+    public var totalSteps: Int?
     public var minimum: Float
 
-    public init(base: Float, warmupSteps: Int = 0, totalSteps: Int, minimum: Float = 0) {
+    public init(base: Float, warmupSteps: Int = 0, totalSteps: Int? = nil, minimum: Float = 0) {
         self.base = base
         self.warmupSteps = Swift.max(warmupSteps, 0)
-        self.totalSteps = Swift.max(totalSteps, self.warmupSteps + 1)
+        self.totalSteps = totalSteps.map { Swift.max($0, Swift.max(warmupSteps, 0) + 1) }
         self.minimum = minimum
+    }
+
+    public func forRun(totalSteps steps: Int, firstStep: Int) -> any LearningRateSchedule {
+        guard totalSteps == nil else { return self }
+        return CosineWarmupLR(base: base, warmupSteps: warmupSteps, totalSteps: steps, minimum: minimum)
     }
 
     public func learningRate(at step: Int) -> Float {
         let step = Swift.max(step, 0)
         if step < warmupSteps { return base * Float(step) / Float(Swift.max(warmupSteps, 1)) }
-        let progress = Swift.min(Double(step - warmupSteps) / Double(totalSteps - warmupSteps), 1)
+        let total = runLength(totalSteps, of: "CosineWarmupLR")
+        let progress = Swift.min(Double(step - warmupSteps) / Double(total - warmupSteps), 1)
         return Float(cosineAnneal(Double(base), Double(minimum), progress))
     }
 }

@@ -104,9 +104,9 @@ extension SupervisedLearner {
             throw LearnerError.invalidArgument(
                 "LR finder needs iterations >= 2, batchSize > 0 and a non-empty data set")
         }
-        // Snapshot everything the sweep changes.
-        let parameters = model.parameters
-        let savedWeights = parameters.map { $0.value.copy() }
+        // Snapshot everything the sweep changes: weights and batch-norm statistics, the
+        // optimizer's buffers and rate, the step, the schedule and the weight average.
+        let savedModel = ModuleState(of: model)
         let savedState = optimizer.state.mapValues { buffers in
             buffers.map { b -> Storage in
                 let copy = Storage(count: b.count, device: b.device)
@@ -116,19 +116,21 @@ extension SupervisedLearner {
         }
         let savedSteps = optimizer.parameterSteps
         let savedLR = optimizer.learningRate
-        let savedSchedule = schedule
+        let savedMomentum = optimizer.scheduledMomentum
+        let savedOptions = options
         let savedGlobalStep = globalStep
         let savedEMA = ema
         defer {
+            options = savedOptions
             ema = savedEMA
-            for (p, w) in zip(parameters, savedWeights) { p.assign(w) }
+            savedModel.restore(into: model)
             optimizer.state = savedState
             optimizer.parameterSteps = savedSteps
             optimizer.learningRate = savedLR
-            schedule = savedSchedule
-            restoreGlobalStep(savedGlobalStep)
+            optimizer.scheduledMomentum = savedMomentum
+            globalStep = savedGlobalStep
         }
-        schedule = nil
+        options.schedule = nil
         ema = nil  // the sweep's weights must not enter the average
 
         var rates: [Float] = []

@@ -10,10 +10,26 @@ public protocol LearningRateSchedule: Sendable {
     func learningRate(at step: Int) -> Float
     /// The momentum (SGD) or β₁ (Adam) of that step, for schedules that cycle it; nil leaves it alone.
     func momentum(at step: Int) -> Float?
+    /// This schedule for a run of `totalSteps` optimizer steps (counted from the first epoch)
+    /// whose first step here is `firstStep` (above 0 when the run resumes). `fit` calls it
+    /// before training, so a schedule whose shape spans the run (one-cycle, cosine, polynomial
+    /// decay) needs no hand-computed length, and ``ResumeLR`` learns where the run resumed; a
+    /// schedule given its length, or one without any, returns itself.
+    func forRun(totalSteps: Int, firstStep: Int) -> any LearningRateSchedule
 }
 
 extension LearningRateSchedule {
     public func momentum(at step: Int) -> Float? { nil }
+    public func forRun(totalSteps: Int, firstStep: Int) -> any LearningRateSchedule { self }
+}
+
+/// The length of a schedule that spans the run, or a stop naming the schedule when it was
+/// used outside `fit` without one.
+@inline(__always) func runLength(_ steps: Int?, of schedule: String) -> Int {
+    guard let steps else {
+        preconditionFailure("\(schedule) has no totalSteps: give it one, or let fit set it from the run's length")
+    }
+    return steps
 }
 
 /// Cosine interpolation from `start` (pct 0) to `end` (pct 1): PyTorch's `_annealing_cos`.
@@ -24,18 +40,4 @@ extension LearningRateSchedule {
 /// Linear interpolation from `start` (pct 0) to `end` (pct 1): PyTorch's `_annealing_linear`.
 @inline(__always) func linearAnneal(_ start: Double, _ end: Double, _ pct: Double) -> Double {
     (end - start) * pct + start
-}
-
-extension Optimizer {
-    /// Sets the momentum term a schedule cycles: SGD's `momentum`, Adam's `beta1`, RMSProp's
-    /// `momentum` (PyTorch's OneCycleLR/CyclicLR `cycle_momentum`).
-    public func setScheduledMomentum(_ value: Float) {
-        if let sgd = self as? SGD {
-            sgd.momentum = value
-        } else if let adam = self as? Adam {
-            adam.beta1 = value
-        } else if let rms = self as? RMSProp {
-            rms.momentum = value
-        }
-    }
 }

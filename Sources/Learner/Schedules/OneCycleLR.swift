@@ -12,7 +12,8 @@ import Foundation
 /// The momentum is applied to SGD's momentum or Adam's β₁ (see ``Optimizer/setScheduledMomentum(_:)``).
 public struct OneCycleLR: LearningRateSchedule {
     public var maxLR: Float
-    public var totalSteps: Int
+    /// The run's optimizer steps; nil: `fit` sets it from its epochs and batches per epoch.
+    public var totalSteps: Int?
     /// Fraction of the steps spent increasing the LR (PyTorch 0.3, fastai 0.25).
     public var pctStart: Double
     public var divFactor: Double
@@ -21,21 +22,29 @@ public struct OneCycleLR: LearningRateSchedule {
     public var momentumRange: (base: Float, max: Float)?
 
     public init(
-        maxLR: Float, totalSteps: Int, pctStart: Double = 0.3, divFactor: Double = 25,
+        maxLR: Float, totalSteps: Int? = nil, pctStart: Double = 0.3, divFactor: Double = 25,
         finalDivFactor: Double = 1e4, momentumRange: (base: Float, max: Float)? = (0.85, 0.95)
     ) {
         self.maxLR = maxLR
-        self.totalSteps = Swift.max(totalSteps, 2)
+        self.totalSteps = totalSteps.map { Swift.max($0, 2) }
         self.pctStart = pctStart
         self.divFactor = divFactor
         self.finalDivFactor = finalDivFactor
         self.momentumRange = momentumRange
     }
 
+    public func forRun(totalSteps steps: Int, firstStep: Int) -> any LearningRateSchedule {
+        guard totalSteps == nil else { return self }
+        var resolved = self
+        resolved.totalSteps = Swift.max(steps, 2)
+        return resolved
+    }
+
     /// Phase and fraction of it done at `step`; the last phase extends past `totalSteps`.
     private func phase(_ step: Int) -> (first: Bool, pct: Double) {
-        let end1 = pctStart * Double(totalSteps) - 1
-        let end2 = Double(totalSteps - 1)
+        let total = runLength(totalSteps, of: "OneCycleLR")
+        let end1 = pctStart * Double(total) - 1
+        let end2 = Double(total - 1)
         let s = Double(Swift.max(step, 0))
         if s <= end1 { return (true, end1 > 0 ? s / end1 : 1) }
         return (false, Swift.min((s - end1) / Swift.max(end2 - end1, 1e-12), 1))

@@ -59,17 +59,3 @@ public struct History: Sendable {
     /// One logged value across epochs (`history["val_loss"]`), nil where an epoch lacks it.
     public subscript(name: String) -> [Float?] { epochs.map { $0.value(named: name) } }
 }
-
-/// Mistakes in how `fit` was called, reported before any work starts.
-public enum LearnerError: Error, CustomStringConvertible, Equatable {
-    case invalidArgument(String)
-    case featureSizeMismatch(expected: Int, got: Int, source: String)
-
-    public var description: String {
-        switch self {
-        case .invalidArgument(let message): return message
-        case .featureSizeMismatch(let expected, let got, let source):
-            return "\(source): samples have \(got) input values, but the model's first layer takes \(expected)"
-        }
-    }
-}

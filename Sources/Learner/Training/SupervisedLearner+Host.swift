@@ -49,7 +49,7 @@ extension SupervisedLearner {
     }
 
     /// One optimizer step on one batch (Keras' `train_on_batch`, PuzzleLib's `handleBatch`),
-    /// with ``classWeights`` applied; returns the batch loss.
+    /// with ``TrainingOptions/classWeights`` applied; returns the batch loss.
     @discardableResult
     public func trainOnBatch(inputs: Tensor, labels: Tensor, sampleWeights: Tensor? = nil) throws -> Float {
         let batch = withClassWeights(DataBatch(inputs: inputs, labels: labels, sampleWeights: sampleWeights)).to(device)
@@ -59,13 +59,11 @@ extension SupervisedLearner {
     /// Steps through every batch of `source` (pass ``hostPasses``); the mean loss.
     private func trainPass(_ source: TensorDataSource, batchSize: Int, shuffled: Bool) throws -> Double {
         let stream = try source.batches(BatchRequest(epoch: hostPasses, batchSize: batchSize, training: shuffled, seed: seed))
-        var lossSum = 0.0, seen = 0, index = 0
+        var lossSum = 0.0, seen = 0
         while let batch = try stream.next() {
             let value = try optimizerStep(withClassWeights(batch).to(device), share: 1, sampleOffset: 0).loss.scalar
             lossSum += Double(value) * Double(batch.count)
             seen += batch.count
-            onBatchFinish?(self, index, value)
-            index += 1
         }
         return lossSum / Double(max(seen, 1))
     }

@@ -10,12 +10,12 @@ extension Tensor {
 
 extension SupervisedLearner {
     /// The model's outputs for `inputs` in evaluation mode, averaged with those of the mirrored
-    /// images when ``testTimeFlip`` is on (fastai's TTA with flips): probabilities are averaged
+    /// images when ``TrainingOptions/testTimeFlip`` is on (fastai's TTA with flips): probabilities are averaged
     /// for classification and multi-label (returned as logits of the average, so the losses and
     /// metrics read them as before), values for regression.
     func evaluationOutputs(_ inputs: Tensor) -> Tensor {
         let plain = model(inputs)
-        guard testTimeFlip, inputs.rank == 4 else { return plain }
+        guard options.testTimeFlip, inputs.rank == 4 else { return plain }
         let mirrored = model(inputs.flippedHorizontally())
         switch loss {
         case .softmaxCrossEntropy:
