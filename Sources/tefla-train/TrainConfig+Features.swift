@@ -114,9 +114,9 @@ struct ScheduleSpec: Equatable {
                 base: lr, gamma: Float(gamma ?? 0.96), decaySteps: decaySteps ?? 1, staircase: staircase)
         case .polynomial:
             schedule = PolynomialDecayLR(
-                base: lr, end: Float(endLR), decaySteps: decaySteps ?? total, power: Float(power))
+                base: lr, endLR: Float(endLR), decaySteps: decaySteps ?? total, power: Float(power))
         case .cosine:
-            schedule = CosineWarmupLR(base: lr, warmupSteps: warmupSteps, totalSteps: total, minimum: Float(minLR))
+            schedule = CosineWarmupLR(base: lr, warmupSteps: warmupSteps, totalSteps: total, minLR: Float(minLR))
         case .oneCycle:
             schedule = OneCycleLR(
                 maxLR: Float(maxLR ?? baseLR), totalSteps: total, pctStart: pctStart, divFactor: divFactor,

@@ -23,7 +23,7 @@ final class ScheduleTests: XCTestCase {
         assertClose(exp.learningRate(at: 5), 0.1 * pow(0.5, 0.5))
         assertClose(
             ExponentialDecayLR(base: 0.1, gamma: 0.5, decaySteps: 10, staircase: true).learningRate(at: 15), 0.05)
-        let poly = PolynomialDecayLR(base: 0.1, end: 0.01, decaySteps: 100, power: 2)
+        let poly = PolynomialDecayLR(base: 0.1, endLR: 0.01, decaySteps: 100, power: 2)
         assertClose(poly.learningRate(at: 0), 0.1)
         assertClose(poly.learningRate(at: 50), 0.09 * 0.25 + 0.01)
         assertClose(poly.learningRate(at: 100), 0.01)
@@ -31,7 +31,7 @@ final class ScheduleTests: XCTestCase {
     }
 
     func testCosineWithWarmup() {
-        let s = CosineWarmupLR(base: 0.1, warmupSteps: 10, totalSteps: 110, minimum: 0.001)
+        let s = CosineWarmupLR(base: 0.1, warmupSteps: 10, totalSteps: 110, minLR: 0.001)
         assertClose(s.learningRate(at: 0), 0)
         assertClose(s.learningRate(at: 5), 0.05)
         assertClose(s.learningRate(at: 10), 0.1)

@@ -47,56 +47,56 @@ public struct ExponentialDecayLR: LearningRateSchedule {
     }
 }
 
-/// Polynomial decay: `(base − end)·(1 − min(step, decaySteps)/decaySteps)^power + end`
+/// Polynomial decay: `(base − endLR)·(1 − min(step, decaySteps)/decaySteps)^power + endLR`
 /// (TensorFlow's `PolynomialDecay` without cycling; power 1 is linear decay).
 public struct PolynomialDecayLR: LearningRateSchedule {
     public var base: Float
-    public var end: Float
-    /// Steps until `end` is reached; nil: `fit` sets the run's length.
+    public var endLR: Float
+    /// Steps until `endLR` is reached; nil: `fit` sets the run's length.
     public var decaySteps: Int?
     public var power: Float
 
-    public init(base: Float, end: Float = 0, decaySteps: Int? = nil, power: Float = 1) {
+    public init(base: Float, endLR: Float = 0, decaySteps: Int? = nil, power: Float = 1) {
         self.base = base
-        self.end = end
+        self.endLR = endLR
         self.decaySteps = decaySteps.map { Swift.max($0, 1) }
         self.power = power
     }
 
     public func forRun(totalSteps steps: Int, firstStep: Int) -> any LearningRateSchedule {
         guard decaySteps == nil else { return self }
-        return PolynomialDecayLR(base: base, end: end, decaySteps: steps, power: power)
+        return PolynomialDecayLR(base: base, endLR: endLR, decaySteps: steps, power: power)
     }
 
     public func learningRate(at step: Int) -> Float {
         let total = runLength(decaySteps, of: "PolynomialDecayLR")
         let s = Double(Swift.min(Swift.max(step, 0), total))
         let f = Foundation.pow(1 - s / Double(total), Double(power))
-        return Float(Double(base - end) * f + Double(end))
+        return Float(Double(base - endLR) * f + Double(endLR))
     }
 }
 
-/// Linear warmup from 0 to `base` over `warmupSteps`, then cosine decay to `minimum` at `totalSteps`.
+/// Linear warmup from 0 to `base` over `warmupSteps`, then cosine decay to `minLR` at `totalSteps`.
 ///
 /// (Goyal et al. 2017 warmup; Loshchilov & Hutter 2017 SGDR without restarts;
-/// Hugging Face's `get_cosine_schedule_with_warmup` when `minimum` is 0).
+/// Hugging Face's `get_cosine_schedule_with_warmup` when `minLR` is 0).
 public struct CosineWarmupLR: LearningRateSchedule {
     public var base: Float
     public var warmupSteps: Int
     /// The run's optimizer steps; nil: `fit` sets it from its epochs and batches per epoch.
     public var totalSteps: Int?
-    public var minimum: Float
+    public var minLR: Float
 
-    public init(base: Float, warmupSteps: Int = 0, totalSteps: Int? = nil, minimum: Float = 0) {
+    public init(base: Float, warmupSteps: Int = 0, totalSteps: Int? = nil, minLR: Float = 0) {
         self.base = base
         self.warmupSteps = Swift.max(warmupSteps, 0)
         self.totalSteps = totalSteps.map { Swift.max($0, Swift.max(warmupSteps, 0) + 1) }
-        self.minimum = minimum
+        self.minLR = minLR
     }
 
     public func forRun(totalSteps steps: Int, firstStep: Int) -> any LearningRateSchedule {
         guard totalSteps == nil else { return self }
-        return CosineWarmupLR(base: base, warmupSteps: warmupSteps, totalSteps: steps, minimum: minimum)
+        return CosineWarmupLR(base: base, warmupSteps: warmupSteps, totalSteps: steps, minLR: minLR)
     }
 
     public func learningRate(at step: Int) -> Float {
@@ -104,6 +104,6 @@ public struct CosineWarmupLR: LearningRateSchedule {
         if step < warmupSteps { return base * Float(step) / Float(Swift.max(warmupSteps, 1)) }
         let total = runLength(totalSteps, of: "CosineWarmupLR")
         let progress = Swift.min(Double(step - warmupSteps) / Double(total - warmupSteps), 1)
-        return Float(cosineAnneal(Double(base), Double(minimum), progress))
+        return Float(cosineAnneal(Double(base), Double(minLR), progress))
     }
 }

@@ -7,7 +7,8 @@ import Foundation
 /// `cycle = ⌊1 + step/(up + down)⌋`, `x = 1 + step/(up + down) − cycle`,
 /// `scale = x/r` while `x ≤ r = up/(up + down)`, else `(x − 1)/(r − 1)`;
 /// `lr = base + (max − base)·scale·f`, where `f` is 1 (triangular), `1/2^(cycle−1)` (triangular2)
-/// or `γ^step` (exp_range). Momentum, when given, cycles inversely: `max_m − (max_m − base_m)·scale·f`.
+/// or `γ^step` (exp_range). Momentum cycles inversely: `max_m − (max_m − base_m)·scale·f`, between
+/// 0.8 and 0.9 unless given (PyTorch's `cycle_momentum=True` defaults; nil leaves it alone).
 public struct CyclicLR: LearningRateSchedule {
     public enum Mode: String, Sendable, CaseIterable {
         case triangular, triangular2
@@ -27,7 +28,7 @@ public struct CyclicLR: LearningRateSchedule {
 
     public init(
         baseLR: Float, maxLR: Float, stepSizeUp: Int = 2000, stepSizeDown: Int? = nil, mode: Mode = .triangular,
-        gamma: Double = 1, momentumRange: (base: Float, max: Float)? = nil
+        gamma: Double = 1, momentumRange: (base: Float, max: Float)? = (0.8, 0.9)
     ) {
         self.baseLR = baseLR
         self.maxLR = maxLR
