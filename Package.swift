@@ -12,6 +12,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
     ],
     targets: [
         // The C shim: OpenBLAS, CRC32C, tf.Example parsing (protobuf-c as the reference), zlib, libjpeg-turbo, libpng;
@@ -32,13 +33,15 @@ let package = Package(
                 .linkedLibrary("pthread"),
             ]
         ),
-        .target(name: "Learner", dependencies: ["CLearner"]),
+        // Library messages (notes, warnings) go through swift-log, so users route them.
+        .target(name: "Learner", dependencies: ["CLearner", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "tefla-train",
             dependencies: [
                 "Learner",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Inspect, verify and convert TFRecord data sets; time their reading (Benchmarks/data).
@@ -63,7 +66,10 @@ let package = Package(
         ),
         // The mpirun launcher both test targets use to start ranks (not a product).
         .target(name: "MPIRun", path: "Tests/MPIRun"),
-        .testTarget(name: "LearnerTests", dependencies: ["Learner", "CLearner", "MPIRun"], exclude: ["Fixtures"]),
+        .testTarget(
+            name: "LearnerTests",
+            dependencies: ["Learner", "CLearner", "MPIRun", .product(name: "Logging", package: "swift-log")],
+            exclude: ["Fixtures"]),
         .testTarget(name: "TeflaTrainTests", dependencies: ["tefla-train", "Learner", "MPIRun"]),
         .testTarget(name: "TeflaDataTests", dependencies: ["tefla-data", "Learner"]),
     ],

@@ -49,6 +49,7 @@ struct Session {
     var verbose: Int { options.verbose ?? cfg.verbose ?? 2 }
 
     init(_ options: RunOptions, adjust: (inout TrainConfig) -> Void = { _ in }) throws {
+        PlainLogHandler.bootstrap
         guard let text = try? String(contentsOfFile: options.config, encoding: .utf8) else {
             throw fail("cannot read config file '\(options.config)'")
         }

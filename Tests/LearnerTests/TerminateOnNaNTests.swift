@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import XCTest
 
 @testable import Learner
@@ -33,9 +34,9 @@ final class TerminateOnNaNTests: XCTestCase {
             model: Sequential([Dense(inputSize: 3, outputSize: 1, seed: 3)]), loss: .meanSquaredError,
             optimizer: SGD(learningRate: 0.05), seed: 2)
         learner.options.schedule = BlowUp(blowUpStep: 10)
-        var lines: [String] = []
-        learner.options.verbose = 2
-        learner.options.log = { lines.append($0) }
+        let messages = MessageRecorder()
+        learner.options.verbose = 0
+        learner.options.logger = Logger(label: "test") { _ in messages }
         let stop = TerminateOnNaN()
         let recorder = BatchRecorder()
         learner.callbacks = [stop, recorder]
@@ -53,7 +54,7 @@ final class TerminateOnNaNTests: XCTestCase {
         XCTAssertEqual(history.epochs.count, 2)
         let message = try XCTUnwrap(stop.message)
         XCTAssertTrue(message.contains("epoch 2, batch 3 (global step 12)"), message)
-        XCTAssertTrue(lines.contains(message), "\(lines)")
+        XCTAssertEqual(messages.lines, ["warning: " + message], "the stop goes through the library's logger")
 
         // The weights are now non-finite: a second run with the same callback forgets the first
         // and stops at its very first batch.
@@ -62,5 +63,22 @@ final class TerminateOnNaNTests: XCTestCase {
         XCTAssertEqual(stop.badEpoch, 1)
         XCTAssertEqual(stop.badBatch, 0)
         XCTAssertEqual(stop.badStep, 1)
+    }
+}
+
+/// A swift-log handler that keeps each message as `level: text` (notices without the level).
+/// Unchecked: a test logs from the thread that runs `fit`, and reads after it returns.
+final class MessageRecorder: LogHandler, @unchecked Sendable {
+    var lines: [String] = []
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        lines.append(event.level == .notice ? event.message.description : "\(event.level): \(event.message)")
     }
 }

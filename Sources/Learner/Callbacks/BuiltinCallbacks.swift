@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// Appends one row per epoch to a CSV file (Keras' `CSVLogger`): `epoch`, then every value of
 /// the first epoch's log in a fixed order.
@@ -81,7 +82,7 @@ public final class TerminateOnNaN: Callback {
         learner.stopTraining = true
         let text = "TerminateOnNaN: epoch \(epoch), batch \(batch) (global step \(learner.globalStep)): loss is \(loss); training stopped"
         message = text
-        learner.note(text)
+        learner.note(text, level: .warning)
     }
 }
 

@@ -138,7 +138,7 @@ public final class ModelCheckpoint: Callback {
                     + " ends at step \(expectedStep); resume with the data and batch size of the saved run")
         }
         if state.seed != learner.seed {
-            learner.note("note: \(folder) was saved by a run with seed \(state.seed); this run uses seed \(learner.seed)")
+            learner.note("\(folder) was saved by a run with seed \(state.seed); this run uses seed \(learner.seed)")
         }
         best = state.values[bestKey].map(Float.init)
     }

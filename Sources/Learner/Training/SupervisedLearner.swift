@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// Trains a model on labelled examples: tefla's `SupervisedLearner`, Keras' `fit`.
 ///
@@ -79,10 +80,9 @@ public final class SupervisedLearner {
         self.metrics = mode.defaultMetrics
     }
 
-    /// Writes a line through ``TrainingOptions/log`` unless ``TrainingOptions/verbose`` is 0 (on
-    /// data-parallel rank 0 alone).
-    public func note(_ line: String) {
-        if options.verbose > 0 && writesCheckpoints { options.log(line) }
+    /// Sends a message through ``TrainingOptions/logger`` (on data-parallel rank 0 alone).
+    public func note(_ message: String, level: Logger.Level = .notice) {
+        if writesCheckpoints { options.logger.log(level: level, "\(message)") }
     }
 
     /// Mean loss and accuracy (classification) over a data set, in evaluation mode.

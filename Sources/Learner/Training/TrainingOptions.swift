@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// How a ``SupervisedLearner`` trains and reports: the settings the CLI fills from a config's
 /// `training`, `optimizer.schedule` and `data` sections and a library user sets in Swift.
@@ -14,8 +15,12 @@ import Foundation
 public struct TrainingOptions {
     /// 0: silent, 1: a live progress bar per epoch (Keras), 2: one line per epoch.
     public var verbose = 2
-    /// Where epoch lines and notes go (standard output by default).
+    /// Where the epoch lines go (standard output by default): the run's report.
     public var log: (String) -> Void = TrainingOptions.standardOutput
+    /// Where the library's messages go (swift-log): notes and warnings such as a checkpoint
+    /// saved by a run with another seed, or a run stopped on a non-finite loss. Route them with
+    /// `LoggingSystem.bootstrap` or by setting a logger here.
+    public var logger = Logger(label: "tefla.learner")
     /// Where the live progress bar of `verbose` 1 is drawn (text without newlines); nil sends
     /// plain progress lines to ``log`` instead. Standard output when it is a terminal.
     public var progressOutput: ((String) -> Void)? = TrainingOptions.terminalOutput()
