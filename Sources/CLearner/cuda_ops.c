@@ -2,6 +2,7 @@
 // launches, copies, synchronisation, event timers and cuBLAS sgemm. See clearner_cuda.h.
 #define _GNU_SOURCE
 #include "cuda_internal.h"
+#include "elementwise.h" // tl_unary_backward_reads
 
 #include <errno.h>
 #include <math.h>
@@ -626,7 +627,7 @@ int tl_cuda_fill(float *out, float value, size_t n) {
 }
 
 int tl_cuda_binary(int op, const float *a, size_t an, const float *b, size_t bn, float *out, size_t n) {
-    if (op < 0 || op > 11) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_binary: unknown op %d", op);
+    if (op < 0 || op >= TL_BINARY_COUNT) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_binary: unknown op %d", op);
     if (n == 0) return TL_CUDA_OK;
     if (an == 0 || bn == 0 || n % an || n % bn)
         return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_binary: an=%zu and bn=%zu must divide n=%zu", an, bn, n);
@@ -642,7 +643,7 @@ int tl_cuda_binary(int op, const float *a, size_t an, const float *b, size_t bn,
 }
 
 int tl_cuda_unary(int op, const float *x, float *out, size_t n) {
-    if (op < 0 || op > 11) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_unary: unknown op %d", op);
+    if (op < 0 || op >= TL_UNARY_COUNT) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_unary: unknown op %d", op);
     if (n == 0) return TL_CUDA_OK;
     TL_DEVICE(d);
     unsigned long long nn = n;
@@ -652,12 +653,13 @@ int tl_cuda_unary(int op, const float *x, float *out, size_t n) {
 }
 
 int tl_cuda_unary_backward(int op, const float *x, const float *y, const float *g, float *out, size_t n) {
-    if (op < 0 || op > 11) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_unary_backward: unknown op %d", op);
-    // Which ops read x and which read y.
-    int needs_x = op == 2 || op == 4 || op == 7 || op == 8 || op == 10;
-    int needs_y = op == 1 || op == 3 || op == 5 || op == 6 || op == 11;
-    if (!g || (needs_x && !x) || (needs_y && !y))
-        return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_unary_backward: op %d needs %s", op, needs_x ? "x and g" : "y and g");
+    if (op < 0 || op >= TL_UNARY_COUNT)
+        return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_unary_backward: unknown op %d", op);
+    // The operands the op's backward formula reads (the op table says which).
+    int reads = tl_unary_backward_reads(op);
+    if (!g || ((reads & TL_READS_X) && !x) || ((reads & TL_READS_Y) && !y))
+        return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_unary_backward: %s needs g%s%s", tl_unary_name(op),
+                            (reads & TL_READS_X) ? ", x" : "", (reads & TL_READS_Y) ? ", y" : "");
     if (n == 0) return TL_CUDA_OK;
     TL_DEVICE(d);
     unsigned long long nn = n;
@@ -727,7 +729,7 @@ typedef struct tl_bcast_args {
 
 int tl_cuda_binary_strided(int op, int rank, const int64_t *shape, const float *a, const int64_t *astride,
                            const float *b, const int64_t *bstride, float *out) {
-    if (op < 0 || op > 11) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_binary_strided: unknown op %d", op);
+    if (op < 0 || op >= TL_BINARY_COUNT) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_binary_strided: unknown op %d", op);
     if (rank < 0 || rank > 8) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_binary_strided: rank %d is not in 0...8", rank);
     tl_bcast_args p;
     memset(&p, 0, sizeof p);
