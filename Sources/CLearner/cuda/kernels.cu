@@ -1,6 +1,6 @@
 // Tefla CUDA kernels.
 //
-// This file is CUDA C++ compiled at run time by NVRTC (see cuda_ops.c); SwiftPM never
+// This file is CUDA C++ compiled at run time by NVRTC (see cuda_compile.c); SwiftPM never
 // compiles it. `Scripts/embed-kernels` turns it into the C string in cuda_kernels.inc, which
 // is what the binary carries, so edit this file and rerun that script.
 //

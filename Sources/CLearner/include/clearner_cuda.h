@@ -1,8 +1,9 @@
 // CLearner's CUDA layer: NVIDIA GPUs through the driver API, NVRTC and cuBLAS, all loaded at
 // run time with dlopen, so one binary runs on CPU-only machines and on GPU machines.
 //
-// Always declared: built without the CUDA toolkit headers, every function is a stub that
-// returns TL_CUDA_ERR_NOT_BUILT (tl_cuda_built_in() says which build this is).
+// Always declared: built without the CUDA toolkit headers, every function returns
+// TL_CUDA_ERR_NOT_BUILT once its arguments pass their checks (tl_cuda_built_in() says which
+// build this is).
 //
 // Conventions
 // - Every function returning `int` returns a status: 0 (TL_CUDA_OK) or a TL_CUDA_ERR_* code.
