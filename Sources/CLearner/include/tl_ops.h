@@ -34,7 +34,8 @@
     X(ABS, abs, TL_READS_X, TL_DOMAIN_ANY, fabsf(x), g * TL_SIGN(x))                                 \
     X(SIGN, sign, TL_READS_NONE, TL_DOMAIN_ANY, TL_SIGN(x), 0.0f)                                    \
     X(SQUARE, square, TL_READS_X, TL_DOMAIN_ANY, x * x, 2.0f * x * g)                                \
-    X(RECIPROCAL, reciprocal, TL_READS_Y, TL_DOMAIN_POSITIVE, 1.0f / x, -g * y * y)
+    X(RECIPROCAL, reciprocal, TL_READS_Y, TL_DOMAIN_POSITIVE, 1.0f / x, -g * y * y)                  \
+    X(SOFTPLUS, softplus, TL_READS_X, TL_DOMAIN_ANY, x > 20.0f ? x : log1pf(expf(x)), x > 20.0f ? g : g / (1.0f + expf(-x)))
 
 // X(ID, swift_name, result for operands x and y). Comparisons give 1.0 or 0.0.
 #define TL_BINARY_OPS(X)                                                                             \
