@@ -205,7 +205,7 @@ int main() {
         int64_t as[5] = {12, 0, 4, 0, 1}, bs[5] = {0, 3, 1, 0, 0};
         auto a = rnd(24), b = rnd(15);
         size_t n = 2 * 5 * 3 * 4 * 4;
-        for (int op = 0; op < 12; op++) {
+        for (int op = 0; op < TL_BINARY_COUNT; op++) {
             std::vector<float> c(n), g(n, NAN);
             tl_binary_strided(op, 5, shape, a.data(), as, b.data(), bs, c.data());
             tl_bcast p{};
@@ -213,6 +213,24 @@ int main() {
             launch(2, 32, [&] { tl_k_binary_strided(op, a.data(), b.data(), g.data(), n, 5, p); });
             cmp("binary strided", g, c, 1e-7);
         }
+    }
+    // every unary op of the table, forward and backward, on inputs of its domain (vec and scalar paths)
+    for (int op = 0; op < TL_UNARY_COUNT; op++) {
+        size_t n = 103;
+        auto x = rnd(n), g = rnd(n);
+        for (auto &v : x) v = tl_unary_domain(op) == TL_DOMAIN_POSITIVE ? 0.1f + std::fabs(v) : 3 * v;
+        std::vector<float> y(n), gy(n, NAN), dx(n), gdx(n, NAN);
+        tl_unary(op, x.data(), y.data(), n);
+        tl_unary_backward(op, x.data(), y.data(), g.data(), dx.data(), n);
+        char what[64];
+        for (int vec = 0; vec < 2; vec++) {
+            launch(2, 32, [&] { tl_k_unary(op, x.data(), gy.data(), n, vec); });
+            snprintf(what, sizeof what, "unary %s%s", tl_unary_name(op), vec ? " (float4)" : "");
+            cmp(what, gy, y, 0);
+        }
+        launch(2, 32, [&] { tl_k_unary_backward(op, x.data(), y.data(), g.data(), gdx.data(), n); });
+        snprintf(what, sizeof what, "unary backward %s", tl_unary_name(op));
+        cmp(what, gdx, dx, 0);
     }
     printf("%d failures\n", fails);
     return fails != 0;

@@ -1,4 +1,4 @@
-// Private to the CUDA part of CLearner (cuda_loader.c, cuda_alloc.c, cuda_ops.c): the
+// Private to the CUDA part of CLearner (the cuda_*.c files): the
 // run-time-loaded driver, NVRTC and cuBLAS entry points, per-device state and error helpers.
 // Never included by the public headers, so Swift never sees a toolkit type.
 #ifndef CLEARNER_CUDA_INTERNAL_H
@@ -32,6 +32,41 @@ void tl_cuda_copy_message(char *dst, size_t len, const char *src);
 #define TL_NOT_BUILT_MSG \
     "CUDA support not built in: CLearner was compiled without the CUDA toolkit headers (cuda.h, " \
     "cudaTypedefs.h, nvrtc.h, cublas_v2.h); run Scripts/install-cuda-toolkit and rebuild"
+
+// ------------------------------------------------------------------ kernels
+// Every kernel in cuda/kernels.cu, in one list: the enum index and the name looked up. Known to
+// both builds, so that the op launchers compile without the toolkit too.
+#define TL_CUDA_KERNELS(X)                                                                      \
+    X(tl_k_fill) X(tl_k_binary) X(tl_k_binary_bcast) X(tl_k_unary) X(tl_k_unary_backward)       \
+    X(tl_k_affine) X(tl_k_softmax_rows) X(tl_k_xent_forward) X(tl_k_xent_backward)              \
+    X(tl_k_sum_mid) X(tl_k_sum_inner1) X(tl_k_sgd) X(tl_k_adam) X(tl_k_rmsprop)                 \
+    X(tl_k_dropout_mask) X(tl_k_gather_rows) X(tl_k_scatter_add_rows) X(tl_k_im2col)               \
+    X(tl_k_col2im) X(tl_k_channel_bias) X(tl_k_maxpool_fwd) X(tl_k_maxpool_bwd) X(tl_k_avgpool_fwd) \
+    X(tl_k_avgpool_bwd) X(tl_k_bn_stats) X(tl_k_bn_forward) X(tl_k_bn_backward) X(tl_k_max_mid)     \
+    X(tl_k_permute) X(tl_k_sigmoid_xent) X(tl_k_binary_strided)
+
+enum {
+#define TL_K_ENUM(name) TLK_##name,
+    TL_CUDA_KERNELS(TL_K_ENUM)
+#undef TL_K_ENUM
+    TLK_COUNT
+};
+extern const char *const tl_cuda_kernel_names[TLK_COUNT];
+
+// ------------------------------------------------------------------ launches (cuda_launch.c)
+// The op launchers (cuda_ops.c, cuda_conv_ops.c) reach the GPU only through these and the
+// public allocator and copy calls, so they are compiled in both builds: their argument checks
+// run either way, and without the toolkit the launch reports TL_CUDA_ERR_NOT_BUILT. `args`
+// points at each kernel argument, with exactly the types the kernel declares.
+#define TL_BLOCK 256u
+/// A grid-stride kernel over `work` items on the current device: blocks of TL_BLOCK threads,
+/// enough to fill the GPU and never more than the work needs.
+int tl_cuda_launch_items(int kernel, unsigned long long work, void **args);
+/// A kernel with one block per row (grid-stride over `rows`), whose threads, a power of two in
+/// [32, 512], cover `cols`.
+int tl_cuda_launch_rows(int kernel, size_t rows, size_t cols, void **args);
+/// A kernel with the given grid and block.
+int tl_cuda_launch(int kernel, unsigned gx, unsigned gy, unsigned bx, unsigned by, void **args);
 
 #if TL_CUDA_ENABLED
 
@@ -88,25 +123,6 @@ typedef struct tl_cublas_api {
 extern tl_cu_api tl_cu;
 extern tl_nvrtc_api tl_nvrtc;
 extern tl_cublas_api tl_cublas;
-
-// ------------------------------------------------------------------ kernels
-// Every kernel in cuda/kernels.cu, in one list: the enum index and the name looked up.
-#define TL_CUDA_KERNELS(X)                                                                      \
-    X(tl_k_fill) X(tl_k_binary) X(tl_k_binary_bcast) X(tl_k_unary) X(tl_k_unary_backward)       \
-    X(tl_k_affine) X(tl_k_softmax_rows) X(tl_k_xent_forward) X(tl_k_xent_backward)              \
-    X(tl_k_sum_mid) X(tl_k_sum_inner1) X(tl_k_sgd) X(tl_k_adam) X(tl_k_rmsprop)                 \
-    X(tl_k_dropout_mask) X(tl_k_gather_rows) X(tl_k_scatter_add_rows) X(tl_k_im2col)               \
-    X(tl_k_col2im) X(tl_k_channel_bias) X(tl_k_maxpool_fwd) X(tl_k_maxpool_bwd) X(tl_k_avgpool_fwd) \
-    X(tl_k_avgpool_bwd) X(tl_k_bn_stats) X(tl_k_bn_forward) X(tl_k_bn_backward) X(tl_k_max_mid)     \
-    X(tl_k_permute) X(tl_k_sigmoid_xent) X(tl_k_binary_strided)
-
-enum {
-#define TL_K_ENUM(name) TLK_##name,
-    TL_CUDA_KERNELS(TL_K_ENUM)
-#undef TL_K_ENUM
-    TLK_COUNT
-};
-extern const char *const tl_cuda_kernel_names[TLK_COUNT];
 
 // ------------------------------------------------------------------ caching allocator state
 // One pool per device. Blocks come from cuMemAlloc in size classes (8 per power of two, so a
@@ -174,6 +190,13 @@ int tl_cuda_check_cublas(cublasStatus_t r, const char *what, const char *file, i
 #define TL_CU(call) tl_cuda_check_cu((call), #call, TL_FILE, __LINE__)
 #define TL_NVRTC(call) tl_cuda_check_nvrtc((call), #call, TL_FILE, __LINE__)
 #define TL_CUBLAS(call) tl_cuda_check_cublas((call), #call, TL_FILE, __LINE__)
+// Declares `d`, the calling thread's current device, or returns the status of finding it.
+#define TL_DEVICE(d)                  \
+    tl_cuda_device *d;                \
+    do {                              \
+        int s_ = tl_cuda_current(&d); \
+        if (s_) return s_;            \
+    } while (0)
 extern float tl_cuda_memory_fraction_value;
 extern int tl_nvrtc_major, tl_nvrtc_minor; // -1 until NVRTC is loaded
 
@@ -181,8 +204,35 @@ extern int tl_nvrtc_major, tl_nvrtc_minor; // -1 until NVRTC is loaded
 int tl_pool_setup(tl_cuda_device *d);
 void tl_format_bytes(char *buf, size_t len, double bytes);
 
-// Kernels (cuda_ops.c).
+// Kernel compilation (cuda_compile.c): the embedded source compiled by NVRTC.
+typedef struct tl_compiled {
+    char *image;     // cubin (ELF) or PTX text, malloc'ed
+    size_t size;
+    int is_cubin;
+    char arch[32];   // as passed to NVRTC: sm_90 or compute_90
+} tl_compiled;
+// NVRTC's options for an arch; `opts` must hold 4 pointers, `archopt` 64 bytes. Returns the count.
+int tl_nvrtc_options(const char *arch, char *archopt, const char **opts);
+// Compiles the embedded source for `arch`. On failure the NVRTC log is in the error message and,
+// when log != NULL, in log.
+int tl_nvrtc_compile(const char *arch, tl_compiled *out, char *log, size_t loglen);
+// The NVRTC target for a device of compute capability cc (e.g. 90).
+int tl_nvrtc_choose_arch(int cc, char *arch, size_t len);
+
+// The on-disk kernel cache (cuda_kernel_cache.c). The file for a compiled image, keyed by the
+// source, NVRTC's options, the arch and NVRTC's version: 0 with dir and path set, 1 when the
+// cache is off or its directory unusable.
+int tl_kernel_cache_path(const char *arch, const char *const *opts, int nopts, int is_cubin, char *dir, size_t dirlen,
+                         char *path, size_t pathlen);
+// The file's contents, NUL-terminated (PTX is loaded as a C string), or NULL; free() them.
+char *tl_kernel_cache_read(const char *path, size_t *size);
+// Writes atomically (a 0600 temporary file, fsync, rename); 0 on success.
+int tl_kernel_cache_write(const char *dir, const char *path, const void *data, size_t size);
+
+// Module loading (cuda_launch.c): compiles or loads the kernels for device d once.
 int tl_cuda_ensure_kernels(tl_cuda_device *d);
+// Milliseconds on the monotonic clock.
+double tl_now_ms(void);
 
 #endif // TL_CUDA_ENABLED
 #endif

@@ -2,22 +2,10 @@
 // vectorises. Multithreading is done by the Swift caller, which splits `n` into chunks,
 // so every kernel here works on one range and never allocates.
 #include "clearner.h"
+#include "elementwise.h" // the op table's formulas and TL_SQRTF
 #include <math.h>
 #include <float.h>
 #include <string.h>
-
-// sqrtf without errno: with -fmath-errno (the C default) a sqrtf call may set errno for a
-// negative argument, so clang keeps it scalar and calls the library on that path, and every
-// loop holding one runs a scalar square root and division per element. The elementwise
-// builtin is IEEE sqrt with no errno side effect (the same value), so such loops vectorise.
-#if defined(__has_builtin)
-#if __has_builtin(__builtin_elementwise_sqrt)
-#define TL_SQRTF(x) __builtin_elementwise_sqrt(x)
-#endif
-#endif
-#ifndef TL_SQRTF
-#define TL_SQRTF(x) sqrtf(x)
-#endif
 
 // The optimizer updates, bound by a square root and a division per element, get AVX-512 and
 // AVX2 clones chosen at load time (ifunc) next to the baseline build: 0.55 -> 0.44 ms for
@@ -42,23 +30,6 @@ void tl_sub(const float *a, const float *b, float *out, size_t n) { for (size_t 
 void tl_mul(const float *a, const float *b, float *out, size_t n) { for (size_t i = 0; i < n; i++) out[i] = a[i] * b[i]; }
 void tl_div(const float *a, const float *b, float *out, size_t n) { for (size_t i = 0; i < n; i++) out[i] = a[i] / b[i]; }
 
-static inline float apply_binary(int op, float x, float y) {
-    switch (op) {
-    case 0: return x + y;
-    case 1: return x - y;
-    case 2: return x * y;
-    case 3: return x / y;
-    case 4: return x > y ? x : y;
-    case 5: return x < y ? x : y;
-    case 6: return powf(x, y);
-    case 7: return x == y ? 1.0f : 0.0f;
-    case 8: return x > y ? 1.0f : 0.0f;
-    case 9: return x < y ? 1.0f : 0.0f;
-    case 10: return x >= y ? 1.0f : 0.0f;
-    default: return x <= y ? 1.0f : 0.0f;
-    }
-}
-
 // Inner loop along the last axis, specialised for the three stride patterns that occur in
 // practice (both contiguous, one side broadcast as a scalar) so that they vectorise.
 #define INNER_LOOP(EXPR)                                                                    \
@@ -69,21 +40,18 @@ static inline float apply_binary(int op, float x, float y) {
 
 static void binary_inner(int op, int64_t n, const float *a, int64_t sa, const float *b, int64_t sb, float *out) {
     switch (op) {
-    case 0: INNER_LOOP(x + y) break;
-    case 1: INNER_LOOP(x - y) break;
-    case 2: INNER_LOOP(x * y) break;
-    case 3: INNER_LOOP(x / y) break;
-    case 4: INNER_LOOP(x > y ? x : y) break;
-    case 5: INNER_LOOP(x < y ? x : y) break;
-    default:
-        for (int64_t i = 0; i < n; i++) out[i] = apply_binary(op, a[i * sa], b[i * sb]);
+#define TL_BINARY_INNER_CASE(ID, name, formula) \
+    case TL_BINARY_##ID: INNER_LOOP(formula) break;
+        TL_BINARY_OPS(TL_BINARY_INNER_CASE)
+#undef TL_BINARY_INNER_CASE
+    default: break;
     }
 }
 
 void tl_binary_strided(int op, int rank, const int64_t *shape,
                        const float *a, const int64_t *astride,
                        const float *b, const int64_t *bstride, float *out) {
-    if (rank == 0) { out[0] = apply_binary(op, a[0], b[0]); return; }
+    if (rank == 0) { out[0] = tl_binary_apply(op, a[0], b[0]); return; }
     int64_t inner = shape[rank - 1];
     int64_t outer = 1;
     for (int d = 0; d < rank - 1; d++) outer *= shape[d];
@@ -96,25 +64,14 @@ void tl_binary_strided(int op, int rank, const int64_t *shape,
     }
 }
 
-static inline float gelu_tanh(float x) {
-    const float c = 0.7978845608028654f; // sqrt(2/pi)
-    return 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
-}
-
-void tl_unary(int op, const float *x, float *out, size_t n) {
+// One loop per op of the table, the formula inlined so that each loop vectorises.
+void tl_unary(int op, const float *in, float *out, size_t n) {
     switch (op) {
-    case 0: for (size_t i = 0; i < n; i++) out[i] = -x[i]; break;
-    case 1: for (size_t i = 0; i < n; i++) out[i] = expf(x[i]); break;
-    case 2: for (size_t i = 0; i < n; i++) out[i] = logf(x[i]); break;
-    case 3: for (size_t i = 0; i < n; i++) out[i] = TL_SQRTF(x[i]); break;
-    case 4: for (size_t i = 0; i < n; i++) out[i] = x[i] > 0.0f ? x[i] : 0.0f; break;
-    case 5: for (size_t i = 0; i < n; i++) out[i] = 1.0f / (1.0f + expf(-x[i])); break;
-    case 6: for (size_t i = 0; i < n; i++) out[i] = tanhf(x[i]); break;
-    case 7: for (size_t i = 0; i < n; i++) out[i] = gelu_tanh(x[i]); break;
-    case 8: for (size_t i = 0; i < n; i++) out[i] = fabsf(x[i]); break;
-    case 9: for (size_t i = 0; i < n; i++) out[i] = (float)((x[i] > 0.0f) - (x[i] < 0.0f)); break;
-    case 10: for (size_t i = 0; i < n; i++) out[i] = x[i] * x[i]; break;
-    default: for (size_t i = 0; i < n; i++) out[i] = 1.0f / x[i]; break;
+#define TL_UNARY_LOOP_CASE(ID, name, reads, domain, forward, backward) \
+    case TL_UNARY_##ID: for (size_t i = 0; i < n; i++) { const float x = in[i]; out[i] = (forward); } break;
+        TL_UNARY_OPS(TL_UNARY_LOOP_CASE)
+#undef TL_UNARY_LOOP_CASE
+    default: break;
     }
 }
 
@@ -127,23 +84,55 @@ void tl_pow_scalar(const float *x, float p, float *out, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = powf(x[i], p);
 }
 
-void tl_unary_backward(int op, const float *x, const float *y, const float *g, float *out, size_t n) {
+// Every operand the formula reads is loaded unconditionally, so that selects (relu's) vectorise:
+// a load under the condition compiles to a branch per element, mispredicted half the time.
+void tl_unary_backward(int op, const float *xs, const float *ys, const float *gs, float *out, size_t n) {
     switch (op) {
-    // Both operands are loaded unconditionally so that the select vectorises (a load of g
-    // under the condition compiles to a branch per element, mispredicted half the time).
-    case 4: for (size_t i = 0; i < n; i++) { float gi = g[i]; out[i] = x[i] > 0.0f ? gi : 0.0f; } break;
-    case 5: for (size_t i = 0; i < n; i++) out[i] = g[i] * y[i] * (1.0f - y[i]); break;
-    case 6: for (size_t i = 0; i < n; i++) out[i] = g[i] * (1.0f - y[i] * y[i]); break;
-    case 7: {
-        const float c = 0.7978845608028654f;
-        for (size_t i = 0; i < n; i++) {
-            float v = x[i], u = c * (v + 0.044715f * v * v * v), t = tanhf(u);
-            float du = c * (1.0f + 3.0f * 0.044715f * v * v);
-            out[i] = g[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
-        }
+#define TL_UNARY_BACKWARD_LOOP_CASE(ID, name, reads, domain, forward, backward)       \
+    case TL_UNARY_##ID:                                                                \
+        for (size_t i = 0; i < n; i++) {                                               \
+            const float x = ((reads) & TL_READS_X) ? xs[i] : 0.0f;                     \
+            const float y = ((reads) & TL_READS_Y) ? ys[i] : 0.0f;                     \
+            const float g = gs[i];                                                     \
+            (void)x;                                                                   \
+            (void)y;                                                                   \
+            (void)g;                                                                   \
+            out[i] = (backward);                                                       \
+        }                                                                              \
         break;
+        TL_UNARY_OPS(TL_UNARY_BACKWARD_LOOP_CASE)
+#undef TL_UNARY_BACKWARD_LOOP_CASE
+    default: break;
     }
-    default: memcpy(out, g, n * sizeof(float)); break;
+}
+
+const char *tl_unary_name(int op) {
+    switch (op) {
+#define TL_UNARY_NAME_CASE(ID, name, reads, domain, forward, backward) \
+    case TL_UNARY_##ID: return #name;
+        TL_UNARY_OPS(TL_UNARY_NAME_CASE)
+#undef TL_UNARY_NAME_CASE
+    default: return "unknown";
+    }
+}
+
+int tl_unary_domain(int op) {
+    switch (op) {
+#define TL_UNARY_DOMAIN_CASE(ID, name, reads, domain, forward, backward) \
+    case TL_UNARY_##ID: return (domain);
+        TL_UNARY_OPS(TL_UNARY_DOMAIN_CASE)
+#undef TL_UNARY_DOMAIN_CASE
+    default: return TL_DOMAIN_ANY;
+    }
+}
+
+const char *tl_binary_name(int op) {
+    switch (op) {
+#define TL_BINARY_NAME_CASE(ID, name, formula) \
+    case TL_BINARY_##ID: return #name;
+        TL_BINARY_OPS(TL_BINARY_NAME_CASE)
+#undef TL_BINARY_NAME_CASE
+    default: return "unknown";
     }
 }
 

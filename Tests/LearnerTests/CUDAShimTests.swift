@@ -44,11 +44,19 @@ final class CUDAShimTests: XCTestCase {
         }
     }
 
+    /// The source compiled in is kernels.cu with the headers it includes (the op table) inlined,
+    /// as `Scripts/embed-kernels --source` prints it from the files on disk.
     func testEmbeddedKernelSourceIsUpToDate() throws {
-        let file = packageRoot.appendingPathComponent("Sources/CLearner/cuda/kernels.cu")
-        let onDisk = try String(contentsOf: file, encoding: .utf8)
+        let (status, onDisk) = try runScript("Scripts/embed-kernels", ["--source"])
+        XCTAssertEqual(status, 0, onDisk)
+        XCTAssertTrue(onDisk.contains("tl_k_unary") && onDisk.contains("TL_UNARY_OPS("), "the kernels and the op table")
         let embedded = String(cString: tl_cuda_kernel_source())
         XCTAssertEqual(embedded, onDisk, "cuda_kernels.inc is stale: run Scripts/embed-kernels")
+    }
+
+    /// Runs a script of the repository under bash: its exit status and output.
+    private func runScript(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        try PeerPython.run("/bin/bash", [packageRoot.appendingPathComponent(path).path] + arguments)
     }
 
     func testEveryKernelCompilesWithNVRTC() throws {
@@ -83,19 +91,9 @@ final class CUDAShimTests: XCTestCase {
         guard path.split(separator: ":").contains(where: { FileManager.default.isExecutableFile(atPath: "\($0)/clang++") }) else {
             throw XCTSkip("clang++ not found: the kernel emulation needs it")
         }
-        let script = packageRoot.appendingPathComponent("Scripts/cuda-emulate/run")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [script.path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let output = String(decoding: data, as: UTF8.self)
+        let (status, output) = try runScript("Scripts/cuda-emulate/run", [])
         let failures = output.split(separator: "\n").filter { !$0.hasPrefix("PASS") }
-        XCTAssertEqual(process.terminationStatus, 0, failures.joined(separator: "\n"))
+        XCTAssertEqual(status, 0, failures.joined(separator: "\n"))
         XCTAssertTrue(output.contains("0 failures"), failures.joined(separator: "\n"))
     }
 
@@ -133,7 +131,7 @@ final class CUDAShimTests: XCTestCase {
         let n = 1000
         let x = (0..<n).map { Float($0 % 17) - 8.5 }
         var cpu = [Float](repeating: 0, count: n), gpu = [Float](repeating: .nan, count: n)
-        tl_unary(4, x, &cpu, n)
+        tl_unary(tl_unary_op.relu.rawValue, x, &cpu, n)
         var dx: UnsafeMutableRawPointer?, dy: UnsafeMutableRawPointer?
         XCTAssertEqual(tl_cuda_malloc(n * 4, &dx), 0)
         XCTAssertEqual(tl_cuda_malloc(n * 4, &dy), 0)
@@ -143,7 +141,7 @@ final class CUDAShimTests: XCTestCase {
         }
         XCTAssertEqual(tl_cuda_memcpy_htod(dx, x, n * 4), 0, lastError())
         XCTAssertEqual(
-            tl_cuda_unary(4, dx!.assumingMemoryBound(to: Float.self), dy!.assumingMemoryBound(to: Float.self), n), 0,
+            tl_cuda_unary(tl_unary_op.relu.rawValue, dx!.assumingMemoryBound(to: Float.self), dy!.assumingMemoryBound(to: Float.self), n), 0,
             lastError())
         XCTAssertEqual(tl_cuda_memcpy_dtoh(&gpu, dy, n * 4), 0, lastError())
         XCTAssertEqual(gpu, cpu)

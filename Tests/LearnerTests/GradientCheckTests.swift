@@ -251,6 +251,10 @@ final class GradientCheckTests: XCTestCase {
         .gelu: [unaryCase("gelu", input: { Inputs.normal($0, &$1, std: 2) }) { $0.gelu() }],
         .sigmoid: [unaryCase("sigmoid", input: { Inputs.normal($0, &$1, std: 2) }) { $0.sigmoid() }],
         .tanh: [unaryCase("tanh", input: { Inputs.normal($0, &$1, std: 1.5) }) { $0.tanh() }],
+        .softplus: [
+            unaryCase("softplus", input: { Inputs.normal($0, &$1, std: 3) }) { $0.softplus() },
+            unaryCase("softplus across its threshold 20", input: { Inputs.uniform($0, 15, 25, &$1) }) { $0.softplus() },
+        ],
         .softmax: [
             unaryCase("softmax [3,5]", shape: [3, 5], input: { Inputs.normal($0, &$1, std: 2) }) { $0.softmax() },
             unaryCase("softmax [2,2,4]", shape: [2, 2, 4], input: { Inputs.normal($0, &$1) }) { $0.softmax() },

@@ -144,6 +144,12 @@ final class LayerTests: XCTestCase {
         // The op itself: a pure function of (seed, step, salt).
         XCTAssertEqual(x.dropout(rate: 0.5, seed: 3, step: 4, salt: 5).scalars, x.dropout(rate: 0.5, seed: 3, step: 4, salt: 5).scalars)
         XCTAssertNotEqual(x.dropout(rate: 0.5, seed: 3, step: 4, salt: 5).scalars, x.dropout(rate: 0.5, seed: 3, step: 4, salt: 6).scalars)
+        // Keyed directly: (seed, salt) names one key, and an element offset draws a later part of the mask.
+        let keyed = x.dropout(rate: 0.5, key: Tensor.dropoutKey(seed: 3, salt: 5), step: 4)
+        XCTAssertEqual(keyed.scalars, x.dropout(rate: 0.5, seed: 3, step: 4, salt: 5).scalars)
+        XCTAssertNotEqual(keyed.scalars, x.dropout(rate: 0.5, key: Tensor.dropoutKey(seed: 3, salt: 6), step: 4).scalars)
+        let tail = Tensor.ones([96]).dropout(rate: 0.5, key: Tensor.dropoutKey(seed: 3, salt: 5), step: 4, elementOffset: 4000)
+        XCTAssertEqual(tail.scalars, Array(keyed.scalars[4000...]))
         // Two dropout layers of one model draw different masks at the same step.
         let model = Sequential([Dropout(rate: 0.5), Dropout(rate: 0.5)])
         model.setRandomKey(seed: 1, step: 1)

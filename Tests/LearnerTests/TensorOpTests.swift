@@ -186,6 +186,21 @@ final class TensorOpTests: XCTestCase {
         }
     }
 
+    func testSoftplusMatchesPyTorch() {
+        // F.softplus (beta 1, threshold 20) is log1p(exp(x)), and x above 20: Python's
+        // math.log1p(math.exp(x)) gives these exactly; the gradient is sigmoid(x), 1 / (1 + math.exp(-x)).
+        let x = Tensor([-30, -5, -1, 0, 1, 5, 19.5, 20.5, 30])
+        let values = [9.357622968839737e-14, 0.006715348489118068, 0.31326168751822286, 0.6931471805599453,
+                      1.3132616875182228, 5.006715348489118, 19.500000003398267, 20.5, 30]
+        assertClose(x.softplus().scalars, values, rtol: 1e-6, atol: 0, "softplus")
+        let slopes = [9.357622968839299e-14, 0.0066928509242848554, 0.2689414213699951, 0.5, 0.7310585786300049,
+                      0.9933071490757153, 0.9999999966017321, 0.9999999987498471, 0.9999999999999065]
+        let (_, grads) = valueAndGradient(at: [x]) { $0[0].softplus().sum() }
+        assertClose(grads[0].scalars, slopes, rtol: 1e-6, atol: 0, "softplus gradient")
+        // No overflow where exp(x) would: the threshold returns x.
+        XCTAssertEqual(Tensor([100, 1000]).softplus().scalars, [100, 1000])
+    }
+
     func testGeluMatchesTheTanhFormula() {
         let x = normal([1000], std: 3)
         assertClose(x.gelu().scalars, x.scalars.map { Reference.gelu(Double($0)) }, rtol: 1e-5, atol: 1e-6, "gelu")

@@ -327,24 +327,28 @@ do {
 }
 
 // Binary ops, contiguous and broadcast.
-let binaryNames = ["add", "sub", "mul", "div", "max", "min", "pow", "eq", "gt", "lt", "ge", "le"]
-for op in 0..<12 {
-    var x = op == 6 ? randomArray(N, 0.1, 2) : randomArray(N, -2, 2)
-    var y = op == 3 || op == 6 ? randomArray(N, 0.5, 2) : randomArray(N, -2, 2)
-    if op >= 7 { for i in stride(from: 0, to: N, by: 7) { y[i] = x[i] } } // some ties for eq/ge/le
-    if op == 6 { for i in 0..<N { y[i] = y[i] - 1.25 } }                // exponents of both signs
+// Op names from the C op table (tl_ops.h), numbered as the kernels number them.
+func binaryName(_ op: Int) -> String { String(cString: tl_binary_name(Int32(op))) }
+func unaryName(_ op: Int) -> String { String(cString: tl_unary_name(Int32(op))) }
+let opDivide = Int(tl_binary_op.divide.rawValue), opPow = Int(tl_binary_op.pow.rawValue)
+let opEqual = Int(tl_binary_op.equal.rawValue)
+for op in 0..<Int(TL_BINARY_COUNT) {
+    var x = op == opPow ? randomArray(N, 0.1, 2) : randomArray(N, -2, 2)
+    var y = op == opDivide || op == opPow ? randomArray(N, 0.5, 2) : randomArray(N, -2, 2)
+    if op >= opEqual { for i in stride(from: 0, to: N, by: 7) { y[i] = x[i] } } // some ties for the comparisons
+    if op == opPow { for i in 0..<N { y[i] = y[i] - 1.25 } }                 // exponents of both signs
     let shape: [Int64] = [Int64(N)], one: [Int64] = [1]
     var ref = [Float](repeating: .nan, count: N)
     tl_binary_strided(Int32(op), 1, shape, x, one, y, one, &ref)
     let a = DeviceBuffer(x), b = DeviceBuffer(y), out = DeviceBuffer(N)
     out.poison()
     ok(tl_cuda_binary(Int32(op), a.ptr(), N, b.ptr(), N, out.ptr(), N), "binary \(op)")
-    compare("binary \(binaryNames[op]) [\(N)]", out.download(), ref, tol: tolElementwise)
-    if op == 0 || op == 3 {
+    compare("binary \(binaryName(op)) [\(N)]", out.download(), ref, tol: tolElementwise)
+    if op == Int(tl_binary_op.add.rawValue) || op == opDivide {
         // Unaligned pointers take the scalar path.
         out.poison()
         ok(tl_cuda_binary(Int32(op), a.ptr(1), N - 1, b.ptr(1), N - 1, out.ptr(1), N - 1), "binary unaligned")
-        compare("binary \(binaryNames[op]) (unaligned, scalar path)", out.download(N - 1, offset: 1), Array(ref[1...]), tol: tolElementwise)
+        compare("binary \(binaryName(op)) (unaligned, scalar path)", out.download(N - 1, offset: 1), Array(ref[1...]), tol: tolElementwise)
     }
     x = []
     y = []
@@ -360,53 +364,37 @@ do {
         tl_binary_strided(Int32(op), 2, shape, x, [Int64(cols), 1], bias, [0, 1], &ref)
         out.poison()
         ok(tl_cuda_binary(Int32(op), a.ptr(), n, b.ptr(), cols, out.ptr(), n), "binary bcast")
-        compare("binary \(binaryNames[op]) [\(rows),\(cols)] with [\(cols)]", out.download(), ref, tol: tolElementwise)
+        compare("binary \(binaryName(op)) [\(rows),\(cols)] with [\(cols)]", out.download(), ref, tol: tolElementwise)
         tl_binary_strided(Int32(op), 2, shape, s, [0, 0], x, [Int64(cols), 1], &ref)
         out.poison()
         ok(tl_cuda_binary(Int32(op), sc.ptr(), 1, a.ptr(), n, out.ptr(), n), "binary scalar")
-        compare("binary \(binaryNames[op]) scalar with [\(rows),\(cols)]", out.download(), ref, tol: tolElementwise)
+        compare("binary \(binaryName(op)) scalar with [\(rows),\(cols)]", out.download(), ref, tol: tolElementwise)
     }
 }
 
 // Unary forward and backward.
-let unaryNames = ["neg", "exp", "log", "sqrt", "relu", "sigmoid", "tanh", "gelu", "abs", "sign", "square", "reciprocal"]
-for op in 0..<12 {
-    let positive = op == 2 || op == 3 || op == 11
+for op in 0..<Int(TL_UNARY_COUNT) {
+    let positive = tl_unary_domain(Int32(op)) == TL_DOMAIN_POSITIVE
     let x = positive ? randomArray(N, 0.1, 3) : randomArray(N, -4, 4)
     var y = [Float](repeating: .nan, count: N)
     tl_unary(Int32(op), x, &y, N)
     let dx = DeviceBuffer(x), out = DeviceBuffer(N)
     out.poison()
     ok(tl_cuda_unary(Int32(op), dx.ptr(), out.ptr(), N), "unary \(op)")
-    compare("unary \(unaryNames[op]) [\(N)]", out.download(), y, tol: tolElementwise)
-    if op == 7 {
+    compare("unary \(unaryName(op)) [\(N)]", out.download(), y, tol: tolElementwise)
+    if op == Int(tl_unary_op.gelu.rawValue) {
         out.poison()
         ok(tl_cuda_unary(Int32(op), dx.ptr(1), out.ptr(1), N - 1), "unary unaligned")
         compare("unary gelu (unaligned, scalar path)", out.download(N - 1, offset: 1), Array(y[1...]), tol: tolElementwise)
     }
-    if op == 9 { continue } // sign has a zero gradient everywhere
+    if op == Int(tl_unary_op.sign.rawValue) { continue } // a zero gradient everywhere: no relative error to take
     let g = randomArray(N, -1, 1)
     var ref = [Float](repeating: .nan, count: N)
-    if (4...7).contains(op) {
-        tl_unary_backward(Int32(op), x, y, g, &ref, N)
-    } else {
-        for i in 0..<N {
-            let xi = x[i], yi = y[i], gi = g[i]
-            switch op {
-            case 0: ref[i] = -gi
-            case 1: ref[i] = gi * yi
-            case 2: ref[i] = gi / xi
-            case 3: ref[i] = gi * 0.5 / yi
-            case 8: ref[i] = xi > 0 ? gi : -gi
-            case 10: ref[i] = 2 * xi * gi
-            default: ref[i] = -gi * yi * yi
-            }
-        }
-    }
+    tl_unary_backward(Int32(op), x, y, g, &ref, N)
     let dy = DeviceBuffer(y), dg = DeviceBuffer(g)
     out.poison()
     ok(tl_cuda_unary_backward(Int32(op), dx.ptr(), dy.ptr(), dg.ptr(), out.ptr(), N), "unary backward \(op)")
-    compare("unary backward \(unaryNames[op]) [\(N)]", out.download(), ref, tol: tolElementwise)
+    compare("unary backward \(unaryName(op)) [\(N)]", out.download(), ref, tol: tolElementwise)
 }
 
 // Affine.
@@ -721,12 +709,12 @@ do {
     let shape: [Int64] = [2, 5, 3, 4, 4], astr: [Int64] = [12, 0, 4, 0, 1], bstr: [Int64] = [0, 3, 1, 0, 0]
     let a = randomArray(24, 0.5, 2), b = randomArray(15, 0.5, 2)
     let da = DeviceBuffer(a), db = DeviceBuffer(b), dout = DeviceBuffer(480)
-    for op in Int32(0)..<12 {
+    for op in Int32(0)..<Int32(TL_BINARY_COUNT) {
         var out = [Float](repeating: .nan, count: 480)
         tl_binary_strided(op, 5, shape, a, astr, b, bstr, &out)
         dout.poison()
         ok(tl_cuda_binary_strided(op, 5, shape, da.ptr(), astr, db.ptr(), bstr, dout.ptr()), "binary strided")
-        compare("binary strided \(binaryNames[Int(op)]) rank 5", dout.download(), out, tol: tolElementwise)
+        compare("binary strided \(binaryName(Int(op))) rank 5", dout.download(), out, tol: tolElementwise)
     }
 }
 ok(tl_cuda_synchronize(), "synchronize")

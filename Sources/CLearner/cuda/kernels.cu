@@ -1,12 +1,13 @@
 // Tefla CUDA kernels.
 //
-// This file is CUDA C++ compiled at run time by NVRTC (see cuda_ops.c); SwiftPM never
+// This file is CUDA C++ compiled at run time by NVRTC (see cuda_compile.c); SwiftPM never
 // compiles it. `Scripts/embed-kernels` turns it into the C string in cuda_kernels.inc, which
 // is what the binary carries, so edit this file and rerun that script.
 //
 // Rules for this file:
-// - No #include: NVRTC has no C library headers. Use CUDA built-ins only (expf, tanhf,
-//   float4, __shfl_xor_sync, ...).
+// - No system #include: NVRTC has no C library headers. Use CUDA built-ins only (expf, tanhf,
+//   float4, __shfl_xor_sync, ...). The one include, elementwise.h (with the op table tl_ops.h),
+//   is shared with the CPU kernels; Scripts/embed-kernels inlines it into the embedded source.
 // - Every kernel is `extern "C"` (unmangled names, looked up by cuModuleGetFunction) and is
 //   listed in TL_CUDA_KERNELS in cuda_internal.h; tl_cuda_compile_check verifies that every
 //   listed name is present in the compiled PTX.
@@ -18,6 +19,8 @@
 //   grid of at most a few blocks per SM. Where `vec` is non-zero, every pointer argument is
 //   16-byte aligned (checked by the host) and the body runs on float4 with a scalar tail.
 // - Nothing here is fast-math: results stay within a few ulp of the CPU reference.
+
+#include "elementwise.h"
 
 typedef unsigned long long u64;
 
@@ -40,24 +43,7 @@ extern "C" __global__ void tl_k_fill(float *out, float value, u64 n, int vec) {
 }
 
 // ------------------------------------------------------------------------------------------
-// Binary ops; op codes as tl_binary_strided: 0 add, 1 sub, 2 mul, 3 div, 4 max, 5 min,
-// 6 pow, 7 eq, 8 gt, 9 lt, 10 ge, 11 le (comparisons give 1.0 or 0.0).
-__device__ __forceinline__ float tl_binop(int op, float x, float y) {
-    switch (op) {
-    case 0: return x + y;
-    case 1: return x - y;
-    case 2: return x * y;
-    case 3: return x / y;
-    case 4: return x > y ? x : y;
-    case 5: return x < y ? x : y;
-    case 6: return powf(x, y);
-    case 7: return x == y ? 1.0f : 0.0f;
-    case 8: return x > y ? 1.0f : 0.0f;
-    case 9: return x < y ? 1.0f : 0.0f;
-    case 10: return x >= y ? 1.0f : 0.0f;
-    default: return x <= y ? 1.0f : 0.0f;
-    }
-}
+// Binary ops: tl_binary_apply, the op table's formulas (tl_ops.h), as tl_binary_strided.
 
 // Contiguous binary op: a[n], b[n] -> out[n]. out may alias a or b.
 extern "C" __global__ void tl_k_binary(int op, const float *a, const float *b, float *out, u64 n, int vec) {
@@ -66,15 +52,15 @@ extern "C" __global__ void tl_k_binary(int op, const float *a, const float *b, f
         u64 n4 = n >> 2;
         for (u64 i = tl_tid(); i < n4; i += tl_nthreads()) {
             float4 x = ((const float4 *)a)[i], y = ((const float4 *)b)[i], r;
-            r.x = tl_binop(op, x.x, y.x);
-            r.y = tl_binop(op, x.y, y.y);
-            r.z = tl_binop(op, x.z, y.z);
-            r.w = tl_binop(op, x.w, y.w);
+            r.x = tl_binary_apply(op, x.x, y.x);
+            r.y = tl_binary_apply(op, x.y, y.y);
+            r.z = tl_binary_apply(op, x.z, y.z);
+            r.w = tl_binary_apply(op, x.w, y.w);
             ((float4 *)out)[i] = r;
         }
         start = n4 << 2;
     }
-    for (u64 i = start + tl_tid(); i < n; i += tl_nthreads()) out[i] = tl_binop(op, a[i], b[i]);
+    for (u64 i = start + tl_tid(); i < n; i += tl_nthreads()) out[i] = tl_binary_apply(op, a[i], b[i]);
 }
 
 // Broadcast binary op over the trailing axis: out[i] = a[i % an] op b[i % bn] for i < n,
@@ -85,35 +71,12 @@ extern "C" __global__ void tl_k_binary_bcast(int op, const float *a, u64 an, con
     for (u64 i = tl_tid(); i < n; i += tl_nthreads()) {
         float x = a[an == n ? i : i % an];
         float y = b[bn == n ? i : i % bn];
-        out[i] = tl_binop(op, x, y);
+        out[i] = tl_binary_apply(op, x, y);
     }
 }
 
 // ------------------------------------------------------------------------------------------
-// Unary ops; op codes as tl_unary: 0 neg, 1 exp, 2 log, 3 sqrt, 4 relu, 5 sigmoid, 6 tanh,
-// 7 gelu (tanh approximation), 8 abs, 9 sign, 10 square, 11 reciprocal.
-__device__ __forceinline__ float tl_gelu(float x) {
-    const float c = 0.7978845608028654f; // sqrt(2/pi)
-    return 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
-}
-
-__device__ __forceinline__ float tl_unop(int op, float x) {
-    switch (op) {
-    case 0: return -x;
-    case 1: return expf(x);
-    case 2: return logf(x);
-    case 3: return sqrtf(x);
-    case 4: return x > 0.0f ? x : 0.0f;
-    case 5: return 1.0f / (1.0f + expf(-x));
-    case 6: return tanhf(x);
-    case 7: return tl_gelu(x);
-    case 8: return fabsf(x);
-    case 9: return (float)((x > 0.0f) - (x < 0.0f));
-    case 10: return x * x;
-    default: return 1.0f / x;
-    }
-}
-
+// Unary ops: tl_unary_apply, the op table's formulas (tl_ops.h), as tl_unary.
 // x[n] -> out[n]; out may alias x.
 extern "C" __global__ void tl_k_unary(int op, const float *x, float *out, u64 n, int vec) {
     u64 start = 0;
@@ -121,50 +84,26 @@ extern "C" __global__ void tl_k_unary(int op, const float *x, float *out, u64 n,
         u64 n4 = n >> 2;
         for (u64 i = tl_tid(); i < n4; i += tl_nthreads()) {
             float4 v = ((const float4 *)x)[i];
-            v.x = tl_unop(op, v.x);
-            v.y = tl_unop(op, v.y);
-            v.z = tl_unop(op, v.z);
-            v.w = tl_unop(op, v.w);
+            v.x = tl_unary_apply(op, v.x);
+            v.y = tl_unary_apply(op, v.y);
+            v.z = tl_unary_apply(op, v.z);
+            v.w = tl_unary_apply(op, v.w);
             ((float4 *)out)[i] = v;
         }
         start = n4 << 2;
     }
-    for (u64 i = start + tl_tid(); i < n; i += tl_nthreads()) out[i] = tl_unop(op, x[i]);
+    for (u64 i = start + tl_tid(); i < n; i += tl_nthreads()) out[i] = tl_unary_apply(op, x[i]);
 }
 
-// Backward of a unary op: out = g * f'(x), given x, y = f(x) and upstream g, all [n].
-// Ops 4..7 match tl_unary_backward; the others are the exact derivatives
-// (0 neg: -g, 1 exp: g*y, 2 log: g/x, 3 sqrt: g/(2y), 8 abs: g*sign(x), 9 sign: 0,
-// 10 square: 2xg, 11 reciprocal: -g*y*y).
-__device__ __forceinline__ float tl_unop_grad(int op, float x, float y, float g) {
-    switch (op) {
-    case 0: return -g;
-    case 1: return g * y;
-    case 2: return g / x;
-    case 3: return g * 0.5f / y;
-    case 4: return x > 0.0f ? g : 0.0f;
-    case 5: return g * y * (1.0f - y);
-    case 6: return g * (1.0f - y * y);
-    case 7: {
-        const float c = 0.7978845608028654f;
-        float u = c * (x + 0.044715f * x * x * x), t = tanhf(u);
-        float du = c * (1.0f + 3.0f * 0.044715f * x * x);
-        return g * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du);
-    }
-    case 8: return g * (float)((x > 0.0f) - (x < 0.0f));
-    case 9: return 0.0f;
-    case 10: return 2.0f * x * g;
-    default: return -g * y * y;
-    }
-}
-
-// x, y, g [n] -> out[n]. y may be NULL for ops that do not read it (0, 2, 4, 7, 8, 9, 10).
+// Backward of a unary op: out = g * f'(x), given x, y = f(x) and upstream g, all [n]; the
+// table's backward formulas (tl_unary_backward_apply), as tl_unary_backward.
+// x, y, g [n] -> out[n]. x or y may be NULL for ops that do not read it (tl_unary_backward_reads).
 extern "C" __global__ void tl_k_unary_backward(int op, const float *x, const float *y, const float *g,
                                                float *out, u64 n) {
     for (u64 i = tl_tid(); i < n; i += tl_nthreads()) {
         float yi = y ? y[i] : 0.0f;
         float xi = x ? x[i] : 0.0f;
-        out[i] = tl_unop_grad(op, xi, yi, g[i]);
+        out[i] = tl_unary_backward_apply(op, xi, yi, g[i]);
     }
 }
 
@@ -358,7 +297,7 @@ extern "C" __global__ void tl_k_binary_strided(int op, const float *a, const flo
             ob += k * p.bstride[d];
             t = q;
         }
-        out[e] = tl_binop(op, a[oa], b[ob]);
+        out[e] = tl_binary_apply(op, a[oa], b[ob]);
     }
 }
 

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tl_ops.h" // tl_unary_op, tl_binary_op: the op numbers below
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -87,16 +89,22 @@ void tl_add(const float *a, const float *b, float *out, size_t n);
 void tl_sub(const float *a, const float *b, float *out, size_t n);
 void tl_mul(const float *a, const float *b, float *out, size_t n);
 void tl_div(const float *a, const float *b, float *out, size_t n);
-/// Broadcast binary op over rank <= 8 with element strides (0 on broadcast axes). op: 0 add, 1 sub, 2 mul, 3 div, 4 max, 5 min, 6 pow, 7 eq, 8 gt, 9 lt, 10 ge, 11 le.
+/// Broadcast binary op over rank <= 8 with element strides (0 on broadcast axes); op a tl_binary_op.
 void tl_binary_strided(int op, int rank, const int64_t *shape,
                        const float *a, const int64_t *astride,
                        const float *b, const int64_t *bstride, float *out);
-/// Unary op. op: 0 neg, 1 exp, 2 log, 3 sqrt, 4 relu, 5 sigmoid, 6 tanh, 7 gelu(tanh approx), 8 abs, 9 sign, 10 square, 11 reciprocal.
+/// Unary op; op a tl_unary_op (tl_ops.h). An op outside the table leaves out unwritten.
 void tl_unary(int op, const float *x, float *out, size_t n);
+/// The op table's names (the Swift case names), "unknown" outside the table.
+const char *tl_unary_name(int op);
+const char *tl_binary_name(int op);
+/// TL_DOMAIN_ANY or TL_DOMAIN_POSITIVE: the inputs a unary op is defined for.
+int tl_unary_domain(int op);
 /// out = x * s + t
 void tl_affine(const float *x, float s, float t, float *out, size_t n);
 void tl_pow_scalar(const float *x, float p, float *out, size_t n);
-/// Backward of unary activations given x, y = f(x) and upstream g. op as tl_unary (4..7).
+/// Backward of a unary op, g·f'(x), given x, y = f(x) and upstream g; op as tl_unary. Only the
+/// operands the table says the op reads (TL_READS_X, TL_READS_Y) are read; g always is.
 void tl_unary_backward(int op, const float *x, const float *y, const float *g, float *out, size_t n);
 /// Reductions over the middle axis of a [outer, mid, inner] view. op: 0 sum, 1 max (argmax to idx when not NULL).
 void tl_reduce_mid(int op, const float *x, size_t outer, size_t mid, size_t inner, float *out, int32_t *idx);

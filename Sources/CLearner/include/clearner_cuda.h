@@ -1,8 +1,9 @@
 // CLearner's CUDA layer: NVIDIA GPUs through the driver API, NVRTC and cuBLAS, all loaded at
 // run time with dlopen, so one binary runs on CPU-only machines and on GPU machines.
 //
-// Always declared: built without the CUDA toolkit headers, every function is a stub that
-// returns TL_CUDA_ERR_NOT_BUILT (tl_cuda_built_in() says which build this is).
+// Always declared: built without the CUDA toolkit headers, every function returns
+// TL_CUDA_ERR_NOT_BUILT once its arguments pass their checks (tl_cuda_built_in() says which
+// build this is).
 //
 // Conventions
 // - Every function returning `int` returns a status: 0 (TL_CUDA_OK) or a TL_CUDA_ERR_* code.
@@ -150,19 +151,17 @@ int tl_cuda_set_tf32(int enabled);
 /// out[n] = value.
 int tl_cuda_fill(float *out, float value, size_t n);
 /// out[i] = a[i % an] op b[i % bn], i < n; an and bn must divide n (an = bn = n: contiguous;
-/// bn = cols: bias add over [rows, cols]; 1: a scalar). op as tl_binary_strided: 0 add, 1 sub,
-/// 2 mul, 3 div, 4 max, 5 min, 6 pow, 7 eq, 8 gt, 9 lt, 10 ge, 11 le. out may alias a or b
-/// when that side is not broadcast.
+/// bn = cols: bias add over [rows, cols]; 1: a scalar). op a tl_binary_op (tl_ops.h). out may
+/// alias a or b when that side is not broadcast.
 int tl_cuda_binary(int op, const float *a, size_t an, const float *b, size_t bn, float *out, size_t n);
 /// As tl_binary_strided (rank <= 8): out, contiguous of shape `shape`, = a op b with a and b read
 /// at element strides astride / bstride (0 on broadcast axes). shape and strides are host arrays.
 int tl_cuda_binary_strided(int op, int rank, const int64_t *shape, const float *a, const int64_t *astride,
                            const float *b, const int64_t *bstride, float *out);
-/// out[n] = f(x[n]); op as tl_unary (0 neg, 1 exp, 2 log, 3 sqrt, 4 relu, 5 sigmoid, 6 tanh,
-/// 7 gelu tanh-approx, 8 abs, 9 sign, 10 square, 11 reciprocal). out may alias x.
+/// out[n] = f(x[n]); op a tl_unary_op (tl_ops.h), as tl_unary. out may alias x.
 int tl_cuda_unary(int op, const float *x, float *out, size_t n);
-/// out[n] = g * f'(x) from x, y = f(x) and upstream g; ops 4..7 as tl_unary_backward, the
-/// others exact derivatives (0 neg, 1 exp, 2 log, 3 sqrt, 8 abs, 9 sign, 10 square, 11 recip).
+/// out[n] = g * f'(x) from x, y = f(x) and upstream g, as tl_unary_backward: x or y may be NULL
+/// when the op's backward does not read it (TL_READS_X / TL_READS_Y in tl_ops.h).
 int tl_cuda_unary_backward(int op, const float *x, const float *y, const float *g, float *out, size_t n);
 /// out[n] = x * s + t.
 int tl_cuda_affine(const float *x, float s, float t, float *out, size_t n);

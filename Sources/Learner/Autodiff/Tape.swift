@@ -5,7 +5,7 @@ import CLearner
 public enum OpKind: String, CaseIterable, Sendable {
     case add, subtract, multiply, divide, negate
     case exp, log, sqrt, pow, abs
-    case relu, gelu, sigmoid, tanh
+    case relu, gelu, sigmoid, tanh, softplus
     case softmax, logSoftmax
     case sum, mean, max
     case reshape, transpose, concat, slice, gatherRows

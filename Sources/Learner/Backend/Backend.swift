@@ -1,11 +1,19 @@
-/// Binary element-wise operations, numbered as the C kernels number them.
-public enum BinaryOp: Int32, Sendable {
-    case add = 0, subtract, multiply, divide, maximum, minimum, pow, equal, greater, less, greaterEqual, lessEqual
+import CLearner
+
+/// Binary element-wise operations: the enum of the C op table (Sources/CLearner/include/tl_ops.h),
+/// whose cases and numbers the C and CUDA kernels share.
+public typealias BinaryOp = tl_binary_op
+
+/// Unary element-wise operations: the enum of the C op table, as ``BinaryOp``.
+public typealias UnaryOp = tl_unary_op
+
+extension UnaryOp {
+    /// The op table's name of the op (its Swift case name), for messages.
+    var name: String { String(cString: tl_unary_name(rawValue)) }
 }
 
-/// Unary element-wise operations, numbered as the C kernels number them.
-public enum UnaryOp: Int32, Sendable {
-    case negate = 0, exp, log, sqrt, relu, sigmoid, tanh, gelu, abs, sign, square, reciprocal
+extension BinaryOp {
+    var name: String { String(cString: tl_binary_name(rawValue)) }
 }
 
 /// The kernels a device provides. A backend knows nothing of layers or training: it maps

@@ -57,7 +57,7 @@ public struct CUDABackend: Backend {
         let n = ShapeMath.count(outShape)
         if let an = trailingCount(a.shape, outShape), let bn = trailingCount(b.shape, outShape) {
             let out = make(n)
-            check(tl_cuda_binary(op.rawValue, a.storage.pointer, an, b.storage.pointer, bn, out.pointer, n), "binary op \(op)")
+            check(tl_cuda_binary(op.rawValue, a.storage.pointer, an, b.storage.pointer, bn, out.pointer, n), "binary op \(op.name)")
             return out
         }
         if outShape.count <= 8 {
@@ -66,7 +66,7 @@ public struct CUDABackend: Backend {
             let sb = ShapeMath.broadcastStrides(b.shape, to: outShape).map { Int64($0) }
             let out = make(n)
             check(tl_cuda_binary_strided(op.rawValue, Int32(outShape.count), outShape.map { Int64($0) }, a.storage.pointer, sa,
-                                         b.storage.pointer, sb, out.pointer), "broadcast binary op \(op)")
+                                         b.storage.pointer, sb, out.pointer), "broadcast binary op \(op.name)")
             return out
         }
         return viaHost("binary-broadcast") {
@@ -77,13 +77,13 @@ public struct CUDABackend: Backend {
 
     public func unary(_ op: UnaryOp, _ x: Storage) -> Storage {
         let out = make(x.count)
-        check(tl_cuda_unary(op.rawValue, x.pointer, out.pointer, x.count), "unary op \(op)")
+        check(tl_cuda_unary(op.rawValue, x.pointer, out.pointer, x.count), "unary op \(op.name)")
         return out
     }
 
     public func unaryBackward(_ op: UnaryOp, x: Storage, y: Storage, gradient: Storage) -> Storage {
         let out = make(x.count)
-        check(tl_cuda_unary_backward(op.rawValue, x.pointer, y.pointer, gradient.pointer, out.pointer, x.count), "unary backward \(op)")
+        check(tl_cuda_unary_backward(op.rawValue, x.pointer, y.pointer, gradient.pointer, out.pointer, x.count), "unary backward \(op.name)")
         return out
     }
 

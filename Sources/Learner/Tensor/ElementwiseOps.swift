@@ -91,6 +91,9 @@ extension Tensor {
     public func gelu() -> Tensor { activation(.gelu, .gelu) }
     public func sigmoid() -> Tensor { activation(.sigmoid, .sigmoid) }
     public func tanh() -> Tensor { activation(.tanh, .tanh) }
+    /// log(1 + eˣ), and x itself above 20 (PyTorch's `F.softplus` with beta 1, threshold 20); its
+    /// derivative is sigmoid(x).
+    public func softplus() -> Tensor { activation(.softplus, .softplus) }
     public func squared() -> Tensor { self * self }
 
     /// Element-wise power with a constant exponent.
