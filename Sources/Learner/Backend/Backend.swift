@@ -21,7 +21,7 @@ extension BinaryOp {
 /// device, and record the tape; backends only compute.
 public protocol Backend: Sendable {
     var device: Device { get }
-    func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, outShape: [Int]) -> Storage
+    func binary(_ op: BinaryOp, _ a: Storage, shape aShape: [Int], _ b: Storage, shape bShape: [Int], outShape: [Int]) -> Storage
     func unary(_ op: UnaryOp, _ x: Storage) -> Storage
     /// Gradient of a unary activation from its input, its output and the upstream gradient.
     func unaryBackward(_ op: UnaryOp, x: Storage, y: Storage, gradient: Storage) -> Storage
@@ -114,9 +114,4 @@ func backendFor(_ device: Device) -> any Backend {
     case .cpu: return CPUBackend.shared
     case .cuda(let index): return CUDABackend.forDevice(index)
     }
-}
-
-extension Tensor {
-    /// The backend of this tensor's device.
-    var backend: any Backend { backendFor(device) }
 }

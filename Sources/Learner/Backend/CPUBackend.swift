@@ -5,15 +5,16 @@ public struct CPUBackend: Backend {
     public static let shared = CPUBackend()
     public var device: Device { .cpu }
 
-    public func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, outShape: [Int]) -> Storage {
-        KernelProfile.measure(.elementwise) { binaryKernel(op, a, b, outShape: outShape) }
+    public func binary(_ op: BinaryOp, _ a: Storage, shape aShape: [Int], _ b: Storage, shape bShape: [Int],
+                       outShape: [Int]) -> Storage {
+        KernelProfile.measure(.elementwise) { binaryKernel(op, a, aShape, b, bShape, outShape: outShape) }
     }
 
-    private func binaryKernel(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, outShape: [Int]) -> Storage {
+    private func binaryKernel(_ op: BinaryOp, _ a: Storage, _ aShape: [Int], _ b: Storage, _ bShape: [Int], outShape: [Int]) -> Storage {
         let n = ShapeMath.count(outShape)
         let out = Storage(count: n)
-        let pa = a.storage.pointer, pb = b.storage.pointer, po = out.pointer
-        if a.shape == b.shape, op.rawValue <= BinaryOp.divide.rawValue {
+        let pa = a.pointer, pb = b.pointer, po = out.pointer
+        if aShape == bShape, op.rawValue <= BinaryOp.divide.rawValue {
             CPUParallel.forRanges(n) { s, e in
                 switch op {
                 case .add: tl_add(pa + s, pb + s, po + s, e - s)
@@ -25,8 +26,8 @@ public struct CPUBackend: Backend {
             return out
         }
         // Collapse to [outer, inner] rows and split rows across cores.
-        let sa = ShapeMath.broadcastStrides(a.shape, to: outShape).map { Int64($0) }
-        let sb = ShapeMath.broadcastStrides(b.shape, to: outShape).map { Int64($0) }
+        let sa = ShapeMath.broadcastStrides(aShape, to: outShape).map { Int64($0) }
+        let sb = ShapeMath.broadcastStrides(bShape, to: outShape).map { Int64($0) }
         let shape64 = outShape.map { Int64($0) }
         if outShape.isEmpty {
             tl_binary_strided(op.rawValue, 0, shape64, pa, sa, pb, sb, po)

@@ -53,25 +53,25 @@ public struct CUDABackend: Backend {
         return max(ShapeMath.count(trimmed), 1)
     }
 
-    public func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, outShape: [Int]) -> Storage {
+    public func binary(_ op: BinaryOp, _ a: Storage, shape aShape: [Int], _ b: Storage, shape bShape: [Int],
+                       outShape: [Int]) -> Storage {
         let n = ShapeMath.count(outShape)
-        if let an = trailingCount(a.shape, outShape), let bn = trailingCount(b.shape, outShape) {
+        if let an = trailingCount(aShape, outShape), let bn = trailingCount(bShape, outShape) {
             let out = make(n)
-            check(tl_cuda_binary(op.rawValue, a.storage.pointer, an, b.storage.pointer, bn, out.pointer, n), "binary op \(op.name)")
+            check(tl_cuda_binary(op.rawValue, a.pointer, an, b.pointer, bn, out.pointer, n), "binary op \(op.name)")
             return out
         }
         if outShape.count <= 8 {
             // Any other broadcast: strided indexing (stride 0 on broadcast axes), as tl_binary_strided.
-            let sa = ShapeMath.broadcastStrides(a.shape, to: outShape).map { Int64($0) }
-            let sb = ShapeMath.broadcastStrides(b.shape, to: outShape).map { Int64($0) }
+            let sa = ShapeMath.broadcastStrides(aShape, to: outShape).map { Int64($0) }
+            let sb = ShapeMath.broadcastStrides(bShape, to: outShape).map { Int64($0) }
             let out = make(n)
-            check(tl_cuda_binary_strided(op.rawValue, Int32(outShape.count), outShape.map { Int64($0) }, a.storage.pointer, sa,
-                                         b.storage.pointer, sb, out.pointer), "broadcast binary op \(op.name)")
+            check(tl_cuda_binary_strided(op.rawValue, Int32(outShape.count), outShape.map { Int64($0) }, a.pointer, sa,
+                                         b.pointer, sb, out.pointer), "broadcast binary op \(op.name)")
             return out
         }
         return viaHost("binary-broadcast") {
-            CPUBackend.shared.binary(op, Tensor(shape: a.shape, storage: toHost(a.storage)),
-                                     Tensor(shape: b.shape, storage: toHost(b.storage)), outShape: outShape)
+            CPUBackend.shared.binary(op, toHost(a), shape: aShape, toHost(b), shape: bShape, outShape: outShape)
         }
     }
 

@@ -7,7 +7,7 @@ extension Tensor {
         guard let shape = ShapeMath.broadcast(a.shape, b.shape) else {
             preconditionFailure("shapes \(a.shape) and \(b.shape) cannot be broadcast together")
         }
-        return Tensor(shape: shape, storage: a.backend.binary(op, a, b, outShape: shape))
+        return Tensor(shape: shape, storage: a.backend.binary(op, a.storage, shape: a.shape, b.storage, shape: b.shape, outShape: shape))
     }
 
     /// Sums a gradient over the axes that broadcasting expanded, giving it `shape`.

@@ -108,3 +108,8 @@ extension Tensor: CustomStringConvertible {
         return "Tensor(shape: \(shape), [\(shown)\(scalarCount > 16 ? ", ..." : "")])"
     }
 }
+
+extension Tensor {
+    /// The backend of this tensor's device.
+    var backend: any Backend { backendFor(device) }
+}
