@@ -4,6 +4,7 @@
 // The full GPU comparison against the CPU kernels is `tefla-cuda-check`.
 import CLearner
 import Foundation
+import TestSupport
 import XCTest
 
 final class CUDAShimTests: XCTestCase {
@@ -84,18 +85,10 @@ final class CUDAShimTests: XCTestCase {
             throw XCTSkip("clang++ not found: the kernel emulation needs it")
         }
         let script = packageRoot.appendingPathComponent("Scripts/cuda-emulate/run")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [script.path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let output = String(decoding: data, as: UTF8.self)
+        let run = try Subprocess.run(URL(fileURLWithPath: "/bin/bash"), [script.path], mergingErrors: true)
+        let output = run.output
         let failures = output.split(separator: "\n").filter { !$0.hasPrefix("PASS") }
-        XCTAssertEqual(process.terminationStatus, 0, failures.joined(separator: "\n"))
+        XCTAssertEqual(run.status, 0, failures.joined(separator: "\n"))
         XCTAssertTrue(output.contains("0 failures"), failures.joined(separator: "\n"))
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import Learner
 
@@ -93,8 +94,7 @@ final class ConvLayerTests: XCTestCase {
         _ = model(x)
         XCTAssertEqual(model.stateTensors.map(\.name),
                        ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var", "1.num_batches_tracked"])
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("bn-\(getpid()).safetensors").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let path = try Scratch.directory("tefla-bn", for: self).appendingPathComponent("bn.safetensors").path
         try model.saveWeights(to: path)
         let restored = make()
         try restored.loadWeights(from: path)

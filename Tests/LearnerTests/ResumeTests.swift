@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import Learner
 
@@ -9,11 +10,8 @@ final class ResumeTests: XCTestCase {
     var scratch = ""
 
     override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-resume-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        scratch = try Scratch.directory("tefla-resume", for: self).path
     }
-
-    override func tearDown() { try? FileManager.default.removeItem(atPath: scratch) }
 
     func learner(initSeed: UInt64, weights: String) -> SupervisedLearner {
         let model = Sequential([
