@@ -30,7 +30,7 @@ final class DataParallelFitTests: XCTestCase {
     }
 
     func testReplicasInOneProcessTrainAsOneReplicaWithTheWholeBatch() throws {
-        let data = try InMemoryDataset.load(directory: TrainingTests.digits + "/train", keys: FeatureKeys())
+        let data = try InMemoryDataset.load(directory: DataTestFiles.digits + "/train", keys: FeatureKeys())
         let single = Self.learner(initSeed: 1)
         // 1437 samples in batches of 64: the short last batch (29) splits unevenly across ranks.
         let reference = try single.fit(data, epochs: 2, batchSize: 64)

@@ -8,11 +8,11 @@ import XCTest
 /// host-tensor entry points (`trainFromHost`, `train`, `trainOnBatch`).
 final class DataSourceTests: XCTestCase {
     static func digitsTrain() throws -> InMemoryDataset {
-        try InMemoryDataset.load(directory: TrainingTests.digits + "/train", keys: FeatureKeys())
+        try InMemoryDataset.load(directory: DataTestFiles.digits + "/train", keys: FeatureKeys())
     }
 
     static func digitsVal() throws -> InMemoryDataset {
-        try InMemoryDataset.load(directory: TrainingTests.digits + "/val", keys: FeatureKeys())
+        try InMemoryDataset.load(directory: DataTestFiles.digits + "/val", keys: FeatureKeys())
     }
 
     func mlp(seed: UInt64 = 3, outputs: Int = 10, dropout: Bool = false) -> Sequential {
@@ -263,7 +263,7 @@ final class DataSourceTests: XCTestCase {
 
     func testCorruptImageRecordsAreSkippedCountedAndReportedPerEpoch() throws {
         // The PNG digits' validation shard with one data byte of record 3 flipped.
-        let source = URL(fileURLWithPath: TrainingTests.digits + "-png/val/digits-png-val-00000-of-00001.tfrecord")
+        let source = URL(fileURLWithPath: DataTestFiles.digits + "-png/val/digits-png-val-00000-of-00001.tfrecord")
         var bytes = [UInt8](try Data(contentsOf: source))
         var offset = 0
         for _ in 0..<3 { offset += 12 + Int(bytes[offset]) + Int(bytes[offset + 1]) << 8 + 4 }

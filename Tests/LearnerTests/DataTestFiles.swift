@@ -8,6 +8,8 @@ enum DataTestFiles {
     /// The repository root.
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
+    /// `Data/digits`: the 8×8 digits shards, `train/` and `val/`.
+    static let digits = root.appendingPathComponent("Data/digits").path
     /// The 20-record shard written by TensorFlow (Scripts/fixtures/make_tf_fixture.py).
     static let tfShard = fixtures.appendingPathComponent("tf_examples.tfrecord").path
 

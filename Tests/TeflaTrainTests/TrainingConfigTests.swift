@@ -5,8 +5,9 @@ import XCTest
 
 @testable import tefla_train
 
-/// Config keys for schedules, metrics, clipping, EMA, callbacks and summaries.
-final class FeatureConfigTests: XCTestCase {
+/// The training keys of a config: schedules, metrics, clipping, EMA, callbacks, summaries and the
+/// LR finder.
+final class TrainingConfigTests: XCTestCase {
     override func setUp() {
         _ = FileManager.default.changeCurrentDirectoryPath(ConfigTests.root.path)
     }
@@ -142,7 +143,7 @@ final class FeatureConfigTests: XCTestCase {
     }
 }
 
-extension FeatureConfigTests {
+extension TrainingConfigTests {
     func testFindLRWritesThePlotAndSuggestsARange() throws {
         let dir = try Scratch.directory("tefla-lr", for: self)
         let plot = dir.appendingPathComponent("lr.svg").path
