@@ -64,14 +64,15 @@ let package = Package(
             dependencies: ["CLearner"],
             path: "Benchmarks/Sources/tefla-cuda-check"
         ),
-        // The mpirun launcher both test targets use to start ranks (not a product).
-        .target(name: "MPIRun", path: "Tests/MPIRun"),
+        // What every test target shares (not a product): scratch folders, the process runner,
+        // the peer Python, the mpirun launcher, the skip-or-fail rule for missing prerequisites.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
             name: "LearnerTests",
-            dependencies: ["Learner", "CLearner", "MPIRun", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Learner", "CLearner", "TestSupport", .product(name: "Logging", package: "swift-log")],
             exclude: ["Fixtures"]),
-        .testTarget(name: "TeflaTrainTests", dependencies: ["tefla-train", "Learner", "MPIRun"]),
-        .testTarget(name: "TeflaDataTests", dependencies: ["tefla-data", "Learner"]),
+        .testTarget(name: "TeflaTrainTests", dependencies: ["tefla-train", "Learner", "TestSupport"]),
+        .testTarget(name: "TeflaDataTests", dependencies: ["tefla-data", "Learner", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

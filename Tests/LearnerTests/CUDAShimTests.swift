@@ -4,6 +4,7 @@
 // The full GPU comparison against the CPU kernels is `tefla-cuda-check`.
 import CLearner
 import Foundation
+import TestSupport
 import XCTest
 
 final class CUDAShimTests: XCTestCase {
@@ -47,16 +48,18 @@ final class CUDAShimTests: XCTestCase {
     /// The source compiled in is kernels.cu with the headers it includes (the op table) inlined,
     /// as `Scripts/embed-kernels --source` prints it from the files on disk.
     func testEmbeddedKernelSourceIsUpToDate() throws {
-        let (status, onDisk) = try runScript("Scripts/embed-kernels", ["--source"])
-        XCTAssertEqual(status, 0, onDisk)
+        let run = try runScript("Scripts/embed-kernels", ["--source"])
+        let onDisk = run.output
+        XCTAssertEqual(run.status, 0, run.error)
         XCTAssertTrue(onDisk.contains("tl_k_unary") && onDisk.contains("TL_UNARY_OPS("), "the kernels and the op table")
         let embedded = String(cString: tl_cuda_kernel_source())
         XCTAssertEqual(embedded, onDisk, "cuda_kernels.inc is stale: run Scripts/embed-kernels")
     }
 
-    /// Runs a script of the repository under bash: its exit status and output.
-    private func runScript(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        try PeerPython.run("/bin/bash", [packageRoot.appendingPathComponent(path).path] + arguments)
+    /// Runs a script of the repository under bash.
+    private func runScript(_ path: String, _ arguments: [String], mergingErrors: Bool = false) throws -> ProcessResult {
+        try Subprocess.run(URL(fileURLWithPath: "/bin/bash"), [packageRoot.appendingPathComponent(path).path] + arguments,
+                           mergingErrors: mergingErrors)
     }
 
     func testEveryKernelCompilesWithNVRTC() throws {
@@ -91,9 +94,10 @@ final class CUDAShimTests: XCTestCase {
         guard path.split(separator: ":").contains(where: { FileManager.default.isExecutableFile(atPath: "\($0)/clang++") }) else {
             throw XCTSkip("clang++ not found: the kernel emulation needs it")
         }
-        let (status, output) = try runScript("Scripts/cuda-emulate/run", [])
+        let run = try runScript("Scripts/cuda-emulate/run", [], mergingErrors: true)
+        let output = run.output
         let failures = output.split(separator: "\n").filter { !$0.hasPrefix("PASS") }
-        XCTAssertEqual(status, 0, failures.joined(separator: "\n"))
+        XCTAssertEqual(run.status, 0, failures.joined(separator: "\n"))
         XCTAssertTrue(output.contains("0 failures"), failures.joined(separator: "\n"))
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 @testable import Learner
@@ -98,8 +99,7 @@ final class CallbackTests: XCTestCase {
     }
 
     func testCSVLoggerWritesOneRowPerEpoch() throws {
-        let path = NSTemporaryDirectory() + "tefla-csv-\(getpid()).csv"
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let path = try Scratch.directory("tefla-csv", for: self).appendingPathComponent("log.csv").path
         let l = learner()
         l.callbacks = [CSVLogger(path: path)]
         try l.fit(training: blobs(), validation: blobs(), epochs: 3, batchSize: 16)
@@ -126,8 +126,7 @@ final class CallbackTests: XCTestCase {
     }
 
     func testModelCheckpointSavesTheBestOnlyWhenAsked() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-best-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try Scratch.directory("tefla-best", for: self).path
         let l = learner()
         var improvedAt: [Int] = []
         var best = Float.infinity
@@ -147,8 +146,7 @@ final class CallbackTests: XCTestCase {
     }
 
     func testTheBestValueSurvivesAResume() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-best-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try Scratch.directory("tefla-best", for: self).path
         // Monitoring the training loss for its maximum: the first epoch is the best, and later ones never are.
         func run() -> SupervisedLearner {
             let l = learner()

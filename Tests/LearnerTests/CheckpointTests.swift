@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import Learner
 
@@ -7,11 +8,8 @@ final class CheckpointTests: XCTestCase {
     var scratch: String = ""
 
     override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-ckpt-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        scratch = try Scratch.directory("tefla-ckpt", for: self).path
     }
-
-    override func tearDown() { try? FileManager.default.removeItem(atPath: scratch) }
 
     func makeMLP() -> Sequential {
         Sequential([

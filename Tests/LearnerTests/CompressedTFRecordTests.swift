@@ -1,6 +1,7 @@
 import CLearner
 import Foundation
 import Learner
+import TestSupport
 import XCTest
 
 /// GZIP/ZLIB TFRecords: TensorFlow's compressed files read record for record, our compressed
@@ -38,7 +39,7 @@ final class CompressedTFRecordTests: XCTestCase {
     func testDetection() throws {
         XCTAssertEqual(try TFRecordReader(path: DataTestFiles.tfShard).compression, TFRecordCompression.none)
         // Detection trusts the bytes over the name: an uncompressed shard named .gz is read as is.
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         let misnamed = try DataTestFiles.write(try bytes(DataTestFiles.tfShard), to: "plain.gz", in: dir)
         XCTAssertEqual(try TFRecordReader.readAll(path: misnamed).count, 20)
         XCTAssertEqual(TFRecordCompression.detect(head: [], path: "a.tfrecord.gz"), .gzip)
@@ -49,28 +50,21 @@ final class CompressedTFRecordTests: XCTestCase {
     /// Our GZIP output is a GZIP file as `gzip -dc` reads it, and its content is exactly the
     /// uncompressed framing (which matches TensorFlow's byte for byte, see TFRecordTests).
     func testGzipWriterOutputDecompressesWithGzip() throws {
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         let path = dir.appendingPathComponent("ours.tfrecord.gz").path
         let writer = try TFRecordWriter(path: path, compression: .gzip, bufferSize: 100)
         for record in try TFRecordReader.readAll(path: DataTestFiles.tfShard) { try writer.write(record) }
         try writer.close()
         XCTAssertEqual(Array(try bytes(path).prefix(2)), [0x1f, 0x8b])
 
-        let gzip = Process()
-        gzip.executableURL = URL(fileURLWithPath: "/bin/gzip")
-        gzip.arguments = ["-dc", path]
-        let pipe = Pipe()
-        gzip.standardOutput = pipe
-        try gzip.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        gzip.waitUntilExit()
-        XCTAssertEqual(gzip.terminationStatus, 0)
-        XCTAssertEqual([UInt8](output), try bytes(DataTestFiles.tfShard))
+        let gzip = try Subprocess.run(URL(fileURLWithPath: "/bin/gzip"), ["-dc", path])
+        XCTAssertEqual(gzip.status, 0)
+        XCTAssertEqual([UInt8](gzip.outputData), try bytes(DataTestFiles.tfShard))
     }
 
     /// Our ZLIB output inflates with zlib's one-shot `uncompress` to the uncompressed framing.
     func testZlibWriterOutputDecompressesWithZlib() throws {
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         let path = dir.appendingPathComponent("ours.zlib").path
         let writer = try TFRecordWriter(path: path, compression: .zlib, level: 9)
         for record in try TFRecordReader.readAll(path: DataTestFiles.tfShard) { try writer.write(record) }
@@ -84,7 +78,7 @@ final class CompressedTFRecordTests: XCTestCase {
 
     /// Empty shards: a zero-byte file named .gz, and compressed streams holding no record.
     func testEmptyShards() throws {
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         let empty = try DataTestFiles.write([], to: "empty.tfrecord.gz", in: dir)
         XCTAssertEqual(try TFRecordReader.readAll(path: empty), [])
         for kind in [TFRecordCompression.gzip, .zlib] {
@@ -97,7 +91,7 @@ final class CompressedTFRecordTests: XCTestCase {
 
     /// The in-memory loader reads compressed shards through the same detection.
     func testInMemoryDatasetLoadsGzipShards() throws {
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         var paths: [String] = []
         for kind in [TFRecordCompression.none, .gzip] {
             let path = dir.appendingPathComponent("d.\(kind.rawValue)").path
@@ -118,7 +112,7 @@ final class CompressedTFRecordTests: XCTestCase {
 
     /// Large records spanning many inflate chunks and buffer growths round-trip in both modes.
     func testLargeRecordsRoundTrip() throws {
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         let records: [[UInt8]] = [0, 5, 300_000, 1, 1_000_000, 17].enumerated().map { i, n in
             (0..<n).map { UInt8(truncatingIfNeeded: ($0 &* 7) ^ ($0 >> 9) &+ i) }
         }
@@ -140,7 +134,7 @@ final class CompressedTFRecordTests: XCTestCase {
     func testTruncatedGzipNamesFileRecordAndUncompressedOffset() throws {
         let whole = try bytes(Self.gzipShard)
         let path = try DataTestFiles.write(
-            Array(whole.prefix(whole.count / 2)), to: "cut.tfrecord.gz", in: DataTestFiles.scratchDirectory(self))
+            Array(whole.prefix(whole.count / 2)), to: "cut.tfrecord.gz", in: Scratch.directory("tefla-data", for: self))
         let offsets = DataTestFiles.recordOffsets(try bytes(DataTestFiles.tfShard))
         XCTAssertThrowsError(try TFRecordReader.readAll(path: path)) { error in
             guard let location = (error as? DataError)?.location else { return XCTFail("got \(error)") }
@@ -157,7 +151,7 @@ final class CompressedTFRecordTests: XCTestCase {
     func testCorruptZlibIsADecompressionError() throws {
         var damaged = try bytes(Self.zlibShard)
         for i in stride(from: 10, to: damaged.count - 8, by: 7) { damaged[i] ^= 0xA5 }
-        let path = try DataTestFiles.write(damaged, to: "bad.zlib", in: DataTestFiles.scratchDirectory(self))
+        let path = try DataTestFiles.write(damaged, to: "bad.zlib", in: Scratch.directory("tefla-data", for: self))
         XCTAssertThrowsError(try TFRecordReader.readAll(path: path)) { error in
             guard let dataError = error as? DataError else { return XCTFail("got \(error)") }
             XCTAssertEqual(dataError.location?.file, path)

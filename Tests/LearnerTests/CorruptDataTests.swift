@@ -1,6 +1,7 @@
 import CLearner
 import Foundation
 import Learner
+import TestSupport
 import XCTest
 
 /// Damaged shards through the image pipeline: each fault is an error naming its file, record and
@@ -115,7 +116,7 @@ final class CorruptDataTests: XCTestCase {
 
     func testEachFaultIsAnErrorByDefaultAndOneSkipWhenSkipping() throws {
         for fault in try faults() {
-            let dir = try DataTestFiles.scratchDirectory(self)
+            let dir = try Scratch.directory("tefla-data", for: self)
             let damaged = dir.appendingPathComponent("b-shard.tfrecord").path
             try Data(fault.bytes).write(to: URL(fileURLWithPath: damaged))
             for (name, bytes) in fault.extra { try Data(bytes).write(to: dir.appendingPathComponent(name)) }
@@ -150,7 +151,7 @@ final class CorruptDataTests: XCTestCase {
     /// Several damaged records across shards: every one counted by file and reason, the same
     /// batches for any number of workers, and a dropped last batch still drops only the remainder.
     func testSkipsAreCountedPerFileAndDeterministic() throws {
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         var records = clean
         records[2] = [0x0A, 0xFF]
         records[8] = [0x0A, 0xFF]

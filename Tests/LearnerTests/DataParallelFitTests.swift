@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import Learner
 
@@ -29,15 +30,13 @@ final class DataParallelFitTests: XCTestCase {
     }
 
     func testReplicasInOneProcessTrainAsOneReplicaWithTheWholeBatch() throws {
-        let data = try InMemoryDataset.load(directory: TrainingTests.digits + "/train", keys: FeatureKeys())
+        let data = try InMemoryDataset.load(directory: DataTestFiles.digits + "/train", keys: FeatureKeys())
         let single = Self.learner(initSeed: 1)
         // 1437 samples in batches of 64: the short last batch (29) splits unevenly across ranks.
         let reference = try single.fit(data, epochs: 2, batchSize: 64)
         let expected = single.model.parameters.map(\.value.scalars)
 
-        let logs = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-dp-fit-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: logs) }
+        let logs = try Scratch.directory("tefla-dp-fit", for: self).path
         for n in [2, 4] {
             let results = Results()
             try InProcessGroup(size: n, timeout: 60).run { communicator in

@@ -1,5 +1,5 @@
 import Foundation
-import MPIRun
+import TestSupport
 import XCTest
 
 /// Data parallelism across processes: `mpirun -np N tefla-bench dp-check` trains N CPU ranks
@@ -18,9 +18,7 @@ final class DataParallelMPITests: XCTestCase {
     }
 
     func testAStoppedRankIsNamedByTheOthersWithinTheTimeout() throws {
-        let pids = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-dp-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: pids, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: pids) }
+        let pids = try Scratch.directory("tefla-dp", for: self)
         let timeout = 3.0
         let run = try mpirun(ranks: 3, ["dp-check", "--timeout", "\(timeout)", "--stall-rank", "1", "--stall-step", "5",
                                         "--pid-dir", pids.path])
@@ -55,31 +53,16 @@ final class DataParallelMPITests: XCTestCase {
 
     /// Runs `tefla-bench arguments` as `ranks` MPI ranks; gives up after two minutes.
     private func mpirun(ranks: Int, _ arguments: [String]) throws -> (status: Int32, output: String, seconds: Double) {
-        let run = try MPIRun.run(try Self.mpirunPath(), executable: try Self.benchPath(), ranks: ranks, arguments: arguments)
+        let run = try MPIRun.run(try MPIRun.requireLauncher(), executable: try Self.benchPath(), ranks: ranks, arguments: arguments)
         if run.timedOut { XCTFail("mpirun \(arguments.joined(separator: " ")) did not end within 120 s") }
         return (run.status, run.output, run.seconds)
     }
 
-    static func mpirunPath() throws -> String {
-        guard let launcher = MPIRun.launcher else { throw unavailable("mpirun not found (install openmpi-bin: Scripts/setup does)") }
-        return launcher
-    }
-
-    /// Fails in CI (CI set), where the check must run; elsewhere skips with the reason.
-    static func unavailable(_ reason: String) -> XCTSkip {
-        if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail(reason) } else { print("skipping: \(reason)") }
-        return XCTSkip(reason)
-    }
-
     /// The built `tefla-bench`, beside the test bundle in the build products folder.
     static func benchPath() throws -> String {
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("tefla-bench").path) && dir.path != "/" {
-            dir = dir.deletingLastPathComponent()
-        }
-        let bench = dir.appendingPathComponent("tefla-bench").path
+        let bench = Subprocess.builtProduct("tefla-bench").path
         guard FileManager.default.isExecutableFile(atPath: bench) else {
-            throw unavailable("tefla-bench is not built beside the tests (swift build builds it)")
+            throw Prerequisite.missing("tefla-bench is not built beside the tests (swift build builds it)")
         }
         return bench
     }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import Learner
 
@@ -7,11 +8,11 @@ import XCTest
 /// host-tensor entry points (`trainFromHost`, `train`, `trainOnBatch`).
 final class DataSourceTests: XCTestCase {
     static func digitsTrain() throws -> InMemoryDataset {
-        try InMemoryDataset.load(directory: TrainingTests.digits + "/train", keys: FeatureKeys())
+        try InMemoryDataset.load(directory: DataTestFiles.digits + "/train", keys: FeatureKeys())
     }
 
     static func digitsVal() throws -> InMemoryDataset {
-        try InMemoryDataset.load(directory: TrainingTests.digits + "/val", keys: FeatureKeys())
+        try InMemoryDataset.load(directory: DataTestFiles.digits + "/val", keys: FeatureKeys())
     }
 
     func mlp(seed: UInt64 = 3, outputs: Int = 10, dropout: Bool = false) -> Sequential {
@@ -191,8 +192,7 @@ final class DataSourceTests: XCTestCase {
                        "validation batches are the data as it is")
 
         // A run resumed at epoch 3 draws epoch 3's samples: it ends where the straight run ends.
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-balanced-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try Scratch.directory("tefla-balanced", for: self).path
         func run(_ weights: String) -> SupervisedLearner {
             let l = learner(Sequential([Dense(inputSize: 2, outputSize: 2, seed: 8)]))
             l.checkpoint = ModelCheckpoint(directory: WeightsDirectory(path: weights))
@@ -263,14 +263,12 @@ final class DataSourceTests: XCTestCase {
 
     func testCorruptImageRecordsAreSkippedCountedAndReportedPerEpoch() throws {
         // The PNG digits' validation shard with one data byte of record 3 flipped.
-        let source = URL(fileURLWithPath: TrainingTests.digits + "-png/val/digits-png-val-00000-of-00001.tfrecord")
+        let source = URL(fileURLWithPath: DataTestFiles.digits + "-png/val/digits-png-val-00000-of-00001.tfrecord")
         var bytes = [UInt8](try Data(contentsOf: source))
         var offset = 0
         for _ in 0..<3 { offset += 12 + Int(bytes[offset]) + Int(bytes[offset + 1]) << 8 + 4 }
         bytes[offset + 12 + 40] ^= 0x5A
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-skip-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
+        let dir = try Scratch.directory("tefla-skip", for: self)
         let shard = dir.appendingPathComponent("damaged.tfrecord")
         try Data(bytes).write(to: shard)
 

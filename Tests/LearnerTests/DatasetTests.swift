@@ -1,5 +1,6 @@
 import Foundation
 import Learner
+import TestSupport
 import XCTest
 
 final class DatasetTests: XCTestCase {
@@ -16,7 +17,7 @@ final class DatasetTests: XCTestCase {
     // MARK: Shards
 
     func testShardsAreSortedRegularVisibleFiles() throws {
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         for name in ["train-00001-of-00002", "train-00000-of-00002", ".hidden", "b.tfrecord"] {
             try writeShard([], name, in: dir)
         }
@@ -27,7 +28,7 @@ final class DatasetTests: XCTestCase {
     }
 
     func testEmptyDirectoryIsAnErrorNamingIt() throws {
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         try writeShard([], ".only-hidden", in: dir)
         XCTAssertThrowsError(try InMemoryDataset.load(directory: dir.path)) { error in
             XCTAssertEqual(error as? DataError, .emptyDirectory(path: dir.path))
@@ -36,7 +37,7 @@ final class DatasetTests: XCTestCase {
     }
 
     func testMissingDirectoryIsAnErrorNamingIt() throws {
-        let path = try DataTestFiles.scratchDirectory(self).appendingPathComponent("no-such-split").path
+        let path = try Scratch.directory("tefla-data", for: self).appendingPathComponent("no-such-split").path
         XCTAssertThrowsError(try Shards.list(in: path)) { error in
             XCTAssertEqual(error as? DataError, .missingDirectory(path: path))
             XCTAssertTrue("\(error)".contains(path), "\(error)")
@@ -50,7 +51,7 @@ final class DatasetTests: XCTestCase {
     // MARK: InMemoryDataset
 
     func testLoadsFloatInt64AndBytesInputs() throws {
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         try writeShard(
             [
                 Example(["image": .floats([0.25, 0.5, 1]), "label": .int64s([2])]),
@@ -67,7 +68,7 @@ final class DatasetTests: XCTestCase {
     }
 
     func testSampleWeightsComeFromTheirFeatureAndWeighTheLoss() throws {
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         try writeShard(
             [
                 Example(["image": .floats([0.5, 1]), "label": .int64s([1]), "w": .floats([2])]),
@@ -90,7 +91,7 @@ final class DatasetTests: XCTestCase {
     }
 
     func testMultiValueLabelsKeepTheFirstRecordsWidth() throws {
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         try writeShard(
             [
                 Example(["image": .floats([0.5]), "label": .int64s([1, 0, 1])]),
@@ -101,7 +102,7 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(data.labelSize, 3)
         XCTAssertEqual(data.labels, [1, 0, 1, 0, 1, 1])
 
-        let other = try DataTestFiles.scratchDirectory(self)
+        let other = try Scratch.directory("tefla-data", for: self)
         try writeShard(
             [
                 Example(["image": .floats([0.5]), "label": .int64s([2])]),
@@ -114,7 +115,7 @@ final class DatasetTests: XCTestCase {
     }
 
     func testCustomKeys() throws {
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         try writeShard([Example(["x": .floats([1, 2]), "y": .floats([3.5])])], "s", in: dir)
         let data = try InMemoryDataset.load(directory: dir.path, keys: FeatureKeys(input: "x", label: "y"))
         XCTAssertEqual(data.inputs, [1, 2])
@@ -122,7 +123,7 @@ final class DatasetTests: XCTestCase {
     }
 
     func testMissingKeyNamesKeyFileAndRecord() throws {
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         let good = Example(["image": .floats([1, 2]), "label": .int64s([0])])
         let path = try writeShard(
             [good, good, Example(["image": .floats([1, 2]), "target": .int64s([0])])], "s", in: dir)
@@ -142,7 +143,7 @@ final class DatasetTests: XCTestCase {
     }
 
     func testInconsistentFeatureSizeNamesRecord() throws {
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         let path = try writeShard(
             [
                 Example(["image": .floats([1, 2, 3]), "label": .int64s([0])]),
@@ -159,7 +160,7 @@ final class DatasetTests: XCTestCase {
     }
 
     func testBytesLabelIsAKindError() throws {
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         try writeShard([Example(["image": .floats([1]), "label": .bytes([Array("cat".utf8)])])], "s", in: dir)
         XCTAssertThrowsError(try InMemoryDataset.load(directory: dir.path)) { error in
             guard case .wrongFeatureKind(key: "label", _, found: "bytes", _)? = error as? DataError else {
@@ -169,7 +170,7 @@ final class DatasetTests: XCTestCase {
     }
 
     func testCorruptShardFailsTheLoad() throws {
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: DataTestFiles.tfShard)))
         bytes[bytes.count - 30] ^= 0xFF
         try DataTestFiles.write(bytes, to: "s", in: dir)

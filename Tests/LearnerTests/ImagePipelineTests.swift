@@ -1,5 +1,6 @@
 import Foundation
 import Learner
+import TestSupport
 import XCTest
 
 /// The shard-to-batch image pipeline over the 12-image fixture shard (Scripts/fixtures/make_image_fixtures.py:
@@ -27,7 +28,7 @@ final class ImagePipelineTests: XCTestCase {
 
     /// Splits the fixture into two shards, the second GZIP-compressed, in a scratch directory.
     private func twoShards() throws -> URL {
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         let records = try TFRecordReader.readAll(path: Self.shard)
         for (name, range, compression) in [
             ("a.tfrecord", 0..<5, TFRecordCompression.none), ("b.tfrecord.gz", 5..<12, .gzip),
@@ -102,7 +103,7 @@ final class ImagePipelineTests: XCTestCase {
     }
 
     func testUndecodableImageNamesFileAndRecord() throws {
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         let path = dir.appendingPathComponent("bad.tfrecord").path
         let writer = try TFRecordWriter(path: path)
         for record in try TFRecordReader.readAll(path: Self.shard).prefix(3) { try writer.write(record) }

@@ -1,5 +1,6 @@
 import Foundation
 import Learner
+import TestSupport
 import XCTest
 
 /// The one-pass resample (decode → resize/crop/flip/normalise → HWC or CHW) against the same
@@ -106,7 +107,7 @@ final class ImageSamplingTests: XCTestCase {
     /// `dct_method` (JDCT_IFAST), pixel for pixel; the default accurate DCT is not.
     func testFastDCTMatchesTensorFlowDecodeJPEG() throws {
         let python = try PeerPython.interpreter(with: ["tensorflow", "numpy"])
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         let file = dir.appendingPathComponent("smooth.jpg").path
         let script = """
             import os, sys
@@ -118,7 +119,8 @@ final class ImageSamplingTests: XCTestCase {
             open(sys.argv[1], "wb").write(blob)
             print(",".join(str(v) for v in tf.io.decode_jpeg(blob, channels=3).numpy().ravel()))
             """
-        let (status, output) = try PeerPython.run(python, ["-c", script, file])
+        let peer = try PeerPython.run(python, ["-c", script, file])
+        let (status, output) = (peer.status, peer.output)
         XCTAssertEqual(status, 0, output)
         let want = output.split(separator: "\n").last.map { $0.split(separator: ",").compactMap { UInt8($0) } } ?? []
         XCTAssertEqual(want.count, 48 * 64 * 3, output)

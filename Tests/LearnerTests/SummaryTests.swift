@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 @testable import Learner
@@ -89,13 +90,8 @@ final class SummaryTests: XCTestCase {
         return result
     }
 
-    func temporaryDirectory() -> String {
-        NSTemporaryDirectory() + "tefla-tb-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    }
-
     func testWriterRoundTripsScalars() throws {
-        let dir = temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try Scratch.directory("tefla-tb", for: self).path
         let writer = try SummaryWriter(directory: dir)
         try writer.scalar("loss", 0.25, step: 1)
         try writer.scalars([("loss", 0.125), ("accuracy", 0.75)], step: 300)
@@ -120,8 +116,7 @@ final class SummaryTests: XCTestCase {
     }
 
     func testLoggerWritesEpochAndStepSummaries() throws {
-        let dir = temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try Scratch.directory("tefla-tb", for: self).path
         let history = try trainWithLogger(dir)
         let files = try FileManager.default.contentsOfDirectory(atPath: dir)
         XCTAssertEqual(files.count, 1)
@@ -137,8 +132,7 @@ final class SummaryTests: XCTestCase {
 
     func testTensorBoardReadsOurEventFile() throws {
         let python = try PeerPython.interpreter(with: ["tensorboard"])
-        let dir = temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try Scratch.directory("tefla-tb", for: self).path
         let history = try trainWithLogger(dir)
         let script = """
             import sys
@@ -148,7 +142,8 @@ final class SummaryTests: XCTestCase {
                 for e in acc.Scalars(tag):
                     print(tag, e.step, repr(e.value))
             """
-        let (status, output) = try PeerPython.run(python, ["-c", script, dir])
+        let peer = try PeerPython.run(python, ["-c", script, dir])
+        let (status, output) = (peer.status, peer.output)
         XCTAssertEqual(status, 0, output)
         let lines = Set(output.split(separator: "\n").map(String.init))
         for e in history.epochs {

@@ -1,87 +1,8 @@
 import CLearner
 import Foundation
 import Learner
+import TestSupport
 import XCTest
-
-/// Fixture and scratch-file helpers for the data tests.
-enum DataTestFiles {
-    /// `Tests/LearnerTests/Fixtures`.
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
-    /// The repository root.
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-    /// The 20-record shard written by TensorFlow (Scripts/fixtures/make_tf_fixture.py).
-    static let tfShard = fixtures.appendingPathComponent("tf_examples.tfrecord").path
-
-    /// A fresh directory under the temporary directory, removed when the test ends.
-    static func scratchDirectory(_ test: XCTestCase) throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-data-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        test.addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
-        return dir
-    }
-
-    /// Byte offsets of every record in a well-formed TFRecord file, found by walking its framing.
-    static func recordOffsets(_ bytes: [UInt8]) -> [Int] {
-        var offsets: [Int] = []
-        var at = 0
-        while at + 12 <= bytes.count {
-            offsets.append(at)
-            let length = (0..<8).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) }
-            at += 12 + length + 4
-        }
-        return offsets
-    }
-
-    /// Expected feature values of the TensorFlow shard, from the JSON written beside it.
-    static func expectedTFExamples() throws -> [Example] {
-        struct Entry: Decodable {
-            var kind: String
-            var values: [JSONValue]
-        }
-        enum JSONValue: Decodable {
-            case number(Double)
-            case text(String)
-            init(from decoder: Decoder) throws {
-                let c = try decoder.singleValueContainer()
-                if let s = try? c.decode(String.self) {
-                    self = .text(s)
-                } else {
-                    self = .number(try c.decode(Double.self))
-                }
-            }
-            var text: String { if case .text(let s) = self { return s } else { return "" } }
-            var number: Double { if case .number(let d) = self { return d } else { return .nan } }
-        }
-        let data = try Data(contentsOf: fixtures.appendingPathComponent("tf_examples.json"))
-        let records = try JSONDecoder().decode([[String: Entry]].self, from: data)
-        return records.map { record in
-            Example(
-                record.mapValues { entry -> Feature in
-                    switch entry.kind {
-                    case "int64": return .int64s(entry.values.map { Int64($0.text) ?? 0 })
-                    case "float": return .floats(entry.values.map { Float($0.number) })
-                    default: return .bytes(entry.values.map { hexBytes($0.text) })
-                    }
-                })
-        }
-    }
-
-    static func hexBytes(_ hex: String) -> [UInt8] {
-        let digits = Array(hex.utf8)
-        return stride(from: 0, to: digits.count, by: 2).map { i in
-            UInt8(String(decoding: digits[i..<i + 2], as: UTF8.self), radix: 16) ?? 0
-        }
-    }
-
-    /// Writes `bytes` to `name` in `dir` and returns the path.
-    @discardableResult
-    static func write(_ bytes: [UInt8], to name: String, in dir: URL) throws -> String {
-        let url = dir.appendingPathComponent(name)
-        try Data(bytes).write(to: url)
-        return url.path
-    }
-}
 
 final class TFRecordTests: XCTestCase {
     /// Reads TensorFlow's own shard and compares every feature of every record with the JSON.
@@ -106,7 +27,7 @@ final class TFRecordTests: XCTestCase {
 
     /// Our writer frames records exactly as TensorFlow's does.
     func testWriterReproducesTensorFlowBytes() throws {
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         let path = dir.appendingPathComponent("copy.tfrecord").path
         let writer = try TFRecordWriter(path: path)
         for record in try TFRecordReader.readAll(path: DataTestFiles.tfShard) { try writer.write(record) }
@@ -117,7 +38,7 @@ final class TFRecordTests: XCTestCase {
     }
 
     func testWriterReaderRoundTripAcrossBufferBoundaries() throws {
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         let path = dir.appendingPathComponent("round.tfrecord").path
         // Sizes around and far beyond the tiny buffers below exercise compaction and growth.
         let records: [[UInt8]] = [0, 1, 50, 51, 52, 100, 1000, 0, 70_000, 3].enumerated().map { i, n in
@@ -146,7 +67,7 @@ final class TFRecordTests: XCTestCase {
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: DataTestFiles.tfShard)))
         let offsets = DataTestFiles.recordOffsets(bytes)
         bytes[offsets[3] + 12 + 5] ^= 0x01
-        let path = try DataTestFiles.write(bytes, to: "bad-data.tfrecord", in: DataTestFiles.scratchDirectory(self))
+        let path = try DataTestFiles.write(bytes, to: "bad-data.tfrecord", in: Scratch.directory("tefla-data", for: self))
 
         let reader = try TFRecordReader(path: path)
         for _ in 0..<3 { XCTAssertNotNil(try reader.next()) }
@@ -165,7 +86,7 @@ final class TFRecordTests: XCTestCase {
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: DataTestFiles.tfShard)))
         let offsets = DataTestFiles.recordOffsets(bytes)
         bytes[offsets[5] + 1] ^= 0x40
-        let path = try DataTestFiles.write(bytes, to: "bad-length.tfrecord", in: DataTestFiles.scratchDirectory(self))
+        let path = try DataTestFiles.write(bytes, to: "bad-length.tfrecord", in: Scratch.directory("tefla-data", for: self))
 
         XCTAssertThrowsError(try TFRecordReader.readAll(path: path)) { error in
             XCTAssertEqual(
@@ -177,7 +98,7 @@ final class TFRecordTests: XCTestCase {
     func testTruncatedFileIsATruncationError() throws {
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: DataTestFiles.tfShard)))
         let offsets = DataTestFiles.recordOffsets(bytes)
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
 
         // Cut inside the payload of the second-to-last record (the last one is empty).
         let cut = try DataTestFiles.write(Array(bytes[..<(offsets[18] + 20)]), to: "cut-data.tfrecord", in: dir)
@@ -205,7 +126,7 @@ final class TFRecordTests: XCTestCase {
     /// (every 5th position, and every byte of the first record's framing, to keep the test fast).
     func testFlippedBytesAnywhereAreDetected() throws {
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: DataTestFiles.tfShard)))
-        let dir = try DataTestFiles.scratchDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         for position in Set(Array(0..<16) + Array(stride(from: 0, to: bytes.count, by: 5))).sorted() {
             var damaged = bytes
             damaged[position] ^= 0x5A
@@ -219,7 +140,7 @@ final class TFRecordTests: XCTestCase {
         let length = withUnsafeBytes(of: UInt64(1 << 40).littleEndian) { Array($0) }
         let crc = withUnsafeBytes(of: tl_masked_crc32c(length, 8).littleEndian) { Array($0) }
         let path = try DataTestFiles.write(
-            length + crc + [1, 2, 3], to: "huge.tfrecord", in: DataTestFiles.scratchDirectory(self))
+            length + crc + [1, 2, 3], to: "huge.tfrecord", in: Scratch.directory("tefla-data", for: self))
         XCTAssertThrowsError(try TFRecordReader.readAll(path: path)) { error in
             XCTAssertEqual(
                 error as? DataError,
@@ -231,7 +152,7 @@ final class TFRecordTests: XCTestCase {
     /// A GZIP file opened explicitly as uncompressed is named as compressed, not as corrupt.
     func testGzipFileOpenedAsUncompressedIsNamedAsCompressed() throws {
         let gzipHeader: [UInt8] = [0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x01, 0x02, 0x03, 0x04]
-        let path = try DataTestFiles.write(gzipHeader, to: "x.tfrecord.gz", in: DataTestFiles.scratchDirectory(self))
+        let path = try DataTestFiles.write(gzipHeader, to: "x.tfrecord.gz", in: Scratch.directory("tefla-data", for: self))
         XCTAssertThrowsError(try TFRecordReader(path: path, compression: TFRecordCompression.none).next()) { error in
             XCTAssertEqual(error as? DataError, .compressedFile(path: path))
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Learner
+import TestSupport
 import XCTest
 
 /// `tefla-data convert`: image folders and CSV files to TFRecords, read back with our reader.
@@ -11,7 +12,7 @@ final class ConvertTests: XCTestCase {
     }
 
     func testImageFolderToGzipShards() throws {
-        let out = try DataTool.temporaryDirectory(self).appendingPathComponent("train")
+        let out = try Scratch.directory("tefla-data", for: self).appendingPathComponent("train")
         let result = try DataTool.run([
             "convert", "images", DataTool.fixtures.appendingPathComponent("images").path, out.path,
             "--shards", "2", "--compression", "gzip",
@@ -50,7 +51,7 @@ final class ConvertTests: XCTestCase {
     }
 
     func testCSVToFloatFeatures() throws {
-        let out = try DataTool.temporaryDirectory(self).appendingPathComponent("table")
+        let out = try Scratch.directory("tefla-data", for: self).appendingPathComponent("table")
         let result = try DataTool.run([
             "convert", "csv", DataTool.fixtures.appendingPathComponent("table.csv").path, out.path, "--compression",
             "zlib",
@@ -67,7 +68,7 @@ final class ConvertTests: XCTestCase {
     }
 
     func testCSVFeaturesKeyFeedsInMemoryDataset() throws {
-        let out = try DataTool.temporaryDirectory(self).appendingPathComponent("table")
+        let out = try Scratch.directory("tefla-data", for: self).appendingPathComponent("table")
         let result = try DataTool.run([
             "convert", "csv", DataTool.fixtures.appendingPathComponent("table.csv").path, out.path,
             "--features-key", "features", "--shards", "3",
@@ -82,7 +83,7 @@ final class ConvertTests: XCTestCase {
     }
 
     func testBadCSVNamesFileAndLine() throws {
-        let out = try DataTool.temporaryDirectory(self).appendingPathComponent("bad")
+        let out = try Scratch.directory("tefla-data", for: self).appendingPathComponent("bad")
         let csv = DataTool.fixtures.appendingPathComponent("bad.csv").path
         let result = try DataTool.run(["convert", "csv", csv, out.path])
         XCTAssertEqual(result.status, 1)
@@ -100,7 +101,7 @@ final class ConvertTests: XCTestCase {
     }
 
     func testMissingImageRootAndBadImage() throws {
-        let dir = try DataTool.temporaryDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         let missing = try DataTool.run(["convert", "images", dir.appendingPathComponent("nope").path, dir.path])
         XCTAssertEqual(missing.status, 1)
         XCTAssertTrue(missing.error.contains("holds no class folders"), missing.error)
@@ -118,8 +119,8 @@ final class ConvertTests: XCTestCase {
 
     /// TensorFlow reads what we wrote: `tf.data.TFRecordDataset` + `tf.io.parse_single_example`.
     func testTensorFlowReadsConvertedFiles() throws {
-        let python = try TensorFlowPython.interpreter()
-        let dir = try DataTool.temporaryDirectory(self)
+        let python = try PeerPython.interpreter(with: ["tensorflow"])
+        let dir = try Scratch.directory("tefla-data", for: self)
         let images = dir.appendingPathComponent("images")
         let table = dir.appendingPathComponent("table")
         XCTAssertEqual(
@@ -157,7 +158,7 @@ final class ConvertTests: XCTestCase {
             for r in tf.data.TFRecordDataset(files, compression_type="ZLIB").map(lambda s: tf.io.parse_single_example(s, spec)):
                 print("csv", int(r["label"]), float(r["x1"]), float(r["x2"]), float(r["x3"]))
             """
-        let result = try DataTool.runProcess(URL(fileURLWithPath: python), ["-c", script, images.path, table.path])
+        let result = try Subprocess.run(URL(fileURLWithPath: python), ["-c", script, images.path, table.path])
         XCTAssertEqual(result.status, 0, result.error)
         XCTAssertTrue(
             result.output.contains(

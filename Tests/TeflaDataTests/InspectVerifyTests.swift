@@ -1,5 +1,6 @@
 import Foundation
 import Learner
+import TestSupport
 import XCTest
 
 /// `tefla-data inspect` and `tefla-data verify` on files written here.
@@ -14,7 +15,7 @@ final class InspectVerifyTests: XCTestCase {
     }
 
     func testInspectCountsShardsFeaturesAndLabels() throws {
-        let dir = try DataTool.temporaryDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         try writeShard(dir.appendingPathComponent("a.tfrecord").path, count: 4)
         try writeShard(dir.appendingPathComponent("b.tfrecord.gz").path, count: 3, compression: .gzip, first: 4)
         let result = try DataTool.run(["inspect", dir.path, "--label-key", "label"])
@@ -28,7 +29,7 @@ final class InspectVerifyTests: XCTestCase {
     }
 
     func testInspectLibrarySummary() throws {
-        let dir = try DataTool.temporaryDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         let path = dir.appendingPathComponent("a.tfrecord").path
         try writeShard(path, count: 5, compression: .zlib)
         let summary = try DatasetInspector.inspect(files: [path], labelKey: "missing")
@@ -40,7 +41,7 @@ final class InspectVerifyTests: XCTestCase {
     }
 
     func testVerifyGoodFiles() throws {
-        let dir = try DataTool.temporaryDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         try writeShard(dir.appendingPathComponent("a").path, count: 4)
         try writeShard(dir.appendingPathComponent("b").path, count: 2, compression: .gzip)
         let result = try DataTool.run(["verify", dir.path])
@@ -50,7 +51,7 @@ final class InspectVerifyTests: XCTestCase {
 
     /// Flips a byte inside the payloads of records 1 and 3; stops at the first, or lists both with --all.
     func testVerifyNamesFileRecordAndOffset() throws {
-        let dir = try DataTool.temporaryDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         let path = dir.appendingPathComponent("bad.tfrecord").path
         try writeShard(path, count: 5)
         let records = try TFRecordReader.readAll(path: path)
@@ -74,7 +75,7 @@ final class InspectVerifyTests: XCTestCase {
     }
 
     func testVerifyTruncatedFile() throws {
-        let dir = try DataTool.temporaryDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         let path = dir.appendingPathComponent("cut.tfrecord").path
         try writeShard(path, count: 3)
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -88,26 +89,11 @@ final class InspectVerifyTests: XCTestCase {
     }
 
     func testBenchReadRuns() throws {
-        let dir = try DataTool.temporaryDirectory(self)
+        let dir = try Scratch.directory("tefla-data", for: self)
         let path = dir.appendingPathComponent("a.tfrecord").path
         try writeShard(path, count: 10)
         let result = try DataTool.run(["bench-read", path, "--repeats", "1", "--json"])
         XCTAssertEqual(result.status, 0, result.error)
         XCTAssertTrue(result.output.contains("\"records\": 10"), result.output)
-    }
-}
-
-/// `tefla-data bench-decode` on the converted fixture images.
-final class BenchDecodeTests: XCTestCase {
-    func testBenchDecodeRuns() throws {
-        let out = try DataTool.temporaryDirectory(self).appendingPathComponent("images")
-        XCTAssertEqual(
-            try DataTool.run(["convert", "images", DataTool.fixtures.appendingPathComponent("images").path, out.path])
-                .status, 0)
-        let result = try DataTool.run([
-            "bench-decode", out.path, "--resize", "8", "--crop", "4", "--repeats", "1", "--json",
-        ])
-        XCTAssertEqual(result.status, 0, result.error)
-        XCTAssertTrue(result.output.contains("\"images\": 5"), result.output)
     }
 }

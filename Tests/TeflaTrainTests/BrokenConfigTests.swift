@@ -30,7 +30,7 @@ final class BrokenConfigTests: XCTestCase {
 
     func testHelpFitsIn80Columns() throws {
         for arguments in [["--help"], ["train", "--help"], ["evaluate", "--help"], ["predict", "--help"]] {
-            let help = try CommandLineTests.run(arguments)
+            let help = try Trainer.run(arguments)
             XCTAssertEqual(help.status, 0)
             for line in help.output.split(separator: "\n") {
                 XCTAssertLessThanOrEqual(line.count, 80, "\(arguments): \(line)")

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// `kill -9` at every named point of a checkpoint write, and at 20 pseudo-random passages of
@@ -8,11 +9,8 @@ final class CrashResumeTests: XCTestCase {
     var scratch = ""
 
     override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-crash-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        scratch = try Scratch.directory("tefla-crash", for: self).path
     }
-
-    override func tearDown() { try? FileManager.default.removeItem(atPath: scratch) }
 
     func config(weights: String) -> String {
         """
@@ -32,20 +30,11 @@ final class CrashResumeTests: XCTestCase {
         """
     }
 
-    func run(_ arguments: [String], crashAt: String? = nil) throws -> (status: Int32, signaled: Bool, output: String) {
-        let process = Process()
-        process.executableURL = CommandLineTests.executable
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["TEFLA_CRASH_AT"] = crashAt
-        process.environment = env
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, process.terminationReason == .uncaughtSignal, String(decoding: data, as: UTF8.self))
+    /// `tefla-train arguments`, killed at `crashAt` (TEFLA_CRASH_AT); output and errors interleaved.
+    func run(_ arguments: [String], crashAt: String? = nil) throws -> ProcessResult {
+        var environment = ProcessInfo.processInfo.environment
+        environment["TEFLA_CRASH_AT"] = crashAt
+        return try Trainer.run(arguments, environment: environment, mergingErrors: true)
     }
 
     func finalWeights(_ dir: String) throws -> Data {
@@ -110,17 +99,13 @@ final class CrashResumeTests: XCTestCase {
         let before = try Data(contentsOf: URL(fileURLWithPath: dir + "/epoch-0002/model.safetensors"))
         // A 16 KiB file-size limit (SIGXFSZ ignored, so write returns EFBIG): the optimizer file
         // of epoch 3 cannot be written, as on a full disk.
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", "ulimit -f 16; trap '' XFSZ; exec \"$0\" --config \"$1\" --verbose 0 --resume",
-                             CommandLineTests.executable.path, file]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 2, output)
+        let limited = try Subprocess.run(
+            URL(fileURLWithPath: "/bin/bash"),
+            ["-c", "ulimit -f 16; trap '' XFSZ; exec \"$0\" --config \"$1\" --verbose 0 --resume",
+             Trainer.executable.path, file],
+            mergingErrors: true)
+        let output = limited.output
+        XCTAssertEqual(limited.status, 2, output)
         XCTAssertTrue(output.contains("write failed: File too large"), output)
         XCTAssertEqual(WeightsDirectoryEpochs(dir), ["epoch-0001", "epoch-0002"])
         XCTAssertEqual(try String(contentsOfFile: dir + "/latest", encoding: .utf8), "epoch-0002\n")

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import tefla_train
 import Learner
@@ -7,7 +8,7 @@ import Learner
 /// weights and balancing, iterations per epoch, checkpoints within an epoch.
 final class ImageDataConfigTests: XCTestCase {
     func testThePNGDigitsCNNConfigTrainsFromEncodedImages() throws {
-        let result = try CommandLineTests.run(["--config", "Configs/digits-png-cnn.yml", "--verbose", "2"])
+        let result = try Trainer.run(["--config", "Configs/digits-png-cnn.yml", "--verbose", "2"])
         XCTAssertEqual(result.status, 0, result.error)
         XCTAssertTrue(result.output.contains("1437 training samples from Data/digits-png/train, 360 validation samples"), result.output)
         let accuracy = try XCTUnwrap(result.output.components(separatedBy: "final val_accuracy: ").last.flatMap { Float($0.prefix(6)) })
@@ -54,9 +55,8 @@ final class ImageDataConfigTests: XCTestCase {
     }
 
     func testBalancedClassWeightsAndIterationsTrainThroughTheCLI() throws {
-        let weights = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-cli-steps-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: weights) }
-        let result = try CommandLineTests.run([
+        let weights = try Scratch.directory("tefla-cli-steps", for: self).path
+        let result = try Trainer.run([
             "--config", "Configs/digits-mlp.yml", "--epochs", "2", "--verbose", "2",
             "--override", "data.class_weights=balanced", "--override", "data.balancing=true",
             "--override", "data.n_iters_per_epoch=10", "--override", "checkpoint.weights_dir=\(weights)",
@@ -69,7 +69,7 @@ final class ImageDataConfigTests: XCTestCase {
     }
 
     func testTheMultiLabelConfigTrainsOnZeroOneLists() throws {
-        let result = try CommandLineTests.run(["--config", "Configs/digits-multilabel.yml", "--verbose", "2"])
+        let result = try Trainer.run(["--config", "Configs/digits-multilabel.yml", "--verbose", "2"])
         XCTAssertEqual(result.status, 0, result.error)
         let last = try XCTUnwrap(result.output.split(separator: "\n").last { $0.hasPrefix("Epoch 15/15") })
         let value = try XCTUnwrap(last.components(separatedBy: "val_accuracy_thresh: ").last.flatMap { Float($0.prefix(6)) })
@@ -78,13 +78,12 @@ final class ImageDataConfigTests: XCTestCase {
     }
 
     func testEvaluateWithTestTimeFlipsAveragesMirroredImages() throws {
-        let weights = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-cli-tta-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: weights) }
-        let train = try CommandLineTests.run(["--config", "Configs/digits-png-cnn.yml", "--epochs", "1", "--verbose", "0",
+        let weights = try Scratch.directory("tefla-cli-tta", for: self).path
+        let train = try Trainer.run(["--config", "Configs/digits-png-cnn.yml", "--epochs", "1", "--verbose", "0",
                                               "--override", "checkpoint.weights_dir=\(weights)"])
         XCTAssertEqual(train.status, 0, train.error)
         func evaluate(_ extra: [String]) throws -> String {
-            let run = try CommandLineTests.run(["evaluate", "--config", "Configs/digits-png-cnn.yml",
+            let run = try Trainer.run(["evaluate", "--config", "Configs/digits-png-cnn.yml",
                                                 "--override", "checkpoint.weights_dir=\(weights)"] + extra)
             XCTAssertEqual(run.status, 0, run.error)
             return try XCTUnwrap(run.output.components(separatedBy: "loss: ").last?.prefix(6).description)

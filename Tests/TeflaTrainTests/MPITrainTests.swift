@@ -1,5 +1,5 @@
 import Foundation
-import MPIRun
+import TestSupport
 import XCTest
 import Learner
 
@@ -11,15 +11,12 @@ final class MPITrainTests: XCTestCase {
     var scratch = ""
 
     override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-mpi-train-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        scratch = try Scratch.directory("tefla-mpi-train", for: self).path
     }
-
-    override func tearDown() { try? FileManager.default.removeItem(atPath: scratch) }
 
     func testRanksUnderMpirunTrainAsOneProcessAndResume() throws {
         let common = ["--config", "Configs/digits-mlp.yml", "--verbose", "2"]
-        let single = try CommandLineTests.run(common + ["--epochs", "3", "--override", "checkpoint.weights_dir=\(scratch)/one"])
+        let single = try Trainer.run(common + ["--epochs", "3", "--override", "checkpoint.weights_dir=\(scratch)/one"])
         XCTAssertEqual(single.status, 0, single.error)
 
         let first = try mpirun(ranks: 2, common + ["--epochs", "2", "--override", "checkpoint.weights_dir=\(scratch)/two"])
@@ -68,12 +65,7 @@ final class MPITrainTests: XCTestCase {
 
     /// Runs the built `tefla-train` as `ranks` MPI ranks; gives up after two minutes.
     private func mpirun(ranks: Int, _ arguments: [String], environment extra: [String: String] = [:]) throws -> (status: Int32, output: String) {
-        guard let launcher = MPIRun.launcher else {
-            let reason = "mpirun not found (install openmpi-bin: Scripts/setup does)"
-            if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail(reason) } else { print("skipping: \(reason)") }
-            throw XCTSkip(reason)
-        }
-        let run = try MPIRun.run(launcher, executable: CommandLineTests.executable.path, ranks: ranks, arguments: arguments,
+        let run = try MPIRun.run(try MPIRun.requireLauncher(), executable: Trainer.executable.path, ranks: ranks, arguments: arguments,
                                  environment: extra, directory: ConfigTests.root)
         if run.timedOut { XCTFail("mpirun \(arguments.joined(separator: " ")) did not end within 120 s") }
         return (run.status, run.output)

@@ -6,7 +6,7 @@ import Learner
 /// Convolutional models and zoo names in the config.
 final class ModelConfigTests: XCTestCase {
     func testTheDigitsCNNConfigReachesValidationAccuracy() throws {
-        let result = try CommandLineTests.run(["--config", "Configs/digits-cnn.yml", "--verbose", "2"])
+        let result = try Trainer.run(["--config", "Configs/digits-cnn.yml", "--verbose", "2"])
         XCTAssertEqual(result.status, 0, result.error)
         let accuracy = try XCTUnwrap(result.output.components(separatedBy: "final val_accuracy: ").last.flatMap { Float($0.prefix(6)) })
         XCTAssertGreaterThanOrEqual(accuracy, 0.98, result.output)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// `--verbose 1` on a real pseudo-terminal (util-linux `script`, in Debian's essential
@@ -20,21 +21,11 @@ final class ProgressTerminalTests: XCTestCase {
             return (-1, "", 0)
         }
         func quoted(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
-        let command = ([CommandLineTests.executable.path] + arguments).map(quoted).joined(separator: " ")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: script)
-        process.arguments = ["-qfec", command, "/dev/null"]
-        process.currentDirectoryURL = ConfigTests.root
-        let out = Pipe(), input = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        process.standardInput = input  // held open: `script` forwards its input, and EOF would end the session
-        let started = Date()
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        try? input.fileHandleForWriting.close()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self), Date().timeIntervalSince(started))
+        let command = ([Trainer.executable.path] + arguments).map(quoted).joined(separator: " ")
+        // Input held open: `script` forwards its input, and EOF would end the session.
+        let run = try Subprocess.run(URL(fileURLWithPath: script), ["-qfec", command, "/dev/null"],
+                                     directory: ConfigTests.root, mergingErrors: true, holdingInputOpen: true)
+        return (run.status, run.output, run.seconds)
     }
 
     func testBarRedrawsInPlaceOnATerminalAtMostTenTimesASecond() throws {
@@ -67,7 +58,7 @@ final class ProgressTerminalTests: XCTestCase {
     }
 
     func testPipedOutputStaysLineBased() throws {
-        let run = try CommandLineTests.run(Self.arguments)
+        let run = try Trainer.run(Self.arguments)
         XCTAssertEqual(run.status, 0, run.error)
         XCTAssertFalse(run.output.contains("\r"), run.output)
         XCTAssertFalse(run.output.contains("\u{1B}"), run.output)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import tefla_train
 
@@ -32,8 +33,7 @@ final class ShippedConfigRunTests: XCTestCase {
 
     func testEveryShippedConfigTrainsOneEpochWithAFiniteLoss() throws {
         let configs = try Self.shippedConfigs()
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-configs-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let scratch = try Scratch.directory("tefla-configs", for: self).path
         XCTAssertGreaterThanOrEqual(configs.count, 6, "\(configs)")
         for path in configs {
             let text = try String(contentsOf: ConfigTests.root.appendingPathComponent(path), encoding: .utf8)
@@ -45,7 +45,7 @@ final class ShippedConfigRunTests: XCTestCase {
             }
             let out = scratch + "/" + URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            let result = try CommandLineTests.run(
+            let result = try Trainer.run(
                 ["--config", path, "--epochs", "1", "--verbose", "2"] + Self.outputOverrides(config, text: text, dir: out))
             XCTAssertEqual(result.status, 0, "\(path): \(result.error)")
             let loss = Self.firstEpochLoss(result.output)
@@ -54,7 +54,7 @@ final class ShippedConfigRunTests: XCTestCase {
             XCTAssertTrue(result.output.contains("tefla-train: done"), "\(path): \(result.output)")
 
             if Self.hasLRFinder(text) {
-                let sweep = try CommandLineTests.run(
+                let sweep = try Trainer.run(
                     ["lr-find", "--config", path, "--override", "lr_finder.iterations=30"]
                         + Self.outputOverrides(config, text: text, dir: out))
                 XCTAssertEqual(sweep.status, 0, "\(path) lr-find: \(sweep.error)")

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import tefla_train
 
@@ -7,31 +8,24 @@ final class SubcommandTests: XCTestCase {
     var scratch = ""
 
     override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-sub-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-    }
-
-    override func tearDown() { try? FileManager.default.removeItem(atPath: scratch) }
-
-    func run(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-        try CommandLineTests.run(arguments)
+        scratch = try Scratch.directory("tefla-sub", for: self).path
     }
 
     func testTrainThenEvaluateAndPredictFromTheWeightsDirectory() throws {
         let weights = scratch + "/w"
-        let train = try run(["--config", "Configs/digits-mlp.yml", "--epochs", "6", "--verbose", "0",
+        let train = try Trainer.run(["--config", "Configs/digits-mlp.yml", "--epochs", "6", "--verbose", "0",
                              "--override", "checkpoint.weights_dir=\(weights)", "--override", "checkpoint.max_to_keep=1"])
         XCTAssertEqual(train.status, 0, train.error)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: weights).filter { $0.hasPrefix("epoch-") }, ["epoch-0006"])
 
-        let evaluate = try run(["evaluate", "--config", "Configs/digits-mlp.yml", "--override", "checkpoint.weights_dir=\(weights)"])
+        let evaluate = try Trainer.run(["evaluate", "--config", "Configs/digits-mlp.yml", "--override", "checkpoint.weights_dir=\(weights)"])
         XCTAssertEqual(evaluate.status, 0, evaluate.error)
         XCTAssertTrue(evaluate.output.contains("evaluate: 360 samples"), evaluate.output)
         let accuracy = try XCTUnwrap(evaluate.output.components(separatedBy: "accuracy: ").last.flatMap { Float($0.prefix(6)) })
         XCTAssertGreaterThan(accuracy, 0.9, evaluate.output)
 
         let csv = scratch + "/p.csv"
-        let predict = try run(["predict", "--config", "Configs/digits-mlp.yml", "--override", "checkpoint.weights_dir=\(weights)",
+        let predict = try Trainer.run(["predict", "--config", "Configs/digits-mlp.yml", "--override", "checkpoint.weights_dir=\(weights)",
                                "--checkpoint", weights + "/epoch-0006", "--output", csv])
         XCTAssertEqual(predict.status, 0, predict.error)
         let lines = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n")
@@ -47,7 +41,7 @@ final class SubcommandTests: XCTestCase {
 
     func testLRFindWritesItsPlotAndSuggestsARange() throws {
         let plot = scratch + "/lr.svg"
-        let result = try run(["lr-find", "--config", "Configs/digits-lr-finder.yml", "--override", "lr_finder.plot=\(plot)"])
+        let result = try Trainer.run(["lr-find", "--config", "Configs/digits-lr-finder.yml", "--override", "lr_finder.plot=\(plot)"])
         XCTAssertEqual(result.status, 0, result.error)
         XCTAssertTrue(result.output.contains("lr finder: suggested range"), result.output)
         let svg = try String(contentsOfFile: plot, encoding: .utf8)
@@ -55,13 +49,13 @@ final class SubcommandTests: XCTestCase {
     }
 
     func testEvaluateWithoutWeightsIsAClearError() throws {
-        let result = try run(["evaluate", "--config", "Configs/digits-mlp.yml"])
+        let result = try Trainer.run(["evaluate", "--config", "Configs/digits-mlp.yml"])
         XCTAssertEqual(result.status, 2)
         XCTAssertTrue(result.error.contains("no trained weights"), result.error)
     }
 
     func testSummaryListsLayersShapesAndParameterCounts() throws {
-        let result = try run(["summary", "--config", "Configs/digits-mlp.yml"])
+        let result = try Trainer.run(["summary", "--config", "Configs/digits-mlp.yml"])
         XCTAssertEqual(result.status, 0, result.error)
         XCTAssertTrue(result.output.contains("Dense") && result.output.contains("[None, 128]") && result.output.contains("[None, 10]"), result.output)
         XCTAssertTrue(result.output.contains("Total params: 9610"), result.output)
@@ -81,7 +75,7 @@ final class SubcommandTests: XCTestCase {
         XCTAssertThrowsError(try TrainConfig.parse(yaml: text, file: "x.yml", overrides: [try ConfigOverride("optimizer.name.x=1")])) { error in
             XCTAssertTrue("\(error)".contains("optimizer.name is a value, not a section"), "\(error)")
         }
-        let bad = try run(["--config", "Configs/digits-mlp.yml", "--override", "data.batchsize=3"])
+        let bad = try Trainer.run(["--config", "Configs/digits-mlp.yml", "--override", "data.batchsize=3"])
         XCTAssertEqual(bad.status, 2)
         XCTAssertTrue(bad.error.contains("data.batchsize: unknown key (did you mean 'batch_size'?)"), bad.error)
     }

@@ -1,18 +1,18 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// `training.ema_decay` end to end: the weight average of a one-cycle CNN run, warmed up and
 /// carrying batch-norm statistics, validates as well as the raw weights it averages.
 final class WeightAverageConfigTests: XCTestCase {
     func testTheAverageOfAOneCycleCNNRunValidatesLikeItsRawWeights() throws {
-        let weights = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-cli-ema-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: weights) }
+        let weights = try Scratch.directory("tefla-cli-ema", for: self).path
         let config = ["--config", "Configs/digits-png-cnn.yml", "--override", "checkpoint.weights_dir=\(weights)"]
-        let train = try CommandLineTests.run(config + ["--override", "training.ema_decay=0.99", "--verbose", "2"])
+        let train = try Trainer.run(config + ["--override", "training.ema_decay=0.99", "--verbose", "2"])
         XCTAssertEqual(train.status, 0, train.error)
         // The epoch lines' validation goes through the average; the checkpoint holds both.
         func accuracy(_ extra: [String]) throws -> Float {
-            let run = try CommandLineTests.run(["evaluate"] + config + extra)
+            let run = try Trainer.run(["evaluate"] + config + extra)
             XCTAssertEqual(run.status, 0, run.error)
             return try XCTUnwrap(run.output.components(separatedBy: "accuracy: ").last.flatMap { Float($0.prefix(6)) }, run.output)
         }

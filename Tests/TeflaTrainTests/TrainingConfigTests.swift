@@ -1,38 +1,15 @@
 import Foundation
 import Learner
+import TestSupport
 import XCTest
 
 @testable import tefla_train
 
-/// Config keys for schedules, metrics, clipping, EMA, callbacks and summaries.
-final class FeatureConfigTests: XCTestCase {
+/// The training keys of a config: schedules, metrics, clipping, EMA, callbacks, summaries and the
+/// LR finder.
+final class TrainingConfigTests: XCTestCase {
     override func setUp() {
         _ = FileManager.default.changeCurrentDirectoryPath(ConfigTests.root.path)
-    }
-
-    /// Runs the built `tefla-train` (beside the test bundle) from the repository root.
-    func runTrainer(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("tefla-train").path) && dir.path != "/"
-        {
-            dir = dir.deletingLastPathComponent()
-        }
-        let process = Process()
-        process.executableURL = dir.appendingPathComponent("tefla-train")
-        process.arguments = arguments
-        process.currentDirectoryURL = ConfigTests.root
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (
-            process.terminationStatus, String(decoding: outData, as: UTF8.self),
-            String(decoding: errData, as: UTF8.self)
-        )
     }
 
     let head = """
@@ -139,9 +116,7 @@ final class FeatureConfigTests: XCTestCase {
     }
 
     func testCommandLineRunWritesSummariesAndCSV() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-cli-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
+        let dir = try Scratch.directory("tefla-cli", for: self)
         let file = dir.appendingPathComponent("c.yml")
         let yaml =
             head.replacingOccurrences(of: "units: 10}", with: "units: 10}\n") + """
@@ -153,7 +128,7 @@ final class FeatureConfigTests: XCTestCase {
                 summary: {dir: \(dir.path)/tb, summary_every: 10}
                 """
         try yaml.write(to: file, atomically: true, encoding: .utf8)
-        let result = try runTrainer(["--config", file.path, "--verbose", "2"])
+        let result = try Trainer.run(["--config", file.path, "--verbose", "2"])
         XCTAssertEqual(result.status, 0, result.error)
         XCTAssertTrue(result.output.contains("Epoch 3/3"), result.output)
         XCTAssertTrue(result.output.contains("val_") == false && result.output.contains("error_rate: "), result.output)
@@ -163,24 +138,23 @@ final class FeatureConfigTests: XCTestCase {
         let events = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/tb")
         XCTAssertEqual(events.count, 1)
         XCTAssertTrue(events[0].hasPrefix("events.out.tfevents."), events[0])
-        let bad = try runTrainer(["--config", "Configs/digits-mlp.yml", "--verbose", "3"])
+        let bad = try Trainer.run(["--config", "Configs/digits-mlp.yml", "--verbose", "3"])
         XCTAssertNotEqual(bad.status, 0)
     }
 }
 
-extension FeatureConfigTests {
+extension TrainingConfigTests {
     func testFindLRWritesThePlotAndSuggestsARange() throws {
-        let plot = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-lr-\(getpid()).svg").path
-        defer { try? FileManager.default.removeItem(atPath: plot) }
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tefla-lr-\(getpid()).yml")
-        defer { try? FileManager.default.removeItem(at: file) }
+        let dir = try Scratch.directory("tefla-lr", for: self)
+        let plot = dir.appendingPathComponent("lr.svg").path
+        let file = dir.appendingPathComponent("lr.yml")
         let text = try String(
             contentsOf: ConfigTests.root.appendingPathComponent("Configs/digits-lr-finder.yml"), encoding: .utf8)
         try text.replacingOccurrences(of: "plot: lr_finder.svg", with: "plot: \(plot)").write(
             to: file, atomically: true, encoding: .utf8)
         let config = try TrainConfig.parse(yaml: text, file: "digits-lr-finder.yml")
         XCTAssertEqual(config.lrFinder, LRFinderSpec(startLR: 1e-6, endLR: 10, iterations: 200, plot: "lr_finder.svg"))
-        let result = try runTrainer(["--config", file.path, "--find-lr"])
+        let result = try Trainer.run(["--config", file.path, "--find-lr"])
         XCTAssertEqual(result.status, 0, result.error)
         XCTAssertTrue(result.output.contains("lr finder: suggested range"), result.output)
         XCTAssertFalse(result.output.contains("Epoch "), result.output)

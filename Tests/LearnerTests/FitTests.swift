@@ -2,11 +2,9 @@ import Foundation
 import XCTest
 @testable import Learner
 
-/// End-to-end training on the embedded digits shards: what README command 1 does.
-final class TrainingTests: XCTestCase {
-    static let digits = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Data/digits").path
-
+/// `fit` end to end on the embedded digits shards (what README command 1 does), its argument
+/// checks and a regression run.
+final class FitTests: XCTestCase {
     func makeLearner(seed: UInt64 = 7, dropout: Float = 0.1) -> SupervisedLearner {
         let model = Sequential([
             Dense(inputSize: 64, outputSize: 128, activation: .relu, seed: seed),
@@ -23,8 +21,8 @@ final class TrainingTests: XCTestCase {
         var lines: [String] = []
         learner.options.verbose = 2
         learner.options.log = { lines.append($0) }
-        let history = try learner.fit(dataDir: Self.digits + "/train", featureKeys: FeatureKeys(input: "image", label: "label"),
-                                      startEpoch: 1, validationDir: Self.digits + "/val", epochs: 20, batchSize: 32)
+        let history = try learner.fit(dataDir: DataTestFiles.digits + "/train", featureKeys: FeatureKeys(input: "image", label: "label"),
+                                      startEpoch: 1, validationDir: DataTestFiles.digits + "/val", epochs: 20, batchSize: 32)
         XCTAssertEqual(history.epochs.map(\.epoch), Array(1...20))
         XCTAssertEqual(lines.count, 20)
         XCTAssertTrue(lines[0].hasPrefix("Epoch 1/20"), lines[0])
@@ -35,7 +33,7 @@ final class TrainingTests: XCTestCase {
     }
 
     func testSameSeedGivesIdenticalRun() throws {
-        let train = try InMemoryDataset.load(directory: Self.digits + "/train", keys: FeatureKeys())
+        let train = try InMemoryDataset.load(directory: DataTestFiles.digits + "/train", keys: FeatureKeys())
         let a = try makeLearner().fit(training: train, epochs: 2)
         let b = try makeLearner().fit(training: train, epochs: 2)
         XCTAssertEqual(a.epochs.map(\.trainLoss), b.epochs.map(\.trainLoss))
@@ -44,7 +42,7 @@ final class TrainingTests: XCTestCase {
     }
 
     func testStartEpochNumbersEpochsAndKeysShuffleByEpoch() throws {
-        let train = try InMemoryDataset.load(directory: Self.digits + "/train", keys: FeatureKeys())
+        let train = try InMemoryDataset.load(directory: DataTestFiles.digits + "/train", keys: FeatureKeys())
         let history = try makeLearner().fit(training: train, startEpoch: 3, epochs: 4)
         XCTAssertEqual(history.epochs.map(\.epoch), [3, 4])
         XCTAssertEqual(SupervisedLearner.shuffledOrder(count: 100, seed: 1, epoch: 3),
@@ -55,7 +53,7 @@ final class TrainingTests: XCTestCase {
     }
 
     func testFitRejectsBadArguments() throws {
-        let train = try InMemoryDataset.load(directory: Self.digits + "/train", keys: FeatureKeys())
+        let train = try InMemoryDataset.load(directory: DataTestFiles.digits + "/train", keys: FeatureKeys())
         XCTAssertThrowsError(try makeLearner().fit(training: train, startEpoch: 0, epochs: 2)) { error in
             XCTAssertTrue("\(error)".contains("startEpoch"), "\(error)")
         }
@@ -66,7 +64,7 @@ final class TrainingTests: XCTestCase {
     }
 
     func testFeatureSizeMismatchNamesBothSizes() throws {
-        let train = try InMemoryDataset.load(directory: Self.digits + "/train", keys: FeatureKeys())
+        let train = try InMemoryDataset.load(directory: DataTestFiles.digits + "/train", keys: FeatureKeys())
         let model = Sequential([Dense(inputSize: 32, outputSize: 10)])
         let learner = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: SGD(learningRate: 0.1))
         XCTAssertThrowsError(try learner.fit(training: train, epochs: 1)) { error in
@@ -77,10 +75,10 @@ final class TrainingTests: XCTestCase {
 
     func testMissingDirectoryAndMissingKeyAreNamed() {
         let learner = makeLearner()
-        XCTAssertThrowsError(try learner.fit(dataDir: Self.digits + "/nope", featureKeys: FeatureKeys())) { error in
+        XCTAssertThrowsError(try learner.fit(dataDir: DataTestFiles.digits + "/nope", featureKeys: FeatureKeys())) { error in
             XCTAssertTrue("\(error)".contains("nope"), "\(error)")
         }
-        XCTAssertThrowsError(try learner.fit(dataDir: Self.digits + "/train", featureKeys: FeatureKeys(input: "pixels", label: "label"))) { error in
+        XCTAssertThrowsError(try learner.fit(dataDir: DataTestFiles.digits + "/train", featureKeys: FeatureKeys(input: "pixels", label: "label"))) { error in
             XCTAssertTrue("\(error)".contains("pixels"), "\(error)")
         }
     }
@@ -105,26 +103,30 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(w[0], 2, accuracy: 1e-2)
         XCTAssertEqual(w[1], -1, accuracy: 1e-2)
     }
-}
 
-final class AccumulationTests: XCTestCase {
-    func testAccumulatingFourSlicesGivesTheUpdateOfTheWholeBatch() throws {
-        var g = RandomGenerator(seed: 21)
-        let x = Tensor.randomNormal([32, 12], generator: &g)
-        let y = Tensor(shape: [32], scalars: (0..<32).map { Float($0 % 5) })
-        let w = Tensor(shape: [32], scalars: (0..<32).map { 0.5 + Float($0 % 3) })
-        func run(_ k: Int, steps: Int = 3) -> [[Float]] {
-            let model = Sequential([Dense(inputSize: 12, outputSize: 16, activation: .tanh, seed: 1), Dense(inputSize: 16, outputSize: 5, seed: 2)])
-            let learner = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: SGD(learningRate: 0.5, momentum: 0.9), seed: 1)
-            learner.options.accumulationSteps = k
-            for _ in 0..<steps { learner.trainStep(inputs: x, labels: y, sampleWeights: w) }
-            return model.parameters.map(\.value.scalars)
-        }
-        let whole = run(1), sliced = run(4), uneven = run(5)
-        for (a, b) in zip(whole, sliced) { for (u, v) in zip(a, b) { XCTAssertEqual(u, v, accuracy: 1e-5) } }
-        for (a, b) in zip(whole, uneven) { for (u, v) in zip(a, b) { XCTAssertEqual(u, v, accuracy: 1e-5) } }
-        // The comparison is not vacuous: the steps moved the weights well beyond the tolerance.
-        let initial = run(1, steps: 0)
-        XCTAssertGreaterThan(zip(initial[0], whole[0]).map { abs($0 - $1) }.max() ?? 0, 1e-2)
+    func testOneCycleOnDigitsReachesValidationAccuracy() throws {
+        let keys = FeatureKeys(input: "image", label: "label")
+        let train = try InMemoryDataset.load(directory: DataTestFiles.digits + "/train", keys: keys)
+        let val = try InMemoryDataset.load(directory: DataTestFiles.digits + "/val", keys: keys)
+        let model = Sequential([
+            Dense(inputSize: 64, outputSize: 128, activation: .relu, seed: 7),
+            Dense(inputSize: 128, outputSize: 10, seed: 8),
+        ])
+        let learner = SupervisedLearner(
+            model: model, loss: .softmaxCrossEntropy(), optimizer: SGD(learningRate: 0.1, momentum: 0.9),
+            seed: 7)
+        learner.options.verbose = 0
+        let epochs = 8
+        let batchSize = 32
+        let steps = epochs * ((train.count + batchSize - 1) / batchSize)
+        learner.options.schedule = OneCycleLR(maxLR: 0.2, totalSteps: steps)
+        learner.metrics = [Accuracy(), TopKAccuracy(k: 3), PrecisionRecall(classes: 10)]
+        learner.options.clipNorm = 5
+        let history = try learner.fit(training: train, validation: val, epochs: epochs, batchSize: batchSize)
+        let last = try XCTUnwrap(history.epochs.last)
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(last.validationAccuracy), 0.95)
+        XCTAssertGreaterThanOrEqual(last.validationMetrics["top_3_accuracy"]!, last.validationAccuracy!)
+        XCTAssertNotNil(last.validationMetrics["recall_9"])
+        XCTAssertLessThan(last.learningRate!, 1e-4, "one-cycle ends near maxLR/25/1e4")
     }
 }

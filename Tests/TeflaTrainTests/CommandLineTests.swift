@@ -1,0 +1,47 @@
+import Foundation
+import Learner
+import TestSupport
+import XCTest
+
+/// The built `tefla-train` executable, run as a user would.
+final class CommandLineTests: XCTestCase {
+    func testTrainsDigitsFromTheShippedConfig() throws {
+        let result = try Trainer.run(["--config", "Configs/digits-mlp.yml", "--epochs", "8", "--gpu", "-1"])
+        XCTAssertEqual(result.status, 0, result.error)
+        let epochLines = result.output.split(separator: "\n").filter { $0.hasPrefix("Epoch ") }
+        XCTAssertEqual(epochLines.count, 8, result.output)
+        XCTAssertTrue(result.output.contains("final val_accuracy"), result.output)
+    }
+
+    func testBadConfigExitsWithCode2AndNamesTheLine() throws {
+        let file = try Scratch.directory("tefla-bad", for: self).appendingPathComponent("bad.yml")
+        try "model:\n  layers:\n    - {type: dense, units: 10}\ndata:\n  train_dir: Data/digits/train\n  bach_size: 4\n".write(to: file, atomically: true, encoding: .utf8)
+        let result = try Trainer.run(["--config", file.path])
+        XCTAssertEqual(result.status, 2)
+        XCTAssertTrue(result.error.contains("line 6, column 3: data.bach_size"), result.error)
+    }
+
+    func testUnusableGPUGivesAClearErrorNotACrash() throws {
+        guard CUDAContext.deviceCount == 0 else { throw XCTSkip("a CUDA GPU is present: the no-GPU path cannot be exercised") }
+        let result = try Trainer.run(["--config", "Configs/digits-mlp.yml", "--gpu", "0"])
+        XCTAssertEqual(result.status, 2, result.error)
+        XCTAssertTrue(result.error.contains("--gpu 0:"), result.error)
+        if CUDAContext.isBuiltIn {
+            // With the toolkit's libcuda stub installed, cuInit runs for real and reports no device.
+            XCTAssertTrue(result.error.contains("CUDA") || result.error.contains("libcuda"), result.error)
+        } else {
+            XCTAssertTrue(result.error.contains("no CUDA support"), result.error)
+        }
+        let version = try Trainer.run(["--version"])
+        XCTAssertTrue(version.output.contains(CUDAContext.isBuiltIn ? "CUDA support: built in" : "CUDA support: not built in"), version.output)
+    }
+
+    func testVersionAndHelp() throws {
+        let version = try Trainer.run(["--version"])
+        XCTAssertEqual(version.status, 0)
+        XCTAssertTrue(version.output.contains("tefla-train 0.1.0"), version.output)
+        let help = try Trainer.run(["--help"])
+        XCTAssertTrue(help.output.contains("--gpu"), help.output)
+        XCTAssertTrue(help.output.contains("Examples:"), help.output)
+    }
+}
