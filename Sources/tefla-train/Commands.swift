@@ -170,7 +170,7 @@ struct Evaluate: ParsableCommand {
         let session = try Session(options)
         try reportingErrors {
             let (dataset, learner, dir) = try trained.open(session, command: "evaluate")
-            let result = try learner.measure(dataset.source, batchSize: Swift.max(session.cfg.batchSize, 256))
+            let result = try learner.evaluateMetrics(dataset.source, batchSize: Swift.max(session.cfg.batchSize, 256))
             let metrics = result.metrics.sorted { $0.key < $1.key }.map { String(format: "%@: %.4f", $0.key, $0.value) }
             print(([String(format: "evaluate: %d samples from %@", dataset.count, dir), String(format: "loss: %.4f", result.loss)]
                    + metrics).joined(separator: " - "))

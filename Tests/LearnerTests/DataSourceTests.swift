@@ -147,7 +147,7 @@ final class DataSourceTests: XCTestCase {
         }
         XCTAssertEqual(macroBatches, 6 * 5, "1437 samples in macrobatches of 288 (9 batches of 32)")
         assertSameWeights(viaFit, viaHost)
-        let accuracy = viaHost.evaluate(val).accuracy ?? 0
+        let accuracy = try viaHost.evaluate(val).accuracy ?? 0
         XCTAssertEqual(accuracy, history.epochs.last?.validationAccuracy ?? -1)
         XCTAssertGreaterThan(accuracy, 0.9)
     }

@@ -96,17 +96,17 @@ final class LRFinderCurvatureTests: XCTestCase {
                 // The bound is the real one: whole-batch SGD converges at the suggestion and
                 // blows up just above 2/λmax, from the restored weights.
                 let (inputs, labels) = learner.deviceBatch(data, Array(0..<n))
-                func lossAfter(_ steps: Int, rate: Double) -> Float {
+                func lossAfter(_ steps: Int, rate: Double) throws -> Float {
                     for (p, w) in zip(model.parameters, before) {
                         p.assign(Tensor(shape: p.value.shape, scalars: w.map(Float.init(bitPattern:))))
                     }
                     sgd.learningRate = Float(rate)
-                    for _ in 0..<steps { learner.trainStep(inputs: inputs, labels: labels) }
-                    return learner.evaluate(data, batchSize: n).loss
+                    for _ in 0..<steps { try learner.trainStep(inputs: inputs, labels: labels) }
+                    return try learner.evaluate(data, batchSize: n).loss
                 }
-                let start = lossAfter(0, rate: 0)
-                XCTAssertLessThan(lossAfter(300, rate: upper), start / 10, label)
-                XCTAssertGreaterThan(lossAfter(60, rate: 1.2 * 2 / lambdaMax), start * 10, label)
+                let start = try lossAfter(0, rate: 0)
+                XCTAssertLessThan(try lossAfter(300, rate: upper), start / 10, label)
+                XCTAssertGreaterThan(try lossAfter(60, rate: 1.2 * 2 / lambdaMax), start * 10, label)
             }
         }
     }

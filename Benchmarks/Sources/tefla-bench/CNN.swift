@@ -64,7 +64,7 @@ func runCNN(_ o: Options, model modelName: String) {
     let profile = o.profile ? profileCNN(steps: max(steps, 3)) {
         let (x, y) = pool[k % pool.count]
         k += 1
-        _ = learner.trainStep(inputs: x, labels: y)
+        _ = benchStep(learner, x, y)
     } : nil
     let fields: [(String, Any)] = [("bench", "cnn"), ("impl", "tefla"), ("model", spec.name), ("batch", batch),
                                    ("steps", steps), ("rounds", o.rounds), ("warmup", warmup),

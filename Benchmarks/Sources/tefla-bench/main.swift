@@ -260,6 +260,15 @@ func makePool(batch: Int, count: Int = 64) -> [(Tensor, Tensor)] {
     }
 }
 
+/// One training step of a benchmark, whose failure ends the run.
+func benchStep(_ learner: SupervisedLearner, _ x: Tensor, _ y: Tensor) -> Float {
+    do {
+        return try learner.trainStep(inputs: x, labels: y).loss
+    } catch {
+        fatalError("tefla-bench: training step failed: \(error)")
+    }
+}
+
 /// Times `learner.trainStep` over the pool: warm-up steps, then `rounds` rounds of `steps`
 /// steps; returns the median samples/s and the last loss. `synchronize` runs at the end of each
 /// round (a GPU finishes its queued work there).
@@ -270,7 +279,7 @@ func timeTrainSteps(_ learner: SupervisedLearner, pool: [(Tensor, Tensor)], _ o:
     func step() {
         let (x, y) = pool[k % pool.count]
         k += 1
-        lastLoss = learner.trainStep(inputs: x, labels: y).loss
+        lastLoss = benchStep(learner, x, y)
     }
     for _ in 0..<o.warmup { step() }
     var roundRates: [Double] = []

@@ -155,7 +155,7 @@ extension SupervisedLearner {
             let lr = Float(Double(startLR) * Foundation.pow(ratio, Double(i) / Double(iterations - 1)))
             optimizer.learningRate = lr
             let (x, y) = deviceBatch(training, indices)
-            let loss = trainStep(inputs: x, labels: y).loss
+            let loss = try trainStep(inputs: x, labels: y).loss
             rates.append(lr)
             losses.append(loss)
             guard loss.isFinite else {

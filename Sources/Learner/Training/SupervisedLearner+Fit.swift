@@ -88,7 +88,7 @@ extension SupervisedLearner {
         entry.learningRate = optimizer.learningRate
         entry.skipped = batches.skipped
         if let validation {
-            let result = try measure(validation, batchSize: max(plan.batchSize, 256))
+            let result = try evaluateMetrics(validation, batchSize: max(plan.batchSize, 256))
             entry.validationLoss = result.loss
             entry.validationMetrics = result.metrics
             entry.validationAccuracy = result.metrics["accuracy"]

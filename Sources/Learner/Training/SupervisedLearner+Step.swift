@@ -7,16 +7,13 @@ extension SupervisedLearner {
     ///
     /// Applies the schedule (for step index `globalStep`), clips the gradients and updates the
     /// weight average when those are configured. With a ``gradientSynchronizer`` every rank must
-    /// call it with its own share of the global batch (``fit`` does that).
+    /// call it with its own share of the global batch (``fit`` does that). Throws what the
+    /// replicas' gradient exchange throws.
     @discardableResult
-    public func trainStep(inputs: Tensor, labels: Tensor, sampleWeights: Tensor? = nil) -> (loss: Float, outputs: Tensor) {
-        do {
-            let (loss, outputs) = try optimizerStep(DataBatch(inputs: inputs.to(device), labels: labels.to(device),
-                                                              sampleWeights: sampleWeights?.to(device)), share: 1, sampleOffset: 0)
-            return (loss.scalar, outputs)
-        } catch {
-            preconditionFailure("trainStep: \(error)")
-        }
+    public func trainStep(inputs: Tensor, labels: Tensor, sampleWeights: Tensor? = nil) throws -> (loss: Float, outputs: Tensor) {
+        let (loss, outputs) = try optimizerStep(DataBatch(inputs: inputs.to(device), labels: labels.to(device),
+                                                          sampleWeights: sampleWeights?.to(device)), share: 1, sampleOffset: 0)
+        return (loss.scalar, outputs)
     }
 
     /// The schedule steps follow: the one `fit` fitted to its run while it runs, else the options'.

@@ -86,25 +86,16 @@ public final class SupervisedLearner {
     }
 
     /// Mean loss and accuracy (classification) over a data set, in evaluation mode.
-    public func evaluate(_ data: any DataSource, batchSize: Int = 256) -> (loss: Float, accuracy: Float?) {
-        let result = evaluateMetrics(data, batchSize: batchSize, metrics: loss.isClassification ? [Accuracy()] : [])
+    public func evaluate(_ data: any DataSource, batchSize: Int = 256) throws -> (loss: Float, accuracy: Float?) {
+        let result = try evaluateMetrics(data, batchSize: batchSize, metrics: loss.isClassification ? [Accuracy()] : [])
         return (result.loss, result.metrics["accuracy"])
     }
 
     /// Mean loss and every metric (the learner's, unless given) over a data set, in evaluation
-    /// mode, with the averaged weights when ``emaDecay`` is set.
+    /// mode, with the averaged weights when ``TrainingOptions/emaDecay`` is set. Throws what
+    /// reading the data throws.
     public func evaluateMetrics(_ data: any DataSource, batchSize: Int = 256,
-                                metrics: [any Metric]? = nil) -> (loss: Float, metrics: [String: Float]) {
-        do {
-            return try measure(data, batchSize: batchSize, metrics: metrics)
-        } catch {
-            preconditionFailure("evaluation data: \(error)")
-        }
-    }
-
-    /// ``evaluateMetrics(_:batchSize:metrics:)`` that passes on the data's errors.
-    public func measure(_ data: any DataSource, batchSize: Int = 256,
-                        metrics: [any Metric]? = nil) throws -> (loss: Float, metrics: [String: Float]) {
+                                metrics: [any Metric]? = nil) throws -> (loss: Float, metrics: [String: Float]) {
         var measured = metrics ?? self.metrics
         for i in measured.indices { measured[i].reset() }
         var lossSum = 0.0, seen = 0
