@@ -22,8 +22,9 @@ struct Train: ParsableCommand {
     @Flag(name: .customLong("find-lr"), help: "Run the learning-rate range test instead (as `tefla-train lr-find`).")
     var findLR = false
 
-    @Option(name: .customLong("collective-timeout"),
-            help: "Under mpirun: seconds a rank waits for the others before it stops with an error (default 300).")
+    @Option(
+        name: .customLong("collective-timeout"),
+        help: "Under mpirun: seconds a rank waits for the others before it stops with an error (default 300).")
     var collectiveTimeout: Double = 300
 
     func validate() throws {
@@ -61,11 +62,15 @@ struct Train: ParsableCommand {
             replicas = try ReplicaLaunch.join(learner, timeout: collectiveTimeout)
             let verbose = (replicas?.rank ?? 0) == 0 ? session.verbose : 0
             if resume || session.cfg.checkpoint.resume {
-                guard let dir = learner.checkpoint?.directory else { throw fail("--resume needs checkpoint.weights_dir in \(options.config)") }
+                guard let dir = learner.checkpoint?.directory else {
+                    throw fail("--resume needs checkpoint.weights_dir in \(options.config)")
+                }
                 session.cfg.startEpoch = try replicas?.rootFirst { try learner.resumeEpoch() } ?? learner.resumeEpoch()
                 if verbose > 0 {
-                    print(session.cfg.startEpoch > 1 ? "tefla-train: resuming at epoch \(session.cfg.startEpoch) from \(dir.path)"
-                                                     : "tefla-train: no checkpoint in \(dir.path) yet; starting at epoch 1")
+                    print(
+                        session.cfg.startEpoch > 1
+                            ? "tefla-train: resuming at epoch \(session.cfg.startEpoch) from \(dir.path)"
+                            : "tefla-train: no checkpoint in \(dir.path) yet; starting at epoch 1")
                 }
                 if session.cfg.startEpoch > session.cfg.epochs {
                     print("tefla-train: the run already finished its \(session.cfg.epochs) epochs")
@@ -76,16 +81,19 @@ struct Train: ParsableCommand {
                 print("tefla-train: \(replicas.size) data-parallel ranks (\(MPICommunicator.library)); each takes its share of every batch")
             }
             if verbose > 0 {
-                print("tefla-train: \(training.count) training samples from \(session.cfg.trainDir)"
-                      + (validation.map { ", \($0.count) validation samples from \(session.cfg.valDir ?? "")" } ?? "")
-                      + "; model: \(learner.model.parameterCount) parameters; device: \(session.deviceName)")
+                print(
+                    "tefla-train: \(training.count) training samples from \(session.cfg.trainDir)"
+                        + (validation.map { ", \($0.count) validation samples from \(session.cfg.valDir ?? "")" } ?? "")
+                        + "; model: \(learner.model.parameterCount) parameters; device: \(session.deviceName)")
             }
             let cfg = session.cfg
-            let history = try learner.fit(training.source, validation: validation?.source, startEpoch: cfg.startEpoch,
-                                          epochs: cfg.epochs, batchSize: cfg.batchSize, dropLastBatch: cfg.dropLastBatch,
-                                          iterationsPerEpoch: cfg.data.iterationsPerEpoch)
+            let history = try learner.fit(
+                training.source, validation: validation?.source, startEpoch: cfg.startEpoch,
+                epochs: cfg.epochs, batchSize: cfg.batchSize, dropLastBatch: cfg.dropLastBatch,
+                iterationsPerEpoch: cfg.data.iterationsPerEpoch)
             if verbose > 0, let last = history.epochs.last {
-                let acc = last.validationAccuracy.map { String(format: "final val_accuracy: %.4f", $0) }
+                let acc =
+                    last.validationAccuracy.map { String(format: "final val_accuracy: %.4f", $0) }
                     ?? String(format: "final loss: %.4f", last.trainLoss)
                 print("tefla-train: done, \(acc)")
             }
@@ -120,17 +128,20 @@ struct LRFind: ParsableCommand {
 
     static func sweep(_ learner: SupervisedLearner, _ cfg: TrainConfig, _ training: InMemoryDataset) throws {
         let spec = cfg.lrFinder
-        let result = try learner.findLearningRate(training: training, startLR: Float(spec.startLR), endLR: Float(spec.endLR),
-                                                  iterations: spec.iterations, batchSize: cfg.batchSize)
+        let result = try learner.findLearningRate(
+            training: training, startLR: Float(spec.startLR), endLR: Float(spec.endLR),
+            iterations: spec.iterations, batchSize: cfg.batchSize)
         do {
             try result.writeSVG(to: spec.plot)
         } catch {
             throw fail("cannot write the LR finder plot '\(spec.plot)': \(error)")
         }
         let range = result.suggestedRange
-        print(String(format: "lr finder: %d steps from %.3g to %.3g%@; steepest descent at %.3g, lowest loss at %.3g",
-                     result.learningRates.count, spec.startLR, Double(result.learningRates.last ?? 0),
-                     result.diverged ? " (stopped: loss diverged)" : "", result.steepest, result.minimumLossRate))
+        print(
+            String(
+                format: "lr finder: %d steps from %.3g to %.3g%@; steepest descent at %.3g, lowest loss at %.3g",
+                result.learningRates.count, spec.startLR, Double(result.learningRates.last ?? 0),
+                result.diverged ? " (stopped: loss diverged)" : "", result.steepest, result.minimumLossRate))
         print(String(format: "lr finder: suggested range %.3g … %.3g; plot written to %@", range.lower, range.upper, spec.plot))
     }
 }
@@ -172,8 +183,9 @@ struct Evaluate: ParsableCommand {
             let (dataset, learner, dir) = try trained.open(session, command: "evaluate")
             let result = try learner.evaluateMetrics(dataset.source, batchSize: Swift.max(session.cfg.batchSize, 256))
             let metrics = result.metrics.sorted { $0.key < $1.key }.map { String(format: "%@: %.4f", $0.key, $0.value) }
-            print(([String(format: "evaluate: %d samples from %@", dataset.count, dir), String(format: "loss: %.4f", result.loss)]
-                   + metrics).joined(separator: " - "))
+            print(
+                ([String(format: "evaluate: %d samples from %@", dataset.count, dir), String(format: "loss: %.4f", result.loss)]
+                    + metrics).joined(separator: " - "))
         }
     }
 }
@@ -208,8 +220,9 @@ struct Predict: ParsableCommand {
                 let labels = batch.labels.scalars
                 let labelWidth = labels.count / Swift.max(batch.count, 1)
                 if lines.isEmpty {
-                    lines.append((["index", "label"] + (classification ? ["prediction"] : [])
-                                  + (0..<width).map { classification || multiLabel ? "p\($0)" : "output\($0)" }).joined(separator: ","))
+                    lines.append(
+                        (["index", "label"] + (classification ? ["prediction"] : [])
+                            + (0..<width).map { classification || multiLabel ? "p\($0)" : "output\($0)" }).joined(separator: ","))
                 }
                 for row in 0..<batch.count {
                     let rowValues = values[(row * width)..<((row + 1) * width)]
@@ -260,12 +273,15 @@ enum ModelSummary {
             for (name, layer) in model.children {
                 x = layer(x)
                 let params = layer.namedParameters.reduce(0) { $0 + $1.parameter.value.scalarCount }
-                rows.append((name, String(describing: type(of: layer)), "[None" + x.shape.dropFirst().map { ", \($0)" }.joined() + "]", params))
+                rows.append(
+                    (name, String(describing: type(of: layer)), "[None" + x.shape.dropFirst().map { ", \($0)" }.joined() + "]", params))
             }
         }
         let header = ("Layer", "Type", "Output shape", "Params")
-        let widths = [max(5, rows.map { $0.0.count }.max() ?? 0), max(4, rows.map { $0.1.count }.max() ?? 0),
-                      max(12, rows.map { $0.2.count }.max() ?? 0)]
+        let widths = [
+            max(5, rows.map { $0.0.count }.max() ?? 0), max(4, rows.map { $0.1.count }.max() ?? 0),
+            max(12, rows.map { $0.2.count }.max() ?? 0),
+        ]
         func pad(_ s: String, _ w: Int) -> String { s + String(repeating: " ", count: max(0, w - s.count)) }
         var lines = [pad(header.0, widths[0]) + "  " + pad(header.1, widths[1]) + "  " + pad(header.2, widths[2]) + "  " + header.3]
         lines.append(String(repeating: "-", count: lines[0].count + 6))

@@ -18,8 +18,9 @@ struct ConfigIssue: CustomStringConvertible, Equatable {
         let text = "\(error)"
         let head = text.prefix { $0 != " " }.split(separator: ":").compactMap { Int($0) }
         let detail = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
-        return ConfigIssue(line: head.count >= 2 ? head[0] : 1, column: head.count >= 2 ? head[1] : 1, path: "",
-                           message: "not valid YAML: " + detail)
+        return ConfigIssue(
+            line: head.count >= 2 ? head[0] : 1, column: head.count >= 2 ? head[1] : 1, path: "",
+            message: "not valid YAML: " + detail)
     }
 }
 
@@ -113,8 +114,10 @@ struct Section {
         return v
     }
 
-    func float(_ key: String, default value: Double? = nil, required: Bool = false, minimum: Double? = nil,
-               exclusiveMinimum: Bool = false) -> Double? {
+    func float(
+        _ key: String, default value: Double? = nil, required: Bool = false, minimum: Double? = nil,
+        exclusiveMinimum: Bool = false
+    ) -> Double? {
         guard let n = node(key) else { return missing(key, required) ?? value }
         guard let v = n.float ?? n.int.map(Double.init) else {
             reader.report(n, keyPath(key), "expected a number, found \(ConfigReader.kind(n))")

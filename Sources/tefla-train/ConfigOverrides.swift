@@ -43,12 +43,15 @@ struct ConfigOverride: Equatable {
             node[key] = try set(value, in: child, at: path.dropFirst(), walked: walked + [key])
         case .sequence(let sequence):
             guard let index = Int(key), sequence.indices.contains(index) else {
-                throw ConfigIssue(line: 0, column: 0, path: here, message: "--override \(text): '\(key)' is not an index of the list (0..<\(sequence.count))")
+                throw ConfigIssue(
+                    line: 0, column: 0, path: here,
+                    message: "--override \(text): '\(key)' is not an index of the list (0..<\(sequence.count))")
             }
             node[Node(String(index))] = try set(value, in: sequence[index], at: path.dropFirst(), walked: walked + [key])
         default:
-            throw ConfigIssue(line: 0, column: 0, path: walked.joined(separator: "."),
-                              message: "--override \(text): \(walked.joined(separator: ".")) is a value, not a section")
+            throw ConfigIssue(
+                line: 0, column: 0, path: walked.joined(separator: "."),
+                message: "--override \(text): \(walked.joined(separator: ".")) is a value, not a section")
         }
         return node
     }

@@ -10,8 +10,9 @@ struct RunOptions: ParsableArguments {
     @Option(name: .long, parsing: .unconditional, help: "GPU index; -1 or absent runs on the CPU.")
     var gpu: Int = -1
 
-    @Option(name: [.customLong("gpu-mem-frac"), .customLong("gpu_mem_frac")],
-            help: "Fraction of the GPU's memory the trainer may hold (0 < f <= 1).")
+    @Option(
+        name: [.customLong("gpu-mem-frac"), .customLong("gpu_mem_frac")],
+        help: "Fraction of the GPU's memory the trainer may hold (0 < f <= 1).")
     var gpuMemFrac: Float?
 
     @Option(name: .long, help: "Overrides training.seed.")
@@ -20,8 +21,9 @@ struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "0: silent, 1: a progress bar per epoch, 2: one line per epoch (default: training.verbose, else 2).")
     var verbose: Int?
 
-    @Option(name: [.customLong("weights-from"), .customLong("model_fname"), .customLong("model-fname")],
-            help: "Initialise the model from a safetensors file (overrides checkpoint.weights_from).")
+    @Option(
+        name: [.customLong("weights-from"), .customLong("model_fname"), .customLong("model-fname")],
+        help: "Initialise the model from a safetensors file (overrides checkpoint.weights_from).")
     var weightsFrom: String?
 
     @Option(name: .long, help: "Sets any config key, e.g. --override optimizer.learning_rate=0.01 (repeatable).")
@@ -87,8 +89,10 @@ struct Session {
         let spec = cfg.data
         if spec.isImage {
             let evaluation = spec.pipelineOptions(batchSize: cfg.batchSize, seed: cfg.seed, keys: keys, training: false)
-            let options = training ? spec.pipelineOptions(batchSize: cfg.batchSize, seed: cfg.seed, keys: keys, training: true)
-                                   : evaluation
+            let options =
+                training
+                ? spec.pipelineOptions(batchSize: cfg.batchSize, seed: cfg.seed, keys: keys, training: true)
+                : evaluation
             let source = try ImageDataSource(source: directory, options: options, evaluationTransform: evaluation.transform)
             let size = spec.channels * (spec.imageHeight ?? 1) * (spec.imageWidth ?? 1)
             return SessionData(source: source, count: source.sampleCount ?? 0, featureSize: size, inMemory: nil)
@@ -115,8 +119,9 @@ struct Session {
     /// `--weights-from` / `checkpoint.weights_from` loaded.
     func makeLearner(featureSize: Int) throws -> SupervisedLearner {
         let model = cfg.makeModel(inputSize: featureSize)
-        let learner = SupervisedLearner(model: model, loss: cfg.loss, optimizer: cfg.makeOptimizer(), seed: cfg.seed,
-                                        device: device, options: cfg.trainingOptions(verbose: verbose))
+        let learner = SupervisedLearner(
+            model: model, loss: cfg.loss, optimizer: cfg.makeOptimizer(), seed: cfg.seed,
+            device: device, options: cfg.trainingOptions(verbose: verbose))
         learner.metrics = cfg.makeMetrics()
         learner.callbacks = cfg.makeCallbacks()
         learner.checkpoint = cfg.checkpoint.makeCheckpoint(configText: text)

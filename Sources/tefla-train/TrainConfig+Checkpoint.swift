@@ -37,7 +37,8 @@ struct CheckpointSpec: Equatable {
     /// `every_steps` steps; nil without a weights directory.
     func makeCheckpoint(configText: String) -> ModelCheckpoint? {
         guard let dir = weightsDir else { return nil }
-        return ModelCheckpoint(directory: WeightsDirectory(path: dir, maxToKeep: maxToKeep), monitor: monitor,
-                               saveBest: saveBest, everySteps: everySteps, config: configText)
+        return ModelCheckpoint(
+            directory: WeightsDirectory(path: dir, maxToKeep: maxToKeep), monitor: monitor,
+            saveBest: saveBest, everySteps: everySteps, config: configText)
     }
 }

@@ -86,15 +86,20 @@ struct DataSpec: Equatable {
                     spec.classWeights = values
                 }
             } else {
-                reader.report(w, "data.class_weights", "expected a list of numbers (one per class) or 'balanced', found \(ConfigReader.kind(w))")
+                reader.report(
+                    w, "data.class_weights", "expected a list of numbers (one per class) or 'balanced', found \(ConfigReader.kind(w))")
             }
         }
         spec.iterationsPerEpoch = data.int("n_iters_per_epoch", minimum: 1)
         spec.skipCorrupt = data.bool("skip_corrupt", default: false)
         if spec.isImage {
-            if spec.balancing { reader.report(data.node("balancing"), "data.balancing", "works on feature-vector data, not on image_size data yet") }
+            if spec.balancing {
+                reader.report(data.node("balancing"), "data.balancing", "works on feature-vector data, not on image_size data yet")
+            }
             if spec.balancedClassWeights {
-                reader.report(data.node("class_weights"), "data.class_weights", "'balanced' needs the labels in memory; give the weights as a list with image_size")
+                reader.report(
+                    data.node("class_weights"), "data.class_weights",
+                    "'balanced' needs the labels in memory; give the weights as a list with image_size")
             }
         } else {
             for key in ["channels", "augmentation", "normalize", "workers", "max_queue_size", "shuffle_buffer_size", "skip_corrupt"]
@@ -185,8 +190,10 @@ struct AugmentationSpec: Equatable {
         var steps: [any ImageTransform] = []
         if let padding = cropPadding { steps.append(RandomCrop(height: height, width: width, padding: padding)) }
         if let scale = resizedCropScale, let ratio = resizedCropRatio {
-            steps.append(RandomResizedCrop(height: height, width: width, scale: Float(scale[0])...Float(scale[1]),
-                                           ratio: Float(ratio[0])...Float(ratio[1])))
+            steps.append(
+                RandomResizedCrop(
+                    height: height, width: width, scale: Float(scale[0])...Float(scale[1]),
+                    ratio: Float(ratio[0])...Float(ratio[1])))
         }
         if flipLeftRight { steps.append(RandomHorizontalFlip()) }
         if flipUpDown { steps.append(RandomVerticalFlip()) }

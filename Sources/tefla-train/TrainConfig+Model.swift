@@ -48,7 +48,9 @@ extension TrainConfig {
                 spec.dropout = model.float("dropout", default: 0, minimum: 0) ?? 0
                 zoo = spec
             }
-            if model.node("layers") != nil { reader.report(model.node("layers"), "model.layers", "give either model.name or model.layers, not both") }
+            if model.node("layers") != nil {
+                reader.report(model.node("layers"), "model.layers", "give either model.name or model.layers, not both")
+            }
             return
         }
         let layerNodes = model.list("layers")
@@ -56,7 +58,9 @@ extension TrainConfig {
             if let layer = Self.parseLayer(node, path: "model.layers[\(i)]", reader: reader) { layers.append(layer) }
         }
         if model.node("layers") == nil {
-            reader.report(model.node, "model", "needs layers (a list) or name (a zoo model: \(ZooSpec.Name.allCases.map(\.rawValue).joined(separator: ", ")))")
+            reader.report(
+                model.node, "model",
+                "needs layers (a list) or name (a zoo model: \(ZooSpec.Name.allCases.map(\.rawValue).joined(separator: ", ")))")
         } else if let layerNodes, layerNodes.isEmpty {
             reader.report(model.node("layers"), "model.layers", "needs at least one layer")
         }
@@ -67,8 +71,9 @@ extension TrainConfig {
     /// Image layers need samples shaped [C, H, W]; checked once both sections are read.
     func checkImageLayers(_ model: Section?, reader: ConfigReader) {
         guard inputShape == nil, zoo == nil, let i = layers.firstIndex(where: { Self.imageLayers.contains($0.kind) }) else { return }
-        reader.report(model?.list("layers")?[i], "model.layers[\(i)]",
-                      "\(layers[i].kind.rawValue) needs image-shaped samples: set data.input_shape: [channels, height, width]")
+        reader.report(
+            model?.list("layers")?[i], "model.layers[\(i)]",
+            "\(layers[i].kind.rawValue) needs image-shaped samples: set data.input_shape: [channels, height, width]")
     }
 
     static func parseInputShape(_ data: Section, reader: ConfigReader) -> [Int]? {
@@ -145,12 +150,15 @@ extension TrainConfig {
             case .tanh: module = ActivationLayer(.tanh)
             case .flatten: module = Flatten()
             case .conv2d:
-                module = Conv2D(inputChannels: probe.shape[1], outputChannels: layer.units, kernelSize: Size2D(layer.kernelSize, layer.kernelSize),
-                                stride: Size2D(layer.stride, layer.stride), padding: layer.padding.map { Padding2D(integerLiteral: $0) } ?? .same,
-                                activation: layer.activation, seed: layerSeed)
+                module = Conv2D(
+                    inputChannels: probe.shape[1], outputChannels: layer.units, kernelSize: Size2D(layer.kernelSize, layer.kernelSize),
+                    stride: Size2D(layer.stride, layer.stride), padding: layer.padding.map { Padding2D(integerLiteral: $0) } ?? .same,
+                    activation: layer.activation, seed: layerSeed)
             case .batch_norm: module = BatchNorm2D(features: probe.shape[1])
-            case .max_pool: module = MaxPool2D(kernelSize: Size2D(layer.kernelSize, layer.kernelSize), stride: Size2D(layer.stride, layer.stride))
-            case .avg_pool: module = AvgPool2D(kernelSize: Size2D(layer.kernelSize, layer.kernelSize), stride: Size2D(layer.stride, layer.stride))
+            case .max_pool:
+                module = MaxPool2D(kernelSize: Size2D(layer.kernelSize, layer.kernelSize), stride: Size2D(layer.stride, layer.stride))
+            case .avg_pool:
+                module = AvgPool2D(kernelSize: Size2D(layer.kernelSize, layer.kernelSize), stride: Size2D(layer.stride, layer.stride))
             case .global_avg_pool: module = GlobalAvgPool2D()
             }
             if layer.kind == .dense && probe.rank != 2 { probe = probe.flattened() }
@@ -165,8 +173,9 @@ extension TrainConfig {
     private func zooModel(_ zoo: ZooSpec, inputShape shape: [Int]) -> Module {
         switch zoo.name {
         case .mlp:
-            return Zoo.mlp(inputSize: shape.reduce(1, *), hiddenSizes: zoo.hidden, outputSize: zoo.classes,
-                           dropout: Float(zoo.dropout), seed: seed)
+            return Zoo.mlp(
+                inputSize: shape.reduce(1, *), hiddenSizes: zoo.hidden, outputSize: zoo.classes,
+                dropout: Float(zoo.dropout), seed: seed)
         case .small_cnn: return Zoo.smallCNN(inputChannels: shape.count == 3 ? shape[0] : 1, classes: zoo.classes)
         case .resnet18: return Zoo.resnet18(classes: zoo.classes, inputChannels: shape.count == 3 ? shape[0] : 3)
         case .resnet34: return Zoo.resnet34(classes: zoo.classes, inputChannels: shape.count == 3 ? shape[0] : 3)

@@ -65,7 +65,12 @@ struct TrainConfig {
         let reader = ConfigReader()
         var config = TrainConfig()
         guard let root, let top = reader.section(root, "", known: topLevelKeys) else {
-            throw ConfigError(file: file, issues: [ConfigIssue(line: 1, column: 1, path: "", message: "the file is empty; it needs model, data, optimizer and training sections")])
+            throw ConfigError(
+                file: file,
+                issues: [
+                    ConfigIssue(
+                        line: 1, column: 1, path: "", message: "the file is empty; it needs model, data, optimizer and training sections")
+                ])
         }
 
         let modelSection = top.section("model", known: modelKeys)
@@ -75,8 +80,11 @@ struct TrainConfig {
             reader.report(root, "model", "required section is missing")
         }
 
-        if let data = top.section("data", known: ["train_dir", "val_dir", "features_keys", "batch_size", "drop_last_batch", "input_shape"]
-                                      + DataSpec.keys) {
+        if let data = top.section(
+            "data",
+            known: ["train_dir", "val_dir", "features_keys", "batch_size", "drop_last_batch", "input_shape"]
+                + DataSpec.keys)
+        {
             config.inputShape = parseInputShape(data, reader: reader)
             config.data = DataSpec.parse(data, reader: reader)
             if config.data.isImage {
@@ -84,8 +92,9 @@ struct TrainConfig {
                 (config.inputKey, config.labelKey) = ("image/encoded", "image/class/label")
                 let shape = [config.data.channels, config.data.imageHeight ?? 1, config.data.imageWidth ?? 1]
                 if let given = config.inputShape, given != shape {
-                    reader.report(data.node("input_shape"), "data.input_shape",
-                                  "\(given) disagrees with data.channels and data.image_size \(shape); leave it out")
+                    reader.report(
+                        data.node("input_shape"), "data.input_shape",
+                        "\(given) disagrees with data.channels and data.image_size \(shape); leave it out")
                 }
                 config.inputShape = shape
             }
@@ -100,8 +109,9 @@ struct TrainConfig {
             if let keys = data.section("features_keys", known: ["input", "label", "sample_weight"]) {
                 config.sampleWeightKey = keys.string("sample_weight")
                 if config.sampleWeightKey != nil && config.data.isImage {
-                    reader.report(keys.node("sample_weight"), "data.features_keys.sample_weight",
-                                  "per-sample weights are read from feature-vector data, not with data.image_size yet")
+                    reader.report(
+                        keys.node("sample_weight"), "data.features_keys.sample_weight",
+                        "per-sample weights are read from feature-vector data, not with data.image_size yet")
                 }
                 config.inputKey = keys.string("input", default: config.inputKey) ?? config.inputKey
                 config.labelKey = keys.string("label", default: config.labelKey) ?? config.labelKey

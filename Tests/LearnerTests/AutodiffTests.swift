@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Learner
 
 /// The tape itself: accumulation, recording control, unused and intermediate tensors, deep graphs.
@@ -157,8 +158,9 @@ final class AutodiffTests: XCTestCase {
         let referenceBCE = logits.sigmoidCrossEntropy(targets: targets, sampleWeights: Tensor([1, 2, 3, 4]))
         let expectedBCE = gradients(of: referenceBCE, wrt: [logits])[0].scalars
         func makeBCE() -> Tensor {
-            logits.sigmoidCrossEntropy(targets: Tensor(shape: [4, 3], scalars: [0, 1, 0, 1, 0, 1, 0, 0, 1, 1, 1, 0]),
-                                       sampleWeights: Tensor([1, 2, 3, 4]))
+            logits.sigmoidCrossEntropy(
+                targets: Tensor(shape: [4, 3], scalars: [0, 1, 0, 1, 0, 1, 0, 0, 1, 1, 1, 0]),
+                sampleWeights: Tensor([1, 2, 3, 4]))
         }
         let bce = makeBCE()
         let filler2 = (0..<8).map { _ in (Tensor([7, 7, 7, 7]), Tensor(repeating: 5, shape: [12])) }

@@ -8,25 +8,26 @@ import XCTest
 final class BLASCoreTests: XCTestCase {
     private func cpuFlags() -> Set<Substring> {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return [] }
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+        else { return [] }
         return Set(line.split(separator: " "))
     }
 
     func testNoPrescottFallbackOnAVXMachines() throws {
         #if !os(Linux) || !arch(x86_64)
-        throw XCTSkip("core selection applies to x86-64 Linux OpenBLAS builds")
+            throw XCTSkip("core selection applies to x86-64 Linux OpenBLAS builds")
         #else
-        if ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] != nil {
-            throw XCTSkip("OPENBLAS_CORETYPE is set: the user's choice stands")
-        }
-        let flags = cpuFlags()
-        guard flags.contains("avx2") && flags.contains("fma") else { throw XCTSkip("CPU without AVX2/FMA") }
-        let core = String(cString: tl_blas_core_name())
-        XCTAssertNotEqual(core.lowercased(), "prescott", "OpenBLAS runs its SSE3 fallback kernels on an AVX2 CPU")
-        if ["avx512f", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains) {
-            // Any AVX-512 family OpenBLAS knows is fine (a newer OpenBLAS may name the CPU itself).
-            XCTAssertFalse(["haswell", "sandybridge"].contains(core.lowercased()), "AVX-512 CPU runs \(core) kernels")
-        }
+            if ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] != nil {
+                throw XCTSkip("OPENBLAS_CORETYPE is set: the user's choice stands")
+            }
+            let flags = cpuFlags()
+            guard flags.contains("avx2") && flags.contains("fma") else { throw XCTSkip("CPU without AVX2/FMA") }
+            let core = String(cString: tl_blas_core_name())
+            XCTAssertNotEqual(core.lowercased(), "prescott", "OpenBLAS runs its SSE3 fallback kernels on an AVX2 CPU")
+            if ["avx512f", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains) {
+                // Any AVX-512 family OpenBLAS knows is fine (a newer OpenBLAS may name the CPU itself).
+                XCTAssertFalse(["haswell", "sandybridge"].contains(core.lowercased()), "AVX-512 CPU runs \(core) kernels")
+            }
         #endif
     }
 

@@ -58,8 +58,9 @@ final class CUDAShimTests: XCTestCase {
 
     /// Runs a script of the repository under bash.
     private func runScript(_ path: String, _ arguments: [String], mergingErrors: Bool = false) throws -> ProcessResult {
-        try Subprocess.run(URL(fileURLWithPath: "/bin/bash"), [packageRoot.appendingPathComponent(path).path] + arguments,
-                           mergingErrors: mergingErrors)
+        try Subprocess.run(
+            URL(fileURLWithPath: "/bin/bash"), [packageRoot.appendingPathComponent(path).path] + arguments,
+            mergingErrors: mergingErrors)
     }
 
     func testEveryKernelCompilesWithNVRTC() throws {
@@ -145,7 +146,8 @@ final class CUDAShimTests: XCTestCase {
         }
         XCTAssertEqual(tl_cuda_memcpy_htod(dx, x, n * 4), 0, lastError())
         XCTAssertEqual(
-            tl_cuda_unary(tl_unary_op.relu.rawValue, dx!.assumingMemoryBound(to: Float.self), dy!.assumingMemoryBound(to: Float.self), n), 0,
+            tl_cuda_unary(tl_unary_op.relu.rawValue, dx!.assumingMemoryBound(to: Float.self), dy!.assumingMemoryBound(to: Float.self), n),
+            0,
             lastError())
         XCTAssertEqual(tl_cuda_memcpy_dtoh(&gpu, dy, n * 4), 0, lastError())
         XCTAssertEqual(gpu, cpu)

@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import XCTest
+
 @testable import Learner
 
 final class CheckpointTests: XCTestCase {
@@ -49,7 +50,9 @@ final class CheckpointTests: XCTestCase {
         }
         try Data([1, 2, 3]).write(to: URL(fileURLWithPath: file))
         XCTAssertThrowsError(try SafeTensors.read(file)) { XCTAssertTrue("\($0)".contains("header length"), "\($0)") }
-        XCTAssertThrowsError(try SafeTensors.read(scratch + "/none.safetensors")) { XCTAssertTrue("\($0)".contains("none.safetensors"), "\($0)") }
+        XCTAssertThrowsError(try SafeTensors.read(scratch + "/none.safetensors")) {
+            XCTAssertTrue("\($0)".contains("none.safetensors"), "\($0)")
+        }
     }
 
     /// A file with a hand-made header (valid length prefix) and `dataBytes` bytes of data.
@@ -66,7 +69,10 @@ final class CheckpointTests: XCTestCase {
 
     func testHostileHeadersAreRefusedWithoutHugeAllocations() throws {
         let cases: [(String, Int, String)] = [
-            (#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, 12, "overlap"),
+            (
+                #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, 12,
+                "overlap"
+            ),
             (#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, 8, "do not match"),
             (#"{"a":{"dtype":"F32","shape":[1000000000000],"data_offsets":[0,4]}}"#, 4, "do not match"),
             (#"{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#, 4, "do not match"),
@@ -91,7 +97,9 @@ final class CheckpointTests: XCTestCase {
 
     func testBadStateFilesAndPointersAreRefused() throws {
         let dir = WeightsDirectory(path: scratch + "/weights")
-        try dir.save(model: makeMLP(), optimizer: Adam(), state: TrainingState(epoch: 1, globalStep: 5, seed: 1, learningRate: 1e-3, optimizer: "Adam"))
+        try dir.save(
+            model: makeMLP(), optimizer: Adam(),
+            state: TrainingState(epoch: 1, globalStep: 5, seed: 1, learningRate: 1e-3, optimizer: "Adam"))
         let stateFile = dir.folder(epoch: 1) + "/state.json"
         var text = try String(contentsOfFile: stateFile, encoding: .utf8)
         text = text.replacingOccurrences(of: "\"globalStep\" : 5", with: "\"globalStep\" : \"five\"")
@@ -104,7 +112,9 @@ final class CheckpointTests: XCTestCase {
     }
 
     func testPyTorchWeightsGiveTheSameOutputs() throws {
-        let io = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.fixtures + "/torch_mlp_io.json"))) as! [String: Any]
+        let io =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.fixtures + "/torch_mlp_io.json")))
+            as! [String: Any]
         let x = Tensor(shape: (io["input_shape"] as! [Int]), scalars: (io["input"] as! [Double]).map(Float.init))
         let expected = (io["output"] as! [Double]).map(Float.init)
 
@@ -116,9 +126,12 @@ final class CheckpointTests: XCTestCase {
 
         // torch.nn.Sequential's own names (activations are modules there) through a name map.
         let other = makeMLP()
-        try other.loadWeights(from: Self.fixtures + "/torch_mlp_torchnames.safetensors",
-                              nameMap: ["0.weight": "0.weight", "0.bias": "0.bias", "2.weight": "1.weight", "2.bias": "1.bias",
-                                        "4.weight": "2.weight", "4.bias": "2.bias"])
+        try other.loadWeights(
+            from: Self.fixtures + "/torch_mlp_torchnames.safetensors",
+            nameMap: [
+                "0.weight": "0.weight", "0.bias": "0.bias", "2.weight": "1.weight", "2.bias": "1.bias",
+                "4.weight": "2.weight", "4.bias": "2.bias",
+            ])
         XCTAssertEqual(withoutGradients { other(x) }.scalars, y)
     }
 
@@ -161,7 +174,9 @@ final class CheckpointTests: XCTestCase {
     }
 
     func testPyTorchCNNWithBatchNormBuffersLoadsAndMatches() throws {
-        let io = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.fixtures + "/torch_cnn_bn_io.json"))) as! [String: Any]
+        let io =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.fixtures + "/torch_cnn_bn_io.json")))
+            as! [String: Any]
         let x = Tensor(shape: (io["input_shape"] as! [Int]), scalars: (io["input"] as! [Double]).map(Float.init))
         let expected = (io["output"] as! [Double]).map(Float.init)
         let model = makeCNN()
@@ -187,7 +202,9 @@ final class CheckpointTests: XCTestCase {
     func testStrictLoadingNamesTheParameterAndBothShapes() throws {
         let file = scratch + "/w.safetensors"
         try makeMLP().saveWeights(to: file)
-        let wider = Sequential([Dense(inputSize: 6, outputSize: 9, activation: .relu), Dense(inputSize: 9, outputSize: 8), Dense(inputSize: 8, outputSize: 3)])
+        let wider = Sequential([
+            Dense(inputSize: 6, outputSize: 9, activation: .relu), Dense(inputSize: 9, outputSize: 8), Dense(inputSize: 8, outputSize: 3),
+        ])
         let before = wider.namedParameters.map { $0.parameter.value.scalars }
         XCTAssertThrowsError(try wider.loadWeights(from: file)) { error in
             let text = "\(error)"
@@ -201,9 +218,13 @@ final class CheckpointTests: XCTestCase {
 
         let smaller = Sequential([Dense(inputSize: 6, outputSize: 8, activation: .relu)])
         XCTAssertThrowsError(try smaller.loadWeights(from: file)) { XCTAssertTrue("\($0)".contains("does not have: 1.bias"), "\($0)") }
-        let bigger = Sequential([Dense(inputSize: 6, outputSize: 8), Dense(inputSize: 8, outputSize: 8), Dense(inputSize: 8, outputSize: 3),
-                                 Dense(inputSize: 3, outputSize: 2)])
-        XCTAssertThrowsError(try bigger.loadWeights(from: file)) { XCTAssertTrue("\($0)".contains("missing 2 tensors the model needs: 3.weight, 3.bias"), "\($0)") }
+        let bigger = Sequential([
+            Dense(inputSize: 6, outputSize: 8), Dense(inputSize: 8, outputSize: 8), Dense(inputSize: 8, outputSize: 3),
+            Dense(inputSize: 3, outputSize: 2),
+        ])
+        XCTAssertThrowsError(try bigger.loadWeights(from: file)) {
+            XCTAssertTrue("\($0)".contains("missing 2 tensors the model needs: 3.weight, 3.bias"), "\($0)")
+        }
     }
 
     func testFreezeAndUnfreezeByPrefix() {
@@ -215,7 +236,10 @@ final class CheckpointTests: XCTestCase {
     }
 
     func testOptimizerStateRoundTripContinuesIdentically() throws {
-        for make in [{ Adam(learningRate: 1e-2) as Optimizer }, { SGD(learningRate: 0.1, momentum: 0.9, nesterov: true) }, { RMSProp(learningRate: 1e-2, momentum: 0.5, centered: true) }] {
+        for make in [
+            { Adam(learningRate: 1e-2) as Optimizer }, { SGD(learningRate: 0.1, momentum: 0.9, nesterov: true) },
+            { RMSProp(learningRate: 1e-2, momentum: 0.5, centered: true) },
+        ] {
             var g = RandomGenerator(seed: 4)
             let grads = (0..<5).map { _ in Tensor.randomNormal([3, 4], generator: &g) }
             let a = Parameter(Tensor.randomNormal([3, 4], generator: &g)), optA = make()
@@ -237,8 +261,11 @@ final class CheckpointTests: XCTestCase {
         let model = makeMLP(), optimizer = Adam()
         XCTAssertNil(try dir.latest())
         for epoch in 1...4 {
-            try dir.save(model: model, optimizer: optimizer, state: TrainingState(epoch: epoch, globalStep: UInt64(epoch * 10), seed: 1,
-                                                                                  learningRate: 1e-3, optimizer: "Adam"))
+            try dir.save(
+                model: model, optimizer: optimizer,
+                state: TrainingState(
+                    epoch: epoch, globalStep: UInt64(epoch * 10), seed: 1,
+                    learningRate: 1e-3, optimizer: "Adam"))
         }
         XCTAssertEqual(dir.savedEpochs(), [3, 4])
         XCTAssertEqual(try dir.latest(), dir.folder(epoch: 4))

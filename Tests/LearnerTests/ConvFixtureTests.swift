@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import Learner
 
 /// Convolution, transposed convolution, batch norm and pooling against PyTorch, from
@@ -76,8 +77,9 @@ final class ConvFixtureTests: XCTestCase {
             if !(err <= worst) { worst = err; at = i }
         }
         Self.worstError = Swift.max(Self.worstError, worst)
-        XCTAssertLessThanOrEqual(worst, 1e-4, "\(what): element \(at) is \(actual.scalars[at]), PyTorch \(expected.data[at])",
-                                 file: file, line: line)
+        XCTAssertLessThanOrEqual(
+            worst, 1e-4, "\(what): element \(at) is \(actual.scalars[at]), PyTorch \(expected.data[at])",
+            file: file, line: line)
     }
 
     func testConv2dMatchesPyTorch() throws {
@@ -86,8 +88,9 @@ final class ConvFixtureTests: XCTestCase {
         for c in cases {
             let x = c.x.tensor.trainable(), w = c.weight.tensor.trainable(), b = c.bias?.tensor.trainable()
             let padding = Padding2D.explicit(top: c.padding[0], bottom: c.padding[1], left: c.padding[2], right: c.padding[3])
-            let y = x.conv2d(weight: w, bias: b, stride: Size2D(c.stride, c.stride), padding: padding,
-                             dilation: Size2D(c.dilation, c.dilation), groups: c.groups)
+            let y = x.conv2d(
+                weight: w, bias: b, stride: Size2D(c.stride, c.stride), padding: padding,
+                dilation: Size2D(c.dilation, c.dilation), groups: c.groups)
             assertClose(y, c.y, "\(c.name): y")
             let wrt = [x, w] + (b.map { [$0] } ?? [])
             let grads = gradients(of: (y * c.upstream.tensor).sum(), wrt: wrt)
@@ -102,9 +105,10 @@ final class ConvFixtureTests: XCTestCase {
         XCTAssertEqual(cases.count, 2)
         for c in cases {
             let x = c.x.tensor.trainable(), w = c.weight.tensor.trainable(), b = c.bias.tensor.trainable()
-            let y = x.convTranspose2d(weight: w, bias: b, stride: Size2D(c.stride, c.stride), padding: Padding2D(integerLiteral: c.padding),
-                                      outputPadding: Size2D(c.outputPadding, c.outputPadding),
-                                      dilation: Size2D(c.dilation, c.dilation), groups: c.groups)
+            let y = x.convTranspose2d(
+                weight: w, bias: b, stride: Size2D(c.stride, c.stride), padding: Padding2D(integerLiteral: c.padding),
+                outputPadding: Size2D(c.outputPadding, c.outputPadding),
+                dilation: Size2D(c.dilation, c.dilation), groups: c.groups)
             assertClose(y, c.y, "\(c.name): y")
             let grads = gradients(of: (y * c.upstream.tensor).sum(), wrt: [x, w, b])
             assertClose(grads[0], c.gradX, "\(c.name): dL/dx")
@@ -138,10 +142,13 @@ final class ConvFixtureTests: XCTestCase {
         XCTAssertEqual(cases.count, 5)
         for c in cases {
             let x = c.x.tensor.trainable()
-            let y = c.kind == "max"
-                ? x.maxPool2d(kernel: Size2D(c.kernel, c.kernel), stride: Size2D(c.stride, c.stride), padding: Padding2D(integerLiteral: c.padding))
-                : x.avgPool2d(kernel: Size2D(c.kernel, c.kernel), stride: Size2D(c.stride, c.stride), padding: Padding2D(integerLiteral: c.padding),
-                              countIncludePad: c.countIncludePad)
+            let y =
+                c.kind == "max"
+                ? x.maxPool2d(
+                    kernel: Size2D(c.kernel, c.kernel), stride: Size2D(c.stride, c.stride), padding: Padding2D(integerLiteral: c.padding))
+                : x.avgPool2d(
+                    kernel: Size2D(c.kernel, c.kernel), stride: Size2D(c.stride, c.stride), padding: Padding2D(integerLiteral: c.padding),
+                    countIncludePad: c.countIncludePad)
             assertClose(y, c.y, "\(c.name): y")
             assertClose(gradients(of: (y * c.upstream.tensor).sum(), wrt: [x])[0], c.gradX, "\(c.name): dL/dx")
         }

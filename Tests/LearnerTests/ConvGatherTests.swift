@@ -3,8 +3,9 @@
 // geometries with stride, dilation, asymmetric padding, planes smaller than a vector and chunks
 // of several images. Both sides copy or add the same floats in the same order: equality is exact.
 import CLearner
-@testable import Learner
 import XCTest
+
+@testable import Learner
 
 final class ConvGatherTests: XCTestCase {
     private func values(_ count: Int, seed: UInt64) -> [Float] {
@@ -17,10 +18,11 @@ final class ConvGatherTests: XCTestCase {
 
     private let windows: [Window2D] = [
         Window2D(channels: 3, height: 9, width: 9, kernel: 3, stride: 1, padding: 1, dilation: 1)!,
-        Window2D(channels: 2, height: 2, width: 2, kernel: 3, stride: 1, padding: 1, dilation: 1)!,   // 2×2 plane: one partial vector
+        Window2D(channels: 2, height: 2, width: 2, kernel: 3, stride: 1, padding: 1, dilation: 1)!,  // 2×2 plane: one partial vector
         Window2D(channels: 2, height: 11, width: 10, kernel: 7, stride: 2, padding: 3, dilation: 1)!,
-        Window2D(channels: 3, height: 8, width: 7, kernel: Size2D(3, 2), stride: Size2D(2, 1),
-                 padding: .explicit(top: 0, bottom: 1, left: 2, right: 0), dilation: Size2D(1, 2))!,
+        Window2D(
+            channels: 3, height: 8, width: 7, kernel: Size2D(3, 2), stride: Size2D(2, 1),
+            padding: .explicit(top: 0, bottom: 1, left: 2, right: 0), dilation: Size2D(1, 2))!,
         Window2D(channels: 4, height: 6, width: 6, kernel: 1, stride: 2, padding: 0, dilation: 1)!,
         Window2D(channels: 2, height: 5, width: 9, kernel: 3, stride: 3, padding: .same, dilation: 2)!,
         Window2D(channels: 1, height: 20, width: 20, kernel: 3, stride: 1, padding: 0, dilation: 1)!,
@@ -160,8 +162,10 @@ final class ConvGatherTests: XCTestCase {
         let gy = storage(values(ShapeMath.count(g.outputShape), seed: 9))
         func run() -> [[Float]] {
             let cpu = CPUBackend.shared
-            return [cpu.conv2d(x, weight: wt, bias: nil, geometry: g), cpu.conv2dBackwardInput(gy, weight: wt, geometry: g),
-                    cpu.conv2dBackwardWeight(gy, input: x, geometry: g)].map { s in (0..<s.count).map { s.pointer[$0] } }
+            return [
+                cpu.conv2d(x, weight: wt, bias: nil, geometry: g), cpu.conv2dBackwardInput(gy, weight: wt, geometry: g),
+                cpu.conv2dBackwardWeight(gy, input: x, geometry: g),
+            ].map { s in (0..<s.count).map { s.pointer[$0] } }
         }
         var results: [[[Float]]] = []
         atEveryLevel { _ in results.append(run()) }
@@ -169,9 +173,9 @@ final class ConvGatherTests: XCTestCase {
     }
 }
 
-private extension Window2D {
+extension Window2D {
     /// Output plane, column-matrix rows, floats per input image and per image's column matrix.
-    var chunkSizes: (plane: Int, rows: Int, inImage: Int, colImage: Int) {
+    fileprivate var chunkSizes: (plane: Int, rows: Int, inImage: Int, colImage: Int) {
         (outputPlane, columnRows, channels * inputPlane, columnRows * outputPlane)
     }
 }

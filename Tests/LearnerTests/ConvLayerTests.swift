@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import XCTest
+
 @testable import Learner
 
 /// Convolutional layers, graph modules and the model zoo: shapes, PyTorch names, buffers,
@@ -24,10 +25,13 @@ final class ConvLayerTests: XCTestCase {
         XCTAssertEqual(depthwise.weight.shape, [8, 1, 5, 5])
         XCTAssertEqual(depthwise(Tensor.zeros([1, 8, 7, 6])).shape, [1, 8, 7, 6])
         // "same" at stride 2 gives ⌈in / 2⌉ (TensorFlow's rule).
-        XCTAssertEqual(Conv2D(inputChannels: 1, outputChannels: 1, kernelSize: 3, stride: 2, padding: .same)(Tensor.zeros([1, 1, 7, 8])).shape,
-                       [1, 1, 4, 4])
-        XCTAssertEqual(ConvTranspose2D(inputChannels: 4, outputChannels: 2, kernelSize: 3, stride: 2, padding: 1, outputPadding: 1)(
-            Tensor.zeros([1, 4, 5, 5])).shape, [1, 2, 10, 10])
+        XCTAssertEqual(
+            Conv2D(inputChannels: 1, outputChannels: 1, kernelSize: 3, stride: 2, padding: .same)(Tensor.zeros([1, 1, 7, 8])).shape,
+            [1, 1, 4, 4])
+        XCTAssertEqual(
+            ConvTranspose2D(inputChannels: 4, outputChannels: 2, kernelSize: 3, stride: 2, padding: 1, outputPadding: 1)(
+                Tensor.zeros([1, 4, 5, 5])
+            ).shape, [1, 2, 10, 10])
     }
 
     func testConvolutionIsACrossCorrelation() {
@@ -92,8 +96,9 @@ final class ConvLayerTests: XCTestCase {
         var g = RandomGenerator(seed: 6)
         let x = Tensor.randomNormal([2, 2, 4, 4], generator: &g) * 2 + 1
         _ = model(x)
-        XCTAssertEqual(model.stateTensors.map(\.name),
-                       ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var", "1.num_batches_tracked"])
+        XCTAssertEqual(
+            model.stateTensors.map(\.name),
+            ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var", "1.num_batches_tracked"])
         let path = try Scratch.directory("tefla-bn", for: self).appendingPathComponent("bn.safetensors").path
         try model.saveWeights(to: path)
         let restored = make()
@@ -138,8 +143,13 @@ final class ConvLayerTests: XCTestCase {
         XCTAssertEqual(add(x).scalars, (x * 3).scalars)
         // A DenseNet-like stack: each layer concatenates its input with 3 new channels.
         func denseLayer(_ c: Int) -> Module {
-            Concat([Identity(), Sequential([BatchNorm2D(features: c), ActivationLayer(.relu),
-                                            Conv2D(inputChannels: c, outputChannels: 3, kernelSize: 3, padding: 1, useBias: false)])])
+            Concat([
+                Identity(),
+                Sequential([
+                    BatchNorm2D(features: c), ActivationLayer(.relu),
+                    Conv2D(inputChannels: c, outputChannels: 3, kernelSize: 3, padding: 1, useBias: false),
+                ]),
+            ])
         }
         let dense = Sequential([denseLayer(2), denseLayer(5), denseLayer(8)])
         XCTAssertEqual(dense(x).shape, [1, 11, 4, 4])
@@ -152,8 +162,10 @@ final class ConvLayerTests: XCTestCase {
         // projection shortcut; inputs scaled so few pre-activations sit near relu's kink.
         let block = BasicBlock(inputChannels: 2, outputChannels: 3, stride: 2)
         block.bn2.bias.assign(Tensor([2, 2.5, 3]))
-        let c = GradientCase("BasicBlock(2→3, stride 2)", relativeTolerance: 1e-2, absoluteTolerance: 1e-3,
-                             inputs: { g in [Inputs.normal([2, 2, 4, 4], &g)] }) { x in block(x[0]) }
+        let c = GradientCase(
+            "BasicBlock(2→3, stride 2)", relativeTolerance: 1e-2, absoluteTolerance: 1e-3,
+            inputs: { g in [Inputs.normal([2, 2, 4, 4], &g)] }
+        ) { x in block(x[0]) }
         let result = GradientChecker.run(c, seed: 9)
         for failure in result.failures { XCTFail(failure) }
         XCTAssertTrue(result.recordedOps.isSuperset(of: [.conv2d, .batchNorm, .relu, .add]))
@@ -171,15 +183,23 @@ final class ConvLayerTests: XCTestCase {
         XCTAssertEqual(Zoo.resnet50().parameterCount, 25_557_032)
         let r18 = Zoo.resnet18(classes: 10)
         let names = r18.namedParameters.map(\.name)
-        XCTAssertEqual(Array(names.prefix(6)), ["conv1.weight", "bn1.weight", "bn1.bias", "layer1.0.conv1.weight",
-                                                "layer1.0.bn1.weight", "layer1.0.bn1.bias"])
+        XCTAssertEqual(
+            Array(names.prefix(6)),
+            [
+                "conv1.weight", "bn1.weight", "bn1.bias", "layer1.0.conv1.weight",
+                "layer1.0.bn1.weight", "layer1.0.bn1.bias",
+            ])
         XCTAssertEqual(Array(names.suffix(2)), ["fc.weight", "fc.bias"])
         XCTAssertTrue(names.contains("layer2.0.downsample.0.weight"))
         XCTAssertTrue(names.contains("layer4.1.bn2.bias"))
         XCTAssertEqual(names.count, 62, "torchvision's resnet18 has 62 parameters")
         let state = r18.namedParametersAndBuffers.map(\.name)
-        XCTAssertEqual(Array(state.prefix(6)), ["conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var",
-                                                "bn1.num_batches_tracked"])
+        XCTAssertEqual(
+            Array(state.prefix(6)),
+            [
+                "conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var",
+                "bn1.num_batches_tracked",
+            ])
         XCTAssertEqual(state.count, 122, "torchvision's resnet18 state_dict has 122 entries")
         XCTAssertEqual(r18.namedParameters.first { $0.name == "layer2.0.downsample.0.weight" }?.parameter.shape, [128, 64, 1, 1])
         r18.eval()

@@ -3,8 +3,9 @@
 // that its strides, chunking and group offsets are checked on machines without a GPU. The
 // CUDA kernels themselves are checked against the CPU by `tefla-bench gpu-check`.
 import CLearner
-@testable import Learner
 import XCTest
+
+@testable import Learner
 
 final class ConvScheduleTests: XCTestCase {
     private func storage(_ count: Int, seed: Int) -> Storage {
@@ -35,17 +36,18 @@ final class ConvScheduleTests: XCTestCase {
             (5, 4, 9, 9, 6, 3, 3, 1, 1, 1, 1),
             (5, 4, 9, 9, 6, 3, 3, 2, 2, 2, 1),
             (3, 4, 8, 7, 6, 3, 2, Size2D(2, 1), .explicit(top: 0, bottom: 1, left: 2, right: 0), Size2D(1, 2), 2),
-            (4, 6, 7, 7, 6, 3, 3, 1, .same, 1, 6),   // depthwise
-            (5, 4, 6, 5, 8, 1, 1, 1, 0, 1, 1),       // pointwise
-            (3, 4, 6, 5, 6, 1, 1, 1, 0, 1, 2),       // pointwise, grouped
-            (3, 4, 6, 6, 4, 1, 1, 2, 0, 1, 1),       // 1×1 stride 2 (not pointwise)
-            (5, 3, 8, 8, 6, 3, 3, 1, 1, 1, 1),       // 64-float planes: the CPU's padded row strides
-            (3, 2, 16, 16, 4, 3, 3, 1, 1, 1, 2),     // 256-float planes, grouped
+            (4, 6, 7, 7, 6, 3, 3, 1, .same, 1, 6),  // depthwise
+            (5, 4, 6, 5, 8, 1, 1, 1, 0, 1, 1),  // pointwise
+            (3, 4, 6, 5, 6, 1, 1, 1, 0, 1, 2),  // pointwise, grouped
+            (3, 4, 6, 6, 4, 1, 1, 2, 0, 1, 1),  // 1×1 stride 2 (not pointwise)
+            (5, 3, 8, 8, 6, 3, 3, 1, 1, 1, 1),  // 64-float planes: the CPU's padded row strides
+            (3, 2, 16, 16, 4, 3, 3, 1, 1, 1, 2),  // 256-float planes, grouped
         ]
         for (ci, c) in cases.enumerated() {
             let (n, ch, h, w, oc, kh, kw, stride, padding, dilation, groups) = c
-            let window = Window2D(channels: ch, height: h, width: w, kernel: Size2D(kh, kw), stride: stride, padding: padding,
-                                  dilation: dilation)!
+            let window = Window2D(
+                channels: ch, height: h, width: w, kernel: Size2D(kh, kw), stride: stride, padding: padding,
+                dilation: dilation)!
             let g = Conv2DGeometry(batch: n, window: window, outChannels: oc, groups: groups)
             let x = storage(ShapeMath.count(g.inputShape), seed: 1 + ci)
             let wt = storage(ShapeMath.count(g.weightShape), seed: 100 + ci)

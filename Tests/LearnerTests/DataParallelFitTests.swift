@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import XCTest
+
 @testable import Learner
 
 /// `fit` with a replica group: N replicas, each given its share of every global batch by `fit`,

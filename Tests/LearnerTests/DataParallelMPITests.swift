@@ -20,8 +20,12 @@ final class DataParallelMPITests: XCTestCase {
     func testAStoppedRankIsNamedByTheOthersWithinTheTimeout() throws {
         let pids = try Scratch.directory("tefla-dp", for: self)
         let timeout = 3.0
-        let run = try mpirun(ranks: 3, ["dp-check", "--timeout", "\(timeout)", "--stall-rank", "1", "--stall-step", "5",
-                                        "--pid-dir", pids.path])
+        let run = try mpirun(
+            ranks: 3,
+            [
+                "dp-check", "--timeout", "\(timeout)", "--stall-rank", "1", "--stall-step", "5",
+                "--pid-dir", pids.path,
+            ])
         // Whatever happened, the stopped rank must not outlive the test.
         let pidText = try? String(contentsOf: pids.appendingPathComponent("rank-1.pid"), encoding: .utf8)
         if let pid = pidText.flatMap({ Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) {
@@ -31,8 +35,9 @@ final class DataParallelMPITests: XCTestCase {
         XCTAssertNotEqual(run.status, 0, run.output)
         XCTAssertLessThan(run.seconds, timeout + 20, "the job took \(run.seconds) s to end:\n\(run.output)")
         for rank in [0, 2] {
-            XCTAssertTrue(run.output.contains("rank \(rank): all-reduce of") && run.output.contains("timed out after 3 s: rank 1 never arrived"),
-                          "rank \(rank) did not name rank 1:\n\(run.output)")
+            XCTAssertTrue(
+                run.output.contains("rank \(rank): all-reduce of") && run.output.contains("timed out after 3 s: rank 1 never arrived"),
+                "rank \(rank) did not name rank 1:\n\(run.output)")
         }
         let line = run.output.split(separator: "\n").first { $0.contains("rank 0: all-reduce") } ?? ""
         XCTAssertTrue(line.hasSuffix("rank 1 never arrived (ranks 0, 2 did)"), String(line))
@@ -40,12 +45,15 @@ final class DataParallelMPITests: XCTestCase {
 
     // MARK: - Running
 
-    private func checkEqual(_ run: (status: Int32, output: String, seconds: Double), ranks: Int,
-                            file: StaticString = #filePath, line: UInt = #line) throws {
+    private func checkEqual(
+        _ run: (status: Int32, output: String, seconds: Double), ranks: Int,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         XCTAssertEqual(run.status, 0, run.output, file: file, line: line)
         XCTAssertTrue(run.output.contains("dp-check: \(ranks) ranks through libmpi"), run.output, file: file, line: line)
-        let verdict = try XCTUnwrap(run.output.split(separator: "\n").first { $0.hasPrefix("dp-check: equal (largest difference ") },
-                                    run.output, file: file, line: line)
+        let verdict = try XCTUnwrap(
+            run.output.split(separator: "\n").first { $0.hasPrefix("dp-check: equal (largest difference ") },
+            run.output, file: file, line: line)
         let figure = verdict.split(separator: " ")[4].trimmingCharacters(in: CharacterSet(charactersIn: ","))
         XCTAssertLessThanOrEqual(try XCTUnwrap(Double(figure)), 1e-5, file: file, line: line)
         for rank in 0..<ranks { XCTAssertTrue(run.output.contains("rank \(rank): "), run.output, file: file, line: line) }

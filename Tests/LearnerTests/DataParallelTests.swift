@@ -61,10 +61,12 @@ final class DataParallelTests: XCTestCase {
     func testARankThatThrowsReleasesTheOthersAtOnce() {
         let group = InProcessGroup(size: 2, timeout: 30)
         let started = Date()
-        XCTAssertThrowsError(try group.run { comm in
-            if comm.rank == 0 { throw CollectiveError(rank: 0, operation: "test", message: "bad data") }
-            try comm.barrier()
-        }) { error in
+        XCTAssertThrowsError(
+            try group.run { comm in
+                if comm.rank == 0 { throw CollectiveError(rank: 0, operation: "test", message: "bad data") }
+                try comm.barrier()
+            }
+        ) { error in
             XCTAssertEqual((error as? CollectiveError)?.message, "bad data")
         }
         XCTAssertLessThan(Date().timeIntervalSince(started), 5)
@@ -72,10 +74,12 @@ final class DataParallelTests: XCTestCase {
 
     func testMismatchedBufferSizesAreReportedWithTheRank() {
         let group = InProcessGroup(size: 2, timeout: 10)
-        XCTAssertThrowsError(try group.run { comm in
-            var values = [Float](repeating: 1, count: 4 + comm.rank)
-            try values.withUnsafeMutableBufferPointer { try comm.allReduceSum($0) }
-        }) { error in
+        XCTAssertThrowsError(
+            try group.run { comm in
+                var values = [Float](repeating: 1, count: 4 + comm.rank)
+                try values.withUnsafeMutableBufferPointer { try comm.allReduceSum($0) }
+            }
+        ) { error in
             XCTAssertTrue("\(error)".contains("on rank"), "\(error)")
         }
     }
@@ -84,8 +88,10 @@ final class DataParallelTests: XCTestCase {
         let group = InProcessGroup(size: 3, timeout: 10)
         let states = Results<[[Float]]>()
         try group.run { comm in
-            let model = Sequential([Conv2D(inputChannels: 1, outputChannels: 2, kernelSize: 3, seed: 5 + UInt64(comm.rank)),
-                                    BatchNorm2D(features: 2)])
+            let model = Sequential([
+                Conv2D(inputChannels: 1, outputChannels: 2, kernelSize: 3, seed: 5 + UInt64(comm.rank)),
+                BatchNorm2D(features: 2),
+            ])
             // Each rank's running statistics differ too: the broadcast must carry buffers.
             for (_, b) in model.namedBuffers { b.assign(Tensor(repeating: Float(comm.rank + 1), shape: b.shape)) }
             // Buckets smaller than one tensor: every tensor travels in a broadcast of its own.
@@ -103,17 +109,20 @@ final class DataParallelTests: XCTestCase {
     func testRanksWithDifferentModelsAreNamedBeforeTraining() {
         let group = InProcessGroup(size: 3, timeout: 10)
         let errors = Results<String>()
-        XCTAssertThrowsError(try group.run { comm in
-            let model = Sequential([Dense(inputSize: 4, outputSize: comm.rank == 2 ? 3 : 2, seed: 1)])
-            do {
-                try DataParallel(comm).broadcastInitialState(model)
-            } catch {
-                errors.set(comm.rank, "\(error)")
-                throw error
-            }
-        })
+        XCTAssertThrowsError(
+            try group.run { comm in
+                let model = Sequential([Dense(inputSize: 4, outputSize: comm.rank == 2 ? 3 : 2, seed: 1)])
+                do {
+                    try DataParallel(comm).broadcastInitialState(model)
+                } catch {
+                    errors.set(comm.rank, "\(error)")
+                    throw error
+                }
+            })
         for rank in 0..<3 {
-            XCTAssertEqual(errors[rank], "rank \(rank): broadcast of the initial state failed: rank 2 has a model whose tensor sizes differ from rank 0's")
+            XCTAssertEqual(
+                errors[rank],
+                "rank \(rank): broadcast of the initial state failed: rank 2 has a model whose tensor sizes differ from rank 0's")
         }
     }
 
@@ -229,8 +238,10 @@ final class DataParallelTests: XCTestCase {
         }
         let expected = reference.parameters.map(\.value.scalars)
         for rank in 0..<n {
-            XCTAssertLessThanOrEqual(Self.maxDifference(weights.values[rank], expected), 1e-5, "rank \(rank) weights", file: file, line: line)
-            XCTAssertLessThanOrEqual(Self.maxDifference([losses.values[rank]], [referenceLosses]), 1e-5, "rank \(rank) losses", file: file, line: line)
+            XCTAssertLessThanOrEqual(
+                Self.maxDifference(weights.values[rank], expected), 1e-5, "rank \(rank) weights", file: file, line: line)
+            XCTAssertLessThanOrEqual(
+                Self.maxDifference([losses.values[rank]], [referenceLosses]), 1e-5, "rank \(rank) losses", file: file, line: line)
         }
         // The run trained: a test of equivalence between two models that never moved proves little.
         XCTAssertGreaterThan(Self.maxDifference(expected, build(11).parameters.map(\.value.scalars)), 1e-2, file: file, line: line)
@@ -238,8 +249,10 @@ final class DataParallelTests: XCTestCase {
 
     /// One optimizer step on rows `rows` of a global batch of `total`, as the learner's training
     /// step runs it on each replica; returns the global batch's loss.
-    static func step(_ model: Module, _ optimizer: Optimizer, _ x: Tensor, _ y: Tensor, step: Int, rows: Range<Int>, of total: Int,
-                     sync: DataParallel?, overlap: Bool = false) throws -> Float {
+    static func step(
+        _ model: Module, _ optimizer: Optimizer, _ x: Tensor, _ y: Tensor, step: Int, rows: Range<Int>, of total: Int,
+        sync: DataParallel?, overlap: Bool = false
+    ) throws -> Float {
         model.train()
         model.setRandomKey(seed: 42, step: UInt64(step + 1), sampleOffset: rows.lowerBound)
         let params = model.parameters
@@ -256,14 +269,18 @@ final class DataParallelTests: XCTestCase {
     }
 
     static func mlp(seed: UInt64, dropout: Float) -> Sequential {
-        Sequential([Dense(inputSize: 12, outputSize: 32, activation: .relu, seed: seed), Dropout(rate: dropout),
-                    Dense(inputSize: 32, outputSize: 16, activation: .tanh, seed: seed + 1),
-                    Dense(inputSize: 16, outputSize: 4, seed: seed + 2)])
+        Sequential([
+            Dense(inputSize: 12, outputSize: 32, activation: .relu, seed: seed), Dropout(rate: dropout),
+            Dense(inputSize: 32, outputSize: 16, activation: .tanh, seed: seed + 1),
+            Dense(inputSize: 16, outputSize: 4, seed: seed + 2),
+        ])
     }
 
     static func convNet(seed: UInt64) -> Sequential {
-        Sequential([Conv2D(inputChannels: 1, outputChannels: 4, kernelSize: 3, activation: .relu, seed: seed), Dropout2D(rate: 0.25),
-                    Flatten(), Dense(inputSize: 4 * 4 * 4, outputSize: 4, seed: seed + 1)])
+        Sequential([
+            Conv2D(inputChannels: 1, outputChannels: 4, kernelSize: 3, activation: .relu, seed: seed), Dropout2D(rate: 0.25),
+            Flatten(), Dense(inputSize: 4 * 4 * 4, outputSize: 4, seed: seed + 1),
+        ])
     }
 
     /// Inputs [count, 12] (or images [count, 1, 6, 6]) and labels in 0..<4 drawn from `seed`.

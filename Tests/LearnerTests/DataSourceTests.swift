@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import XCTest
+
 @testable import Learner
 
 /// `fit` over the ``DataSource`` protocol: the in-memory and tensor sources, a source written
@@ -58,8 +59,9 @@ final class DataSourceTests: XCTestCase {
                 b += 1
                 let rows = Array(start..<min(data.count, start + size))
                 let batch = data.collate(rows)
-                return DataBatch(inputs: batch.inputs, labels: batch.labels,
-                                 sampleWeights: Tensor(shape: [rows.count], scalars: rows.map { Float(1 + $0 % 2) }))
+                return DataBatch(
+                    inputs: batch.inputs, labels: batch.labels,
+                    sampleWeights: Tensor(shape: [rows.count], scalars: rows.map { Float(1 + $0 % 2) }))
             }
         }
     }
@@ -76,8 +78,9 @@ final class DataSourceTests: XCTestCase {
 
     func testTensorSourceTakesTheStepsOfTheInMemorySource() throws {
         let data = try Self.digitsTrain()
-        let tensors = TensorDataSource(inputs: Tensor(shape: [data.count, data.featureSize], scalars: data.inputs),
-                                       labels: Tensor(shape: [data.count], scalars: data.labels))
+        let tensors = TensorDataSource(
+            inputs: Tensor(shape: [data.count, data.featureSize], scalars: data.inputs),
+            labels: Tensor(shape: [data.count], scalars: data.labels))
         let a = learner(mlp(dropout: true)), b = learner(mlp(dropout: true))
         let ha = try a.fit(data, epochs: 3, batchSize: 50)
         let hb = try b.fit(tensors, epochs: 3, batchSize: 50)
@@ -86,8 +89,9 @@ final class DataSourceTests: XCTestCase {
     }
 
     func testIterationsPerEpochRunsThatManyStepsAcrossPasses() throws {
-        let data = InMemoryDataset(inputs: (0..<40).map { Float($0 % 7) / 7 }, labels: (0..<20).map { Float($0 % 2) },
-                                   featureSize: 2)
+        let data = InMemoryDataset(
+            inputs: (0..<40).map { Float($0 % 7) / 7 }, labels: (0..<20).map { Float($0 % 2) },
+            featureSize: 2)
         let model = Sequential([Dense(inputSize: 2, outputSize: 2, seed: 1)])
         let l = learner(model)
         var batchesSeen: [Int] = []
@@ -188,8 +192,9 @@ final class DataSourceTests: XCTestCase {
             let share = try classOneShare(BatchRequest(epoch: epoch, batchSize: 100, training: true, seed: 3))
             XCTAssertEqual(share, expected, accuracy: 4 * (expected * (1 - expected) / 1000).squareRoot(), "epoch \(epoch)")
         }
-        XCTAssertEqual(try classOneShare(BatchRequest(epoch: 1, batchSize: 100, training: false, seed: 3)), 0.1,
-                       "validation batches are the data as it is")
+        XCTAssertEqual(
+            try classOneShare(BatchRequest(epoch: 1, batchSize: 100, training: false, seed: 3)), 0.1,
+            "validation batches are the data as it is")
 
         // A run resumed at epoch 3 draws epoch 3's samples: it ends where the straight run ends.
         let dir = try Scratch.directory("tefla-balanced", for: self).path
@@ -245,8 +250,9 @@ final class DataSourceTests: XCTestCase {
         for drop in [false, true] {
             let plain = learner(mlp(dropout: true)), macro = learner(mlp(dropout: true))
             let a = try plain.fit(data, epochs: 2, batchSize: 50, dropLastBatch: drop)
-            let b = try macro.fit(MacroBatchedSource(data, batchesPerMacroBatch: 4, device: macro.device), epochs: 2,
-                                  batchSize: 50, dropLastBatch: drop)
+            let b = try macro.fit(
+                MacroBatchedSource(data, batchesPerMacroBatch: 4, device: macro.device), epochs: 2,
+                batchSize: 50, dropLastBatch: drop)
             XCTAssertEqual(a.epochs.map(\.trainLoss), b.epochs.map(\.trainLoss), "dropLastBatch \(drop)")
             XCTAssertEqual(plain.globalStep, macro.globalStep)
             assertSameWeights(plain, macro)
@@ -272,8 +278,9 @@ final class DataSourceTests: XCTestCase {
         let shard = dir.appendingPathComponent("damaged.tfrecord")
         try Data(bytes).write(to: shard)
 
-        var options = ImagePipelineOptions(batchSize: 32, height: 32, width: 32, channels: 1,
-                                           keys: FeatureKeys(input: "image/encoded", label: "image/class/label"))
+        var options = ImagePipelineOptions(
+            batchSize: 32, height: 32, width: 32, channels: 1,
+            keys: FeatureKeys(input: "image/encoded", label: "image/class/label"))
         let model = Sequential([Flatten(), Dense(inputSize: 1024, outputSize: 10, seed: 1)])
         XCTAssertThrowsError(try learner(model).fit(try ImageDataSource(files: [shard.path], options: options), epochs: 1)) {
             XCTAssertTrue("\($0)".contains("record 3") && "\($0)".contains("damaged.tfrecord"), "\($0)")
@@ -288,6 +295,7 @@ final class DataSourceTests: XCTestCase {
             XCTAssertEqual(epoch.skipped?.count, 1, "epoch \(epoch.epoch)")
         }
         XCTAssertEqual(l.globalStep, 2 * 12, "359 good records in batches of 32, each epoch")
-        XCTAssertTrue(lines.contains { $0.hasPrefix("Epoch 2: corrupt records 1 skipped: ") && $0.contains("damaged.tfrecord") }, "\(lines)")
+        XCTAssertTrue(
+            lines.contains { $0.hasPrefix("Epoch 2: corrupt records 1 skipped: ") && $0.contains("damaged.tfrecord") }, "\(lines)")
     }
 }

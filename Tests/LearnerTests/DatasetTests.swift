@@ -81,7 +81,9 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(batch.sampleWeights?.scalars, [0, 2])
         // Σ wᵢ·ℓᵢ / N: a weight-0 sample adds nothing, so two copies of the rest give the same loss.
         let model = Sequential([Dense(inputSize: 2, outputSize: 2, seed: 3)])
-        let weighted = withoutGradients { Loss.softmaxCrossEntropy()(model(batch.inputs), batch.labels, sampleWeights: batch.sampleWeights) }
+        let weighted = withoutGradients {
+            Loss.softmaxCrossEntropy()(model(batch.inputs), batch.labels, sampleWeights: batch.sampleWeights)
+        }
         let alone = withoutGradients { Loss.softmaxCrossEntropy()(model(data.collate([0]).inputs), data.collate([0]).labels) }
         XCTAssertEqual(weighted.scalar, alone.scalar, accuracy: 1e-6)
         XCTAssertNil(try InMemoryDataset.load(directory: dir.path).sampleWeights)

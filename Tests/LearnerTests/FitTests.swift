@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import Learner
 
 /// `fit` end to end on the embedded digits shards (what README command 1 does), its argument
@@ -21,8 +22,9 @@ final class FitTests: XCTestCase {
         var lines: [String] = []
         learner.options.verbose = 2
         learner.options.log = { lines.append($0) }
-        let history = try learner.fit(dataDir: DataTestFiles.digits + "/train", featureKeys: FeatureKeys(input: "image", label: "label"),
-                                      startEpoch: 1, validationDir: DataTestFiles.digits + "/val", epochs: 20, batchSize: 32)
+        let history = try learner.fit(
+            dataDir: DataTestFiles.digits + "/train", featureKeys: FeatureKeys(input: "image", label: "label"),
+            startEpoch: 1, validationDir: DataTestFiles.digits + "/val", epochs: 20, batchSize: 32)
         XCTAssertEqual(history.epochs.map(\.epoch), Array(1...20))
         XCTAssertEqual(lines.count, 20)
         XCTAssertTrue(lines[0].hasPrefix("Epoch 1/20"), lines[0])
@@ -45,10 +47,12 @@ final class FitTests: XCTestCase {
         let train = try InMemoryDataset.load(directory: DataTestFiles.digits + "/train", keys: FeatureKeys())
         let history = try makeLearner().fit(training: train, startEpoch: 3, epochs: 4)
         XCTAssertEqual(history.epochs.map(\.epoch), [3, 4])
-        XCTAssertEqual(SupervisedLearner.shuffledOrder(count: 100, seed: 1, epoch: 3),
-                       SupervisedLearner.shuffledOrder(count: 100, seed: 1, epoch: 3))
-        XCTAssertNotEqual(SupervisedLearner.shuffledOrder(count: 100, seed: 1, epoch: 3),
-                          SupervisedLearner.shuffledOrder(count: 100, seed: 1, epoch: 4))
+        XCTAssertEqual(
+            SupervisedLearner.shuffledOrder(count: 100, seed: 1, epoch: 3),
+            SupervisedLearner.shuffledOrder(count: 100, seed: 1, epoch: 3))
+        XCTAssertNotEqual(
+            SupervisedLearner.shuffledOrder(count: 100, seed: 1, epoch: 3),
+            SupervisedLearner.shuffledOrder(count: 100, seed: 1, epoch: 4))
         XCTAssertEqual(SupervisedLearner.shuffledOrder(count: 100, seed: 1, epoch: 3).sorted(), Array(0..<100))
     }
 
@@ -78,7 +82,9 @@ final class FitTests: XCTestCase {
         XCTAssertThrowsError(try learner.fit(dataDir: DataTestFiles.digits + "/nope", featureKeys: FeatureKeys())) { error in
             XCTAssertTrue("\(error)".contains("nope"), "\(error)")
         }
-        XCTAssertThrowsError(try learner.fit(dataDir: DataTestFiles.digits + "/train", featureKeys: FeatureKeys(input: "pixels", label: "label"))) { error in
+        XCTAssertThrowsError(
+            try learner.fit(dataDir: DataTestFiles.digits + "/train", featureKeys: FeatureKeys(input: "pixels", label: "label"))
+        ) { error in
             XCTAssertTrue("\(error)".contains("pixels"), "\(error)")
         }
     }
@@ -93,8 +99,9 @@ final class FitTests: XCTestCase {
             labels.append(2 * a - b + 0.5)
         }
         let data = InMemoryDataset(inputs: inputs, labels: labels, featureSize: 2, sources: ["synthetic"])
-        let learner = SupervisedLearner(model: Sequential([Dense(inputSize: 2, outputSize: 1, seed: 1)]),
-                                        loss: .meanSquaredError, optimizer: SGD(learningRate: 0.1, momentum: 0.9), seed: 1)
+        let learner = SupervisedLearner(
+            model: Sequential([Dense(inputSize: 2, outputSize: 1, seed: 1)]),
+            loss: .meanSquaredError, optimizer: SGD(learningRate: 0.1, momentum: 0.9), seed: 1)
         learner.options.verbose = 0
         let history = try learner.fit(training: data, epochs: 30, batchSize: 16)
         XCTAssertNil(history.epochs.last!.trainAccuracy)

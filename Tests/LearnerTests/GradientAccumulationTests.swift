@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import Learner
 
 /// Gradient accumulation: slices of a batch add up to the update of the whole batch.
@@ -10,8 +11,11 @@ final class GradientAccumulationTests: XCTestCase {
         let y = Tensor(shape: [32], scalars: (0..<32).map { Float($0 % 5) })
         let w = Tensor(shape: [32], scalars: (0..<32).map { 0.5 + Float($0 % 3) })
         func run(_ k: Int, steps: Int = 3) throws -> [[Float]] {
-            let model = Sequential([Dense(inputSize: 12, outputSize: 16, activation: .tanh, seed: 1), Dense(inputSize: 16, outputSize: 5, seed: 2)])
-            let learner = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: SGD(learningRate: 0.5, momentum: 0.9), seed: 1)
+            let model = Sequential([
+                Dense(inputSize: 12, outputSize: 16, activation: .tanh, seed: 1), Dense(inputSize: 16, outputSize: 5, seed: 2),
+            ])
+            let learner = SupervisedLearner(
+                model: model, loss: .softmaxCrossEntropy(), optimizer: SGD(learningRate: 0.5, momentum: 0.9), seed: 1)
             learner.options.accumulationSteps = k
             for _ in 0..<steps { try learner.trainStep(inputs: x, labels: y, sampleWeights: w) }
             return model.parameters.map(\.value.scalars)

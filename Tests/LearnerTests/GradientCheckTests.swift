@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Learner
 
 // MARK: - Finite-difference gradient checks, driven by the op registry
@@ -46,9 +47,11 @@ struct GradientCase {
     let relativeTolerance: Double
     let absoluteTolerance: Double
 
-    init(_ name: String, step: Float = 1e-2, relativeTolerance: Double = 3e-3, absoluteTolerance: Double = 3e-4,
-         trainable: [Bool]? = nil, inputs: @escaping (inout RandomGenerator) -> [Tensor],
-         _ function: @escaping ([Tensor]) -> Tensor) {
+    init(
+        _ name: String, step: Float = 1e-2, relativeTolerance: Double = 3e-3, absoluteTolerance: Double = 3e-4,
+        trainable: [Bool]? = nil, inputs: @escaping (inout RandomGenerator) -> [Tensor],
+        _ function: @escaping ([Tensor]) -> Tensor
+    ) {
         self.name = name
         self.makeInputs = inputs
         self.trainable = trainable
@@ -172,9 +175,10 @@ enum GradientChecker {
                 }
             }
             if !bad.isEmpty {
-                result.failures.append("\(c.name): gradient of input \(i) \(values[i].shape) differs from finite differences "
-                    + "at \(bad.count) of \(work[i].scalarCount) elements (worst error/allowed \(worst)): "
-                    + bad.prefix(4).joined(separator: "; "))
+                result.failures.append(
+                    "\(c.name): gradient of input \(i) \(values[i].shape) differs from finite differences "
+                        + "at \(bad.count) of \(work[i].scalarCount) elements (worst error/allowed \(worst)): "
+                        + bad.prefix(4).joined(separator: "; "))
             }
         }
         return result
@@ -196,25 +200,43 @@ final class GradientCheckTests: XCTestCase {
         ("[2,1,4] ∘ [3,1]", [2, 1, 4], [3, 1]),
     ]
 
-    static func binaryCases(_ name: String, divisorAwayFromZero: Bool = false,
-                            _ op: @escaping (Tensor, Tensor) -> Tensor) -> [GradientCase] {
+    static func binaryCases(
+        _ name: String, divisorAwayFromZero: Bool = false,
+        _ op: @escaping (Tensor, Tensor) -> Tensor
+    ) -> [GradientCase] {
         var cases = broadcastPatterns.map { label, sa, sb in
-            C("\(name) \(label)", inputs: { g in
-                [Inputs.normal(sa, &g), divisorAwayFromZero ? Inputs.awayFromZero(sb, &g, margin: 0.5) : Inputs.normal(sb, &g)]
-            }) { x in op(x[0], x[1]) }
+            C(
+                "\(name) \(label)",
+                inputs: { g in
+                    [Inputs.normal(sa, &g), divisorAwayFromZero ? Inputs.awayFromZero(sb, &g, margin: 0.5) : Inputs.normal(sb, &g)]
+                }
+            ) { x in op(x[0], x[1]) }
         }
-        cases.append(C("\(name) [3,4] ∘ [4], only the first trainable", trainable: [true, false], inputs: { g in
-            [Inputs.normal([3, 4], &g), divisorAwayFromZero ? Inputs.awayFromZero([4], &g, margin: 0.5) : Inputs.normal([4], &g)]
-        }) { x in op(x[0], x[1]) })
-        cases.append(C("\(name) [3,1] ∘ [1,4], only the second trainable", trainable: [false, true], inputs: { g in
-            [Inputs.normal([3, 1], &g), divisorAwayFromZero ? Inputs.awayFromZero([1, 4], &g, margin: 0.5) : Inputs.normal([1, 4], &g)]
-        }) { x in op(x[0], x[1]) })
+        cases.append(
+            C(
+                "\(name) [3,4] ∘ [4], only the first trainable", trainable: [true, false],
+                inputs: { g in
+                    [Inputs.normal([3, 4], &g), divisorAwayFromZero ? Inputs.awayFromZero([4], &g, margin: 0.5) : Inputs.normal([4], &g)]
+                }
+            ) { x in op(x[0], x[1]) })
+        cases.append(
+            C(
+                "\(name) [3,1] ∘ [1,4], only the second trainable", trainable: [false, true],
+                inputs: { g in
+                    [
+                        Inputs.normal([3, 1], &g),
+                        divisorAwayFromZero ? Inputs.awayFromZero([1, 4], &g, margin: 0.5) : Inputs.normal([1, 4], &g),
+                    ]
+                }
+            ) { x in op(x[0], x[1]) })
         return cases
     }
 
-    static func unaryCase(_ name: String, shape: [Int] = [3, 4], step: Float = 1e-2,
-                          input: @escaping ([Int], inout RandomGenerator) -> Tensor,
-                          _ op: @escaping (Tensor) -> Tensor) -> GradientCase {
+    static func unaryCase(
+        _ name: String, shape: [Int] = [3, 4], step: Float = 1e-2,
+        input: @escaping ([Int], inout RandomGenerator) -> Tensor,
+        _ op: @escaping (Tensor) -> Tensor
+    ) -> GradientCase {
         C(name, step: step, inputs: { g in [input(shape, &g)] }) { x in op(x[0]) }
     }
 
@@ -225,7 +247,7 @@ final class GradientCheckTests: XCTestCase {
             C("x + x (same tensor twice)", inputs: { g in [Inputs.normal([5], &g)] }) { x in x[0] + x[0] },
         ],
         .subtract: binaryCases("subtract", -) + [
-            C("Float − x", inputs: { g in [Inputs.normal([3, 2], &g)] }) { x in 1.5 - x[0] },
+            C("Float − x", inputs: { g in [Inputs.normal([3, 2], &g)] }) { x in 1.5 - x[0] }
         ],
         .multiply: binaryCases("multiply", *) + [
             C("x * x (same tensor twice)", inputs: { g in [Inputs.normal([2, 3], &g)] }) { x in x[0] * x[0] },
@@ -324,7 +346,10 @@ final class GradientCheckTests: XCTestCase {
             C("concat of the same tensor twice", inputs: { g in [Inputs.normal([2, 3], &g)] }) { x in
                 Tensor.concatenate([x[0], x[0]], alongAxis: 1)
             },
-            C("concat with a constant", trainable: [true, false], inputs: { g in [Inputs.normal([2, 3], &g), Inputs.normal([2, 3], &g)] }) { x in
+            C(
+                "concat with a constant", trainable: [true, false],
+                inputs: { g in [Inputs.normal([2, 3], &g), Inputs.normal([2, 3], &g)] }
+            ) { x in
                 Tensor.concatenate(x, alongAxis: 0)
             },
         ],
@@ -355,10 +380,16 @@ final class GradientCheckTests: XCTestCase {
             C("matmul Aᵀ Bᵀ", inputs: { g in [Inputs.normal([4, 3], &g), Inputs.normal([2, 4], &g)] }) { x in
                 x[0].matmul(x[1], transposeSelf: true, transposeOther: true)
             },
-            C("matmul A B, only A trainable", trainable: [true, false], inputs: { g in [Inputs.normal([3, 4], &g), Inputs.normal([4, 2], &g)] }) { x in
+            C(
+                "matmul A B, only A trainable", trainable: [true, false],
+                inputs: { g in [Inputs.normal([3, 4], &g), Inputs.normal([4, 2], &g)] }
+            ) { x in
                 x[0].matmul(x[1])
             },
-            C("matmul Aᵀ Bᵀ, only B trainable", trainable: [false, true], inputs: { g in [Inputs.normal([4, 3], &g), Inputs.normal([2, 4], &g)] }) { x in
+            C(
+                "matmul Aᵀ Bᵀ, only B trainable", trainable: [false, true],
+                inputs: { g in [Inputs.normal([4, 3], &g), Inputs.normal([2, 4], &g)] }
+            ) { x in
                 x[0].matmul(x[1], transposeSelf: true, transposeOther: true)
             },
             C("matmul A Aᵀ (same tensor twice)", inputs: { g in [Inputs.normal([3, 4], &g)] }) { x in
@@ -372,17 +403,24 @@ final class GradientCheckTests: XCTestCase {
             C("linear without bias", inputs: { g in [Inputs.normal([3, 4], &g), Inputs.normal([5, 4], &g)] }) { x in
                 x[0].linear(weight: x[1], bias: nil)
             },
-            C("linear, input not trainable", trainable: [false, true, true],
-              inputs: { g in [Inputs.normal([3, 4], &g), Inputs.normal([2, 4], &g), Inputs.normal([2], &g)] }) { x in
+            C(
+                "linear, input not trainable", trainable: [false, true, true],
+                inputs: { g in [Inputs.normal([3, 4], &g), Inputs.normal([2, 4], &g), Inputs.normal([2], &g)] }
+            ) { x in
                 x[0].linear(weight: x[1], bias: x[2])
             },
-            C("linear, only the input trainable", trainable: [true, false, false],
-              inputs: { g in [Inputs.normal([3, 4], &g), Inputs.normal([2, 4], &g), Inputs.normal([2], &g)] }) { x in
+            C(
+                "linear, only the input trainable", trainable: [true, false, false],
+                inputs: { g in [Inputs.normal([3, 4], &g), Inputs.normal([2, 4], &g), Inputs.normal([2], &g)] }
+            ) { x in
                 x[0].linear(weight: x[1], bias: x[2])
             },
-            C("Dense layer: relu(linear) through Parameters", inputs: { g in
-                [Inputs.normal([4, 3], &g), Inputs.normal([2, 3], &g), Inputs.uniform([2], 3, 4, &g)]
-            }) { x in
+            C(
+                "Dense layer: relu(linear) through Parameters",
+                inputs: { g in
+                    [Inputs.normal([4, 3], &g), Inputs.normal([2, 3], &g), Inputs.uniform([2], 3, 4, &g)]
+                }
+            ) { x in
                 // Biases of 3..4 and small inputs keep the pre-activations away from relu's kink.
                 (x[0] * 0.2).linear(weight: x[1] * 0.2, bias: x[2]).relu()
             },
@@ -396,53 +434,97 @@ final class GradientCheckTests: XCTestCase {
             },
         ],
         .conv2d: [
-            C("conv2d 3×3 padding 1 with bias", inputs: { g in
-                [Inputs.normal([2, 3, 5, 5], &g), Inputs.normal([4, 3, 3, 3], &g), Inputs.normal([4], &g)]
-            }) { x in x[0].conv2d(weight: x[1], bias: x[2], padding: 1) },
-            C("conv2d stride 2, asymmetric padding, 3×2 kernel, no bias", inputs: { g in
-                [Inputs.normal([1, 2, 6, 5], &g), Inputs.normal([3, 2, 3, 2], &g)]
-            }) { x in x[0].conv2d(weight: x[1], stride: 2, padding: .explicit(top: 0, bottom: 1, left: 1, right: 0)) },
-            C("conv2d dilation 2, same padding", inputs: { g in
-                [Inputs.normal([1, 2, 7, 6], &g), Inputs.normal([2, 2, 3, 3], &g)]
-            }) { x in x[0].conv2d(weight: x[1], padding: .same, dilation: 2) },
-            C("conv2d groups 2 with bias", inputs: { g in
-                [Inputs.normal([2, 4, 4, 4], &g), Inputs.normal([6, 2, 3, 3], &g), Inputs.normal([6], &g)]
-            }) { x in x[0].conv2d(weight: x[1], bias: x[2], padding: 1, groups: 2) },
-            C("conv2d depthwise (groups = C, multiplier 2), stride 2", inputs: { g in
-                [Inputs.normal([1, 3, 5, 5], &g), Inputs.normal([6, 1, 3, 3], &g)]
-            }) { x in x[0].conv2d(weight: x[1], stride: 2, padding: 1, groups: 3) },
-            C("conv2d pointwise 1×1 with bias", inputs: { g in
-                [Inputs.normal([2, 3, 3, 4], &g), Inputs.normal([5, 3, 1, 1], &g), Inputs.normal([5], &g)]
-            }) { x in x[0].conv2d(weight: x[1], bias: x[2]) },
-            C("conv2d, input not trainable", trainable: [false, true, true], inputs: { g in
-                [Inputs.normal([2, 2, 4, 4], &g), Inputs.normal([3, 2, 2, 2], &g), Inputs.normal([3], &g)]
-            }) { x in x[0].conv2d(weight: x[1], bias: x[2], stride: Size2D(1, 2)) },
-            C("conv2d, only the input trainable", trainable: [true, false], inputs: { g in
-                [Inputs.normal([1, 2, 5, 5], &g), Inputs.normal([2, 2, 3, 3], &g)]
-            }) { x in x[0].conv2d(weight: x[1], stride: 2, padding: 1, dilation: Size2D(2, 1)) },
+            C(
+                "conv2d 3×3 padding 1 with bias",
+                inputs: { g in
+                    [Inputs.normal([2, 3, 5, 5], &g), Inputs.normal([4, 3, 3, 3], &g), Inputs.normal([4], &g)]
+                }
+            ) { x in x[0].conv2d(weight: x[1], bias: x[2], padding: 1) },
+            C(
+                "conv2d stride 2, asymmetric padding, 3×2 kernel, no bias",
+                inputs: { g in
+                    [Inputs.normal([1, 2, 6, 5], &g), Inputs.normal([3, 2, 3, 2], &g)]
+                }
+            ) { x in x[0].conv2d(weight: x[1], stride: 2, padding: .explicit(top: 0, bottom: 1, left: 1, right: 0)) },
+            C(
+                "conv2d dilation 2, same padding",
+                inputs: { g in
+                    [Inputs.normal([1, 2, 7, 6], &g), Inputs.normal([2, 2, 3, 3], &g)]
+                }
+            ) { x in x[0].conv2d(weight: x[1], padding: .same, dilation: 2) },
+            C(
+                "conv2d groups 2 with bias",
+                inputs: { g in
+                    [Inputs.normal([2, 4, 4, 4], &g), Inputs.normal([6, 2, 3, 3], &g), Inputs.normal([6], &g)]
+                }
+            ) { x in x[0].conv2d(weight: x[1], bias: x[2], padding: 1, groups: 2) },
+            C(
+                "conv2d depthwise (groups = C, multiplier 2), stride 2",
+                inputs: { g in
+                    [Inputs.normal([1, 3, 5, 5], &g), Inputs.normal([6, 1, 3, 3], &g)]
+                }
+            ) { x in x[0].conv2d(weight: x[1], stride: 2, padding: 1, groups: 3) },
+            C(
+                "conv2d pointwise 1×1 with bias",
+                inputs: { g in
+                    [Inputs.normal([2, 3, 3, 4], &g), Inputs.normal([5, 3, 1, 1], &g), Inputs.normal([5], &g)]
+                }
+            ) { x in x[0].conv2d(weight: x[1], bias: x[2]) },
+            C(
+                "conv2d, input not trainable", trainable: [false, true, true],
+                inputs: { g in
+                    [Inputs.normal([2, 2, 4, 4], &g), Inputs.normal([3, 2, 2, 2], &g), Inputs.normal([3], &g)]
+                }
+            ) { x in x[0].conv2d(weight: x[1], bias: x[2], stride: Size2D(1, 2)) },
+            C(
+                "conv2d, only the input trainable", trainable: [true, false],
+                inputs: { g in
+                    [Inputs.normal([1, 2, 5, 5], &g), Inputs.normal([2, 2, 3, 3], &g)]
+                }
+            ) { x in x[0].conv2d(weight: x[1], stride: 2, padding: 1, dilation: Size2D(2, 1)) },
         ],
         .convTranspose2d: [
-            C("convTranspose2d stride 2, padding 1, output padding 1, bias", inputs: { g in
-                [Inputs.normal([1, 3, 3, 3], &g), Inputs.normal([3, 2, 3, 3], &g), Inputs.normal([2], &g)]
-            }) { x in x[0].convTranspose2d(weight: x[1], bias: x[2], stride: 2, padding: 1, outputPadding: 1) },
-            C("convTranspose2d groups 2, dilation 2", inputs: { g in
-                [Inputs.normal([2, 4, 3, 3], &g), Inputs.normal([4, 1, 2, 2], &g)]
-            }) { x in x[0].convTranspose2d(weight: x[1], dilation: 2, groups: 2) },
+            C(
+                "convTranspose2d stride 2, padding 1, output padding 1, bias",
+                inputs: { g in
+                    [Inputs.normal([1, 3, 3, 3], &g), Inputs.normal([3, 2, 3, 3], &g), Inputs.normal([2], &g)]
+                }
+            ) { x in x[0].convTranspose2d(weight: x[1], bias: x[2], stride: 2, padding: 1, outputPadding: 1) },
+            C(
+                "convTranspose2d groups 2, dilation 2",
+                inputs: { g in
+                    [Inputs.normal([2, 4, 3, 3], &g), Inputs.normal([4, 1, 2, 2], &g)]
+                }
+            ) { x in x[0].convTranspose2d(weight: x[1], dilation: 2, groups: 2) },
         ],
         .batchNorm: [
-            C("batchNorm training [N, C]", inputs: { g in
-                [Inputs.normal([5, 3], &g), Inputs.uniform([3], 0.5, 1.5, &g), Inputs.normal([3], &g)]
-            }) { x in x[0].batchNorm(weight: x[1], bias: x[2]).output },
-            C("batchNorm training [N, C, H, W]", inputs: { g in
-                [Inputs.normal([2, 3, 3, 2], &g), Inputs.uniform([3], 0.5, 1.5, &g), Inputs.normal([3], &g)]
-            }) { x in x[0].batchNorm(weight: x[1], bias: x[2]).output },
-            C("batchNorm evaluation with given statistics", trainable: [true, true, true, false, false], inputs: { g in
-                [Inputs.normal([2, 3, 2, 2], &g), Inputs.uniform([3], 0.5, 1.5, &g), Inputs.normal([3], &g),
-                 Inputs.normal([3], &g), Inputs.uniform([3], 0.5, 2, &g)]
-            }) { x in x[0].batchNorm(weight: x[1], bias: x[2], mean: x[3], variance: x[4]) },
-            C("batchNorm training, only the input trainable", trainable: [true, false, false], inputs: { g in
-                [Inputs.normal([3, 2, 2, 2], &g), Inputs.uniform([2], 0.5, 1.5, &g), Inputs.normal([2], &g)]
-            }) { x in x[0].batchNorm(weight: x[1], bias: x[2]).output },
+            C(
+                "batchNorm training [N, C]",
+                inputs: { g in
+                    [Inputs.normal([5, 3], &g), Inputs.uniform([3], 0.5, 1.5, &g), Inputs.normal([3], &g)]
+                }
+            ) { x in x[0].batchNorm(weight: x[1], bias: x[2]).output },
+            C(
+                "batchNorm training [N, C, H, W]",
+                inputs: { g in
+                    [Inputs.normal([2, 3, 3, 2], &g), Inputs.uniform([3], 0.5, 1.5, &g), Inputs.normal([3], &g)]
+                }
+            ) { x in x[0].batchNorm(weight: x[1], bias: x[2]).output },
+            C(
+                "batchNorm evaluation with given statistics", trainable: [true, true, true, false, false],
+                inputs: { g in
+                    [
+                        Inputs.normal([2, 3, 2, 2], &g), Inputs.uniform([3], 0.5, 1.5, &g), Inputs.normal([3], &g),
+                        Inputs.normal([3], &g), Inputs.uniform([3], 0.5, 2, &g),
+                    ]
+                }
+            ) { x in x[0].batchNorm(weight: x[1], bias: x[2], mean: x[3], variance: x[4]) },
+            C(
+                "batchNorm training, only the input trainable", trainable: [true, false, false],
+                inputs: { g in
+                    [Inputs.normal([3, 2, 2, 2], &g), Inputs.uniform([2], 0.5, 1.5, &g), Inputs.normal([2], &g)]
+                }
+            ) { x in x[0].batchNorm(weight: x[1], bias: x[2]).output },
         ],
         .maxPool2d: [
             unaryCase("maxPool2d 2×2", shape: [1, 2, 4, 4], input: { Inputs.distinct($0, &$1) }) { $0.maxPool2d(kernel: 2) },
@@ -480,16 +562,24 @@ final class GradientCheckTests: XCTestCase {
             },
         ],
         .sigmoidCrossEntropy: [
-            C("sigmoidCrossEntropy", inputs: { g in [Inputs.normal([3, 4], &g, std: 2), Inputs.uniform([3, 4], 0, 1, &g)] },
-              trainableFirstOnly: true) { x in
+            C(
+                "sigmoidCrossEntropy", inputs: { g in [Inputs.normal([3, 4], &g, std: 2), Inputs.uniform([3, 4], 0, 1, &g)] },
+                trainableFirstOnly: true
+            ) { x in
                 x[0].sigmoidCrossEntropy(targets: x[1])
             },
-            C("sigmoidCrossEntropy with sample weights", inputs: { g in [Inputs.normal([3, 4], &g, std: 2), Inputs.uniform([3, 4], 0, 1, &g)] },
-              trainableFirstOnly: true) { x in
+            C(
+                "sigmoidCrossEntropy with sample weights",
+                inputs: { g in [Inputs.normal([3, 4], &g, std: 2), Inputs.uniform([3, 4], 0, 1, &g)] },
+                trainableFirstOnly: true
+            ) { x in
                 x[0].sigmoidCrossEntropy(targets: x[1], sampleWeights: Tensor([0.5, 2, 1]))
             },
-            C("Loss.sigmoidCrossEntropy with labels reshaped", inputs: { g in [Inputs.normal([2, 3], &g, std: 3), Inputs.uniform([6], 0, 1, &g)] },
-              trainableFirstOnly: true) { x in
+            C(
+                "Loss.sigmoidCrossEntropy with labels reshaped",
+                inputs: { g in [Inputs.normal([2, 3], &g, std: 3), Inputs.uniform([6], 0, 1, &g)] },
+                trainableFirstOnly: true
+            ) { x in
                 Loss.sigmoidCrossEntropy(x[0], x[1])
             },
         ],
@@ -500,23 +590,30 @@ final class GradientCheckTests: XCTestCase {
         C("Loss.meanSquaredError", inputs: { g in [Inputs.normal([4, 3], &g), Inputs.normal([4, 3], &g)] }) { x in
             Loss.meanSquaredError(x[0], x[1])
         },
-        C("Loss.meanSquaredError, labels [N] for predictions [N,1]", inputs: { g in [Inputs.normal([5, 1], &g), Inputs.normal([5], &g)] }) { x in
+        C("Loss.meanSquaredError, labels [N] for predictions [N,1]", inputs: { g in [Inputs.normal([5, 1], &g), Inputs.normal([5], &g)] }) {
+            x in
             Loss.meanSquaredError(x[0], x[1])
         },
         C("Loss.meanSquaredError with sample weights", inputs: { g in [Inputs.normal([4, 3], &g), Inputs.normal([4, 3], &g)] }) { x in
             Loss.meanSquaredError(x[0], x[1], sampleWeights: Tensor([1, 0.5, 2, 0]))
         },
         // MAE: predictions = labels + a difference at least 0.2 away from 0 (abs's kink).
-        C("Loss.meanAbsoluteError", inputs: { g in
-            let labels = Inputs.normal([4, 3], &g)
-            return [labels + Inputs.awayFromZero([4, 3], &g), labels]
-        }) { x in
+        C(
+            "Loss.meanAbsoluteError",
+            inputs: { g in
+                let labels = Inputs.normal([4, 3], &g)
+                return [labels + Inputs.awayFromZero([4, 3], &g), labels]
+            }
+        ) { x in
             Loss.meanAbsoluteError(x[0], x[1])
         },
-        C("Loss.meanAbsoluteError with sample weights", inputs: { g in
-            let labels = Inputs.normal([4, 3], &g)
-            return [labels + Inputs.awayFromZero([4, 3], &g), labels]
-        }) { x in
+        C(
+            "Loss.meanAbsoluteError with sample weights",
+            inputs: { g in
+                let labels = Inputs.normal([4, 3], &g)
+                return [labels + Inputs.awayFromZero([4, 3], &g), labels]
+            }
+        ) { x in
             Loss.meanAbsoluteError(x[0], x[1], sampleWeights: Tensor([2, 1, 0.5, 0.25]))
         },
     ]
@@ -540,11 +637,13 @@ final class GradientCheckTests: XCTestCase {
             }
             if !recorded.contains(op) { notExercised.append(op) }
         }
-        XCTAssertTrue(missing.isEmpty,
-                      "OpKind cases without a gradient check: \(missing.map(\.rawValue).joined(separator: ", ")). "
-                      + "Add a GradientCase for each to GradientCheckTests.cases.")
-        XCTAssertTrue(notExercised.isEmpty,
-                      "gradient checks that never record their op on the tape: \(notExercised.map(\.rawValue).joined(separator: ", "))")
+        XCTAssertTrue(
+            missing.isEmpty,
+            "OpKind cases without a gradient check: \(missing.map(\.rawValue).joined(separator: ", ")). "
+                + "Add a GradientCase for each to GradientCheckTests.cases.")
+        XCTAssertTrue(
+            notExercised.isEmpty,
+            "gradient checks that never record their op on the tape: \(notExercised.map(\.rawValue).joined(separator: ", "))")
         for failure in failures { XCTFail(failure) }
         XCTAssertGreaterThan(checked, OpKind.allCases.count)
     }
@@ -577,8 +676,10 @@ final class GradientCheckTests: XCTestCase {
 
 extension GradientCase {
     /// A case whose first input is trainable and the others are constants (targets).
-    init(_ name: String, inputs: @escaping (inout RandomGenerator) -> [Tensor], trainableFirstOnly: Bool,
-         _ function: @escaping ([Tensor]) -> Tensor) {
+    init(
+        _ name: String, inputs: @escaping (inout RandomGenerator) -> [Tensor], trainableFirstOnly: Bool,
+        _ function: @escaping ([Tensor]) -> Tensor
+    ) {
         var generator = RandomGenerator(seed: 0)
         let count = inputs(&generator).count
         self.init(name, trainable: [true] + [Bool](repeating: !trainableFirstOnly, count: count - 1), inputs: inputs, function)

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import Learner
 
 final class LayerTests: XCTestCase {
@@ -84,12 +85,15 @@ final class LayerTests: XCTestCase {
     }
 
     func testSeedsMakeInitialisationReproducible() {
-        XCTAssertEqual(Dense(inputSize: 8, outputSize: 4, seed: 5).weight.value.scalars,
-                       Dense(inputSize: 8, outputSize: 4, seed: 5).weight.value.scalars)
-        XCTAssertNotEqual(Dense(inputSize: 8, outputSize: 4, seed: 5).weight.value.scalars,
-                          Dense(inputSize: 8, outputSize: 4, seed: 6).weight.value.scalars)
-        XCTAssertNotEqual(Dense(inputSize: 8, outputSize: 4).weight.value.scalars,
-                          Dense(inputSize: 8, outputSize: 4).weight.value.scalars, "unseeded layers draw distinct seeds")
+        XCTAssertEqual(
+            Dense(inputSize: 8, outputSize: 4, seed: 5).weight.value.scalars,
+            Dense(inputSize: 8, outputSize: 4, seed: 5).weight.value.scalars)
+        XCTAssertNotEqual(
+            Dense(inputSize: 8, outputSize: 4, seed: 5).weight.value.scalars,
+            Dense(inputSize: 8, outputSize: 4, seed: 6).weight.value.scalars)
+        XCTAssertNotEqual(
+            Dense(inputSize: 8, outputSize: 4).weight.value.scalars,
+            Dense(inputSize: 8, outputSize: 4).weight.value.scalars, "unseeded layers draw distinct seeds")
     }
 
     // MARK: Dropout
@@ -125,8 +129,9 @@ final class LayerTests: XCTestCase {
                 }
             }
             // The expectation is preserved.
-            XCTAssertEqual(y.reduce(0.0) { $0 + Double($1) } / Double(n), x.scalars.reduce(0.0) { $0 + Double($1) } / Double(n),
-                           accuracy: 0.03, "mean at rate \(rate)")
+            XCTAssertEqual(
+                y.reduce(0.0) { $0 + Double($1) } / Double(n), x.scalars.reduce(0.0) { $0 + Double($1) } / Double(n),
+                accuracy: 0.03, "mean at rate \(rate)")
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import Learner
 
 /// The optimizers against trajectories of PyTorch's torch.optim, recorded by
@@ -55,22 +56,27 @@ final class OptimizerTests: XCTestCase {
         let lr = Float(h.lr)
         switch c.optimizer {
         case "SGD":
-            return SGD(learningRate: lr, momentum: Float(h.momentum ?? 0), dampening: Float(h.dampening ?? 0),
-                       weightDecay: Float(h.weightDecay ?? 0), nesterov: h.nesterov ?? false)
+            return SGD(
+                learningRate: lr, momentum: Float(h.momentum ?? 0), dampening: Float(h.dampening ?? 0),
+                weightDecay: Float(h.weightDecay ?? 0), nesterov: h.nesterov ?? false)
         case "Adam":
-            return Adam(learningRate: lr, beta1: Float(h.betas?[0] ?? 0.9), beta2: Float(h.betas?[1] ?? 0.999),
-                        epsilon: Float(h.eps ?? 1e-8), weightDecay: Float(h.weightDecay ?? 0))
+            return Adam(
+                learningRate: lr, beta1: Float(h.betas?[0] ?? 0.9), beta2: Float(h.betas?[1] ?? 0.999),
+                epsilon: Float(h.eps ?? 1e-8), weightDecay: Float(h.weightDecay ?? 0))
         case "AdamW":
             // Leave the decay at AdamW's own default when the fixture does (PyTorch's is 0.01).
             if let wd = h.weightDecay {
-                return AdamW(learningRate: lr, beta1: Float(h.betas?[0] ?? 0.9), beta2: Float(h.betas?[1] ?? 0.999),
-                             epsilon: Float(h.eps ?? 1e-8), weightDecay: Float(wd))
+                return AdamW(
+                    learningRate: lr, beta1: Float(h.betas?[0] ?? 0.9), beta2: Float(h.betas?[1] ?? 0.999),
+                    epsilon: Float(h.eps ?? 1e-8), weightDecay: Float(wd))
             }
-            return AdamW(learningRate: lr, beta1: Float(h.betas?[0] ?? 0.9), beta2: Float(h.betas?[1] ?? 0.999),
-                         epsilon: Float(h.eps ?? 1e-8))
+            return AdamW(
+                learningRate: lr, beta1: Float(h.betas?[0] ?? 0.9), beta2: Float(h.betas?[1] ?? 0.999),
+                epsilon: Float(h.eps ?? 1e-8))
         case "RMSprop":
-            return RMSProp(learningRate: lr, alpha: Float(h.alpha ?? 0.99), epsilon: Float(h.eps ?? 1e-8),
-                           weightDecay: Float(h.weightDecay ?? 0), momentum: Float(h.momentum ?? 0), centered: h.centered ?? false)
+            return RMSProp(
+                learningRate: lr, alpha: Float(h.alpha ?? 0.99), epsilon: Float(h.eps ?? 1e-8),
+                weightDecay: Float(h.weightDecay ?? 0), momentum: Float(h.momentum ?? 0), centered: h.centered ?? false)
         default:
             return nil
         }
@@ -95,8 +101,9 @@ final class OptimizerTests: XCTestCase {
                 }
                 optimizer.step(parameters)
                 for (i, (p, trajectory)) in zip(parameters, c.parameters).enumerated() {
-                    assertClose(p.value.scalars, trajectory.expected[step], rtol: 1e-5, atol: 1e-6,
-                                "\(c.name) (torch \(fixture.torchVersion)): parameter \(i) after step \(step + 1)")
+                    assertClose(
+                        p.value.scalars, trajectory.expected[step], rtol: 1e-5, atol: 1e-6,
+                        "\(c.name) (torch \(fixture.torchVersion)): parameter \(i) after step \(step + 1)")
                 }
             }
             XCTAssertEqual(optimizer.stepCount, fixture.steps)

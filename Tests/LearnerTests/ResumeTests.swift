@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import XCTest
+
 @testable import Learner
 
 /// A run stopped after any epoch and resumed from its weights directory ends bit for bit where
@@ -58,7 +59,9 @@ final class ResumeTests: XCTestCase {
     func testResumeWithAnotherBatchSizeIsRefused() throws {
         let train = try InMemoryDataset.load(directory: DataTestFiles.digits + "/train", keys: FeatureKeys())
         _ = try learner(initSeed: 1, weights: scratch + "/d").fit(training: train, epochs: 1, batchSize: 64)
-        XCTAssertThrowsError(try learner(initSeed: 1, weights: scratch + "/d").fit(training: train, startEpoch: 2, epochs: 2, batchSize: 32)) { error in
+        XCTAssertThrowsError(
+            try learner(initSeed: 1, weights: scratch + "/d").fit(training: train, startEpoch: 2, epochs: 2, batchSize: 32)
+        ) { error in
             XCTAssertTrue("\(error)".contains("batch size"), "\(error)")
         }
     }
@@ -66,8 +69,9 @@ final class ResumeTests: XCTestCase {
     func testMismatchedModelIsRefusedNamingParameterAndShapes() throws {
         let train = try InMemoryDataset.load(directory: DataTestFiles.digits + "/train", keys: FeatureKeys())
         _ = try learner(initSeed: 1, weights: scratch + "/e").fit(training: train, epochs: 1, batchSize: 64)
-        let other = SupervisedLearner(model: Sequential([Dense(inputSize: 64, outputSize: 16, activation: .relu), Dense(inputSize: 16, outputSize: 10)]),
-                                      loss: .softmaxCrossEntropy(), optimizer: Adam(), seed: 5)
+        let other = SupervisedLearner(
+            model: Sequential([Dense(inputSize: 64, outputSize: 16, activation: .relu), Dense(inputSize: 16, outputSize: 10)]),
+            loss: .softmaxCrossEntropy(), optimizer: Adam(), seed: 5)
         other.options.verbose = 0
         other.checkpoint = ModelCheckpoint(directory: WeightsDirectory(path: scratch + "/e"))
         XCTAssertThrowsError(try other.fit(training: train, startEpoch: 2, epochs: 2, batchSize: 64)) { error in

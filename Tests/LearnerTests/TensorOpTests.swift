@@ -1,10 +1,13 @@
 import Foundation
 import XCTest
+
 @testable import Learner
 
 /// Asserts that `actual` matches `expected` element-wise: |a − e| ≤ atol + rtol·|e|.
-func assertClose(_ actual: [Float], _ expected: [Double], rtol: Double = 1e-5, atol: Double = 1e-6,
-                 _ message: @autoclosure () -> String = "", file: StaticString = #filePath, line: UInt = #line) {
+func assertClose(
+    _ actual: [Float], _ expected: [Double], rtol: Double = 1e-5, atol: Double = 1e-6,
+    _ message: @autoclosure () -> String = "", file: StaticString = #filePath, line: UInt = #line
+) {
     guard actual.count == expected.count else {
         XCTFail("\(message()): \(actual.count) values, expected \(expected.count)", file: file, line: line)
         return
@@ -15,13 +18,16 @@ func assertClose(_ actual: [Float], _ expected: [Double], rtol: Double = 1e-5, a
         if !(error <= atol + rtol * Swift.abs(e)) { bad.append("[\(i)] \(a) vs \(e)") }
     }
     if !bad.isEmpty {
-        XCTFail("\(message()): \(bad.count) of \(actual.count) values differ: \(bad.prefix(5).joined(separator: ", "))",
-                file: file, line: line)
+        XCTFail(
+            "\(message()): \(bad.count) of \(actual.count) values differ: \(bad.prefix(5).joined(separator: ", "))",
+            file: file, line: line)
     }
 }
 
-func assertClose(_ actual: Tensor, shape: [Int], _ expected: [Double], rtol: Double = 1e-5, atol: Double = 1e-6,
-                 _ message: @autoclosure () -> String = "", file: StaticString = #filePath, line: UInt = #line) {
+func assertClose(
+    _ actual: Tensor, shape: [Int], _ expected: [Double], rtol: Double = 1e-5, atol: Double = 1e-6,
+    _ message: @autoclosure () -> String = "", file: StaticString = #filePath, line: UInt = #line
+) {
     XCTAssertEqual(actual.shape, shape, "\(message()): shape", file: file, line: line)
     assertClose(actual.scalars, expected, rtol: rtol, atol: atol, message(), file: file, line: line)
 }
@@ -190,11 +196,15 @@ final class TensorOpTests: XCTestCase {
         // F.softplus (beta 1, threshold 20) is log1p(exp(x)), and x above 20: Python's
         // math.log1p(math.exp(x)) gives these exactly; the gradient is sigmoid(x), 1 / (1 + math.exp(-x)).
         let x = Tensor([-30, -5, -1, 0, 1, 5, 19.5, 20.5, 30])
-        let values = [9.357622968839737e-14, 0.006715348489118068, 0.31326168751822286, 0.6931471805599453,
-                      1.3132616875182228, 5.006715348489118, 19.500000003398267, 20.5, 30]
+        let values = [
+            9.357622968839737e-14, 0.006715348489118068, 0.31326168751822286, 0.6931471805599453,
+            1.3132616875182228, 5.006715348489118, 19.500000003398267, 20.5, 30,
+        ]
         assertClose(x.softplus().scalars, values, rtol: 1e-6, atol: 0, "softplus")
-        let slopes = [9.357622968839299e-14, 0.0066928509242848554, 0.2689414213699951, 0.5, 0.7310585786300049,
-                      0.9933071490757153, 0.9999999966017321, 0.9999999987498471, 0.9999999999999065]
+        let slopes = [
+            9.357622968839299e-14, 0.0066928509242848554, 0.2689414213699951, 0.5, 0.7310585786300049,
+            0.9933071490757153, 0.9999999966017321, 0.9999999987498471, 0.9999999999999065,
+        ]
         let (_, grads) = valueAndGradient(at: [x]) { $0[0].softplus().sum() }
         assertClose(grads[0].scalars, slopes, rtol: 1e-6, atol: 0, "softplus gradient")
         // No overflow where exp(x) would: the threshold returns x.
@@ -412,12 +422,14 @@ final class TensorOpTests: XCTestCase {
 
     func testLinearIsXWTransposePlusBias() {
         let x = normal([4, 3]), w = normal([5, 3]), b = normal([5])
-        let product = Reference.matmul(x.scalars.map(Double.init),
-                                       Reference.transpose(w.scalars.map(Double.init), rows: 5, columns: 3), m: 4, k: 3, n: 5)
+        let product = Reference.matmul(
+            x.scalars.map(Double.init),
+            Reference.transpose(w.scalars.map(Double.init), rows: 5, columns: 3), m: 4, k: 3, n: 5)
         let bias = b.scalars.map(Double.init)
         assertClose(x.linear(weight: w, bias: nil), shape: [4, 5], product, rtol: 1e-5, atol: 1e-5, "no bias")
-        assertClose(x.linear(weight: w, bias: b), shape: [4, 5], product.enumerated().map { $0.element + bias[$0.offset % 5] },
-                    rtol: 1e-5, atol: 1e-5, "with bias")
+        assertClose(
+            x.linear(weight: w, bias: b), shape: [4, 5], product.enumerated().map { $0.element + bias[$0.offset % 5] },
+            rtol: 1e-5, atol: 1e-5, "with bias")
         // The bias was copied into the output, not modified.
         XCTAssertEqual(b.scalars.map(Double.init), bias)
     }
@@ -447,11 +459,13 @@ final class TensorOpTests: XCTestCase {
         let plain = logits.softmaxCrossEntropy(labels: labelTensor)
         XCTAssertEqual(plain.shape, [])
         XCTAssertEqual(Double(plain.scalar), reference(smoothing: 0, weights: nil), accuracy: 1e-5)
-        let smoothed = logits.softmaxCrossEntropy(labels: labelTensor, labelSmoothing: Float(eps),
-                                                  sampleWeights: Tensor(weights.map(Float.init)))
+        let smoothed = logits.softmaxCrossEntropy(
+            labels: labelTensor, labelSmoothing: Float(eps),
+            sampleWeights: Tensor(weights.map(Float.init)))
         XCTAssertEqual(Double(smoothed.scalar), reference(smoothing: eps, weights: weights), accuracy: 1e-5)
-        XCTAssertEqual(Double(Loss.softmaxCrossEntropy(labelSmoothing: Float(eps))(logits, labelTensor).scalar),
-                       reference(smoothing: eps, weights: nil), accuracy: 1e-5)
+        XCTAssertEqual(
+            Double(Loss.softmaxCrossEntropy(labelSmoothing: Float(eps))(logits, labelTensor).scalar),
+            reference(smoothing: eps, weights: nil), accuracy: 1e-5)
         XCTAssertTrue(Loss.softmaxCrossEntropy().isClassification)
         XCTAssertFalse(Loss.meanSquaredError.isClassification)
         // Large logits stay finite: a confident right answer costs ≈ 0, a confident wrong one ≈ 1000.
@@ -467,7 +481,8 @@ final class TensorOpTests: XCTestCase {
         XCTAssertEqual(losses[5], 100, accuracy: 1e-9)
         XCTAssertEqual(Double(logits.sigmoidCrossEntropy(targets: targets).scalar), losses.reduce(0, +) / 6, accuracy: 1e-5)
         let weighted = zip(losses, [2.0, 2, 2, 0.5, 0.5, 0.5]).map { $0 * $1 }.reduce(0, +) / 6
-        XCTAssertEqual(Double(logits.sigmoidCrossEntropy(targets: targets, sampleWeights: Tensor([2, 0.5])).scalar), weighted, accuracy: 1e-5)
+        XCTAssertEqual(
+            Double(logits.sigmoidCrossEntropy(targets: targets, sampleWeights: Tensor([2, 0.5])).scalar), weighted, accuracy: 1e-5)
         XCTAssertEqual(Double(Loss.sigmoidCrossEntropy(logits, targets.reshaped(to: [6])).scalar), losses.reduce(0, +) / 6, accuracy: 1e-5)
     }
 
@@ -524,7 +539,9 @@ final class TensorOpTests: XCTestCase {
         compareThreading("scalar") { (a * 3 + 1).scalars }
         compareThreading("maximum") { a.maximum(b).scalars }
         compareThreading("greater") { a.greater(row).scalars }
-        compareThreading("unary") { [a.exp(), positive.log(), positive.sqrt(), a.relu(), a.sigmoid(), a.tanh(), a.gelu(), a.abs(), -a].map(\.scalars) }
+        compareThreading("unary") {
+            [a.exp(), positive.log(), positive.sqrt(), a.relu(), a.sigmoid(), a.tanh(), a.gelu(), a.abs(), -a].map(\.scalars)
+        }
         compareThreading("pow") { [a.pow(2), positive.pow(1.5)].map(\.scalars) }
         compareThreading("affine") { a.affine(scale: 2, shift: -1).scalars }
         compareThreading("softmax") { a.reshaped(to: [2000, 70]).softmax().scalars }

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import Learner
 
 /// Test-time augmentation by flips: predictions averaged over each image and its mirror image.
@@ -13,8 +14,10 @@ final class TestTimeAugmentationTests: XCTestCase {
     func testFlipAveragedPredictionsAreMirrorInvariantAndAverageTheProbabilities() {
         var g = RandomGenerator(seed: 5)
         let x = Tensor.randomNormal([4, 2, 6, 6], generator: &g)
-        let model = Sequential([Conv2D(inputChannels: 2, outputChannels: 3, kernelSize: 3, padding: .same, seed: 2), Flatten(),
-                                Dense(inputSize: 3 * 36, outputSize: 5, seed: 3)])
+        let model = Sequential([
+            Conv2D(inputChannels: 2, outputChannels: 3, kernelSize: 3, padding: .same, seed: 2), Flatten(),
+            Dense(inputSize: 3 * 36, outputSize: 5, seed: 3),
+        ])
         let learner = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: SGD(learningRate: 0.1))
         let plain = learner.predict(x), mirrored = learner.predict(x.flippedHorizontally())
         XCTAssertNotEqual(plain.scalars, mirrored.scalars, "the model itself is not mirror-symmetric")

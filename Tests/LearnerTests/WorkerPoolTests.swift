@@ -1,7 +1,8 @@
 import CLearner
 import Foundation
-@testable import Learner
 import XCTest
+
+@testable import Learner
 
 /// The engine's worker pool (pool.c) and the sgemm sliced across it (CPUGemm).
 final class WorkerPoolTests: XCTestCase {
@@ -69,9 +70,11 @@ final class WorkerPoolTests: XCTestCase {
         // not wait for the pool it is part of.
         var inner: Int32 = -1
         let outer = withUnsafeMutablePointer(to: &inner) { inner in
-            tl_pool_run(2, 2, { context, t in
-                if t == 0 { context!.assumingMemoryBound(to: Int32.self).pointee = tl_pool_run(2, 2, { _, _ in }, nil) }
-            }, inner)
+            tl_pool_run(
+                2, 2,
+                { context, t in
+                    if t == 0 { context!.assumingMemoryBound(to: Int32.self).pointee = tl_pool_run(2, 2, { _, _ in }, nil) }
+                }, inner)
         }
         XCTAssertEqual(outer, 1, "the outer job ran on the pool")
         XCTAssertEqual(inner, 0, "the nested job ran on its caller's thread")
@@ -90,8 +93,9 @@ final class WorkerPoolTests: XCTestCase {
                     let b = (0..<((transB ? n : k) * ldb)).map { _ in g.nextUniform() - 0.5 }
                     let c0 = (0..<(m * ldc)).map { _ in g.nextUniform() - 0.5 }
                     var whole = c0, sliced = c0
-                    tl_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), beta,
-                             &whole, Int32(ldc))
+                    tl_sgemm(
+                        transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), beta,
+                        &whole, Int32(ldc))
                     CPUParallel.threadCount = 3
                     XCTAssertGreaterThanOrEqual(m * n * k, CPUGemm.parallelThreshold)
                     CPUGemm.sgemm(transA, transB, m: m, n: n, k: k, a, lda: lda, b, ldb: ldb, beta: beta, &sliced, ldc: ldc)

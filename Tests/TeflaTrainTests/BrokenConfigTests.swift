@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import tefla_train
 
 /// Every file in Tests/Fixtures/broken-configs opens with `# expect: line L: <text>`: parsing
@@ -14,7 +15,8 @@ final class BrokenConfigTests: XCTestCase {
             let text = try String(contentsOf: dir.appendingPathComponent(file), encoding: .utf8)
             let first = String(text.prefix { $0 != "\n" })
             guard first.hasPrefix("# expect: line "), let colon = first.dropFirst(15).firstIndex(of: ":"),
-                  let line = Int(first[first.index(first.startIndex, offsetBy: 15)..<colon]) else {
+                let line = Int(first[first.index(first.startIndex, offsetBy: 15)..<colon])
+            else {
                 XCTFail("\(file): first line must be '# expect: line L: text'")
                 continue
             }

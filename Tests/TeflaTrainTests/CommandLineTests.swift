@@ -15,7 +15,8 @@ final class CommandLineTests: XCTestCase {
 
     func testBadConfigExitsWithCode2AndNamesTheLine() throws {
         let file = try Scratch.directory("tefla-bad", for: self).appendingPathComponent("bad.yml")
-        try "model:\n  layers:\n    - {type: dense, units: 10}\ndata:\n  train_dir: Data/digits/train\n  bach_size: 4\n".write(to: file, atomically: true, encoding: .utf8)
+        try "model:\n  layers:\n    - {type: dense, units: 10}\ndata:\n  train_dir: Data/digits/train\n  bach_size: 4\n".write(
+            to: file, atomically: true, encoding: .utf8)
         let result = try Trainer.run(["--config", file.path])
         XCTAssertEqual(result.status, 2)
         XCTAssertTrue(result.error.contains("line 6, column 3: data.bach_size"), result.error)
@@ -33,7 +34,8 @@ final class CommandLineTests: XCTestCase {
             XCTAssertTrue(result.error.contains("no CUDA support"), result.error)
         }
         let version = try Trainer.run(["--version"])
-        XCTAssertTrue(version.output.contains(CUDAContext.isBuiltIn ? "CUDA support: built in" : "CUDA support: not built in"), version.output)
+        XCTAssertTrue(
+            version.output.contains(CUDAContext.isBuiltIn ? "CUDA support: built in" : "CUDA support: not built in"), version.output)
     }
 
     func testVersionAndHelp() throws {

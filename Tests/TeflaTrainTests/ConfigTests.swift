@@ -1,7 +1,8 @@
 import Foundation
-import XCTest
-@testable import tefla_train
 import Learner
+import XCTest
+
+@testable import tefla_train
 
 final class ConfigTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -51,8 +51,10 @@ final class CrashResumeTests: XCTestCase {
 
         // Each epoch's save passes every point at least once (atomic writes: model, optimizer,
         // state, ema, latest), so passage counts reach into later epochs.
-        var cases = ["after-temp-write#1", "after-fsync#2", "after-rename#3", "checkpoint-folder-written#1", "before-latest#2",
-                     "after-rename#5", "after-fsync#9"]
+        var cases = [
+            "after-temp-write#1", "after-fsync#2", "after-rename#3", "checkpoint-folder-written#1", "before-latest#2",
+            "after-rename#5", "after-fsync#9",
+        ]
         var lcg: UInt64 = 12345
         let points = ["after-temp-write", "after-fsync", "after-rename", "checkpoint-folder-written", "before-latest"]
         for _ in 0..<20 {
@@ -101,8 +103,10 @@ final class CrashResumeTests: XCTestCase {
         // of epoch 3 cannot be written, as on a full disk.
         let limited = try Subprocess.run(
             URL(fileURLWithPath: "/bin/bash"),
-            ["-c", "ulimit -f 16; trap '' XFSZ; exec \"$0\" --config \"$1\" --verbose 0 --resume",
-             Trainer.executable.path, file],
+            [
+                "-c", "ulimit -f 16; trap '' XFSZ; exec \"$0\" --config \"$1\" --verbose 0 --resume",
+                Trainer.executable.path, file,
+            ],
             mergingErrors: true)
         let output = limited.output
         XCTAssertEqual(limited.status, 2, output)

@@ -1,8 +1,9 @@
 import Foundation
+import Learner
 import TestSupport
 import XCTest
+
 @testable import tefla_train
-import Learner
 
 /// The `data` keys of image training: PNG shards decoded and augmented by the pipeline, class
 /// weights and balancing, iterations per epoch, checkpoints within an epoch.
@@ -39,10 +40,14 @@ final class ImageDataConfigTests: XCTestCase {
         XCTAssertEqual(cfg.inputShape, [1, 28, 24])
         XCTAssertEqual(cfg.inputKey, "image/encoded")
         XCTAssertEqual(cfg.labelKey, "image/class/label")
-        let training = cfg.data.pipelineOptions(batchSize: 16, seed: 4, keys: FeatureKeys(input: cfg.inputKey, label: cfg.labelKey),
-                                                training: true)
-        XCTAssertEqual([training.height, training.width, training.channels, training.workers, training.maxQueueSize,
-                        training.shuffleBufferSize], [28, 24, 1, 3, 4, 64])
+        let training = cfg.data.pipelineOptions(
+            batchSize: 16, seed: 4, keys: FeatureKeys(input: cfg.inputKey, label: cfg.labelKey),
+            training: true)
+        XCTAssertEqual(
+            [
+                training.height, training.width, training.channels, training.workers, training.maxQueueSize,
+                training.shuffleBufferSize,
+            ], [28, 24, 1, 3, 4, 64])
         XCTAssertTrue(training.shuffle)
         let steps = try XCTUnwrap(training.transform as? Compose).transforms
         XCTAssertTrue(steps[0] is RandomCrop && steps[1] is RandomHorizontalFlip && steps[2] is ColorJitter && steps[3] is Normalize)
@@ -79,12 +84,17 @@ final class ImageDataConfigTests: XCTestCase {
 
     func testEvaluateWithTestTimeFlipsAveragesMirroredImages() throws {
         let weights = try Scratch.directory("tefla-cli-tta", for: self).path
-        let train = try Trainer.run(["--config", "Configs/digits-png-cnn.yml", "--epochs", "1", "--verbose", "0",
-                                              "--override", "checkpoint.weights_dir=\(weights)"])
+        let train = try Trainer.run([
+            "--config", "Configs/digits-png-cnn.yml", "--epochs", "1", "--verbose", "0",
+            "--override", "checkpoint.weights_dir=\(weights)",
+        ])
         XCTAssertEqual(train.status, 0, train.error)
         func evaluate(_ extra: [String]) throws -> String {
-            let run = try Trainer.run(["evaluate", "--config", "Configs/digits-png-cnn.yml",
-                                                "--override", "checkpoint.weights_dir=\(weights)"] + extra)
+            let run = try Trainer.run(
+                [
+                    "evaluate", "--config", "Configs/digits-png-cnn.yml",
+                    "--override", "checkpoint.weights_dir=\(weights)",
+                ] + extra)
             XCTAssertEqual(run.status, 0, run.error)
             return try XCTUnwrap(run.output.components(separatedBy: "loss: ").last?.prefix(6).description)
         }

@@ -1,7 +1,8 @@
 import Foundation
-import XCTest
-@testable import tefla_train
 import Learner
+import XCTest
+
+@testable import tefla_train
 
 /// The LR finder's suggestion is worth following: on Configs/digits-lr-finder.yml, one-cycle
 /// training with `max_lr` = the suggested upper rate does at least as well as the config's own
@@ -59,8 +60,10 @@ final class LRSuggestionTests: XCTestCase {
         }
         // Mean accuracies in whole samples: tuned/6 ≥ base/6 − 1 sample.
         XCTAssertGreaterThanOrEqual(tunedCorrect, baseCorrect - seeds.count, report.joined(separator: "\n"))
-        print("digits, one-cycle at the suggested max_lr vs the config's constant lr:\n" + report.joined(separator: "\n")
-              + String(format: "\nmean val_accuracy %.4f vs %.4f", Double(tunedCorrect) / Double(seeds.count * val.count),
-                       Double(baseCorrect) / Double(seeds.count * val.count)))
+        print(
+            "digits, one-cycle at the suggested max_lr vs the config's constant lr:\n" + report.joined(separator: "\n")
+                + String(
+                    format: "\nmean val_accuracy %.4f vs %.4f", Double(tunedCorrect) / Double(seeds.count * val.count),
+                    Double(baseCorrect) / Double(seeds.count * val.count)))
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
+import Learner
 import TestSupport
 import XCTest
-import Learner
 
 /// `mpirun -np N tefla-train --config ...`: each process a data-parallel rank. The run ends
 /// where the single-process run ends (weights within float rounding of the summed gradients),
@@ -40,14 +40,19 @@ final class MPITrainTests: XCTestCase {
 
     func testASilentRankIsNamedByTheOthersAndTheRunResumes() throws {
         let pidFile = scratch + "/stalled.pid"
-        let common = ["--config", "Configs/digits-mlp.yml", "--verbose", "2", "--epochs", "3",
-                      "--override", "checkpoint.weights_dir=\(scratch)/w"]
+        let common = [
+            "--config", "Configs/digits-mlp.yml", "--verbose", "2", "--epochs", "3",
+            "--override", "checkpoint.weights_dir=\(scratch)/w",
+        ]
         // 45 steps an epoch: rank 1 stops (SIGSTOP) after step 50, in epoch 2.
         let started = Date()
-        let hung = try mpirun(ranks: 2, common + ["--collective-timeout", "3"],
-                              environment: ["TEFLA_STALL_AT": "1:50", "TEFLA_STALL_PID_FILE": pidFile])
+        let hung = try mpirun(
+            ranks: 2, common + ["--collective-timeout", "3"],
+            environment: ["TEFLA_STALL_AT": "1:50", "TEFLA_STALL_PID_FILE": pidFile])
         let seconds = Date().timeIntervalSince(started)
-        if let pid = (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap({ Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) {
+        if let pid = (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap({
+            Int32($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }) {
             kill(pid, SIGKILL)  // the stopped rank must not outlive the test
         } else {
             XCTFail("rank 1 never reached its stall point:\n\(hung.output)")
@@ -64,9 +69,12 @@ final class MPITrainTests: XCTestCase {
     }
 
     /// Runs the built `tefla-train` as `ranks` MPI ranks; gives up after two minutes.
-    private func mpirun(ranks: Int, _ arguments: [String], environment extra: [String: String] = [:]) throws -> (status: Int32, output: String) {
-        let run = try MPIRun.run(try MPIRun.requireLauncher(), executable: Trainer.executable.path, ranks: ranks, arguments: arguments,
-                                 environment: extra, directory: ConfigTests.root)
+    private func mpirun(ranks: Int, _ arguments: [String], environment extra: [String: String] = [:]) throws -> (
+        status: Int32, output: String
+    ) {
+        let run = try MPIRun.run(
+            try MPIRun.requireLauncher(), executable: Trainer.executable.path, ranks: ranks, arguments: arguments,
+            environment: extra, directory: ConfigTests.root)
         if run.timedOut { XCTFail("mpirun \(arguments.joined(separator: " ")) did not end within 120 s") }
         return (run.status, run.output)
     }

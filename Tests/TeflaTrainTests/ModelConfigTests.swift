@@ -1,7 +1,8 @@
 import Foundation
-import XCTest
-@testable import tefla_train
 import Learner
+import XCTest
+
+@testable import tefla_train
 
 /// Convolutional models and zoo names in the config.
 final class ModelConfigTests: XCTestCase {
@@ -22,7 +23,8 @@ final class ModelConfigTests: XCTestCase {
         let model = cfg.makeModel(inputSize: 64)
         model.eval()
         XCTAssertEqual(withoutGradients { model(Tensor.zeros([2, 64])) }.shape, [2, 10])
-        let mlp = try TrainConfig.parse(yaml: "model: {name: mlp, classes: 10, hidden: [32, 16]}\ndata: {train_dir: Data/digits/train}\n", file: "mlp.yml")
+        let mlp = try TrainConfig.parse(
+            yaml: "model: {name: mlp, classes: 10, hidden: [32, 16]}\ndata: {train_dir: Data/digits/train}\n", file: "mlp.yml")
         XCTAssertEqual(mlp.makeModel(inputSize: 64).parameterCount, 64 * 32 + 32 + 32 * 16 + 16 + 16 * 10 + 10)
     }
 
@@ -39,7 +41,9 @@ final class ModelConfigTests: XCTestCase {
             let text = "\(error)"
             XCTAssertTrue(text.contains("line 4, column 7: model.layers[1]: conv2d needs image-shaped samples: set data.input_shape"), text)
         }
-        XCTAssertThrowsError(try TrainConfig.parse(yaml: "model: {name: resnet99, classes: 3}\ndata: {train_dir: Data/digits/train}\n", file: "z.yml")) { error in
+        XCTAssertThrowsError(
+            try TrainConfig.parse(yaml: "model: {name: resnet99, classes: 3}\ndata: {train_dir: Data/digits/train}\n", file: "z.yml")
+        ) { error in
             XCTAssertTrue("\(error)".contains("'resnet99' is not one of mlp, small_cnn, resnet18"), "\(error)")
         }
     }

@@ -8,8 +8,10 @@ import XCTest
 final class ProgressTerminalTests: XCTestCase {
     /// The digits CNN at batch 4: 360 steps an epoch, ≈ 1 s each on two cores, so the bar has
     /// time to move and far more batches than redraws, if it is throttled.
-    static let arguments = ["--config", "Configs/digits-cnn.yml", "--epochs", "2", "--verbose", "1",
-                            "--override", "data.batch_size=4"]
+    static let arguments = [
+        "--config", "Configs/digits-cnn.yml", "--epochs", "2", "--verbose", "1",
+        "--override", "data.batch_size=4",
+    ]
     static let epochs = 2
     static let batches = 360
 
@@ -23,8 +25,9 @@ final class ProgressTerminalTests: XCTestCase {
         func quoted(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
         let command = ([Trainer.executable.path] + arguments).map(quoted).joined(separator: " ")
         // Input held open: `script` forwards its input, and EOF would end the session.
-        let run = try Subprocess.run(URL(fileURLWithPath: script), ["-qfec", command, "/dev/null"],
-                                     directory: ConfigTests.root, mergingErrors: true, holdingInputOpen: true)
+        let run = try Subprocess.run(
+            URL(fileURLWithPath: script), ["-qfec", command, "/dev/null"],
+            directory: ConfigTests.root, mergingErrors: true, holdingInputOpen: true)
         return (run.status, run.output, run.seconds)
     }
 
@@ -38,8 +41,10 @@ final class ProgressTerminalTests: XCTestCase {
         XCTAssertLessThanOrEqual(
             Double(redraws), 10 * run.seconds + Double(Self.epochs) + 5,
             "\(redraws) redraws in \(run.seconds) s: the bar is drawn at most ≈ 10 times a second")
-        print(String(format: "terminal run: %d redraws in %.2f s over %d epochs of %d batches", redraws, run.seconds, Self.epochs,
-                     Self.batches))
+        print(
+            String(
+                format: "terminal run: %d redraws in %.2f s over %d epochs of %d batches", redraws, run.seconds, Self.epochs,
+                Self.batches))
         let bars = text.components(separatedBy: "\r").filter { $0.hasPrefix("Epoch ") && $0.contains(" [") }
         XCTAssertTrue(bars.contains { $0.contains("ETA: ") && $0.contains("samples/s - loss: ") }, "\(bars.prefix(3))")
 

@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import XCTest
+
 @testable import tefla_train
 
 /// Every example config in Configs/ trains, for one epoch, through the built trainer: a config
@@ -27,7 +28,8 @@ final class ShippedConfigRunTests: XCTestCase {
     /// The training loss of the first epoch line (`Epoch 1/1 - 0.12s - loss: 0.4321 - ...`).
     static func firstEpochLoss(_ output: String) -> Float? {
         guard let line = output.split(separator: "\n").first(where: { $0.hasPrefix("Epoch 1/1 - ") }),
-              let range = line.range(of: " - loss: ") else { return nil }
+            let range = line.range(of: " - loss: ")
+        else { return nil }
         return Float(line[range.upperBound...].prefix { $0 != " " })
     }
 
@@ -39,8 +41,9 @@ final class ShippedConfigRunTests: XCTestCase {
             let text = try String(contentsOf: ConfigTests.root.appendingPathComponent(path), encoding: .utf8)
             let config = try TrainConfig.parse(yaml: text, file: path)
             for dir in [config.trainDir] + (config.valDir.map { [$0] } ?? []) {
-                let files = (try? FileManager.default.contentsOfDirectory(
-                    atPath: ConfigTests.root.appendingPathComponent(dir).path)) ?? []
+                let files =
+                    (try? FileManager.default.contentsOfDirectory(
+                        atPath: ConfigTests.root.appendingPathComponent(dir).path)) ?? []
                 XCTAssertFalse(files.isEmpty, "\(path): its data folder \(dir) is missing or empty")
             }
             let out = scratch + "/" + URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent

@@ -7,9 +7,12 @@ enum Trainer {
 
     /// Exit status, standard output and standard error of `tefla-train arguments`; with
     /// `mergingErrors` both streams come back interleaved in `output`.
-    static func run(_ arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment,
-                    mergingErrors: Bool = false) throws -> ProcessResult {
-        try Subprocess.run(executable, arguments, environment: environment, directory: ConfigTests.root,
-                           mergingErrors: mergingErrors)
+    static func run(
+        _ arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment,
+        mergingErrors: Bool = false
+    ) throws -> ProcessResult {
+        try Subprocess.run(
+            executable, arguments, environment: environment, directory: ConfigTests.root,
+            mergingErrors: mergingErrors)
     }
 }

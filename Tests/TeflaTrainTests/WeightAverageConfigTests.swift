@@ -20,8 +20,9 @@ final class WeightAverageConfigTests: XCTestCase {
         let raw = try accuracy([])
         XCTAssertGreaterThanOrEqual(raw, 0.97, train.output)
         XCTAssertGreaterThanOrEqual(averaged, raw - 0.01, "the average within 1% of the raw weights:\n\(train.output)")
-        let fourth = try XCTUnwrap(train.output.components(separatedBy: "Epoch 4/12").last?
-            .components(separatedBy: "val_accuracy: ").dropFirst().first.flatMap { Float($0.prefix(6)) })
+        let fourth = try XCTUnwrap(
+            train.output.components(separatedBy: "Epoch 4/12").last?
+                .components(separatedBy: "val_accuracy: ").dropFirst().first.flatMap { Float($0.prefix(6)) })
         XCTAssertGreaterThanOrEqual(fourth, 0.5, "warmed up, the average follows the weights early in the run:\n\(train.output)")
     }
 }

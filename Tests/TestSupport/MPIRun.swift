@@ -22,16 +22,19 @@ public enum MPIRun {
     /// Runs `executable arguments` as `ranks` MPI ranks, with this process's environment plus
     /// `extra`, in `directory`; terminates the run after `limit` seconds. Every rank's standard
     /// output and error come back interleaved in `output`.
-    public static func run(_ launcher: String, executable: String, ranks: Int, arguments: [String],
-                           environment extra: [String: String] = [:], directory: URL? = nil,
-                           limit: TimeInterval = 120) throws -> ProcessResult {
+    public static func run(
+        _ launcher: String, executable: String, ranks: Int, arguments: [String],
+        environment extra: [String: String] = [:], directory: URL? = nil,
+        limit: TimeInterval = 120
+    ) throws -> ProcessResult {
         // As root, Open MPI refuses to start without --allow-run-as-root; in containers its
         // shared-memory transport cannot use cross-memory attach.
         let launch = (getuid() == 0 ? ["--allow-run-as-root"] : []) + ["--oversubscribe", "-np", "\(ranks)", executable]
         var environment = ProcessInfo.processInfo.environment
         environment["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
         environment.merge(extra) { _, new in new }
-        return try Subprocess.run(URL(fileURLWithPath: launcher), launch + arguments, environment: environment,
-                                  directory: directory, mergingErrors: true, timeout: limit)
+        return try Subprocess.run(
+            URL(fileURLWithPath: launcher), launch + arguments, environment: environment,
+            directory: directory, mergingErrors: true, timeout: limit)
     }
 }

@@ -28,10 +28,12 @@ public enum Subprocess {
     /// seconds. Output goes to files, not pipes, so neither a full pipe nor a grandchild that
     /// outlives the child can block the wait. `holdingInputOpen` gives the child a standard input
     /// that stays open until it ends (tools such as `script` stop at end of input).
-    public static func run(_ executable: URL, _ arguments: [String] = [],
-                           environment: [String: String] = ProcessInfo.processInfo.environment,
-                           directory: URL? = nil, mergingErrors: Bool = false, holdingInputOpen: Bool = false,
-                           timeout: TimeInterval? = nil) throws -> ProcessResult {
+    public static func run(
+        _ executable: URL, _ arguments: [String] = [],
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        directory: URL? = nil, mergingErrors: Bool = false, holdingInputOpen: Bool = false,
+        timeout: TimeInterval? = nil
+    ) throws -> ProcessResult {
         try Scratch.withDirectory("tefla-process") { dir in
             let outFile = dir.appendingPathComponent("stdout"), errFile = dir.appendingPathComponent("stderr")
             _ = FileManager.default.createFile(atPath: outFile.path, contents: nil)

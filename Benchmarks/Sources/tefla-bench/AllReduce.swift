@@ -76,14 +76,18 @@ func runParallelCommand(_ command: String) -> Never {
 // MARK: - dp-check
 
 private func checkModel(seed: UInt64) -> Sequential {
-    Sequential([Dense(inputSize: 12, outputSize: 32, activation: .relu, seed: seed), Dropout(rate: 0.3),
-                Dense(inputSize: 32, outputSize: 4, seed: seed + 1)])
+    Sequential([
+        Dense(inputSize: 12, outputSize: 32, activation: .relu, seed: seed), Dropout(rate: 0.3),
+        Dense(inputSize: 32, outputSize: 4, seed: seed + 1),
+    ])
 }
 
 /// One training step on rows `rows` of the global batch, the learner's sequence; returns the
 /// global batch's loss (the sum over ranks of the share-weighted slice losses).
-private func checkStep(_ model: Module, _ optimizer: Optimizer, _ x: Tensor, _ y: Tensor, step: Int, rows: Range<Int>,
-                       sync: DataParallel?, overlap: Bool) throws -> Float {
+private func checkStep(
+    _ model: Module, _ optimizer: Optimizer, _ x: Tensor, _ y: Tensor, step: Int, rows: Range<Int>,
+    sync: DataParallel?, overlap: Bool
+) throws -> Float {
     model.train()
     model.setRandomKey(seed: 42, step: UInt64(step + 1), sampleOffset: rows.lowerBound)
     let params = model.parameters
@@ -102,8 +106,10 @@ private func checkStep(_ model: Module, _ optimizer: Optimizer, _ x: Tensor, _ y
 private func dataParallelCheck(_ comm: MPICommunicator, _ o: ParallelOptions) throws -> Int32 {
     var generator = RandomGenerator(seed: 99)
     let data = (0..<o.steps).map { _ in
-        (Tensor.randomNormal([o.batch, 12], generator: &generator),
-         Tensor((0..<o.batch).map { _ in Float(Int.random(in: 0..<4, using: &generator)) }))
+        (
+            Tensor.randomNormal([o.batch, 12], generator: &generator),
+            Tensor((0..<o.batch).map { _ in Float(Int.random(in: 0..<4, using: &generator)) })
+        )
     }
     // Every rank also trains the single replica with whole batches, the reference.
     let reference = checkModel(seed: 11)
@@ -138,8 +144,9 @@ private func dataParallelCheck(_ comm: MPICommunicator, _ o: ParallelOptions) th
     let worst = all.max() ?? 0
     if comm.rank == 0 {
         let perRank = (0..<comm.size).map { String(format: "rank %d: %.2e, %.2e", $0, all[2 * $0], all[2 * $0 + 1]) }
-        print("dp-check: \(comm.size) ranks through \(MPICommunicator.library), \(o.steps) steps of batch \(o.batch)"
-              + (o.overlap ? " (overlapped buckets)" : "") + ", against one replica with the whole batch")
+        print(
+            "dp-check: \(comm.size) ranks through \(MPICommunicator.library), \(o.steps) steps of batch \(o.batch)"
+                + (o.overlap ? " (overlapped buckets)" : "") + ", against one replica with the whole batch")
         print("dp-check: max |weight difference|, max |loss difference|: " + perRank.joined(separator: "; "))
         print("dp-check: " + (worst <= 1e-5 ? "equal" : "DIFFERENT") + String(format: " (largest difference %.2e, limit 1e-5)", worst))
     }
@@ -172,9 +179,11 @@ private func allReduceBenchmark(_ comm: MPICommunicator, _ o: ParallelOptions) t
         if comm.rank == 0 {
             let busbw = Double(size) / ours * factor / 1e9, bareBusbw = Double(size) / bare * factor / 1e9
             let label = sizeLabel(size)
-            print(String(repeating: " ", count: max(0, 10 - label.count)) + label
-                  + String(format: " %12.1f %13.3f %13.3f %16.3f %10.2f", ours * 1e6, Double(size) / ours / 1e9, busbw, bareBusbw,
-                           busbw / bareBusbw))
+            print(
+                String(repeating: " ", count: max(0, 10 - label.count)) + label
+                    + String(
+                        format: " %12.1f %13.3f %13.3f %16.3f %10.2f", ours * 1e6, Double(size) / ours / 1e9, busbw, bareBusbw,
+                        busbw / bareBusbw))
         }
     }
     try stepTimes(comm, o)
@@ -218,16 +227,20 @@ private func stepTimes(_ comm: MPICommunicator, _ o: ParallelOptions) throws {
     var generator = RandomGenerator(seed: UInt64(7 + comm.rank))
     let x = Tensor.randomNormal([perRank, 784], generator: &generator)
     let y = Tensor((0..<perRank).map { _ in Float(Int.random(in: 0..<10, using: &generator)) })
-    let modes: [(String, Int?, Bool)] = [("no synchronisation", nil, false), ("after backward, 25 MB buckets", 25, false),
-                                         ("after backward, 1 MB buckets", 1, false), ("overlapped, 1 MB buckets", 1, true)]
+    let modes: [(String, Int?, Bool)] = [
+        ("no synchronisation", nil, false), ("after backward, 25 MB buckets", 25, false),
+        ("after backward, 1 MB buckets", 1, false), ("overlapped, 1 MB buckets", 1, true),
+    ]
     if comm.rank == 0 {
         print("\nstep time, MLP 784-512-512-10, batch \(perRank) per rank × \(comm.size) ranks, Adam (median of \(o.steps) steps)")
     }
     var baseline = 0.0
     for (name, bucketMB, overlap) in modes {
-        let model = Sequential([Dense(inputSize: 784, outputSize: 512, activation: .relu, seed: 1),
-                                Dense(inputSize: 512, outputSize: 512, activation: .relu, seed: 2),
-                                Dense(inputSize: 512, outputSize: 10, seed: 3)])
+        let model = Sequential([
+            Dense(inputSize: 784, outputSize: 512, activation: .relu, seed: 1),
+            Dense(inputSize: 512, outputSize: 512, activation: .relu, seed: 2),
+            Dense(inputSize: 512, outputSize: 10, seed: 3),
+        ])
         let optimizer = Adam(learningRate: 1e-3)
         let sync = bucketMB.map { DataParallel(comm, bucketBytes: $0 << 20) }
         var times: [Double] = []
@@ -248,8 +261,9 @@ private func stepTimes(_ comm: MPICommunicator, _ o: ParallelOptions) throws {
         let median = times.sorted()[times.count / 2]
         if sync == nil { baseline = median }
         if comm.rank == 0 {
-            print("  " + name.padding(toLength: 32, withPad: " ", startingAt: 0)
-                  + String(format: " %8.3f ms  (%.2f× the unsynchronised step)", median * 1e3, median / baseline))
+            print(
+                "  " + name.padding(toLength: 32, withPad: " ", startingAt: 0)
+                    + String(format: " %8.3f ms  (%.2f× the unsynchronised step)", median * 1e3, median / baseline))
         }
     }
 }

@@ -48,42 +48,55 @@ func runCNN(_ o: Options, model modelName: String) {
     let steps = o.steps == defaults.steps ? spec.defaultSteps : o.steps
     let warmup = o.warmup == defaults.warmup ? spec.defaultWarmup : o.warmup
     let model = spec.make()
-    let learner = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: SGD(learningRate: 0.01, momentum: 0.9),
-                                    seed: 0)
+    let learner = SupervisedLearner(
+        model: model, loss: .softmaxCrossEntropy(), optimizer: SGD(learningRate: 0.01, momentum: 0.9),
+        seed: 0)
     learner.options.verbose = 0
     var g = RandomGenerator(seed: 7)
     let pool: [(Tensor, Tensor)] = (0..<8).map { _ in
-        (Tensor.randomNormal([batch] + spec.inputShape, generator: &g),
-         Tensor(shape: [batch], scalars: (0..<batch).map { _ in Float(g.next() % 10) }))
+        (
+            Tensor.randomNormal([batch] + spec.inputShape, generator: &g),
+            Tensor(shape: [batch], scalars: (0..<batch).map { _ in Float(g.next() % 10) })
+        )
     }
     var run = o
     (run.batch, run.steps, run.warmup) = (batch, steps, warmup)
     let (imagesPerSecond, lastLoss) = timeTrainSteps(learner, pool: pool, run)
     let msPerStep = 1000 * Double(batch) / imagesPerSecond
     var k = 0
-    let profile = o.profile ? profileCNN(steps: max(steps, 3)) {
-        let (x, y) = pool[k % pool.count]
-        k += 1
-        _ = benchStep(learner, x, y)
-    } : nil
-    let fields: [(String, Any)] = [("bench", "cnn"), ("impl", "tefla"), ("model", spec.name), ("batch", batch),
-                                   ("steps", steps), ("rounds", o.rounds), ("warmup", warmup),
-                                   ("images_per_s", imagesPerSecond), ("ms_per_step", msPerStep),
-                                   ("threads", CPUParallel.threadCount), ("peak_rss_mib", peakRSSMiB()),
-                                   ("final_loss", Double(lastLoss))]
+    let profile =
+        o.profile
+        ? profileCNN(steps: max(steps, 3)) {
+            let (x, y) = pool[k % pool.count]
+            k += 1
+            _ = benchStep(learner, x, y)
+        } : nil
+    let fields: [(String, Any)] = [
+        ("bench", "cnn"), ("impl", "tefla"), ("model", spec.name), ("batch", batch),
+        ("steps", steps), ("rounds", o.rounds), ("warmup", warmup),
+        ("images_per_s", imagesPerSecond), ("ms_per_step", msPerStep),
+        ("threads", CPUParallel.threadCount), ("peak_rss_mib", peakRSSMiB()),
+        ("final_loss", Double(lastLoss)),
+    ]
     if o.json {
         print(jsonLine(fields))
         for row in profile ?? [] {
-            print(jsonLine([("bench", "cnn_kernel"), ("impl", "tefla"), ("model", spec.name), ("kind", row.kind),
-                            ("ms", row.ms), ("calls", row.calls), ("gflops", row.gflops ?? .nan)]))
+            print(
+                jsonLine([
+                    ("bench", "cnn_kernel"), ("impl", "tefla"), ("model", spec.name), ("kind", row.kind),
+                    ("ms", row.ms), ("calls", row.calls), ("gflops", row.gflops ?? .nan),
+                ]))
         }
     } else {
-        print(String(format: "cnn %@ batch %d SGD momentum: %.1f images/s, %.2f ms/step, peak RSS %.1f MiB, loss %.4f",
-                     spec.name, batch, imagesPerSecond, msPerStep, peakRSSMiB(), lastLoss))
+        print(
+            String(
+                format: "cnn %@ batch %d SGD momentum: %.1f images/s, %.2f ms/step, peak RSS %.1f MiB, loss %.4f",
+                spec.name, batch, imagesPerSecond, msPerStep, peakRSSMiB(), lastLoss))
         for row in profile ?? [] {
             let rate = row.gflops.map { String(format: "  %6.1f GFLOP/s", $0) } ?? ""
-            print("  " + row.kind.padding(toLength: 18, withPad: " ", startingAt: 0)
-                  + String(format: " %9.2f ms/step %6d calls/step", row.ms, row.calls) + rate)
+            print(
+                "  " + row.kind.padding(toLength: 18, withPad: " ", startingAt: 0)
+                    + String(format: " %9.2f ms/step %6d calls/step", row.ms, row.calls) + rate)
         }
     }
 }

@@ -41,12 +41,17 @@ func runConvBench(_ o: Options) {
     }
     let flops = 2.0 * Double(n * c * hw * hw * c * 9)
     if o.json {
-        print(jsonLine([("bench", "conv"), ("batch", n), ("threads", o.threads), ("forward_ms", forward),
-                        ("backward_input_ms", input), ("backward_weight_ms", weight), ("step_ms", step),
-                        ("step_gflops", 3 * flops / step / 1e6)]))
+        print(
+            jsonLine([
+                ("bench", "conv"), ("batch", n), ("threads", o.threads), ("forward_ms", forward),
+                ("backward_input_ms", input), ("backward_weight_ms", weight), ("step_ms", step),
+                ("step_gflops", 3 * flops / step / 1e6),
+            ]))
     } else {
-        print(String(format: "conv N=%d 64→64 32×32 3×3, %d threads: forward %.1f ms (%.0f GFLOP/s), dX %.1f ms, dW %.1f ms, "
-                     + "forward+backward %.1f ms (%.0f GFLOP/s)", n, o.threads, forward, flops / forward / 1e6, input, weight,
-                     step, 3 * flops / step / 1e6))
+        print(
+            String(
+                format: "conv N=%d 64→64 32×32 3×3, %d threads: forward %.1f ms (%.0f GFLOP/s), dX %.1f ms, dW %.1f ms, "
+                    + "forward+backward %.1f ms (%.0f GFLOP/s)", n, o.threads, forward, flops / forward / 1e6, input, weight,
+                step, 3 * flops / step / 1e6))
     }
 }

@@ -51,8 +51,9 @@ struct GPUCheck {
         for (a, b) in zip(gpuGrads, cpuGrads) { worst = max(worst, relativeError(a, b)) }
         let ok = worst <= tolerance
         if ok { passed += 1 } else { failed += 1 }
-        print("\(ok ? "PASS" : "FAIL") \(name.padding(toLength: 40, withPad: " ", startingAt: 0))"
-              + String(format: " rel. error %.2e (tolerance %.0e)", worst, tolerance))
+        print(
+            "\(ok ? "PASS" : "FAIL") \(name.padding(toLength: 40, withPad: " ", startingAt: 0))"
+                + String(format: " rel. error %.2e (tolerance %.0e)", worst, tolerance))
     }
 
     mutating func checkOptimizer(_ name: String, _ make: () -> Optimizer) {
@@ -71,20 +72,26 @@ struct GPUCheck {
         let err = relativeError(run(device), run(.cpu))
         let ok = err <= 1e-5
         if ok { passed += 1 } else { failed += 1 }
-        print("\(ok ? "PASS" : "FAIL") \("optimizer \(name)".padding(toLength: 40, withPad: " ", startingAt: 0))"
-              + String(format: " rel. error %.2e (tolerance 1e-05)", err))
+        print(
+            "\(ok ? "PASS" : "FAIL") \("optimizer \(name)".padding(toLength: 40, withPad: " ", startingAt: 0))"
+                + String(format: " rel. error %.2e (tolerance 1e-05)", err))
     }
 
     /// The ops that have CUDA kernels must not appear among the host fallbacks once run.
     mutating func checkFallbacks() {
         guard case .cuda = device else { return }
-        let moved = ["conv2d", "conv2dBackwardInput", "conv2dBackwardWeight", "maxPool2d", "maxPool2dBackward", "avgPool2d",
-                     "avgPool2dBackward", "batchNormStatistics", "batchNorm", "batchNormBackward", "max", "permute", "binary-broadcast",
-                     "softmaxCrossEntropy-smoothing", "sigmoidCrossEntropy"]
+        let moved = [
+            "conv2d", "conv2dBackwardInput", "conv2dBackwardWeight", "maxPool2d", "maxPool2dBackward", "avgPool2d",
+            "avgPool2dBackward", "batchNormStatistics", "batchNorm", "batchNormBackward", "max", "permute", "binary-broadcast",
+            "softmaxCrossEntropy-smoothing", "sigmoidCrossEntropy",
+        ]
         let left = moved.filter { CUDABackend.hostFallbacks[$0, default: 0] > 0 }
         if left.isEmpty { passed += 1 } else { failed += 1 }
-        print("\(left.isEmpty ? "PASS" : "FAIL") \("no host fallback for moved ops".padding(toLength: 40, withPad: " ", startingAt: 0))"
-              + (left.isEmpty ? " (conv, pooling, batch norm, max, permute, broadcasts, losses)" : " still via host: \(left.joined(separator: ", "))"))
+        print(
+            "\(left.isEmpty ? "PASS" : "FAIL") \("no host fallback for moved ops".padding(toLength: 40, withPad: " ", startingAt: 0))"
+                + (left.isEmpty
+                    ? " (conv, pooling, batch norm, max, permute, broadcasts, losses)" : " still via host: \(left.joined(separator: ", "))")
+        )
     }
 
     mutating func runAll() {
@@ -165,8 +172,9 @@ struct GPUCheck {
             $0[0].conv2d(weight: $0[1], bias: $0[2], stride: 2, padding: 1, groups: 4)
         }
         check("conv2d asymmetric 3×2 stride (2,1)", [random([3, 4, 8, 7]), random([6, 4, 3, 2])]) {
-            $0[0].conv2d(weight: $0[1], stride: Size2D(2, 1), padding: .explicit(top: 0, bottom: 1, left: 2, right: 0),
-                         dilation: Size2D(1, 2))
+            $0[0].conv2d(
+                weight: $0[1], stride: Size2D(2, 1), padding: .explicit(top: 0, bottom: 1, left: 2, right: 0),
+                dilation: Size2D(1, 2))
         }
         check("conv2d 1×1 pointwise bias", [img, random([5, 4, 1, 1]), random([5])]) { $0[0].conv2d(weight: $0[1], bias: $0[2]) }
         check("conv2d 1×1 pointwise groups 2", [img, random([6, 2, 1, 1])]) { $0[0].conv2d(weight: $0[1], groups: 2) }
@@ -218,8 +226,9 @@ struct GPUCheck {
         let statsErr = relativeError(block.bn1.runningVariance.value.scalars, blockCPU.bn1.runningVariance.value.scalars)
         let blockErr = max(relativeError(outGPU, outCPU), statsErr)
         if blockErr <= 1e-4 { passed += 1 } else { failed += 1 }
-        print("\(blockErr <= 1e-4 ? "PASS" : "FAIL") \("BasicBlock + running stats on device".padding(toLength: 40, withPad: " ", startingAt: 0))"
-              + String(format: " rel. error %.2e (tolerance 1e-04)", blockErr))
+        print(
+            "\(blockErr <= 1e-4 ? "PASS" : "FAIL") \("BasicBlock + running stats on device".padding(toLength: 40, withPad: " ", startingAt: 0))"
+                + String(format: " rel. error %.2e (tolerance 1e-04)", blockErr))
         do {
             // argmax (accuracy) runs the max kernel and reads the indices back.
             let x = random([37, 10])
@@ -254,8 +263,9 @@ func checkDigitsTraining(device: Device) -> Bool {
             Dropout(rate: 0.1),
             Dense(inputSize: 128, outputSize: 10, seed: 2),
         ])
-        let learner = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: Adam(learningRate: 2e-3),
-                                        seed: 42, device: device)
+        let learner = SupervisedLearner(
+            model: model, loss: .softmaxCrossEntropy(), optimizer: Adam(learningRate: 2e-3),
+            seed: 42, device: device)
         learner.options.verbose = 0
         let root = digitsDirectory()
         return try learner.fit(dataDir: root + "/train", featureKeys: FeatureKeys(), validationDir: root + "/val", epochs: 20)
@@ -270,9 +280,11 @@ func checkDigitsTraining(device: Device) -> Bool {
         let lossError = relativeError(gpu.epochs.map(\.trainLoss), cpu.epochs.map(\.trainLoss))
         let accuracy = gpu.lastValidationAccuracy ?? 0
         let ok = accuracy >= 0.95 && lossError < 1e-3
-        print("\(ok ? "PASS" : "FAIL") digits MLP on \(device)"
-              + String(format: ": val_accuracy %.4f (cpu %.4f), loss curve rel. error vs cpu %.2e, %.2fs (cpu %.2fs)",
-                       accuracy, cpu.lastValidationAccuracy ?? 0, lossError, gpuSeconds, cpuSeconds))
+        print(
+            "\(ok ? "PASS" : "FAIL") digits MLP on \(device)"
+                + String(
+                    format: ": val_accuracy %.4f (cpu %.4f), loss curve rel. error vs cpu %.2e, %.2fs (cpu %.2fs)",
+                    accuracy, cpu.lastValidationAccuracy ?? 0, lossError, gpuSeconds, cpuSeconds))
         return ok
     } catch {
         print("FAIL digits MLP on \(device): \(error)")
@@ -299,7 +311,9 @@ func runGPUCheck(_ o: Options) -> Never {
     check.runAll()
     let digitsOK = checkDigitsTraining(device: device)
     if digitsOK { check.passed += 1 } else { check.failed += 1 }
-    print("host fallbacks used: \(CUDABackend.hostFallbacks.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: ", "))")
+    print(
+        "host fallbacks used: \(CUDABackend.hostFallbacks.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: ", "))"
+    )
     print("\(check.passed) passed, \(check.failed) failed")
     exit(check.failed == 0 ? 0 : 1)
 }
@@ -308,17 +322,22 @@ func runGPUCheck(_ o: Options) -> Never {
 func runGPUMLP(_ o: Options) {
     let index = gpuIndex(o)
     let device = Device.cuda(index)
-    let learner = SupervisedLearner(model: makeModel(), loss: .softmaxCrossEntropy(), optimizer: Adam(learningRate: 1e-3),
-                                    seed: 0, device: device)
+    let learner = SupervisedLearner(
+        model: makeModel(), loss: .softmaxCrossEntropy(), optimizer: Adam(learningRate: 1e-3),
+        seed: 0, device: device)
     learner.options.verbose = 0
     let pool = makePool(batch: o.batch).map { ($0.0.to(device), $0.1.to(device)) }
     let (samplesPerSecond, lastLoss) = timeTrainSteps(learner, pool: pool, o, synchronize: CUDAContext.synchronize)
     let msPerStep = 1000 * Double(o.batch) / samplesPerSecond
     if o.json {
-        print(jsonLine([("bench", "gpu-mlp"), ("impl", "tefla"), ("device", CUDAContext.deviceName(index)), ("batch", o.batch),
-                        ("samples_per_s", samplesPerSecond), ("ms_per_step", msPerStep), ("final_loss", Double(lastLoss))]))
+        print(
+            jsonLine([
+                ("bench", "gpu-mlp"), ("impl", "tefla"), ("device", CUDAContext.deviceName(index)), ("batch", o.batch),
+                ("samples_per_s", samplesPerSecond), ("ms_per_step", msPerStep), ("final_loss", Double(lastLoss)),
+            ]))
     } else {
-        print("gpu-mlp 784-512-512-10 batch \(o.batch) Adam on \(CUDAContext.deviceName(index))"
-              + String(format: ": %.0f samples/s, %.3f ms/step, loss %.4f", samplesPerSecond, msPerStep, lastLoss))
+        print(
+            "gpu-mlp 784-512-512-10 batch \(o.batch) Adam on \(CUDAContext.deviceName(index))"
+                + String(format: ": %.0f samples/s, %.3f ms/step, loss %.4f", samplesPerSecond, msPerStep, lastLoss))
     }
 }

@@ -63,14 +63,15 @@ func parseOptions() -> Options {
             guard i < args.count else { fail("--model needs a name (small, resnet18)") }
             o.model = args[i]
         case "-h", "--help":
-            print("""
-            usage: tefla-bench mlp [--steps N] [--warmup N] [--rounds N] [--batch B] [--threads T] [--json] [--phases]
-                   tefla-bench sgemm N [--reps N] [--threads T] [--json]
-                   tefla-bench gemms [--batch B] [--json]
-                   tefla-bench adam [--json]
-                   tefla-bench cnn [--model small|resnet18] [--batch B] [--steps N] [--warmup N] [--rounds N] [--json] [--profile]
-                   tefla-bench all [--json]
-            """)
+            print(
+                """
+                usage: tefla-bench mlp [--steps N] [--warmup N] [--rounds N] [--batch B] [--threads T] [--json] [--phases]
+                       tefla-bench sgemm N [--reps N] [--threads T] [--json]
+                       tefla-bench gemms [--batch B] [--json]
+                       tefla-bench adam [--json]
+                       tefla-bench cnn [--model small|resnet18] [--batch B] [--steps N] [--warmup N] [--rounds N] [--json] [--profile]
+                       tefla-bench all [--json]
+                """)
             exit(0)
         default:
             if args[i].hasPrefix("-") { fail("unknown option \(args[i])") }
@@ -147,11 +148,15 @@ func sgemmGFLOPs(n: Int, reps requested: Int) -> (gflops: Double, reps: Int) {
 func runSgemm(_ n: Int, _ o: Options) {
     let r = sgemmGFLOPs(n: n, reps: o.reps)
     if o.json {
-        print(jsonLine([("bench", "sgemm"), ("impl", "tefla"), ("n", n), ("gflops", r.gflops), ("reps", r.reps),
-                        ("threads", CPUParallel.threadCount), ("blas_core", blasCore)]))
+        print(
+            jsonLine([
+                ("bench", "sgemm"), ("impl", "tefla"), ("n", n), ("gflops", r.gflops), ("reps", r.reps),
+                ("threads", CPUParallel.threadCount), ("blas_core", blasCore),
+            ]))
     } else {
-        print(String(format: "sgemm %5d: %7.1f GFLOP/s (median of %d, %d threads, ", n, r.gflops, r.reps, CPUParallel.threadCount)
-              + "OpenBLAS \(blasCore))")
+        print(
+            String(format: "sgemm %5d: %7.1f GFLOP/s (median of %d, %d threads, ", n, r.gflops, r.reps, CPUParallel.threadCount)
+                + "OpenBLAS \(blasCore))")
     }
 }
 
@@ -186,11 +191,15 @@ func runStepGemms(_ o: Options) {
         total += t
         flops += f
         if o.json {
-            print(jsonLine([("bench", "step_gemm"), ("impl", "tefla"), ("name", name), ("m", m), ("n", n), ("k", k),
-                            ("us", t * 1e6), ("gflops", f / t / 1e9)]))
+            print(
+                jsonLine([
+                    ("bench", "step_gemm"), ("impl", "tefla"), ("name", name), ("m", m), ("n", n), ("k", k),
+                    ("us", t * 1e6), ("gflops", f / t / 1e9),
+                ]))
         } else {
-            print(name.padding(toLength: 12, withPad: " ", startingAt: 0)
-                  + String(format: " %4d×%4d×%4d  %8.1f µs  %6.1f GFLOP/s", m, n, k, t * 1e6, f / t / 1e9))
+            print(
+                name.padding(toLength: 12, withPad: " ", startingAt: 0)
+                    + String(format: " %4d×%4d×%4d  %8.1f µs  %6.1f GFLOP/s", m, n, k, t * 1e6, f / t / 1e9))
         }
     }
     if o.json {
@@ -272,8 +281,10 @@ func benchStep(_ learner: SupervisedLearner, _ x: Tensor, _ y: Tensor) -> Float 
 /// Times `learner.trainStep` over the pool: warm-up steps, then `rounds` rounds of `steps`
 /// steps; returns the median samples/s and the last loss. `synchronize` runs at the end of each
 /// round (a GPU finishes its queued work there).
-func timeTrainSteps(_ learner: SupervisedLearner, pool: [(Tensor, Tensor)], _ o: Options,
-                    synchronize: () -> Void = {}) -> (samplesPerSecond: Double, lastLoss: Float) {
+func timeTrainSteps(
+    _ learner: SupervisedLearner, pool: [(Tensor, Tensor)], _ o: Options,
+    synchronize: () -> Void = {}
+) -> (samplesPerSecond: Double, lastLoss: Float) {
     var k = 0
     var lastLoss: Float = 0
     func step() {
@@ -303,13 +314,19 @@ func runMLP(_ o: Options) {
     let executedGflops = executedFLOPs(batch: o.batch) / (msPerStep / 1000) / 1e9
     let rss = peakRSSMiB()
     if o.json {
-        print(jsonLine([("bench", "mlp"), ("impl", "tefla"), ("batch", o.batch), ("steps", o.steps), ("rounds", o.rounds),
-                        ("warmup", o.warmup), ("samples_per_s", samplesPerSecond), ("ms_per_step", msPerStep),
-                        ("gflops", gflops), ("gflops_executed", executedGflops), ("peak_rss_mib", rss),
-                        ("threads", CPUParallel.threadCount), ("blas_core", blasCore), ("final_loss", Double(lastLoss))]))
+        print(
+            jsonLine([
+                ("bench", "mlp"), ("impl", "tefla"), ("batch", o.batch), ("steps", o.steps), ("rounds", o.rounds),
+                ("warmup", o.warmup), ("samples_per_s", samplesPerSecond), ("ms_per_step", msPerStep),
+                ("gflops", gflops), ("gflops_executed", executedGflops), ("peak_rss_mib", rss),
+                ("threads", CPUParallel.threadCount), ("blas_core", blasCore), ("final_loss", Double(lastLoss)),
+            ]))
     } else {
-        print(String(format: "mlp 784-512-512-10 batch %d Adam: %.0f samples/s, %.3f ms/step, %.1f GFLOP/s (6BΣ), %.1f GFLOP/s executed, peak RSS %.1f MiB, loss %.4f",
-                     o.batch, samplesPerSecond, msPerStep, gflops, executedGflops, rss, lastLoss))
+        print(
+            String(
+                format:
+                    "mlp 784-512-512-10 batch %d Adam: %.0f samples/s, %.3f ms/step, %.1f GFLOP/s (6BΣ), %.1f GFLOP/s executed, peak RSS %.1f MiB, loss %.4f",
+                o.batch, samplesPerSecond, msPerStep, gflops, executedGflops, rss, lastLoss))
     }
     if o.phases { runPhases(model: model, learner: learner, pool: pool, o) }
 }
@@ -346,8 +363,9 @@ func runPhases(model: Sequential, learner: SupervisedLearner, pool: [(Tensor, Te
         if o.json {
             print(jsonLine([("bench", "mlp_phase"), ("impl", "tefla"), ("phase", name), ("ms", v * 1e3)]))
         } else {
-            print("  " + name.padding(toLength: 10, withPad: " ", startingAt: 0)
-                  + String(format: " %8.3f ms/step  %5.1f%%", 1000 * v, 100 * v / total))
+            print(
+                "  " + name.padding(toLength: 10, withPad: " ", startingAt: 0)
+                    + String(format: " %8.3f ms/step  %5.1f%%", 1000 * v, 100 * v / total))
         }
     }
     // Whole steps: the spread shows how much of the mean is outliers (the machine's other work,
@@ -356,11 +374,16 @@ func runPhases(model: Sequential, learner: SupervisedLearner, pool: [(Tensor, Te
     let pct = { (q: Double) in 1000 * whole[min(whole.count - 1, Int(q * Double(whole.count)))] }
     let mean = 1000 * whole.reduce(0, +) / Double(whole.count)
     if o.json {
-        print(jsonLine([("bench", "mlp_steps"), ("impl", "tefla"), ("p10_ms", pct(0.1)), ("p50_ms", pct(0.5)),
-                        ("p90_ms", pct(0.9)), ("max_ms", pct(1)), ("mean_ms", mean)]))
+        print(
+            jsonLine([
+                ("bench", "mlp_steps"), ("impl", "tefla"), ("p10_ms", pct(0.1)), ("p50_ms", pct(0.5)),
+                ("p90_ms", pct(0.9)), ("max_ms", pct(1)), ("mean_ms", mean),
+            ]))
     } else {
-        print(String(format: "  sum of medians %.3f ms/step; whole steps p10 %.3f, p50 %.3f, p90 %.3f, max %.3f, mean %.3f ms",
-                     1000 * total, pct(0.1), pct(0.5), pct(0.9), pct(1), mean))
+        print(
+            String(
+                format: "  sum of medians %.3f ms/step; whole steps p10 %.3f, p50 %.3f, p90 %.3f, max %.3f, mean %.3f ms",
+                1000 * total, pct(0.1), pct(0.5), pct(0.9), pct(1), mean))
     }
 }
 

@@ -36,7 +36,7 @@ func programArguments() -> [String] {
         bytes += chunk[0..<n]
     }
     var parts = bytes.split(separator: 0, omittingEmptySubsequences: false)
-    if parts.last?.isEmpty == true { parts.removeLast() } // each argument ends with a NUL
+    if parts.last?.isEmpty == true { parts.removeLast() }  // each argument ends with a NUL
     return parts.map { String(decoding: $0, as: UTF8.self) }
 }
 
@@ -225,7 +225,9 @@ if tl_cuda_init(&errBuf, errBuf.count) != 0 {
 }
 var driver: Int32 = 0, nvMajor: Int32 = 0, nvMinor: Int32 = 0, cublasVersion: Int32 = 0
 tl_cuda_versions(&driver, &nvMajor, &nvMinor, nil)
-print("driver CUDA \(driver / 1000).\(driver % 1000 / 10) (\(String(cString: tl_cuda_library(0)))), NVRTC \(nvMajor).\(nvMinor) (\(String(cString: tl_cuda_library(1))))")
+print(
+    "driver CUDA \(driver / 1000).\(driver % 1000 / 10) (\(String(cString: tl_cuda_library(0)))), NVRTC \(nvMajor).\(nvMinor) (\(String(cString: tl_cuda_library(1))))"
+)
 let deviceCount = tl_cuda_device_count()
 for i in 0..<deviceCount {
     var name = [CChar](repeating: 0, count: 256)
@@ -249,7 +251,9 @@ var ms = 0.0
 var kpath = [CChar](repeating: 0, count: 1024)
 if ok(tl_cuda_prepare_kernels(&hit, &ms, &kpath, kpath.count), "load kernels on device 0") {
     let how = hit != 0 ? "loaded from the disk cache (hit)" : "compiled by NVRTC (cache miss)"
-    check("kernels ready on device 0", true, "\(how) in \(fmt(ms, 1)) ms; file \(cString(kpath).isEmpty ? "(cache off: \(cString(cacheDir)))" : cString(kpath))")
+    check(
+        "kernels ready on device 0", true,
+        "\(how) in \(fmt(ms, 1)) ms; file \(cString(kpath).isEmpty ? "(cache off: \(cString(cacheDir)))" : cString(kpath))")
 }
 if kernelsOnly {
     print("\(passed) passed, \(failed) failed")
@@ -275,8 +279,9 @@ do {
     ok(tl_cuda_free(p1), "free")
     ok(tl_cuda_malloc(3 << 20, &p2), "malloc 3 MiB again")
     tl_cuda_memory_stats(&s1)
-    check("allocator reuses a freed block of the same class", p1 == p2 && s1.cache_hits == s0.cache_hits + 1,
-          "hits \(s0.cache_hits) -> \(s1.cache_hits)")
+    check(
+        "allocator reuses a freed block of the same class", p1 == p2 && s1.cache_hits == s0.cache_hits + 1,
+        "hits \(s0.cache_hits) -> \(s1.cache_hits)")
     ok(tl_cuda_free(p2), "free")
     let dbl = tl_cuda_free(p2)
     check("double free is refused", dbl == Int32(TL_CUDA_ERR_INVALID.rawValue), lastError())
@@ -284,8 +289,9 @@ do {
     ok(tl_cuda_malloc(1000, &p3), "malloc 1000 B")
     var s2 = tl_cuda_mem_stats()
     tl_cuda_memory_stats(&s2)
-    check("small sizes round to 512-byte classes", s2.in_use == s1.in_use - UInt64(3 << 20) + 1024,
-          "in use \(s2.in_use) B")
+    check(
+        "small sizes round to 512-byte classes", s2.in_use == s1.in_use - UInt64(3 << 20) + 1024,
+        "in use \(s2.in_use) B")
     tl_cuda_free(p3)
 
     // Out of memory: the cap, then the driver.
@@ -295,7 +301,9 @@ do {
     var big: UnsafeMutableRawPointer?
     let st = tl_cuda_malloc(total / 50, &big)
     let msg = lastError()
-    check("allocation over the memory-fraction cap fails", st == Int32(TL_CUDA_ERR_OUT_OF_MEMORY.rawValue) && big == nil && msg.contains("out of memory"))
+    check(
+        "allocation over the memory-fraction cap fails",
+        st == Int32(TL_CUDA_ERR_OUT_OF_MEMORY.rawValue) && big == nil && msg.contains("out of memory"))
     print("      message: \(msg)")
     ok(tl_cuda_set_memory_fraction(1.0), "set memory fraction 1.0")
     let st2 = tl_cuda_malloc(1 << 50, &big)
@@ -303,8 +311,9 @@ do {
     ok(tl_cuda_empty_cache(), "empty cache")
     var s3 = tl_cuda_mem_stats()
     tl_cuda_memory_stats(&s3)
-    check("empty cache releases every free block", s3.cached == 0 && s3.reserved == s3.in_use,
-          "reserved \(s3.reserved) B, in use \(s3.in_use) B")
+    check(
+        "empty cache releases every free block", s3.cached == 0 && s3.reserved == s3.in_use,
+        "reserved \(s3.reserved) B, in use \(s3.in_use) B")
 }
 
 // MARK: - 4. Kernels against the CPU reference
@@ -335,8 +344,8 @@ let opEqual = Int(tl_binary_op.equal.rawValue)
 for op in 0..<Int(TL_BINARY_COUNT) {
     var x = op == opPow ? randomArray(N, 0.1, 2) : randomArray(N, -2, 2)
     var y = op == opDivide || op == opPow ? randomArray(N, 0.5, 2) : randomArray(N, -2, 2)
-    if op >= opEqual { for i in stride(from: 0, to: N, by: 7) { y[i] = x[i] } } // some ties for the comparisons
-    if op == opPow { for i in 0..<N { y[i] = y[i] - 1.25 } }                 // exponents of both signs
+    if op >= opEqual { for i in stride(from: 0, to: N, by: 7) { y[i] = x[i] } }  // some ties for the comparisons
+    if op == opPow { for i in 0..<N { y[i] = y[i] - 1.25 } }  // exponents of both signs
     let shape: [Int64] = [Int64(N)], one: [Int64] = [1]
     var ref = [Float](repeating: .nan, count: N)
     tl_binary_strided(Int32(op), 1, shape, x, one, y, one, &ref)
@@ -387,7 +396,7 @@ for op in 0..<Int(TL_UNARY_COUNT) {
         ok(tl_cuda_unary(Int32(op), dx.ptr(1), out.ptr(1), N - 1), "unary unaligned")
         compare("unary gelu (unaligned, scalar path)", out.download(N - 1, offset: 1), Array(y[1...]), tol: tolElementwise)
     }
-    if op == Int(tl_unary_op.sign.rawValue) { continue } // a zero gradient everywhere: no relative error to take
+    if op == Int(tl_unary_op.sign.rawValue) { continue }  // a zero gradient everywhere: no relative error to take
     let g = randomArray(N, -1, 1)
     var ref = [Float](repeating: .nan, count: N)
     tl_unary_backward(Int32(op), x, y, g, &ref, N)
@@ -466,12 +475,15 @@ for (outer, mid, inner) in [(1, 512, 300), (1, 10000, 10), (1, 3, 70001), (300, 
     ok(tl_cuda_sum_mid(dx.ptr(), outer, mid, inner, out.ptr()), "sum_mid")
     let gpu = out.download()
     let e = relError(gpu, exact)
-    check("sum over mid of [\(outer),\(mid),\(inner)]", e <= tolElementwise,
-          "rel err \(sci(e)) vs double (tol \(sci(tolElementwise))); tl_reduce_mid vs double \(sci(relError(cpu, exact)))")
+    check(
+        "sum over mid of [\(outer),\(mid),\(inner)]", e <= tolElementwise,
+        "rel err \(sci(e)) vs double (tol \(sci(tolElementwise))); tl_reduce_mid vs double \(sci(relError(cpu, exact)))")
 }
 
 // Optimizers: several steps with fresh gradients, state compared after each.
-for (momentum, dampening, wd, nesterov) in [(Float(0.9), Float(0), Float(1e-4), Int32(0)), (0.9, 0, 5e-4, 1), (0.8, 0.1, 0, 0), (0, 0, 1e-2, 0)] {
+for (momentum, dampening, wd, nesterov) in [
+    (Float(0.9), Float(0), Float(1e-4), Int32(0)), (0.9, 0, 5e-4, 1), (0.8, 0.1, 0, 0), (0, 0, 1e-2, 0),
+] {
     let n = N
     var w = randomArray(n), buf = [Float](repeating: 0, count: n)
     let dw = DeviceBuffer(w), db = DeviceBuffer(buf), dg = DeviceBuffer(n)
@@ -480,11 +492,15 @@ for (momentum, dampening, wd, nesterov) in [(Float(0.9), Float(0), Float(1e-4), 
         let g = randomArray(n)
         dg.upload(g)
         tl_sgd_update(&w, g, &buf, n, 0.05, momentum, dampening, wd, nesterov, step == 0 ? 1 : 0)
-        ok(tl_cuda_sgd_update(dw.ptr(), dg.ptr(), momentum != 0 ? db.ptr() : nil, n, 0.05, momentum, dampening, wd, nesterov, step == 0 ? 1 : 0), "sgd")
+        ok(
+            tl_cuda_sgd_update(
+                dw.ptr(), dg.ptr(), momentum != 0 ? db.ptr() : nil, n, 0.05, momentum, dampening, wd, nesterov, step == 0 ? 1 : 0), "sgd")
         worst = max(worst, relError(dw.download(), w))
         if momentum != 0 { worst = max(worst, relError(db.download(), buf)) }
     }
-    check("sgd momentum \(momentum) damp \(dampening) wd \(wd) nesterov \(nesterov), 3 steps", worst <= tolElementwise, "rel err \(sci(worst)) (tol \(sci(tolElementwise)))")
+    check(
+        "sgd momentum \(momentum) damp \(dampening) wd \(wd) nesterov \(nesterov), 3 steps", worst <= tolElementwise,
+        "rel err \(sci(worst)) (tol \(sci(tolElementwise)))")
 }
 for (adamw, wd) in [(Int32(0), Float(0)), (0, 1e-2), (1, 1e-2)] {
     for offset in [0, 1] {
@@ -501,28 +517,37 @@ for (adamw, wd) in [(Int32(0), Float(0)), (0, 1e-2), (1, 1e-2)] {
             dg.upload(g, offset: offset)
             let bc1 = 1 - Float(pow(Double(b1), Double(t))), bc2 = 1 - Float(pow(Double(b2), Double(t)))
             tl_adam_update(&w, g, &m, &v, n, lr, b1, b2, eps, wd, adamw, bc1, bc2)
-            ok(tl_cuda_adam_update(dw.ptr(offset), dg.ptr(offset), dm.ptr(offset), dv.ptr(offset), n, lr, b1, b2, eps, wd, adamw, bc1, bc2), "adam")
+            ok(
+                tl_cuda_adam_update(
+                    dw.ptr(offset), dg.ptr(offset), dm.ptr(offset), dv.ptr(offset), n, lr, b1, b2, eps, wd, adamw, bc1, bc2), "adam")
             worst = max(worst, relError(dw.download(n, offset: offset), w))
             worst = max(worst, relError(dm.download(n, offset: offset), m))
             worst = max(worst, relError(dv.download(n, offset: offset), v))
         }
-        check("\(adamw != 0 ? "adamw" : "adam") wd \(wd)\(offset != 0 ? " (unaligned, scalar path)" : ""), 3 steps", worst <= tolElementwise, "rel err \(sci(worst)) (tol \(sci(tolElementwise)))")
+        check(
+            "\(adamw != 0 ? "adamw" : "adam") wd \(wd)\(offset != 0 ? " (unaligned, scalar path)" : ""), 3 steps", worst <= tolElementwise,
+            "rel err \(sci(worst)) (tol \(sci(tolElementwise)))")
     }
 }
 for (momentum, centered) in [(Float(0), Int32(0)), (0.9, 1)] {
     let n = N
-    var w = randomArray(n), sq = [Float](repeating: 0, count: n), mom = [Float](repeating: 0, count: n), gavg = [Float](repeating: 0, count: n)
+    var w = randomArray(n), sq = [Float](repeating: 0, count: n), mom = [Float](repeating: 0, count: n),
+        gavg = [Float](repeating: 0, count: n)
     let dw = DeviceBuffer(w), dsq = DeviceBuffer(sq), dmom = DeviceBuffer(mom), dgavg = DeviceBuffer(gavg), dg = DeviceBuffer(n)
     var worst = 0.0
     for _ in 0..<3 {
         let g = randomArray(n)
         dg.upload(g)
         tl_rmsprop_update(&w, g, &sq, &mom, &gavg, n, 1e-3, 0.99, 1e-8, 1e-4, momentum, centered)
-        ok(tl_cuda_rmsprop_update(dw.ptr(), dg.ptr(), dsq.ptr(), dmom.ptr(), dgavg.ptr(), n, 1e-3, 0.99, 1e-8, 1e-4, momentum, centered), "rmsprop")
+        ok(
+            tl_cuda_rmsprop_update(dw.ptr(), dg.ptr(), dsq.ptr(), dmom.ptr(), dgavg.ptr(), n, 1e-3, 0.99, 1e-8, 1e-4, momentum, centered),
+            "rmsprop")
         worst = max(worst, relError(dw.download(), w))
         worst = max(worst, relError(dsq.download(), sq))
     }
-    check("rmsprop momentum \(momentum) centered \(centered), 3 steps", worst <= tolElementwise, "rel err \(sci(worst)) (tol \(sci(tolElementwise)))")
+    check(
+        "rmsprop momentum \(momentum) centered \(centered), 3 steps", worst <= tolElementwise,
+        "rel err \(sci(worst)) (tol \(sci(tolElementwise)))")
 }
 
 // sgemm: every transpose combination, padded leading dimensions, alpha and beta.
@@ -534,13 +559,17 @@ func gemmCase(_ ta: Int32, _ tb: Int32, _ M: Int, _ N: Int, _ K: Int, pad: Int, 
     var C = randomArray(M * ldc)
     let dA = DeviceBuffer(A), dB = DeviceBuffer(B), dC = DeviceBuffer(C)
     tl_sgemm(ta, tb, Int32(M), Int32(N), Int32(K), alpha, A, Int32(lda), B, Int32(ldb), beta, &C, Int32(ldc))
-    ok(tl_cuda_sgemm(ta, tb, Int32(M), Int32(N), Int32(K), alpha, dA.ptr(), Int32(lda), dB.ptr(), Int32(ldb), beta, dC.ptr(), Int32(ldc)), "sgemm")
+    ok(
+        tl_cuda_sgemm(ta, tb, Int32(M), Int32(N), Int32(K), alpha, dA.ptr(), Int32(lda), dB.ptr(), Int32(ldb), beta, dC.ptr(), Int32(ldc)),
+        "sgemm")
     return relError(dC.download(), C)
 }
 for (ta, tb) in [(Int32(0), Int32(0)), (0, 1), (1, 0), (1, 1)] {
     for (M, N, K, pad, alpha, beta) in [(64, 48, 32, 0, Float(1), Float(0)), (257, 129, 65, 3, 0.5, 0.25), (512, 512, 512, 0, 1, 1)] {
         let e = gemmCase(ta, tb, M, N, K, pad: pad, alpha: alpha, beta: beta)
-        check("sgemm \(ta != 0 ? "T" : "N")\(tb != 0 ? "T" : "N") M=\(M) N=\(N) K=\(K) ld+\(pad) a=\(alpha) b=\(beta)", e <= tolGemm, "rel err \(sci(e)) (tol \(sci(tolGemm)))")
+        check(
+            "sgemm \(ta != 0 ? "T" : "N")\(tb != 0 ? "T" : "N") M=\(M) N=\(N) K=\(K) ld+\(pad) a=\(alpha) b=\(beta)", e <= tolGemm,
+            "rel err \(sci(e)) (tol \(sci(tolGemm)))")
     }
 }
 do {
@@ -567,18 +596,22 @@ for (ta, tb) in [(Int32(0), Int32(0)), (1, 0), (0, 1)] {
             B.withUnsafeBufferPointer { b in
                 C.withUnsafeMutableBufferPointer { c in
                     for i in 0..<batch {
-                        tl_sgemm(ta, tb, Int32(M), Int32(N), Int32(K), 1, a.baseAddress! + i * strideA, Int32(colsA),
-                                 b.baseAddress! + i * strideB, Int32(colsB), 0.5, c.baseAddress! + i * strideC, Int32(N))
+                        tl_sgemm(
+                            ta, tb, Int32(M), Int32(N), Int32(K), 1, a.baseAddress! + i * strideA, Int32(colsA),
+                            b.baseAddress! + i * strideB, Int32(colsB), 0.5, c.baseAddress! + i * strideC, Int32(N))
                     }
                 }
             }
         }
-        ok(tl_cuda_sgemm_strided_batched(ta, tb, Int32(M), Int32(N), Int32(K), 1, dA.ptr(), Int32(colsA), Int64(strideA),
-                                         dB.ptr(), Int32(colsB), Int64(strideB), 0.5, dC.ptr(), Int32(N), Int64(strideC),
-                                         Int32(batch)), "sgemm strided batched")
+        ok(
+            tl_cuda_sgemm_strided_batched(
+                ta, tb, Int32(M), Int32(N), Int32(K), 1, dA.ptr(), Int32(colsA), Int64(strideA),
+                dB.ptr(), Int32(colsB), Int64(strideB), 0.5, dC.ptr(), Int32(N), Int64(strideC),
+                Int32(batch)), "sgemm strided batched")
         let e = relError(dC.download(), C)
-        check("sgemm strided batched \(ta != 0 ? "T" : "N")\(tb != 0 ? "T" : "N") ×\(batch)\(shareA ? " shared A" : "")",
-              e <= tolGemm, "rel err \(sci(e)) (tol \(sci(tolGemm)))")
+        check(
+            "sgemm strided batched \(ta != 0 ? "T" : "N")\(tb != 0 ? "T" : "N") ×\(batch)\(shareA ? " shared A" : "")",
+            e <= tolGemm, "rel err \(sci(e)) (tol \(sci(tolGemm)))")
     }
 }
 
@@ -586,16 +619,19 @@ for (ta, tb) in [(Int32(0), Int32(0)), (1, 0), (0, 1)] {
 // dilation, asymmetric padding and non-square kernels.
 func window(_ c: Int, _ h: Int, _ w: Int, k: (Int, Int), s: (Int, Int), pad: (Int, Int, Int, Int), d: (Int, Int)) -> tl_window2d {
     let oh = (h + pad.0 + pad.1 - (d.0 * (k.0 - 1) + 1)) / s.0 + 1, ow = (w + pad.2 + pad.3 - (d.1 * (k.1 - 1) + 1)) / s.1 + 1
-    return tl_window2d(channels: Int32(c), height: Int32(h), width: Int32(w), kernel_h: Int32(k.0), kernel_w: Int32(k.1),
-                       stride_h: Int32(s.0), stride_w: Int32(s.1), pad_top: Int32(pad.0), pad_bottom: Int32(pad.1),
-                       pad_left: Int32(pad.2), pad_right: Int32(pad.3), dilation_h: Int32(d.0), dilation_w: Int32(d.1),
-                       out_h: Int32(oh), out_w: Int32(ow))
+    return tl_window2d(
+        channels: Int32(c), height: Int32(h), width: Int32(w), kernel_h: Int32(k.0), kernel_w: Int32(k.1),
+        stride_h: Int32(s.0), stride_w: Int32(s.1), pad_top: Int32(pad.0), pad_bottom: Int32(pad.1),
+        pad_left: Int32(pad.2), pad_right: Int32(pad.3), dilation_h: Int32(d.0), dilation_w: Int32(d.1),
+        out_h: Int32(oh), out_w: Int32(ow))
 }
-let windows = [window(3, 17, 15, k: (3, 3), s: (1, 1), pad: (1, 1, 1, 1), d: (1, 1)),
-               window(4, 19, 19, k: (3, 3), s: (2, 2), pad: (2, 2, 2, 2), d: (2, 2)),
-               window(2, 16, 13, k: (3, 2), s: (2, 3), pad: (0, 1, 1, 0), d: (1, 2)),
-               window(5, 8, 8, k: (2, 2), s: (2, 2), pad: (0, 0, 0, 0), d: (1, 1)),
-               window(2, 56, 56, k: (7, 7), s: (2, 2), pad: (3, 3, 3, 3), d: (1, 1))]
+let windows = [
+    window(3, 17, 15, k: (3, 3), s: (1, 1), pad: (1, 1, 1, 1), d: (1, 1)),
+    window(4, 19, 19, k: (3, 3), s: (2, 2), pad: (2, 2, 2, 2), d: (2, 2)),
+    window(2, 16, 13, k: (3, 2), s: (2, 3), pad: (0, 1, 1, 0), d: (1, 2)),
+    window(5, 8, 8, k: (2, 2), s: (2, 2), pad: (0, 0, 0, 0), d: (1, 1)),
+    window(2, 56, 56, k: (7, 7), s: (2, 2), pad: (3, 3, 3, 3), d: (1, 1)),
+]
 for (wi, var w) in windows.enumerated() {
     let images = 3, c = Int(w.channels), inPlane = Int(w.height * w.width), plane = Int(w.out_h * w.out_w)
     let inImage = c * inPlane, colImage = c * Int(w.kernel_h * w.kernel_w) * plane, planes = images * c
@@ -671,8 +707,10 @@ for (n, c, sp) in [(8, 16, 49), (64, 8, 1), (2, 3, 3136), (32, 64, 196)] {
         var gx = [Float](repeating: .nan, count: n * c * sp), gw = [Float](repeating: .nan, count: c), gb = gw
         tl_batchnorm_backward(g, x, n, c, sp, 0, c, mean, variance, 1e-5, wt, stats, &gx, &gw, &gb)
         dy.poison(); ddw.poison(); ddb.poison()
-        ok(tl_cuda_batchnorm_backward(dgr.ptr(), dx.ptr(), n, c, sp, dm.ptr(), dv.ptr(), 1e-5, dw.ptr(), stats, dy.ptr(),
-                                      ddw.ptr(), ddb.ptr()), "batchnorm backward")
+        ok(
+            tl_cuda_batchnorm_backward(
+                dgr.ptr(), dx.ptr(), n, c, sp, dm.ptr(), dv.ptr(), 1e-5, dw.ptr(), stats, dy.ptr(),
+                ddw.ptr(), ddb.ptr()), "batchnorm backward")
         compare("batchnorm backward dx [\(n),\(c),\(sp)] batch stats \(stats)", dy.download(), gx, tol: 1e-4)
         compare("batchnorm backward dweight [\(n),\(c),\(sp)] batch stats \(stats)", ddw.download(), gw, tol: 1e-4)
         compare("batchnorm backward dbias [\(n),\(c),\(sp)] batch stats \(stats)", ddb.download(), gb, tol: 1e-4)
@@ -754,18 +792,21 @@ if runBench {
                 tl_cuda_sgemm(0, 0, Int32(n), Int32(n), Int32(n), 1, a.ptr(), Int32(n), b.ptr(), Int32(n), 0, c.ptr(), Int32(n))
             }
             tl_cuda_set_tf32(0)
-            print("| sgemm TF32 (opt-in) | \(n)x\(n)x\(n) | \(fmt(t32, 3)) | \(fmt(2 * pow(Double(n), 3) / (t32 * 1e-3) / 1e9, 0)) GFLOP/s |")
+            print(
+                "| sgemm TF32 (opt-in) | \(n)x\(n)x\(n) | \(fmt(t32, 3)) | \(fmt(2 * pow(Double(n), 3) / (t32 * 1e-3) / 1e9, 0)) GFLOP/s |")
         }
     }
     do {
-        let count = 1 << 28 // 1 GiB
+        let count = 1 << 28  // 1 GiB
         let a = DeviceBuffer(count), b = DeviceBuffer(count)
         tl_cuda_fill(a.ptr(), 1.5, count)
         let t = timeMs(reps: 10) { tl_cuda_memcpy_dtod(b.raw, a.raw, count * 4) }
         print("| copy device to device | 1 GiB | \(fmt(t, 3)) | \(fmt(2 * Double(count * 4) / (t * 1e-3) / 1e9, 0)) GB/s (read + write) |")
         let n = 1 << 26
         let t2 = timeMs(reps: 10) { tl_cuda_binary(0, a.ptr(), n, a.ptr(n), n, b.ptr(), n) }
-        print("| add a + b | \(n / (1 << 20))M floats | \(fmt(t2, 3)) | \(fmt(3 * Double(n * 4) / (t2 * 1e-3) / 1e9, 0)) GB/s (2 reads + 1 write) |")
+        print(
+            "| add a + b | \(n / (1 << 20))M floats | \(fmt(t2, 3)) | \(fmt(3 * Double(n * 4) / (t2 * 1e-3) / 1e9, 0)) GB/s (2 reads + 1 write) |"
+        )
     }
     do {
         let n = 10_000_000
@@ -781,7 +822,9 @@ if runBench {
     check("timed work finished without error", sync == 0, sync == 0 ? "" : lastError())
     var st = tl_cuda_mem_stats()
     tl_cuda_memory_stats(&st)
-    print("allocator: \(st.alloc_count) allocations, \(st.cache_hits) from the cache, \(st.driver_allocs) cuMemAlloc calls, peak reserved \(fmt(Double(st.peak_reserved) / 1048576, 1)) MiB")
+    print(
+        "allocator: \(st.alloc_count) allocations, \(st.cache_hits) from the cache, \(st.driver_allocs) cuMemAlloc calls, peak reserved \(fmt(Double(st.peak_reserved) / 1048576, 1)) MiB"
+    )
 }
 
 print("\(passed) passed, \(failed) failed")

@@ -43,8 +43,10 @@ public enum Tape {
 
     /// Wraps the result of an op: records a node when any input is on the tape.
     @inline(__always)
-    static func record(_ op: OpKind, _ out: Tensor, inputs: [Tensor],
-                       _ backward: @escaping (Tensor) -> [Tensor?]) -> Tensor {
+    static func record(
+        _ op: OpKind, _ out: Tensor, inputs: [Tensor],
+        _ backward: @escaping (Tensor) -> [Tensor?]
+    ) -> Tensor {
         guard recordingDisabled == 0, inputs.contains(where: { $0.node != nil }) else { return out }
         var result = out
         result.node = TapeNode(op: op, inputs: inputs.map { $0.node }, shape: out.shape, backward: backward)

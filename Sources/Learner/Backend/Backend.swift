@@ -44,16 +44,21 @@ public protocol Backend: Sendable {
     /// y = x Wᵀ + b for x [m, k], W [n, k], b [n] (PyTorch's `nn.Linear`).
     func linear(_ x: Storage, _ w: Storage, _ b: Storage?, m: Int, n: Int, k: Int) -> Storage
     /// Copies `rows` rows of `rowLength` floats between strided positions (concat, slice).
-    func copyRows(from src: Storage, offset srcOffset: Int, stride srcStride: Int,
-                  to dst: Storage, offset dstOffset: Int, stride dstStride: Int, rows: Int, rowLength: Int)
+    func copyRows(
+        from src: Storage, offset srcOffset: Int, stride srcStride: Int,
+        to dst: Storage, offset dstOffset: Int, stride dstStride: Int, rows: Int, rowLength: Int)
     /// Arg-max over the middle axis of an [outer, mid, inner] view, on the host.
     func argmax(_ x: Storage, outer: Int, mid: Int, inner: Int) -> [Int32]
     /// Σᵢ wᵢ·CEᵢ / rows as a one-element storage; labels are class indices stored as floats.
-    func softmaxCrossEntropy(_ logits: Storage, labels: Storage, weights: Storage?, smoothing: Float,
-                             rows: Int, columns: Int) -> Storage
+    func softmaxCrossEntropy(
+        _ logits: Storage, labels: Storage, weights: Storage?, smoothing: Float,
+        rows: Int, columns: Int
+    ) -> Storage
     /// d loss / d logits = (softmax − target)·wᵢ·scale.
-    func softmaxCrossEntropyBackward(_ logits: Storage, labels: Storage, weights: Storage?, smoothing: Float,
-                                     scale: Float, rows: Int, columns: Int) -> Storage
+    func softmaxCrossEntropyBackward(
+        _ logits: Storage, labels: Storage, weights: Storage?, smoothing: Float,
+        scale: Float, rows: Int, columns: Int
+    ) -> Storage
     /// Mean stable sigmoid binary cross-entropy; weights are per row of `perRow` elements.
     func sigmoidCrossEntropy(_ logits: Storage, targets: Storage, weights: Storage?, perRow: Int) -> Storage
     func sigmoidCrossEntropyBackward(_ logits: Storage, targets: Storage, weights: Storage?, perRow: Int, scale: Float) -> Storage
@@ -81,30 +86,40 @@ public protocol Backend: Sendable {
     /// Per-channel mean and biased variance of x viewed as [batch, channels, spatial].
     func batchNormStatistics(_ x: Storage, batch: Int, channels: Int, spatial: Int) -> (mean: Storage, variance: Storage)
     /// y = (x − mean)/√(variance + ε)·weight + bias per channel of x [batch, channels, spatial].
-    func batchNorm(_ x: Storage, mean: Storage, variance: Storage, weight: Storage, bias: Storage, epsilon: Float,
-                   batch: Int, channels: Int, spatial: Int) -> Storage
+    func batchNorm(
+        _ x: Storage, mean: Storage, variance: Storage, weight: Storage, bias: Storage, epsilon: Float,
+        batch: Int, channels: Int, spatial: Int
+    ) -> Storage
     /// Gradients of ``batchNorm(_:mean:variance:weight:bias:epsilon:batch:channels:spatial:)``;
     /// `batchStatistics`: mean and variance are x's own and are differentiated through.
-    func batchNormBackward(_ gradient: Storage, input: Storage, mean: Storage, variance: Storage, weight: Storage,
-                           epsilon: Float, batchStatistics: Bool, batch: Int, channels: Int, spatial: Int)
+    func batchNormBackward(
+        _ gradient: Storage, input: Storage, mean: Storage, variance: Storage, weight: Storage,
+        epsilon: Float, batchStatistics: Bool, batch: Int, channels: Int, spatial: Int
+    )
         -> (input: Storage, weight: Storage, bias: Storage)
 
     // Fused optimizer updates, in place (PyTorch semantics; see the C kernels).
-    func sgdUpdate(_ w: Storage, _ g: Storage, momentum buffer: Storage?, learningRate: Float, momentum: Float,
-                   dampening: Float, weightDecay: Float, nesterov: Bool, firstStep: Bool)
-    func adamUpdate(_ w: Storage, _ g: Storage, _ m: Storage, _ v: Storage, learningRate: Float, beta1: Float,
-                    beta2: Float, epsilon: Float, weightDecay: Float, decoupled: Bool, biasCorrection1: Float,
-                    biasCorrection2: Float)
-    func rmspropUpdate(_ w: Storage, _ g: Storage, square: Storage, momentum buffer: Storage, average: Storage,
-                       learningRate: Float, alpha: Float, epsilon: Float, weightDecay: Float, momentum: Float,
-                       centered: Bool)
+    func sgdUpdate(
+        _ w: Storage, _ g: Storage, momentum buffer: Storage?, learningRate: Float, momentum: Float,
+        dampening: Float, weightDecay: Float, nesterov: Bool, firstStep: Bool)
+    func adamUpdate(
+        _ w: Storage, _ g: Storage, _ m: Storage, _ v: Storage, learningRate: Float, beta1: Float,
+        beta2: Float, epsilon: Float, weightDecay: Float, decoupled: Bool, biasCorrection1: Float,
+        biasCorrection2: Float)
+    func rmspropUpdate(
+        _ w: Storage, _ g: Storage, square: Storage, momentum buffer: Storage, average: Storage,
+        learningRate: Float, alpha: Float, epsilon: Float, weightDecay: Float, momentum: Float,
+        centered: Bool)
 }
 
 extension Backend {
     public func conv2dBackward(_ gradient: Storage, input: Storage?, weight: Storage?, geometry: Conv2DGeometry)
-        -> (input: Storage?, weight: Storage?) {
-        (weight.map { conv2dBackwardInput(gradient, weight: $0, geometry: geometry) },
-         input.map { conv2dBackwardWeight(gradient, input: $0, geometry: geometry) })
+        -> (input: Storage?, weight: Storage?)
+    {
+        (
+            weight.map { conv2dBackwardInput(gradient, weight: $0, geometry: geometry) },
+            input.map { conv2dBackwardWeight(gradient, input: $0, geometry: geometry) }
+        )
     }
 }
 

@@ -39,8 +39,10 @@ extension CPUBackend {
 
     /// col [rows·groups, count·plane] (rows `ld` apart) = im2col of images start..<start+count,
     /// image i's columns at i·plane; split over rows across cores.
-    private func im2col(_ x: Storage, _ g: Conv2DGeometry, start: Int, count: Int, into col: UnsafeMutablePointer<Float>,
-                        ld: Int) {
+    private func im2col(
+        _ x: Storage, _ g: Conv2DGeometry, start: Int, count: Int, into col: UnsafeMutablePointer<Float>,
+        ld: Int
+    ) {
         let l = g.layout, window = g.window.c, rows = g.window.columnRows
         KernelProfile.measure(.im2col) {
             let taps = g.window.gatherTable(images: count)
@@ -56,8 +58,10 @@ extension CPUBackend {
 
     /// dst [b, a, plane] = src [a, b, plane] (+ bias per a), split over a across cores; src's rows
     /// (per a) and dst's (per b) at the given strides.
-    private func swapOuter(_ src: UnsafePointer<Float>, a: Int, b: Int, plane: Int, srcStride: Int, dstStride: Int,
-                           bias: Storage?, into dst: UnsafeMutablePointer<Float>) {
+    private func swapOuter(
+        _ src: UnsafePointer<Float>, a: Int, b: Int, plane: Int, srcStride: Int, dstStride: Int,
+        bias: Storage?, into dst: UnsafeMutablePointer<Float>
+    ) {
         KernelProfile.measure(.copy) {
             CPUParallel.forItems(a, itemSize: b * plane) { s, e in
                 tl_swap_outer(src, a, b, plane, srcStride, dstStride, bias?.pointer, s, e, dst)
@@ -67,19 +71,24 @@ extension CPUBackend {
 
     /// Images start..<start+count of the output gradient in the GEMM layout [outC, count, plane]
     /// and its row stride: swapped into `scratch` (padded rows), or the image itself when count is 1.
-    private func gradientColumns(_ gradient: Storage, _ g: Conv2DGeometry, start: Int, count: Int,
-                                 scratch: Storage) -> (UnsafeMutablePointer<Float>, Int) {
+    private func gradientColumns(
+        _ gradient: Storage, _ g: Conv2DGeometry, start: Int, count: Int,
+        scratch: Storage
+    ) -> (UnsafeMutablePointer<Float>, Int) {
         let l = g.layout
         if count == 1 { return (gradient.pointer + start * l.outImage, l.plane) }
         let ld = CPUBackend.rowStride(count * l.plane)
-        swapOuter(gradient.pointer + start * l.outImage, a: count, b: g.outChannels, plane: l.plane, srcStride: l.outImage,
-                  dstStride: ld, bias: nil, into: scratch.pointer)
+        swapOuter(
+            gradient.pointer + start * l.outImage, a: count, b: g.outChannels, plane: l.plane, srcStride: l.outImage,
+            dstStride: ld, bias: nil, into: scratch.pointer)
         return (scratch.pointer, ld)
     }
 
     /// Row-major C = op(A)·op(B) (+ C when beta is 1), counted as convolution sgemm.
-    private func sgemm(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, lda: Int,
-                       _ b: UnsafePointer<Float>, ldb: Int, beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
+    private func sgemm(
+        _ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, lda: Int,
+        _ b: UnsafePointer<Float>, ldb: Int, beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
         KernelProfile.gemm(.convGemm, m: m, n: n, k: k) {
             CPUGemm.sgemm(transA, transB, m: m, n: n, k: k, a, lda: lda, b, ldb: ldb, beta: beta, c, ldc: ldc)
         }
@@ -100,13 +109,15 @@ extension CPUBackend {
             im2col(x, g, start: start, count: count, into: col.pointer, ld: ld)
             for grp in 0..<g.groups {
                 // y[group] [outPerGroup, count·plane] = W[group] [outPerGroup, rows] · col[group] [rows, count·plane]
-                sgemm(false, false, m: l.outPerGroup, n: n, k: l.rows, weight.pointer + grp * l.outPerGroup * l.rows, lda: l.rows,
-                      col.pointer + grp * l.rows * ld, ldb: ld, beta: direct && bias != nil ? 1 : 0,
-                      target + grp * l.outPerGroup * ldc, ldc: ldc)
+                sgemm(
+                    false, false, m: l.outPerGroup, n: n, k: l.rows, weight.pointer + grp * l.outPerGroup * l.rows, lda: l.rows,
+                    col.pointer + grp * l.rows * ld, ldb: ld, beta: direct && bias != nil ? 1 : 0,
+                    target + grp * l.outPerGroup * ldc, ldc: ldc)
             }
             if !direct {
-                swapOuter(y.pointer, a: g.outChannels, b: count, plane: l.plane, srcStride: ld, dstStride: l.outImage, bias: bias,
-                          into: out.pointer + start * l.outImage)
+                swapOuter(
+                    y.pointer, a: g.outChannels, b: count, plane: l.plane, srcStride: ld, dstStride: l.outImage, bias: bias,
+                    into: out.pointer + start * l.outImage)
             }
         }
         return out
@@ -122,7 +133,8 @@ extension CPUBackend {
 
     /// Both gradients chunk by chunk, the chunk's gradient swapped into the GEMM layout once.
     public func conv2dBackward(_ gradient: Storage, input x: Storage?, weight: Storage?, geometry g: Conv2DGeometry)
-        -> (input: Storage?, weight: Storage?) {
+        -> (input: Storage?, weight: Storage?)
+    {
         let l = g.layout, chunk = chunkSize(g), window = g.window.c, widest = CPUBackend.rowStride(chunk * l.plane)
         let dx = weight != nil ? Storage(count: ShapeMath.count(g.inputShape)) : nil
         let dw = x != nil ? Storage(count: ShapeMath.count(g.weightShape)) : nil
@@ -134,13 +146,16 @@ extension CPUBackend {
             if let dx, let weight {
                 for grp in 0..<g.groups {
                     // dcol[group] [rows, count·plane] = W[group]ᵀ [rows, outPerGroup] · g[group] [outPerGroup, count·plane]
-                    sgemm(true, false, m: l.rows, n: n, k: l.outPerGroup, weight.pointer + grp * l.outPerGroup * l.rows,
-                          lda: l.rows, gt + grp * l.outPerGroup * ldg, ldb: ldg, beta: 0, col.pointer + grp * l.rows * ld, ldc: ld)
+                    sgemm(
+                        true, false, m: l.rows, n: n, k: l.outPerGroup, weight.pointer + grp * l.outPerGroup * l.rows,
+                        lda: l.rows, gt + grp * l.outPerGroup * ldg, ldb: ldg, beta: 0, col.pointer + grp * l.rows * ld, ldc: ld)
                 }
                 KernelProfile.measure(.col2im) {
                     g.window.gatherTable(images: count, inverse: true).withUnsafeBufferPointer { sources in
-                        CPUParallel.forItems(g.window.channels, itemSize: count * l.colImage / g.window.channels,
-                                             minimumChunk: 1 << 13) { s, e in
+                        CPUParallel.forItems(
+                            g.window.channels, itemSize: count * l.colImage / g.window.channels,
+                            minimumChunk: 1 << 13
+                        ) { s, e in
                             var w = window
                             tl_col2im_gather(col.pointer, &w, sources.baseAddress!, count, s, e, ld, dx.pointer + start * l.inImage)
                         }
@@ -151,9 +166,10 @@ extension CPUBackend {
                 im2col(x, g, start: start, count: count, into: col.pointer, ld: ld)
                 for grp in 0..<g.groups {
                     // dW[group] [outPerGroup, rows] (+)= g[group] [outPerGroup, count·plane] · col[group]ᵀ [count·plane, rows]
-                    sgemm(false, true, m: l.outPerGroup, n: l.rows, k: n, gt + grp * l.outPerGroup * ldg, lda: ldg,
-                          col.pointer + grp * l.rows * ld, ldb: ld, beta: start == 0 ? 0 : 1,
-                          dw.pointer + grp * l.outPerGroup * l.rows, ldc: l.rows)
+                    sgemm(
+                        false, true, m: l.outPerGroup, n: l.rows, k: n, gt + grp * l.outPerGroup * ldg, lda: ldg,
+                        col.pointer + grp * l.rows * ld, ldb: ld, beta: start == 0 ? 0 : 1,
+                        dw.pointer + grp * l.outPerGroup * l.rows, ldc: l.rows)
                 }
             }
         }
@@ -172,8 +188,9 @@ extension CPUBackend {
         taps.withUnsafeBufferPointer { taps in
             forPlanes(.pooling, planes, perPlane: inPlane) { s, e in
                 var w = window.c
-                tl_maxpool2d_forward(x.pointer + s * inPlane, &w, taps.baseAddress!, e - s, out.pointer + s * outPlane,
-                                     idx.pointer + s * outPlane)
+                tl_maxpool2d_forward(
+                    x.pointer + s * inPlane, &w, taps.baseAddress!, e - s, out.pointer + s * outPlane,
+                    idx.pointer + s * outPlane)
             }
         }
         return (out, idx)
@@ -217,23 +234,30 @@ extension CPUBackend {
         return (mean, variance)
     }
 
-    public func batchNorm(_ x: Storage, mean: Storage, variance: Storage, weight: Storage, bias: Storage, epsilon: Float,
-                          batch: Int, channels: Int, spatial: Int) -> Storage {
+    public func batchNorm(
+        _ x: Storage, mean: Storage, variance: Storage, weight: Storage, bias: Storage, epsilon: Float,
+        batch: Int, channels: Int, spatial: Int
+    ) -> Storage {
         let y = Storage(count: x.count)
         forPlanes(.batchNorm, channels, perPlane: batch * spatial) { s, e in
-            tl_batchnorm_forward(x.pointer, batch, channels, spatial, s, e, mean.pointer, variance.pointer, epsilon,
-                                 weight.pointer, bias.pointer, y.pointer)
+            tl_batchnorm_forward(
+                x.pointer, batch, channels, spatial, s, e, mean.pointer, variance.pointer, epsilon,
+                weight.pointer, bias.pointer, y.pointer)
         }
         return y
     }
 
-    public func batchNormBackward(_ gradient: Storage, input: Storage, mean: Storage, variance: Storage, weight: Storage,
-                                  epsilon: Float, batchStatistics: Bool, batch: Int, channels: Int, spatial: Int)
-        -> (input: Storage, weight: Storage, bias: Storage) {
+    public func batchNormBackward(
+        _ gradient: Storage, input: Storage, mean: Storage, variance: Storage, weight: Storage,
+        epsilon: Float, batchStatistics: Bool, batch: Int, channels: Int, spatial: Int
+    )
+        -> (input: Storage, weight: Storage, bias: Storage)
+    {
         let dx = Storage(count: input.count), dw = Storage(count: channels), db = Storage(count: channels)
         forPlanes(.batchNorm, channels, perPlane: batch * spatial) { s, e in
-            tl_batchnorm_backward(gradient.pointer, input.pointer, batch, channels, spatial, s, e, mean.pointer, variance.pointer,
-                                  epsilon, weight.pointer, batchStatistics ? 1 : 0, dx.pointer, dw.pointer, db.pointer)
+            tl_batchnorm_backward(
+                gradient.pointer, input.pointer, batch, channels, spatial, s, e, mean.pointer, variance.pointer,
+                epsilon, weight.pointer, batchStatistics ? 1 : 0, dx.pointer, dw.pointer, db.pointer)
         }
         return (dx, dw, db)
     }

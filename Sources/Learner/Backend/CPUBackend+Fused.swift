@@ -14,8 +14,10 @@ extension CPUBackend {
         return out
     }
 
-    public func copyRows(from src: Storage, offset srcOffset: Int, stride srcStride: Int,
-                         to dst: Storage, offset dstOffset: Int, stride dstStride: Int, rows: Int, rowLength: Int) {
+    public func copyRows(
+        from src: Storage, offset srcOffset: Int, stride srcStride: Int,
+        to dst: Storage, offset dstOffset: Int, stride dstStride: Int, rows: Int, rowLength: Int
+    ) {
         KernelProfile.measure(.copy) {
             for r in 0..<rows {
                 (dst.pointer + dstOffset + r * dstStride).update(from: src.pointer + srcOffset + r * srcStride, count: rowLength)
@@ -27,8 +29,10 @@ extension CPUBackend {
         reduce(sum: false, x, outer: outer, mid: mid, inner: inner).1 ?? []
     }
 
-    public func softmaxCrossEntropy(_ logits: Storage, labels: Storage, weights: Storage?, smoothing eps: Float,
-                                    rows n: Int, columns c: Int) -> Storage {
+    public func softmaxCrossEntropy(
+        _ logits: Storage, labels: Storage, weights: Storage?, smoothing eps: Float,
+        rows n: Int, columns c: Int
+    ) -> Storage {
         let logp = softmax(logits, rows: n, columns: c, log: true)
         let lp = labels.pointer, wp = weights?.pointer
         var total = 0.0
@@ -49,8 +53,10 @@ extension CPUBackend {
         return out
     }
 
-    public func softmaxCrossEntropyBackward(_ logits: Storage, labels: Storage, weights: Storage?, smoothing eps: Float,
-                                            scale: Float, rows n: Int, columns c: Int) -> Storage {
+    public func softmaxCrossEntropyBackward(
+        _ logits: Storage, labels: Storage, weights: Storage?, smoothing eps: Float,
+        scale: Float, rows n: Int, columns c: Int
+    ) -> Storage {
         let grad = softmax(logits, rows: n, columns: c, log: false)
         let lp = labels.pointer, wp = weights?.pointer
         let offTarget = eps / Float(c)
@@ -77,8 +83,10 @@ extension CPUBackend {
         return out
     }
 
-    public func sigmoidCrossEntropyBackward(_ logits: Storage, targets: Storage, weights: Storage?, perRow: Int,
-                                            scale: Float) -> Storage {
+    public func sigmoidCrossEntropyBackward(
+        _ logits: Storage, targets: Storage, weights: Storage?, perRow: Int,
+        scale: Float
+    ) -> Storage {
         let grad = Storage(count: logits.count)
         let xp = logits.pointer, tp = targets.pointer, wp = weights?.pointer
         for i in 0..<logits.count {
@@ -100,34 +108,43 @@ extension CPUBackend {
 
     private func forRanges(_ n: Int, _ body: (Int, Int) -> Void) { CPUParallel.forRanges(n, minimumChunk: 1 << 14, body) }
 
-    public func sgdUpdate(_ w: Storage, _ g: Storage, momentum buffer: Storage?, learningRate: Float, momentum: Float,
-                          dampening: Float, weightDecay: Float, nesterov: Bool, firstStep: Bool) {
+    public func sgdUpdate(
+        _ w: Storage, _ g: Storage, momentum buffer: Storage?, learningRate: Float, momentum: Float,
+        dampening: Float, weightDecay: Float, nesterov: Bool, firstStep: Bool
+    ) {
         let buf = buffer?.pointer
         KernelProfile.measure(.optimizer) {
             forRanges(w.count) { s, e in
-                tl_sgd_update(w.pointer + s, g.pointer + s, buf.map { $0 + s }, e - s, learningRate, momentum, dampening,
-                              weightDecay, nesterov ? 1 : 0, firstStep ? 1 : 0)
+                tl_sgd_update(
+                    w.pointer + s, g.pointer + s, buf.map { $0 + s }, e - s, learningRate, momentum, dampening,
+                    weightDecay, nesterov ? 1 : 0, firstStep ? 1 : 0)
             }
         }
     }
 
-    public func adamUpdate(_ w: Storage, _ g: Storage, _ m: Storage, _ v: Storage, learningRate: Float, beta1: Float,
-                           beta2: Float, epsilon: Float, weightDecay: Float, decoupled: Bool, biasCorrection1: Float,
-                           biasCorrection2: Float) {
+    public func adamUpdate(
+        _ w: Storage, _ g: Storage, _ m: Storage, _ v: Storage, learningRate: Float, beta1: Float,
+        beta2: Float, epsilon: Float, weightDecay: Float, decoupled: Bool, biasCorrection1: Float,
+        biasCorrection2: Float
+    ) {
         KernelProfile.measure(.optimizer) {
             forRanges(w.count) { s, e in
-                tl_adam_update(w.pointer + s, g.pointer + s, m.pointer + s, v.pointer + s, e - s, learningRate, beta1, beta2,
-                               epsilon, weightDecay, decoupled ? 1 : 0, biasCorrection1, biasCorrection2)
+                tl_adam_update(
+                    w.pointer + s, g.pointer + s, m.pointer + s, v.pointer + s, e - s, learningRate, beta1, beta2,
+                    epsilon, weightDecay, decoupled ? 1 : 0, biasCorrection1, biasCorrection2)
             }
         }
     }
 
-    public func rmspropUpdate(_ w: Storage, _ g: Storage, square: Storage, momentum buffer: Storage, average: Storage,
-                              learningRate: Float, alpha: Float, epsilon: Float, weightDecay: Float, momentum: Float,
-                              centered: Bool) {
+    public func rmspropUpdate(
+        _ w: Storage, _ g: Storage, square: Storage, momentum buffer: Storage, average: Storage,
+        learningRate: Float, alpha: Float, epsilon: Float, weightDecay: Float, momentum: Float,
+        centered: Bool
+    ) {
         forRanges(w.count) { s, e in
-            tl_rmsprop_update(w.pointer + s, g.pointer + s, square.pointer + s, buffer.pointer + s, average.pointer + s,
-                              e - s, learningRate, alpha, epsilon, weightDecay, momentum, centered ? 1 : 0)
+            tl_rmsprop_update(
+                w.pointer + s, g.pointer + s, square.pointer + s, buffer.pointer + s, average.pointer + s,
+                e - s, learningRate, alpha, epsilon, weightDecay, momentum, centered ? 1 : 0)
         }
     }
 }

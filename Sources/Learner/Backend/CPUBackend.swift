@@ -5,8 +5,10 @@ public struct CPUBackend: Backend {
     public static let shared = CPUBackend()
     public var device: Device { .cpu }
 
-    public func binary(_ op: BinaryOp, _ a: Storage, shape aShape: [Int], _ b: Storage, shape bShape: [Int],
-                       outShape: [Int]) -> Storage {
+    public func binary(
+        _ op: BinaryOp, _ a: Storage, shape aShape: [Int], _ b: Storage, shape bShape: [Int],
+        outShape: [Int]
+    ) -> Storage {
         KernelProfile.measure(.elementwise) { binaryKernel(op, a, aShape, b, bShape, outShape: outShape) }
     }
 
@@ -43,8 +45,9 @@ public struct CPUBackend: Backend {
             CPUParallel.forRanges(first, minimumChunk: max(1, CPUParallel.minimumChunk / max(perFirst, 1))) { s, e in
                 var sub = shape64
                 sub[0] = Int64(e - s)
-                tl_binary_strided(op.rawValue, rank, sub, pa + s * Int(sa[0]), sa, pb + s * Int(sb[0]), sb,
-                                  po + s * perFirst)
+                tl_binary_strided(
+                    op.rawValue, rank, sub, pa + s * Int(sa[0]), sa, pb + s * Int(sb[0]), sb,
+                    po + s * perFirst)
             }
         } else {
             tl_binary_strided(op.rawValue, rank, shape64, pa, sa, pb, sb, po)
@@ -82,11 +85,14 @@ public struct CPUBackend: Backend {
         return out
     }
 
-    public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: Storage, b: Storage, into c: Storage,
-                     accumulate: Bool) {
+    public func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: Storage, b: Storage, into c: Storage,
+        accumulate: Bool
+    ) {
         KernelProfile.gemm(.denseGemm, m: m, n: n, k: k) {
-            CPUGemm.sgemm(transA, transB, m: m, n: n, k: k, a.pointer, lda: transA ? m : k, b.pointer, ldb: transB ? k : n,
-                          beta: accumulate ? 1 : 0, c.pointer, ldc: n)
+            CPUGemm.sgemm(
+                transA, transB, m: m, n: n, k: k, a.pointer, lda: transA ? m : k, b.pointer, ldb: transB ? k : n,
+                beta: accumulate ? 1 : 0, c.pointer, ldc: n)
         }
     }
 

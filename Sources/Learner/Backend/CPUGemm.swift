@@ -13,8 +13,10 @@ public enum CPUGemm {
     /// Row-major C[m, n] = op(A)·op(B) + beta·C, split over the rows of C when it has more rows
     /// than columns, else over its columns: each slice packs its own part of the operand it cuts
     /// and the whole of the other, so cutting the larger side duplicates the less packing.
-    public static func sgemm(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, lda: Int,
-                      _ b: UnsafePointer<Float>, ldb: Int, beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
+    public static func sgemm(
+        _ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, lda: Int,
+        _ b: UnsafePointer<Float>, ldb: Int, beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
         let byRows = m > n, side = byRows ? m : n
         // At least 32 rows or columns a slice: a narrower one leaves the micro-kernels idle.
         let slices = Swift.min(CPUParallel.threadCount, side / 32)
@@ -35,8 +37,10 @@ public enum CPUGemm {
     }
 
     @inline(__always)
-    private static func call(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<Float>, _ lda: Int,
-                             _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+    private static func call(
+        _ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<Float>, _ lda: Int,
+        _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
+    ) {
         tl_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 }

@@ -53,8 +53,10 @@ public struct CUDABackend: Backend {
         return max(ShapeMath.count(trimmed), 1)
     }
 
-    public func binary(_ op: BinaryOp, _ a: Storage, shape aShape: [Int], _ b: Storage, shape bShape: [Int],
-                       outShape: [Int]) -> Storage {
+    public func binary(
+        _ op: BinaryOp, _ a: Storage, shape aShape: [Int], _ b: Storage, shape bShape: [Int],
+        outShape: [Int]
+    ) -> Storage {
         let n = ShapeMath.count(outShape)
         if let an = trailingCount(aShape, outShape), let bn = trailingCount(bShape, outShape) {
             let out = make(n)
@@ -66,8 +68,10 @@ public struct CUDABackend: Backend {
             let sa = ShapeMath.broadcastStrides(aShape, to: outShape).map { Int64($0) }
             let sb = ShapeMath.broadcastStrides(bShape, to: outShape).map { Int64($0) }
             let out = make(n)
-            check(tl_cuda_binary_strided(op.rawValue, Int32(outShape.count), outShape.map { Int64($0) }, a.pointer, sa,
-                                         b.pointer, sb, out.pointer), "broadcast binary op \(op.name)")
+            check(
+                tl_cuda_binary_strided(
+                    op.rawValue, Int32(outShape.count), outShape.map { Int64($0) }, a.pointer, sa,
+                    b.pointer, sb, out.pointer), "broadcast binary op \(op.name)")
             return out
         }
         return viaHost("binary-broadcast") {
@@ -83,7 +87,8 @@ public struct CUDABackend: Backend {
 
     public func unaryBackward(_ op: UnaryOp, x: Storage, y: Storage, gradient: Storage) -> Storage {
         let out = make(x.count)
-        check(tl_cuda_unary_backward(op.rawValue, x.pointer, y.pointer, gradient.pointer, out.pointer, x.count), "unary backward \(op.name)")
+        check(
+            tl_cuda_unary_backward(op.rawValue, x.pointer, y.pointer, gradient.pointer, out.pointer, x.count), "unary backward \(op.name)")
         return out
     }
 
@@ -100,11 +105,15 @@ public struct CUDABackend: Backend {
         return out
     }
 
-    public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: Storage, b: Storage, into c: Storage,
-                     accumulate: Bool) {
-        check(tl_cuda_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), 1, a.pointer,
-                            Int32(transA ? m : k), b.pointer, Int32(transB ? k : n), accumulate ? 1 : 0, c.pointer, Int32(n)),
-              "sgemm \(m)×\(n)×\(k)")
+    public func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: Storage, b: Storage, into c: Storage,
+        accumulate: Bool
+    ) {
+        check(
+            tl_cuda_sgemm(
+                transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), 1, a.pointer,
+                Int32(transA ? m : k), b.pointer, Int32(transB ? k : n), accumulate ? 1 : 0, c.pointer, Int32(n)),
+            "sgemm \(m)×\(n)×\(k)")
     }
 
     public func reduce(sum: Bool, _ x: Storage, outer: Int, mid: Int, inner: Int) -> (Storage, [Int32]?) {
@@ -168,15 +177,19 @@ public struct CUDABackend: Backend {
         return out
     }
 
-    public func copyRows(from src: Storage, offset srcOffset: Int, stride srcStride: Int,
-                         to dst: Storage, offset dstOffset: Int, stride dstStride: Int, rows: Int, rowLength: Int) {
+    public func copyRows(
+        from src: Storage, offset srcOffset: Int, stride srcStride: Int,
+        to dst: Storage, offset dstOffset: Int, stride dstStride: Int, rows: Int, rowLength: Int
+    ) {
         if srcStride == rowLength && dstStride == rowLength {
             check(tl_cuda_memcpy_dtod(dst.pointer + dstOffset, src.pointer + srcOffset, rows * rowLength * 4), "copy")
             return
         }
         for r in 0..<rows {
-            check(tl_cuda_memcpy_dtod(dst.pointer + dstOffset + r * dstStride, src.pointer + srcOffset + r * srcStride,
-                                      rowLength * 4), "copy")
+            check(
+                tl_cuda_memcpy_dtod(
+                    dst.pointer + dstOffset + r * dstStride, src.pointer + srcOffset + r * srcStride,
+                    rowLength * 4), "copy")
         }
     }
 
@@ -184,43 +197,56 @@ public struct CUDABackend: Backend {
         reduce(sum: false, x, outer: outer, mid: mid, inner: inner).1 ?? []
     }
 
-    public func softmaxCrossEntropy(_ logits: Storage, labels: Storage, weights: Storage?, smoothing: Float,
-                                    rows: Int, columns: Int) -> Storage {
+    public func softmaxCrossEntropy(
+        _ logits: Storage, labels: Storage, weights: Storage?, smoothing: Float,
+        rows: Int, columns: Int
+    ) -> Storage {
         let perRow = make(rows)
-        check(tl_cuda_softmax_xent_smooth_forward(logits.pointer, labels.pointer, perRow.pointer, rows, columns, smoothing),
-              "cross-entropy")
+        check(
+            tl_cuda_softmax_xent_smooth_forward(logits.pointer, labels.pointer, perRow.pointer, rows, columns, smoothing),
+            "cross-entropy")
         if let weights {
-            check(tl_cuda_binary(BinaryOp.multiply.rawValue, perRow.pointer, rows, weights.pointer, rows, perRow.pointer, rows),
-                  "weighted cross-entropy")
+            check(
+                tl_cuda_binary(BinaryOp.multiply.rawValue, perRow.pointer, rows, weights.pointer, rows, perRow.pointer, rows),
+                "weighted cross-entropy")
         }
         let total = make(1)
         check(tl_cuda_sum_mid(perRow.pointer, 1, rows, 1, total.pointer), "cross-entropy sum")
         return affine(total, scale: 1 / Float(rows), shift: 0)
     }
 
-    public func softmaxCrossEntropyBackward(_ logits: Storage, labels: Storage, weights: Storage?, smoothing: Float,
-                                            scale: Float, rows: Int, columns: Int) -> Storage {
+    public func softmaxCrossEntropyBackward(
+        _ logits: Storage, labels: Storage, weights: Storage?, smoothing: Float,
+        scale: Float, rows: Int, columns: Int
+    ) -> Storage {
         let grad = make(rows * columns)
-        check(tl_cuda_softmax_xent_smooth_backward(logits.pointer, labels.pointer, weights?.pointer, scale, smoothing,
-                                                   grad.pointer, rows, columns), "cross-entropy backward")
+        check(
+            tl_cuda_softmax_xent_smooth_backward(
+                logits.pointer, labels.pointer, weights?.pointer, scale, smoothing,
+                grad.pointer, rows, columns), "cross-entropy backward")
         return grad
     }
 
     public func sigmoidCrossEntropy(_ logits: Storage, targets: Storage, weights: Storage?, perRow: Int) -> Storage {
         let n = logits.count
         let perElement = make(n)
-        check(tl_cuda_sigmoid_xent(logits.pointer, targets.pointer, weights?.pointer, perRow, perElement.pointer, n, 0, 1),
-              "sigmoid cross-entropy")
+        check(
+            tl_cuda_sigmoid_xent(logits.pointer, targets.pointer, weights?.pointer, perRow, perElement.pointer, n, 0, 1),
+            "sigmoid cross-entropy")
         let total = make(1)
         check(tl_cuda_sum_mid(perElement.pointer, 1, n, 1, total.pointer), "sigmoid cross-entropy sum")
         return affine(total, scale: 1 / Float(n), shift: 0)
     }
 
-    public func sigmoidCrossEntropyBackward(_ logits: Storage, targets: Storage, weights: Storage?, perRow: Int,
-                                            scale: Float) -> Storage {
+    public func sigmoidCrossEntropyBackward(
+        _ logits: Storage, targets: Storage, weights: Storage?, perRow: Int,
+        scale: Float
+    ) -> Storage {
         let grad = make(logits.count)
-        check(tl_cuda_sigmoid_xent(logits.pointer, targets.pointer, weights?.pointer, perRow, grad.pointer, logits.count, 1,
-                                   scale), "sigmoid cross-entropy backward")
+        check(
+            tl_cuda_sigmoid_xent(
+                logits.pointer, targets.pointer, weights?.pointer, perRow, grad.pointer, logits.count, 1,
+                scale), "sigmoid cross-entropy backward")
         return grad
     }
 
@@ -230,24 +256,36 @@ public struct CUDABackend: Backend {
         return out
     }
 
-    public func sgdUpdate(_ w: Storage, _ g: Storage, momentum buffer: Storage?, learningRate: Float, momentum: Float,
-                          dampening: Float, weightDecay: Float, nesterov: Bool, firstStep: Bool) {
-        check(tl_cuda_sgd_update(w.pointer, g.pointer, buffer?.pointer, w.count, learningRate, momentum, dampening, weightDecay,
-                                 nesterov ? 1 : 0, firstStep ? 1 : 0), "SGD update")
+    public func sgdUpdate(
+        _ w: Storage, _ g: Storage, momentum buffer: Storage?, learningRate: Float, momentum: Float,
+        dampening: Float, weightDecay: Float, nesterov: Bool, firstStep: Bool
+    ) {
+        check(
+            tl_cuda_sgd_update(
+                w.pointer, g.pointer, buffer?.pointer, w.count, learningRate, momentum, dampening, weightDecay,
+                nesterov ? 1 : 0, firstStep ? 1 : 0), "SGD update")
     }
 
-    public func adamUpdate(_ w: Storage, _ g: Storage, _ m: Storage, _ v: Storage, learningRate: Float, beta1: Float,
-                           beta2: Float, epsilon: Float, weightDecay: Float, decoupled: Bool, biasCorrection1: Float,
-                           biasCorrection2: Float) {
-        check(tl_cuda_adam_update(w.pointer, g.pointer, m.pointer, v.pointer, w.count, learningRate, beta1, beta2, epsilon,
-                                  weightDecay, decoupled ? 1 : 0, biasCorrection1, biasCorrection2), "Adam update")
+    public func adamUpdate(
+        _ w: Storage, _ g: Storage, _ m: Storage, _ v: Storage, learningRate: Float, beta1: Float,
+        beta2: Float, epsilon: Float, weightDecay: Float, decoupled: Bool, biasCorrection1: Float,
+        biasCorrection2: Float
+    ) {
+        check(
+            tl_cuda_adam_update(
+                w.pointer, g.pointer, m.pointer, v.pointer, w.count, learningRate, beta1, beta2, epsilon,
+                weightDecay, decoupled ? 1 : 0, biasCorrection1, biasCorrection2), "Adam update")
     }
 
-    public func rmspropUpdate(_ w: Storage, _ g: Storage, square: Storage, momentum buffer: Storage, average: Storage,
-                              learningRate: Float, alpha: Float, epsilon: Float, weightDecay: Float, momentum: Float,
-                              centered: Bool) {
-        check(tl_cuda_rmsprop_update(w.pointer, g.pointer, square.pointer, buffer.pointer, average.pointer, w.count, learningRate,
-                                     alpha, epsilon, weightDecay, momentum, centered ? 1 : 0), "RMSProp update")
+    public func rmspropUpdate(
+        _ w: Storage, _ g: Storage, square: Storage, momentum buffer: Storage, average: Storage,
+        learningRate: Float, alpha: Float, epsilon: Float, weightDecay: Float, momentum: Float,
+        centered: Bool
+    ) {
+        check(
+            tl_cuda_rmsprop_update(
+                w.pointer, g.pointer, square.pointer, buffer.pointer, average.pointer, w.count, learningRate,
+                alpha, epsilon, weightDecay, momentum, centered ? 1 : 0), "RMSProp update")
     }
 }
 
@@ -267,14 +305,18 @@ extension CUDABackend: ConvPrimitives {
 
     func alloc(_ count: Int) -> Storage { make(count) }
 
-    func batchedGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
-                     a: UnsafeMutablePointer<Float>, lda: Int, strideA: Int,
-                     b: UnsafeMutablePointer<Float>, ldb: Int, strideB: Int, beta: Float,
-                     c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int, batch: Int) {
-        check(tl_cuda_sgemm_strided_batched(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), 1,
-                                            a, Int32(lda), Int64(strideA), b, Int32(ldb), Int64(strideB), beta,
-                                            c, Int32(ldc), Int64(strideC), Int32(batch)),
-              "batched sgemm \(m)×\(n)×\(k) ×\(batch)")
+    func batchedGemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+        a: UnsafeMutablePointer<Float>, lda: Int, strideA: Int,
+        b: UnsafeMutablePointer<Float>, ldb: Int, strideB: Int, beta: Float,
+        c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int, batch: Int
+    ) {
+        check(
+            tl_cuda_sgemm_strided_batched(
+                transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), 1,
+                a, Int32(lda), Int64(strideA), b, Int32(ldb), Int64(strideB), beta,
+                c, Int32(ldc), Int64(strideC), Int32(batch)),
+            "batched sgemm \(m)×\(n)×\(k) ×\(batch)")
     }
 
     func im2col(_ x: UnsafeMutablePointer<Float>, window: tl_window2d, images: Int, _ col: UnsafeMutablePointer<Float>) {
@@ -345,21 +387,30 @@ extension CUDABackend: ConvPrimitives {
         return (mean, variance)
     }
 
-    public func batchNorm(_ x: Storage, mean: Storage, variance: Storage, weight: Storage, bias: Storage, epsilon: Float,
-                          batch: Int, channels: Int, spatial: Int) -> Storage {
+    public func batchNorm(
+        _ x: Storage, mean: Storage, variance: Storage, weight: Storage, bias: Storage, epsilon: Float,
+        batch: Int, channels: Int, spatial: Int
+    ) -> Storage {
         let y = make(x.count)
-        check(tl_cuda_batchnorm_forward(x.pointer, batch, channels, spatial, mean.pointer, variance.pointer, epsilon,
-                                        weight.pointer, bias.pointer, y.pointer), "batchNorm")
+        check(
+            tl_cuda_batchnorm_forward(
+                x.pointer, batch, channels, spatial, mean.pointer, variance.pointer, epsilon,
+                weight.pointer, bias.pointer, y.pointer), "batchNorm")
         return y
     }
 
-    public func batchNormBackward(_ gradient: Storage, input: Storage, mean: Storage, variance: Storage, weight: Storage,
-                                  epsilon: Float, batchStatistics: Bool, batch: Int, channels: Int, spatial: Int)
-        -> (input: Storage, weight: Storage, bias: Storage) {
+    public func batchNormBackward(
+        _ gradient: Storage, input: Storage, mean: Storage, variance: Storage, weight: Storage,
+        epsilon: Float, batchStatistics: Bool, batch: Int, channels: Int, spatial: Int
+    )
+        -> (input: Storage, weight: Storage, bias: Storage)
+    {
         let dx = make(input.count), dw = make(channels), db = make(channels)
-        check(tl_cuda_batchnorm_backward(gradient.pointer, input.pointer, batch, channels, spatial, mean.pointer,
-                                         variance.pointer, epsilon, weight.pointer, batchStatistics ? 1 : 0, dx.pointer,
-                                         dw.pointer, db.pointer), "batchNorm backward")
+        check(
+            tl_cuda_batchnorm_backward(
+                gradient.pointer, input.pointer, batch, channels, spatial, mean.pointer,
+                variance.pointer, epsilon, weight.pointer, batchStatistics ? 1 : 0, dx.pointer,
+                dw.pointer, db.pointer), "batchNorm backward")
         return (dx, dw, db)
     }
 }

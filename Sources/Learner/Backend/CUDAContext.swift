@@ -37,12 +37,14 @@ public enum CUDAContext {
     /// Makes `index` the current device of the calling thread, checking that it exists.
     public static func use(device index: Int, memoryFraction: Float? = nil) throws {
         guard isBuiltIn else {
-            throw CUDAError(status: 1, message: "this build has no CUDA support (the CUDA toolkit headers were not found when it was compiled)")
+            throw CUDAError(
+                status: 1, message: "this build has no CUDA support (the CUDA toolkit headers were not found when it was compiled)")
         }
         try initialize()
         let count = Int(tl_cuda_device_count())
         guard index >= 0 && index < count else {
-            throw CUDAError(status: 3, message: "GPU \(index) is not available: this machine has \(count) CUDA device\(count == 1 ? "" : "s")")
+            throw CUDAError(
+                status: 3, message: "GPU \(index) is not available: this machine has \(count) CUDA device\(count == 1 ? "" : "s")")
         }
         if let memoryFraction {
             let status = tl_cuda_set_memory_fraction(memoryFraction)

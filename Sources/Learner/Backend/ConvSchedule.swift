@@ -9,10 +9,11 @@ protocol ConvPrimitives {
     /// Uninitialised storage of `count` floats on the primitives' device.
     func alloc(_ count: Int) -> Storage
     /// Row-major strided-batched C_b = op(A_b)·op(B_b) + beta·C_b for b < batch (X_b = X + b·strideX).
-    func batchedGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
-                     a: UnsafeMutablePointer<Float>, lda: Int, strideA: Int,
-                     b: UnsafeMutablePointer<Float>, ldb: Int, strideB: Int, beta: Float,
-                     c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int, batch: Int)
+    func batchedGemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+        a: UnsafeMutablePointer<Float>, lda: Int, strideA: Int,
+        b: UnsafeMutablePointer<Float>, ldb: Int, strideB: Int, beta: Float,
+        c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int, batch: Int)
     /// col [images, C·kH·kW, OH·OW] = im2col of x [images, C, H, W].
     func im2col(_ x: UnsafeMutablePointer<Float>, window: tl_window2d, images: Int, _ col: UnsafeMutablePointer<Float>)
     /// x [images, C, H, W] = col2im(col), overwriting x.
@@ -53,10 +54,11 @@ struct ConvSchedule<P: ConvPrimitives> {
         if g.window.isPointwise {
             // y[n, grp] [outPerGroup, plane] = W[grp] [outPerGroup, rows] · x[n, grp] [rows, plane], all n at once.
             for grp in 0..<g.groups {
-                p.batchedGemm(transA: false, transB: false, m: outPerGroup, n: plane, k: rows,
-                              a: weight.pointer + grp * outPerGroup * rows, lda: rows, strideA: 0,
-                              b: x.pointer + grp * groupInput, ldb: plane, strideB: inImage, beta: 0,
-                              c: out.pointer + grp * outPerGroup * plane, ldc: plane, strideC: outImage, batch: g.batch)
+                p.batchedGemm(
+                    transA: false, transB: false, m: outPerGroup, n: plane, k: rows,
+                    a: weight.pointer + grp * outPerGroup * rows, lda: rows, strideA: 0,
+                    b: x.pointer + grp * groupInput, ldb: plane, strideB: inImage, beta: 0,
+                    c: out.pointer + grp * outPerGroup * plane, ldc: plane, strideC: outImage, batch: g.batch)
             }
         } else {
             let chunk = chunk(g, perImage: colImage)
@@ -67,11 +69,12 @@ struct ConvSchedule<P: ConvPrimitives> {
                 p.im2col(x.pointer + start * inImage, window: g.window.c, images: count, columns.pointer)
                 for grp in 0..<g.groups {
                     // y[n, grp] [outPerGroup, plane] = W[grp] [outPerGroup, rows] · col[n, grp] [rows, plane]
-                    p.batchedGemm(transA: false, transB: false, m: outPerGroup, n: plane, k: rows,
-                                  a: weight.pointer + grp * outPerGroup * rows, lda: rows, strideA: 0,
-                                  b: columns.pointer + grp * rows * plane, ldb: plane, strideB: colImage, beta: 0,
-                                  c: out.pointer + start * outImage + grp * outPerGroup * plane, ldc: plane,
-                                  strideC: outImage, batch: count)
+                    p.batchedGemm(
+                        transA: false, transB: false, m: outPerGroup, n: plane, k: rows,
+                        a: weight.pointer + grp * outPerGroup * rows, lda: rows, strideA: 0,
+                        b: columns.pointer + grp * rows * plane, ldb: plane, strideB: colImage, beta: 0,
+                        c: out.pointer + start * outImage + grp * outPerGroup * plane, ldc: plane,
+                        strideC: outImage, batch: count)
                 }
                 start += count
             }
@@ -89,10 +92,11 @@ struct ConvSchedule<P: ConvPrimitives> {
         if g.window.isPointwise {
             // dx[n, grp] [rows, plane] = W[grp]ᵀ [rows, outPerGroup] · g[n, grp] [outPerGroup, plane], straight into dx.
             for grp in 0..<g.groups {
-                p.batchedGemm(transA: true, transB: false, m: rows, n: plane, k: outPerGroup,
-                              a: weight.pointer + grp * outPerGroup * rows, lda: rows, strideA: 0,
-                              b: gradient.pointer + grp * outPerGroup * plane, ldb: plane, strideB: outImage, beta: 0,
-                              c: dx.pointer + grp * groupInput, ldc: plane, strideC: inImage, batch: g.batch)
+                p.batchedGemm(
+                    transA: true, transB: false, m: rows, n: plane, k: outPerGroup,
+                    a: weight.pointer + grp * outPerGroup * rows, lda: rows, strideA: 0,
+                    b: gradient.pointer + grp * outPerGroup * plane, ldb: plane, strideB: outImage, beta: 0,
+                    c: dx.pointer + grp * groupInput, ldc: plane, strideC: inImage, batch: g.batch)
             }
             return dx
         }
@@ -103,11 +107,12 @@ struct ConvSchedule<P: ConvPrimitives> {
             let count = Swift.min(chunk, g.batch - start)
             for grp in 0..<g.groups {
                 // dcol[n, grp] [rows, plane] = W[grp]ᵀ [rows, outPerGroup] · g[n, grp] [outPerGroup, plane]
-                p.batchedGemm(transA: true, transB: false, m: rows, n: plane, k: outPerGroup,
-                              a: weight.pointer + grp * outPerGroup * rows, lda: rows, strideA: 0,
-                              b: gradient.pointer + start * outImage + grp * outPerGroup * plane, ldb: plane,
-                              strideB: outImage, beta: 0,
-                              c: columns.pointer + grp * rows * plane, ldc: plane, strideC: colImage, batch: count)
+                p.batchedGemm(
+                    transA: true, transB: false, m: rows, n: plane, k: outPerGroup,
+                    a: weight.pointer + grp * outPerGroup * rows, lda: rows, strideA: 0,
+                    b: gradient.pointer + start * outImage + grp * outPerGroup * plane, ldb: plane,
+                    strideB: outImage, beta: 0,
+                    c: columns.pointer + grp * rows * plane, ldc: plane, strideC: colImage, batch: count)
             }
             // Overwrites the chunk's images of dx: no zeroing needed.
             p.col2im(columns.pointer, window: g.window.c, images: count, dx.pointer + start * inImage)
@@ -140,10 +145,11 @@ struct ConvSchedule<P: ConvPrimitives> {
             for grp in 0..<g.groups {
                 // dW_n[grp] [outPerGroup, rows] = g[n, grp] [outPerGroup, plane] · col[n, grp]ᵀ [plane, rows]
                 let col = columns.map { $0.pointer + grp * rows * plane } ?? (x.pointer + start * inImage + grp * groupInput)
-                p.batchedGemm(transA: false, transB: true, m: outPerGroup, n: rows, k: plane,
-                              a: gradient.pointer + start * outImage + grp * outPerGroup * plane, lda: plane, strideA: outImage,
-                              b: col, ldb: plane, strideB: columns == nil ? inImage : colImage, beta: 0,
-                              c: target.pointer + grp * outPerGroup * rows, ldc: rows, strideC: weightCount, batch: count)
+                p.batchedGemm(
+                    transA: false, transB: true, m: outPerGroup, n: rows, k: plane,
+                    a: gradient.pointer + start * outImage + grp * outPerGroup * plane, lda: plane, strideA: outImage,
+                    b: col, ldb: plane, strideB: columns == nil ? inImage : colImage, beta: 0,
+                    c: target.pointer + grp * outPerGroup * rows, ldc: rows, strideC: weightCount, batch: count)
             }
             if count > 1 { p.sumRows(target.pointer, rows: count, columns: weightCount, total.pointer) }
             if start > 0 { p.addInPlace(dw.pointer, total.pointer, count: weightCount) }
@@ -158,20 +164,23 @@ struct ConvSchedule<P: ConvPrimitives> {
 struct HostConvPrimitives: ConvPrimitives {
     func alloc(_ count: Int) -> Storage {
         let s = Storage(count: count)
-        s.pointer.update(repeating: .nan, count: count) // uninitialised, as device memory: reads show up
+        s.pointer.update(repeating: .nan, count: count)  // uninitialised, as device memory: reads show up
         return s
     }
 
-    func batchedGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
-                     a: UnsafeMutablePointer<Float>, lda: Int, strideA: Int,
-                     b: UnsafeMutablePointer<Float>, ldb: Int, strideB: Int, beta: Float,
-                     c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int, batch: Int) {
+    func batchedGemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+        a: UnsafeMutablePointer<Float>, lda: Int, strideA: Int,
+        b: UnsafeMutablePointer<Float>, ldb: Int, strideB: Int, beta: Float,
+        c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int, batch: Int
+    ) {
         for i in 0..<batch {
             let ci = c + i * strideC
             // beta 0 must not read C (it may hold NaN), as in BLAS.
             if beta == 0 { for r in 0..<m { (ci + r * ldc).update(repeating: 0, count: n) } }
-            tl_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), 1, a + i * strideA, Int32(lda),
-                     b + i * strideB, Int32(ldb), beta == 0 ? 0 : beta, ci, Int32(ldc))
+            tl_sgemm(
+                transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), 1, a + i * strideA, Int32(lda),
+                b + i * strideB, Int32(ldb), beta == 0 ? 0 : beta, ci, Int32(ldc))
         }
     }
 

@@ -72,4 +72,3 @@ public final class EarlyStopping: Callback {
         if let bestAverage, let ema = learner.ema { ema.restore(bestAverage.shadow, updates: bestAverage.updates) }
     }
 }
-

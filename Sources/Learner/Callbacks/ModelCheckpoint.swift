@@ -31,8 +31,10 @@ public final class ModelCheckpoint: Callback {
     /// A mid-epoch checkpoint ``prepareResume()`` found, restored by the next `fit`.
     private var pendingMidEpoch: String?
 
-    public init(directory: WeightsDirectory, monitor: String = "val_loss", mode: MonitorMode? = nil, saveBest: Bool = false,
-                everyEpochs: Int? = 1, everySteps: Int? = nil, config: String? = nil) {
+    public init(
+        directory: WeightsDirectory, monitor: String = "val_loss", mode: MonitorMode? = nil, saveBest: Bool = false,
+        everyEpochs: Int? = 1, everySteps: Int? = nil, config: String? = nil
+    ) {
         self.directory = directory
         self.monitor = monitor
         self.mode = mode ?? .auto(for: monitor)
@@ -48,7 +50,8 @@ public final class ModelCheckpoint: Callback {
 
     public func onBatchEnd(_ learner: SupervisedLearner, batch: Int, loss: Float) throws {
         guard let every = everySteps, let run = learner.run, learner.writesCheckpoints,
-              learner.globalStep % UInt64(every) == 0, batch + 1 < run.batchesPerEpoch else { return }
+            learner.globalStep % UInt64(every) == 0, batch + 1 < run.batchesPerEpoch
+        else { return }
         run.progress.flush()
         var state = learner.trainingState(epoch: run.epoch - 1, values: bestValues, config: config)
         state.batchInEpoch = batch + 1
@@ -100,16 +103,20 @@ public final class ModelCheckpoint: Callback {
             if state.epoch + 1 == startEpoch, let batch = state.batchInEpoch {
                 let expectedStep = UInt64((startEpoch - 1) * run.batchesPerEpoch + batch)
                 try restore(folder, into: learner, expectingStep: expectedStep, what: "batch \(batch) of epoch \(startEpoch)")
-                if learner.writesCheckpoints { try directory.discard(after: state, keeping: URL(fileURLWithPath: folder).lastPathComponent) }
-                run.resumePosition = ResumePosition(epoch: startEpoch, batch: batch, lossSum: state.epochLossSum ?? 0,
-                                                    seen: state.epochSamples ?? 0, metricStates: state.metricStates ?? [])
+                if learner.writesCheckpoints {
+                    try directory.discard(after: state, keeping: URL(fileURLWithPath: folder).lastPathComponent)
+                }
+                run.resumePosition = ResumePosition(
+                    epoch: startEpoch, batch: batch, lossSum: state.epochLossSum ?? 0,
+                    seen: state.epochSamples ?? 0, metricStates: state.metricStates ?? [])
                 return
             }
         }
         guard startEpoch > 1 else {
             let saved = directory.savedEpochs()
             if !saved.isEmpty || !directory.stepCheckpoints().isEmpty
-                || FileManager.default.fileExists(atPath: directory.path + "/latest") {
+                || FileManager.default.fileExists(atPath: directory.path + "/latest")
+            {
                 throw LearnerError.invalidArgument(
                     "\(directory.path) already holds checkpoints (epochs \(saved.map(String.init).joined(separator: ", "))):"
                         + " resume from them (tefla-train --resume, or fit(startEpoch:)) or choose another weights directory")
@@ -129,8 +136,10 @@ public final class ModelCheckpoint: Callback {
 
     /// Restores `folder`, checking that it is at the step this data and batch size put `what` at,
     /// and takes up the best value it saved.
-    private func restore(_ folder: String, into learner: SupervisedLearner, expectingStep expectedStep: UInt64,
-                         what: String) throws {
+    private func restore(
+        _ folder: String, into learner: SupervisedLearner, expectingStep expectedStep: UInt64,
+        what: String
+    ) throws {
         let state = try learner.restoreCheckpoint(from: folder)
         guard state.globalStep == expectedStep else {
             throw LearnerError.invalidArgument(

@@ -13,8 +13,9 @@ final class ProgressLogger: Callback {
         guard learner.options.verbose == 1, let run = learner.run else { return }
         let options = learner.options
         let terminal = options.progressOutput
-        bar = ProgressBar(epoch: epoch, epochs: run.epochs, totalBatches: run.batchesPerEpoch, isTerminal: terminal != nil,
-                          started: run.epochStarted, write: terminal ?? options.log)
+        bar = ProgressBar(
+            epoch: epoch, epochs: run.epochs, totalBatches: run.batchesPerEpoch, isTerminal: terminal != nil,
+            started: run.epochStarted, write: terminal ?? options.log)
     }
 
     func onBatchEnd(_ learner: SupervisedLearner, batch: Int, loss: Float) {

@@ -10,8 +10,9 @@ import Foundation
 extension SupervisedLearner {
     /// The training state to store after `epoch`.
     public func trainingState(epoch: Int, values: [String: Double] = [:], config: String? = nil) -> TrainingState {
-        var state = TrainingState(epoch: epoch, globalStep: globalStep, seed: seed, learningRate: optimizer.learningRate,
-                                  optimizer: String(describing: type(of: optimizer)), config: config, values: values)
+        var state = TrainingState(
+            epoch: epoch, globalStep: globalStep, seed: seed, learningRate: optimizer.learningRate,
+            optimizer: String(describing: type(of: optimizer)), config: config, values: values)
         state.emaUpdates = ema?.updates
         return state
     }
@@ -47,7 +48,9 @@ extension SupervisedLearner {
                     values.append(p.value.copy())
                     continue
                 }
-                guard e.shape == p.shape else { throw CheckpointError.shapeMismatch(tensor: name, expected: p.shape, found: e.shape, path: emaPath) }
+                guard e.shape == p.shape else {
+                    throw CheckpointError.shapeMismatch(tensor: name, expected: p.shape, found: e.shape, path: emaPath)
+                }
                 values.append(e.tensor.to(device))
             }
             ema.restore(values, updates: state.emaUpdates ?? Int(state.globalStep))

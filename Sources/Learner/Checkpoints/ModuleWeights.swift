@@ -15,7 +15,8 @@ public struct WeightsLoadReport: Equatable, CustomStringConvertible {
 
     public static func == (a: WeightsLoadReport, b: WeightsLoadReport) -> Bool {
         a.loaded == b.loaded && a.missing == b.missing && a.unexpected == b.unexpected
-            && a.shapeMismatched.map { "\($0.name)\($0.expected)\($0.found)" } == b.shapeMismatched.map { "\($0.name)\($0.expected)\($0.found)" }
+            && a.shapeMismatched.map { "\($0.name)\($0.expected)\($0.found)" }
+                == b.shapeMismatched.map { "\($0.name)\($0.expected)\($0.found)" }
     }
 
     public var description: String {

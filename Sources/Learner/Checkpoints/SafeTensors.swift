@@ -109,10 +109,13 @@ public enum SafeTensors {
     }
 
     static func decode(_ data: Data, path: String) throws -> (entries: [String: Entry], metadata: [String: String]) {
-        guard data.count >= 8 else { throw CheckpointError.malformed(path: path, reason: "\(data.count) bytes, shorter than the 8-byte header length") }
+        guard data.count >= 8 else {
+            throw CheckpointError.malformed(path: path, reason: "\(data.count) bytes, shorter than the 8-byte header length")
+        }
         let headerLength = data.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
         guard headerLength <= UInt64(data.count - 8), headerLength < 100_000_000 else {
-            throw CheckpointError.malformed(path: path, reason: "header length \(headerLength) does not fit in a file of \(data.count) bytes")
+            throw CheckpointError.malformed(
+                path: path, reason: "header length \(headerLength) does not fit in a file of \(data.count) bytes")
         }
         let headerEnd = 8 + Int(headerLength)
         guard let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<headerEnd)) as? [String: Any] else {
@@ -128,14 +131,19 @@ public enum SafeTensors {
                 continue
             }
             guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
-                  let shape = (info["shape"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
-                  let offsets = (info["data_offsets"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }), offsets.count == 2
+                let shape = (info["shape"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
+                let offsets = (info["data_offsets"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }), offsets.count == 2
             else { throw CheckpointError.malformed(path: path, reason: "tensor '\(name)' has no dtype, shape or data_offsets") }
             guard let size = elementSizes[dtype] else { throw CheckpointError.unsupportedDType(path: path, tensor: name, dtype: dtype) }
             let count = shape.reduce(1, *)
             guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= payload,
-                  offsets[1] - offsets[0] == count * size else {
-                throw CheckpointError.malformed(path: path, reason: "tensor '\(name)' (\(dtype) \(shape)) has data_offsets \(offsets), which do not match its size or the file (\(payload) data bytes)")
+                offsets[1] - offsets[0] == count * size
+            else {
+                throw CheckpointError.malformed(
+                    path: path,
+                    reason:
+                        "tensor '\(name)' (\(dtype) \(shape)) has data_offsets \(offsets), which do not match its size or the file (\(payload) data bytes)"
+                )
             }
             ranges.append((offsets[0], offsets[1], name))
             let start = headerEnd + offsets[0]
@@ -149,10 +157,17 @@ public enum SafeTensors {
                 }
                 for i in 0..<count {
                     switch dtype {
-                    case "F32": values[i] = Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
-                    case "F64": values[i] = Float(Double(bitPattern: UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))))
-                    case "F16": values[i] = Float(Float16(bitPattern: UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))))
-                    case "BF16": values[i] = Float(bitPattern: UInt32(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16)
+                    case "F32":
+                        values[i] = Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+                    case "F64":
+                        values[i] = Float(
+                            Double(bitPattern: UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))))
+                    case "F16":
+                        values[i] = Float(
+                            Float16(bitPattern: UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))))
+                    case "BF16":
+                        values[i] = Float(
+                            bitPattern: UInt32(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16)
                     case "I64": values[i] = Float(Int64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)))
                     default: values[i] = Float(Int32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)))
                     }
@@ -163,7 +178,8 @@ public enum SafeTensors {
         // Tensors must not share bytes (the reference writer packs them back to back).
         let sorted = ranges.filter { $0.0 < $0.1 }.sorted { $0.0 < $1.0 }
         for (a, b) in zip(sorted, sorted.dropFirst()) where b.0 < a.1 {
-            throw CheckpointError.malformed(path: path, reason: "tensors '\(a.2)' and '\(b.2)' overlap (data_offsets [\(a.0), \(a.1)] and [\(b.0), \(b.1)])")
+            throw CheckpointError.malformed(
+                path: path, reason: "tensors '\(a.2)' and '\(b.2)' overlap (data_offsets [\(a.0), \(a.1)] and [\(b.0), \(b.1)])")
         }
         return (entries, metadata)
     }

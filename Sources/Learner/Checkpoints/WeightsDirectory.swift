@@ -28,9 +28,11 @@ public struct TrainingState: Codable, Equatable {
     /// Updates folded into the weight average (its warm-up position), when one is kept.
     public var emaUpdates: Int?
 
-    public init(epoch: Int, globalStep: UInt64, seed: UInt64, learningRate: Float, optimizer: String,
-                optimizerStepCount: Int = 0, optimizerSteps: [String: Int] = [:], config: String? = nil,
-                values: [String: Double] = [:]) {
+    public init(
+        epoch: Int, globalStep: UInt64, seed: UInt64, learningRate: Float, optimizer: String,
+        optimizerStepCount: Int = 0, optimizerSteps: [String: Int] = [:], config: String? = nil,
+        values: [String: Double] = [:]
+    ) {
         self.epoch = epoch
         self.globalStep = globalStep
         self.seed = seed
@@ -87,8 +89,10 @@ public struct WeightsDirectory {
     /// (or as `best` when `name` is given), then updates `latest` and prunes.
     ///
     /// `extra` writes further files into the checkpoint folder before it is moved into place.
-    public func save(model: Module, optimizer: Optimizer, state: TrainingState, name: String? = nil,
-                     extra: (String) throws -> Void = { _ in }) throws {
+    public func save(
+        model: Module, optimizer: Optimizer, state: TrainingState, name: String? = nil,
+        extra: (String) throws -> Void = { _ in }
+    ) throws {
         let fm = FileManager.default
         try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
         removeLeftovers()
@@ -101,8 +105,9 @@ public struct WeightsDirectory {
         let named = model.stateTensors
         try model.saveWeights(to: temporary + "/" + WeightsDirectory.modelFile)
         let optimizerState = optimizer.exportState(named)
-        try SafeTensors.write(optimizerState.tensors, metadata: ["optimizer": String(describing: type(of: optimizer))],
-                              to: temporary + "/" + WeightsDirectory.optimizerFile)
+        try SafeTensors.write(
+            optimizerState.tensors, metadata: ["optimizer": String(describing: type(of: optimizer))],
+            to: temporary + "/" + WeightsDirectory.optimizerFile)
         var full = state
         full.optimizerSteps = optimizerState.steps
         full.optimizerStepCount = optimizerState.stepCount
@@ -194,7 +199,8 @@ public struct WeightsDirectory {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
         return names.compactMap { name -> Int? in
             guard name.hasPrefix("epoch-"), let e = Int(name.dropFirst(6)),
-                  FileManager.default.fileExists(atPath: path + "/" + name + "/" + WeightsDirectory.stateFile) else { return nil }
+                FileManager.default.fileExists(atPath: path + "/" + name + "/" + WeightsDirectory.stateFile)
+            else { return nil }
             return e
         }.sorted()
     }
@@ -216,7 +222,8 @@ public struct WeightsDirectory {
         let name = text.trimmingCharacters(in: .whitespacesAndNewlines)
         // Only a checkpoint folder of this directory: never a path that leads outside it.
         guard name == "best" || WeightsDirectory.isCheckpointName(name) else {
-            throw CheckpointError.malformed(path: pointer, reason: "'\(name)' is not a checkpoint folder name (epoch-NNNN or step-NNNNNNNNNN)")
+            throw CheckpointError.malformed(
+                path: pointer, reason: "'\(name)' is not a checkpoint folder name (epoch-NNNN or step-NNNNNNNNNN)")
         }
         let folder = path + "/" + name
         guard FileManager.default.fileExists(atPath: folder + "/" + WeightsDirectory.stateFile) else {
@@ -246,8 +253,9 @@ public struct WeightsDirectory {
         try model.loadWeights(from: folder + "/" + modelFile, strict: true)
         let optimizerFile = folder + "/" + optimizerFile
         let (tensors, _) = try SafeTensors.read(optimizerFile)
-        try optimizer.importState(OptimizerState(tensors: tensors, steps: state.optimizerSteps, stepCount: state.optimizerStepCount),
-                                  into: model.stateTensors, path: optimizerFile)
+        try optimizer.importState(
+            OptimizerState(tensors: tensors, steps: state.optimizerSteps, stepCount: state.optimizerStepCount),
+            into: model.stateTensors, path: optimizerFile)
         optimizer.learningRate = state.learningRate
         return state
     }

@@ -51,9 +51,11 @@ public enum CPUParallel {
         withoutActuallyEscaping(body) { body in
             var task = body
             withUnsafeMutablePointer(to: &task) { pointer in
-                _ = tl_pool_run(Int32(tasks), Int32(tasks), { context, t in
-                    context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(t))
-                }, pointer)
+                _ = tl_pool_run(
+                    Int32(tasks), Int32(tasks),
+                    { context, t in
+                        context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(t))
+                    }, pointer)
             }
         }
     }

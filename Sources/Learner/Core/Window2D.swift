@@ -1,5 +1,5 @@
-import Foundation
 import CLearner
+import Foundation
 
 /// A height × width pair (kernel size, stride, dilation). An integer literal means the same
 /// value for both: `stride: 2`.
@@ -61,10 +61,13 @@ public struct Window2D: Hashable, Sendable {
 
     /// Resolves `padding` for an input of `channels` × `height` × `width`; nil when the window
     /// does not fit (an output dimension would be < 1) or a size is not positive.
-    public init?(channels: Int, height: Int, width: Int, kernel: Size2D, stride: Size2D, padding: Padding2D,
-                 dilation: Size2D) {
+    public init?(
+        channels: Int, height: Int, width: Int, kernel: Size2D, stride: Size2D, padding: Padding2D,
+        dilation: Size2D
+    ) {
         guard kernel.height > 0, kernel.width > 0, stride.height > 0, stride.width > 0,
-              dilation.height > 0, dilation.width > 0, channels > 0, height > 0, width > 0 else { return nil }
+            dilation.height > 0, dilation.width > 0, channels > 0, height > 0, width > 0
+        else { return nil }
         let (t, b) = padding.resolve(input: height, kernel: kernel.height, stride: stride.height, dilation: dilation.height, vertical: true)
         let (l, r) = padding.resolve(input: width, kernel: kernel.width, stride: stride.width, dilation: dilation.width, vertical: false)
         guard t >= 0, b >= 0, l >= 0, r >= 0 else { return nil }
@@ -105,12 +108,13 @@ public struct Window2D: Hashable, Sendable {
 
     /// The C kernels' view of this geometry.
     var c: tl_window2d {
-        tl_window2d(channels: Int32(channels), height: Int32(height), width: Int32(width),
-                    kernel_h: Int32(kernel.height), kernel_w: Int32(kernel.width),
-                    stride_h: Int32(stride.height), stride_w: Int32(stride.width),
-                    pad_top: Int32(padTop), pad_bottom: Int32(padBottom), pad_left: Int32(padLeft), pad_right: Int32(padRight),
-                    dilation_h: Int32(dilation.height), dilation_w: Int32(dilation.width),
-                    out_h: Int32(outHeight), out_w: Int32(outWidth))
+        tl_window2d(
+            channels: Int32(channels), height: Int32(height), width: Int32(width),
+            kernel_h: Int32(kernel.height), kernel_w: Int32(kernel.width),
+            stride_h: Int32(stride.height), stride_w: Int32(stride.width),
+            pad_top: Int32(padTop), pad_bottom: Int32(padBottom), pad_left: Int32(padLeft), pad_right: Int32(padRight),
+            dilation_h: Int32(dilation.height), dilation_w: Int32(dilation.width),
+            out_h: Int32(outHeight), out_w: Int32(outWidth))
     }
 }
 
@@ -190,8 +194,9 @@ extension Conv2DGeometry {
     }
 
     var layout: Layout {
-        Layout(plane: window.outputPlane, rows: window.columnRows / groups, outPerGroup: outChannels / groups,
-               inImage: window.channels * window.inputPlane, outImage: outChannels * window.outputPlane,
-               groupInput: window.channels / groups * window.inputPlane, colImage: window.columnRows * window.outputPlane)
+        Layout(
+            plane: window.outputPlane, rows: window.columnRows / groups, outPerGroup: outChannels / groups,
+            inImage: window.channels * window.inputPlane, outImage: outChannels * window.outputPlane,
+            groupInput: window.channels / groups * window.inputPlane, colImage: window.columnRows * window.outputPlane)
     }
 }

@@ -39,8 +39,10 @@ public struct InMemoryDataset: Sendable {
     public let sources: [String]
 
     /// A dataset from arrays already in memory (synthetic data, tests).
-    public init(inputs: [Float], labels: [Float], featureSize: Int, labelSize: Int = 1, sampleWeights: [Float]? = nil,
-                sources: [String] = []) {
+    public init(
+        inputs: [Float], labels: [Float], featureSize: Int, labelSize: Int = 1, sampleWeights: [Float]? = nil,
+        sources: [String] = []
+    ) {
         precondition(featureSize > 0 || inputs.isEmpty, "featureSize must be positive")
         precondition(labelSize > 0 && labels.count % labelSize == 0, "labels must hold count * labelSize values")
         precondition(inputs.count == labels.count / labelSize * featureSize, "inputs must hold count * featureSize values")
@@ -77,9 +79,10 @@ public struct InMemoryDataset: Sendable {
                 }
             }
         }
-        return InMemoryDataset(inputs: builder.inputs, labels: builder.labels, featureSize: builder.featureSize ?? 0,
-                               labelSize: builder.labelSize ?? 1,
-                               sampleWeights: keys.sampleWeight == nil ? nil : builder.weights, sources: files)
+        return InMemoryDataset(
+            inputs: builder.inputs, labels: builder.labels, featureSize: builder.featureSize ?? 0,
+            labelSize: builder.labelSize ?? 1,
+            sampleWeights: keys.sampleWeight == nil ? nil : builder.weights, sources: files)
     }
 }
 
@@ -146,8 +149,10 @@ private struct Builder {
 
     /// Appends the first `count` values of an int64 or float feature to `values` as `Float`s
     /// (`scratch` holds int64s on the way, reused from record to record).
-    private static func appendNumbers(_ example: ExampleHandle, key: String, kind: tl_feature_kind, count: Int,
-                                      to values: inout [Float], scratch int64Scratch: inout [Int64]) throws {
+    private static func appendNumbers(
+        _ example: ExampleHandle, key: String, kind: tl_feature_kind, count: Int,
+        to values: inout [Float], scratch int64Scratch: inout [Int64]
+    ) throws {
         switch kind {
         case TL_FEATURE_INT64:
             if int64Scratch.count < count { int64Scratch = [Int64](repeating: 0, count: count) }

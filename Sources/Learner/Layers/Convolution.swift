@@ -14,16 +14,21 @@ public final class Conv2D: Module {
     public let groups: Int
     public let activation: Activation
 
-    public init(inputChannels: Int, outputChannels: Int, kernelSize: Size2D, stride: Size2D = 1,
-                padding: Padding2D = .valid, dilation: Size2D = 1, groups: Int = 1, useBias: Bool = true,
-                activation: Activation = .identity, initializer: Initializer = .heNormal, seed: UInt64? = nil) {
-        precondition(groups > 0 && inputChannels % groups == 0 && outputChannels % groups == 0,
-                     "Conv2D: groups \(groups) must divide inputChannels \(inputChannels) and outputChannels \(outputChannels)")
+    public init(
+        inputChannels: Int, outputChannels: Int, kernelSize: Size2D, stride: Size2D = 1,
+        padding: Padding2D = .valid, dilation: Size2D = 1, groups: Int = 1, useBias: Bool = true,
+        activation: Activation = .identity, initializer: Initializer = .heNormal, seed: UInt64? = nil
+    ) {
+        precondition(
+            groups > 0 && inputChannels % groups == 0 && outputChannels % groups == 0,
+            "Conv2D: groups \(groups) must divide inputChannels \(inputChannels) and outputChannels \(outputChannels)")
         var generator = RandomGenerator(seed: seed ?? Dense.nextSeed())
         let fanIn = inputChannels / groups * kernelSize.height * kernelSize.width
         let fanOut = outputChannels / groups * kernelSize.height * kernelSize.width
-        weight = Parameter(initializer.make([outputChannels, inputChannels / groups, kernelSize.height, kernelSize.width],
-                                            fanIn: fanIn, fanOut: fanOut, generator: &generator))
+        weight = Parameter(
+            initializer.make(
+                [outputChannels, inputChannels / groups, kernelSize.height, kernelSize.width],
+                fanIn: fanIn, fanOut: fanOut, generator: &generator))
         bias = useBias ? Parameter(.zeros([outputChannels])) : nil
         self.stride = stride
         self.padding = padding
@@ -40,10 +45,13 @@ public final class Conv2D: Module {
     var label: String { "Conv2D(\(inputChannels)→\(outputChannels), kernel \(kernelSize), stride \(stride))" }
 
     public override func forward(_ input: Tensor) -> Tensor {
-        precondition(input.rank == 4 && input.shape[1] == inputChannels,
-                     "\(label): input shape \(input.shape) should be [N, \(inputChannels), H, W] (weight \(weight.shape))")
-        return activation(input.conv2d(weight: weight.value, bias: bias?.value, stride: stride, padding: padding,
-                                       dilation: dilation, groups: groups))
+        precondition(
+            input.rank == 4 && input.shape[1] == inputChannels,
+            "\(label): input shape \(input.shape) should be [N, \(inputChannels), H, W] (weight \(weight.shape))")
+        return activation(
+            input.conv2d(
+                weight: weight.value, bias: bias?.value, stride: stride, padding: padding,
+                dilation: dilation, groups: groups))
     }
 
     public override var localParameters: [(String, Parameter)] {
@@ -65,14 +73,19 @@ public final class ConvTranspose2D: Module {
     public let dilation: Size2D
     public let groups: Int
 
-    public init(inputChannels: Int, outputChannels: Int, kernelSize: Size2D, stride: Size2D = 1, padding: Size2D = 0,
-                outputPadding: Size2D = 0, dilation: Size2D = 1, groups: Int = 1, useBias: Bool = true, seed: UInt64? = nil) {
-        precondition(groups > 0 && inputChannels % groups == 0 && outputChannels % groups == 0,
-                     "ConvTranspose2D: groups \(groups) must divide inputChannels \(inputChannels) and outputChannels \(outputChannels)")
+    public init(
+        inputChannels: Int, outputChannels: Int, kernelSize: Size2D, stride: Size2D = 1, padding: Size2D = 0,
+        outputPadding: Size2D = 0, dilation: Size2D = 1, groups: Int = 1, useBias: Bool = true, seed: UInt64? = nil
+    ) {
+        precondition(
+            groups > 0 && inputChannels % groups == 0 && outputChannels % groups == 0,
+            "ConvTranspose2D: groups \(groups) must divide inputChannels \(inputChannels) and outputChannels \(outputChannels)")
         var generator = RandomGenerator(seed: seed ?? Dense.nextSeed())
         let fanIn = outputChannels / groups * kernelSize.height * kernelSize.width
-        weight = Parameter(Initializer.heNormal.make([inputChannels, outputChannels / groups, kernelSize.height, kernelSize.width],
-                                                     fanIn: fanIn, fanOut: fanIn, generator: &generator))
+        weight = Parameter(
+            Initializer.heNormal.make(
+                [inputChannels, outputChannels / groups, kernelSize.height, kernelSize.width],
+                fanIn: fanIn, fanOut: fanIn, generator: &generator))
         bias = useBias ? Parameter(.zeros([outputChannels])) : nil
         self.stride = stride
         self.padding = padding
@@ -83,11 +96,13 @@ public final class ConvTranspose2D: Module {
     }
 
     public override func forward(_ input: Tensor) -> Tensor {
-        precondition(input.rank == 4 && input.shape[1] == weight.shape[0],
-                     "ConvTranspose2D(\(weight.shape[0])→\(weight.shape[1] * groups)): input shape \(input.shape) should be "
-                     + "[N, \(weight.shape[0]), H, W] (weight \(weight.shape))")
-        return input.convTranspose2d(weight: weight.value, bias: bias?.value, stride: stride, padding: .symmetric(padding),
-                                     outputPadding: outputPadding, dilation: dilation, groups: groups)
+        precondition(
+            input.rank == 4 && input.shape[1] == weight.shape[0],
+            "ConvTranspose2D(\(weight.shape[0])→\(weight.shape[1] * groups)): input shape \(input.shape) should be "
+                + "[N, \(weight.shape[0]), H, W] (weight \(weight.shape))")
+        return input.convTranspose2d(
+            weight: weight.value, bias: bias?.value, stride: stride, padding: .symmetric(padding),
+            outputPadding: outputPadding, dilation: dilation, groups: groups)
     }
 
     public override var localParameters: [(String, Parameter)] {

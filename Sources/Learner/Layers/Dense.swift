@@ -46,8 +46,10 @@ public final class Dense: Module {
     public let bias: Parameter?
     public let activation: Activation
 
-    public init(inputSize: Int, outputSize: Int, activation: Activation = .identity, useBias: Bool = true,
-                initializer: Initializer? = nil, seed: UInt64? = nil) {
+    public init(
+        inputSize: Int, outputSize: Int, activation: Activation = .identity, useBias: Bool = true,
+        initializer: Initializer? = nil, seed: UInt64? = nil
+    ) {
         var generator = RandomGenerator(seed: seed ?? Dense.nextSeed())
         let init_ = initializer ?? (activation == .relu || activation == .gelu ? .heNormal : .glorotUniform)
         weight = Parameter(init_.make([outputSize, inputSize], fanIn: inputSize, fanOut: outputSize, generator: &generator))
@@ -60,8 +62,9 @@ public final class Dense: Module {
     public var outputSize: Int { weight.shape[0] }
 
     public override func forward(_ input: Tensor) -> Tensor {
-        precondition(input.rank == 2 && input.shape[1] == inputSize,
-                     "Dense(\(inputSize)→\(outputSize)): input shape \(input.shape) should be [N, \(inputSize)]")
+        precondition(
+            input.rank == 2 && input.shape[1] == inputSize,
+            "Dense(\(inputSize)→\(outputSize)): input shape \(input.shape) should be [N, \(inputSize)]")
         return activation(input.linear(weight: weight.value, bias: bias?.value))
     }
 

@@ -11,8 +11,9 @@ public final class Dropout: Module {
     public override func forward(_ input: Tensor) -> Tensor {
         guard isTraining, rate > 0 else { return input }
         let perSample = input.rank > 0 && input.shape[0] > 0 ? input.scalarCount / input.shape[0] : 0
-        return input.dropout(rate: rate, seed: randomKey.seed, step: randomKey.step, salt: randomKey.salt,
-                             elementOffset: randomSampleOffset * perSample)
+        return input.dropout(
+            rate: rate, seed: randomKey.seed, step: randomKey.step, salt: randomKey.salt,
+            elementOffset: randomSampleOffset * perSample)
     }
 }
 
@@ -33,9 +34,11 @@ public final class Dropout2D: Module {
         guard isTraining, rate > 0 else { return input }
         let key = Tensor.dropoutKey(seed: randomKey.seed, salt: randomKey.salt)
         let channels = input.shape[0] * input.shape[1]
-        let mask = Tensor(shape: [input.shape[0], input.shape[1], 1, 1],
-                          storage: Tensor.dropoutMask(on: input.device, count: channels, offset: randomSampleOffset * input.shape[1],
-                                                      rate: rate, key: key, step: randomKey.step))
+        let mask = Tensor(
+            shape: [input.shape[0], input.shape[1], 1, 1],
+            storage: Tensor.dropoutMask(
+                on: input.device, count: channels, offset: randomSampleOffset * input.shape[1],
+                rate: rate, key: key, step: randomKey.step))
         return input * mask
     }
 }

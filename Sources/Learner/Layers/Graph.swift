@@ -87,8 +87,9 @@ public final class Residual: Module {
     public override func forward(_ input: Tensor) -> Tensor {
         let main = body(input)
         let skip = shortcut.map { $0(input) } ?? input
-        precondition(main.shape == skip.shape,
-                     "Residual: body gives shape \(main.shape), shortcut gives \(skip.shape) (input \(input.shape))")
+        precondition(
+            main.shape == skip.shape,
+            "Residual: body gives shape \(main.shape), shortcut gives \(skip.shape) (input \(input.shape))")
         return activation(main + skip)
     }
 

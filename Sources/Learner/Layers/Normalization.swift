@@ -33,11 +33,13 @@ public final class BatchNorm2D: Module {
     public var features: Int { weight.shape[0] }
 
     public override func forward(_ input: Tensor) -> Tensor {
-        precondition((input.rank == 4 || input.rank == 2) && input.shape[1] == features,
-                     "BatchNorm2D(\(features)): input shape \(input.shape) should be [N, \(features), H, W] (weight \(weight.shape))")
+        precondition(
+            (input.rank == 4 || input.rank == 2) && input.shape[1] == features,
+            "BatchNorm2D(\(features)): input shape \(input.shape) should be [N, \(features), H, W] (weight \(weight.shape))")
         guard isTraining else {
-            return input.batchNorm(weight: weight.value, bias: bias.value, mean: runningMean.value,
-                                   variance: runningVariance.value, epsilon: epsilon)
+            return input.batchNorm(
+                weight: weight.value, bias: bias.value, mean: runningMean.value,
+                variance: runningVariance.value, epsilon: epsilon)
         }
         let count = input.scalarCount / features
         precondition(count > 1, "BatchNorm2D(\(features)): training needs more than one value per channel, input shape \(input.shape)")

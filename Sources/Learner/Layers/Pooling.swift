@@ -11,7 +11,8 @@ public final class MaxPool2D: Module {
     }
 
     public override func forward(_ input: Tensor) -> Tensor {
-        precondition(input.rank == 4, "MaxPool2D(kernel \(kernelSize), stride \(stride)): input shape \(input.shape) should be [N, C, H, W]")
+        precondition(
+            input.rank == 4, "MaxPool2D(kernel \(kernelSize), stride \(stride)): input shape \(input.shape) should be [N, C, H, W]")
         return input.maxPool2d(kernel: kernelSize, stride: stride, padding: padding)
     }
 }
@@ -30,7 +31,8 @@ public final class AvgPool2D: Module {
     }
 
     public override func forward(_ input: Tensor) -> Tensor {
-        precondition(input.rank == 4, "AvgPool2D(kernel \(kernelSize), stride \(stride)): input shape \(input.shape) should be [N, C, H, W]")
+        precondition(
+            input.rank == 4, "AvgPool2D(kernel \(kernelSize), stride \(stride)): input shape \(input.shape) should be [N, C, H, W]")
         return input.avgPool2d(kernel: kernelSize, stride: stride, padding: padding, countIncludePad: countIncludePad)
     }
 }

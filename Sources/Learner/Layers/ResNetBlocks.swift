@@ -19,8 +19,9 @@ public final class ZeroPadShortcut: Module {
     }
 
     public override func forward(_ input: Tensor) -> Tensor {
-        precondition(input.rank == 4 && input.shape[1] <= outputChannels,
-                     "ZeroPadShortcut(→\(outputChannels), stride \(stride)): input shape \(input.shape) should be [N, ≤\(outputChannels), H, W]")
+        precondition(
+            input.rank == 4 && input.shape[1] <= outputChannels,
+            "ZeroPadShortcut(→\(outputChannels), stride \(stride)): input shape \(input.shape) should be [N, ≤\(outputChannels), H, W]")
         // A 1×1 max pool with stride s is exactly the strided subsampling.
         let sub = stride == 1 ? input : input.maxPool2d(kernel: 1, stride: Size2D(stride, stride))
         let extra = outputChannels - input.shape[1]
@@ -45,8 +46,9 @@ public final class BasicBlock: Module {
     let zeroPad: ZeroPadShortcut?
 
     public init(inputChannels: Int, outputChannels: Int, stride: Int = 1, shortcut: ResidualShortcut = .projection) {
-        conv1 = Conv2D(inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: 3, stride: Size2D(stride, stride),
-                       padding: 1, useBias: false)
+        conv1 = Conv2D(
+            inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: 3, stride: Size2D(stride, stride),
+            padding: 1, useBias: false)
         bn1 = BatchNorm2D(features: outputChannels)
         conv2 = Conv2D(inputChannels: outputChannels, outputChannels: outputChannels, kernelSize: 3, padding: 1, useBias: false)
         bn2 = BatchNorm2D(features: outputChannels)
@@ -82,8 +84,9 @@ public final class Bottleneck: Module {
         let out = width * Bottleneck.expansion
         conv1 = Conv2D(inputChannels: inputChannels, outputChannels: width, kernelSize: 1, useBias: false)
         bn1 = BatchNorm2D(features: width)
-        conv2 = Conv2D(inputChannels: width, outputChannels: width, kernelSize: 3, stride: Size2D(stride, stride), padding: 1,
-                       useBias: false)
+        conv2 = Conv2D(
+            inputChannels: width, outputChannels: width, kernelSize: 3, stride: Size2D(stride, stride), padding: 1,
+            useBias: false)
         bn2 = BatchNorm2D(features: width)
         conv3 = Conv2D(inputChannels: width, outputChannels: out, kernelSize: 1, useBias: false)
         bn3 = BatchNorm2D(features: out)
@@ -105,6 +108,8 @@ public final class Bottleneck: Module {
 
 /// Option B's shortcut: 1×1 convolution with the stride, then batch norm.
 func projectionShortcut(_ input: Int, _ output: Int, _ stride: Int) -> Sequential {
-    Sequential([Conv2D(inputChannels: input, outputChannels: output, kernelSize: 1, stride: Size2D(stride, stride), useBias: false),
-                BatchNorm2D(features: output)])
+    Sequential([
+        Conv2D(inputChannels: input, outputChannels: output, kernelSize: 1, stride: Size2D(stride, stride), useBias: false),
+        BatchNorm2D(features: output),
+    ])
 }

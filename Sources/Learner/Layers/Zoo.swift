@@ -2,8 +2,10 @@
 public enum Zoo {
     /// A multi-layer perceptron: Dense(+activation, +dropout) per hidden size, then a linear
     /// output layer. Children `0`, `1`, ... as `nn.Sequential`.
-    public static func mlp(inputSize: Int, hiddenSizes: [Int], outputSize: Int, activation: Activation = .relu,
-                           dropout: Float = 0, seed: UInt64? = nil) -> Sequential {
+    public static func mlp(
+        inputSize: Int, hiddenSizes: [Int], outputSize: Int, activation: Activation = .relu,
+        dropout: Float = 0, seed: UInt64? = nil
+    ) -> Sequential {
         var layers: [Module] = []
         var width = inputSize
         for (i, h) in hiddenSizes.enumerated() {
@@ -20,11 +22,14 @@ public enum Zoo {
     /// classifier. Any input size ≥ 4×4 works (the pooling is global).
     public static func smallCNN(inputChannels: Int, classes: Int) -> Sequential {
         func stage(_ i: Int, _ o: Int) -> [Module] {
-            [Conv2D(inputChannels: i, outputChannels: o, kernelSize: 3, padding: 1, useBias: false),
-             BatchNorm2D(features: o), ActivationLayer(.relu)]
+            [
+                Conv2D(inputChannels: i, outputChannels: o, kernelSize: 3, padding: 1, useBias: false),
+                BatchNorm2D(features: o), ActivationLayer(.relu),
+            ]
         }
-        return Sequential(stage(inputChannels, 32) + [MaxPool2D(kernelSize: 2)] + stage(32, 64) + [MaxPool2D(kernelSize: 2)]
-                          + stage(64, 128) + [GlobalAvgPool2D(), Dense(inputSize: 128, outputSize: classes)])
+        return Sequential(
+            stage(inputChannels, 32) + [MaxPool2D(kernelSize: 2)] + stage(32, 64) + [MaxPool2D(kernelSize: 2)]
+                + stage(64, 128) + [GlobalAvgPool2D(), Dense(inputSize: 128, outputSize: classes)])
     }
 
     /// ResNet-18 (He et al. 2016, torchvision layout): 11,689,512 parameters at 1000 classes.
@@ -62,9 +67,10 @@ public enum Zoo {
             }
             stages.append(Sequential(layers))
         }
-        return ResNet(conv1: Conv2D(inputChannels: inputChannels, outputChannels: 64, kernelSize: 7, stride: 2, padding: 3, useBias: false),
-                      bn1: BatchNorm2D(features: 64), maxpool: MaxPool2D(kernelSize: 3, stride: 2, padding: 1),
-                      stages: stages, fc: Dense(inputSize: channels, outputSize: classes, initializer: .glorotUniform))
+        return ResNet(
+            conv1: Conv2D(inputChannels: inputChannels, outputChannels: 64, kernelSize: 7, stride: 2, padding: 3, useBias: false),
+            bn1: BatchNorm2D(features: 64), maxpool: MaxPool2D(kernelSize: 3, stride: 2, padding: 1),
+            stages: stages, fc: Dense(inputSize: channels, outputSize: classes, initializer: .glorotUniform))
     }
 
     /// The CIFAR ResNets of He et al. 2016 §4.2: conv 3×3 (16), three stages of n = (depth − 2)/6
@@ -72,8 +78,10 @@ public enum Zoo {
     /// Shortcuts default to option A (zero padding, parameter-free): ResNet-20 has 269,722
     /// parameters and ResNet-56 853,018 at 10 classes. Option B (`.projection`) adds two 1×1
     /// projections: 272,474 and 855,770, the figures usually quoted as "0.27M" and "0.85M".
-    public static func cifarResNet(depth: Int, classes: Int = 10, shortcut: ResidualShortcut = .zeroPadding,
-                                   inputChannels: Int = 3) -> ResNet {
+    public static func cifarResNet(
+        depth: Int, classes: Int = 10, shortcut: ResidualShortcut = .zeroPadding,
+        inputChannels: Int = 3
+    ) -> ResNet {
         precondition(depth >= 8 && (depth - 2) % 6 == 0, "cifarResNet: depth \(depth) must be 6n + 2 (20, 32, 44, 56, 110)")
         let n = (depth - 2) / 6
         var channels = 16
@@ -82,14 +90,17 @@ public enum Zoo {
             let width = 16 << i
             var layers: [Module] = []
             for b in 0..<n {
-                layers.append(BasicBlock(inputChannels: channels, outputChannels: width, stride: b == 0 && i > 0 ? 2 : 1,
-                                         shortcut: shortcut))
+                layers.append(
+                    BasicBlock(
+                        inputChannels: channels, outputChannels: width, stride: b == 0 && i > 0 ? 2 : 1,
+                        shortcut: shortcut))
                 channels = width
             }
             stages.append(Sequential(layers))
         }
-        return ResNet(conv1: Conv2D(inputChannels: inputChannels, outputChannels: 16, kernelSize: 3, padding: 1, useBias: false),
-                      bn1: BatchNorm2D(features: 16), maxpool: nil, stages: stages,
-                      fc: Dense(inputSize: channels, outputSize: classes, initializer: .glorotUniform))
+        return ResNet(
+            conv1: Conv2D(inputChannels: inputChannels, outputChannels: 16, kernelSize: 3, padding: 1, useBias: false),
+            bn1: BatchNorm2D(features: 16), maxpool: nil, stages: stages,
+            fc: Dense(inputSize: channels, outputSize: classes, initializer: .glorotUniform))
     }
 }

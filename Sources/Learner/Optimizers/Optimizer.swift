@@ -82,9 +82,10 @@ public final class SGD: Optimizer {
     public override var stateBufferNames: [String] { ["momentum_buffer"] }
 
     public override func update(_ w: Storage, gradient g: Storage, state: [Storage], step: Int) {
-        backendFor(w.device).sgdUpdate(w, g, momentum: state.first, learningRate: learningRate, momentum: momentum,
-                                       dampening: dampening, weightDecay: weightDecay, nesterov: nesterov,
-                                       firstStep: step == 1)
+        backendFor(w.device).sgdUpdate(
+            w, g, momentum: state.first, learningRate: learningRate, momentum: momentum,
+            dampening: dampening, weightDecay: weightDecay, nesterov: nesterov,
+            firstStep: step == 1)
     }
 }
 
@@ -97,8 +98,10 @@ public class Adam: Optimizer {
     public var weightDecay: Float
     public let decoupledWeightDecay: Bool
 
-    public init(learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
-                weightDecay: Float = 0, decoupledWeightDecay: Bool = false) {
+    public init(
+        learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
+        weightDecay: Float = 0, decoupledWeightDecay: Bool = false
+    ) {
         self.beta1 = beta1
         self.beta2 = beta2
         self.epsilon = epsilon
@@ -117,18 +120,22 @@ public class Adam: Optimizer {
     public override func update(_ w: Storage, gradient g: Storage, state: [Storage], step: Int) {
         let bc1 = 1 - Float(Foundation.pow(Double(beta1), Double(step)))
         let bc2 = 1 - Float(Foundation.pow(Double(beta2), Double(step)))
-        backendFor(w.device).adamUpdate(w, g, state[0], state[1], learningRate: learningRate, beta1: beta1, beta2: beta2,
-                                        epsilon: epsilon, weightDecay: weightDecay, decoupled: decoupledWeightDecay,
-                                        biasCorrection1: bc1, biasCorrection2: bc2)
+        backendFor(w.device).adamUpdate(
+            w, g, state[0], state[1], learningRate: learningRate, beta1: beta1, beta2: beta2,
+            epsilon: epsilon, weightDecay: weightDecay, decoupled: decoupledWeightDecay,
+            biasCorrection1: bc1, biasCorrection2: bc2)
     }
 }
 
 /// AdamW: Adam with decoupled weight decay (default 0.01, as PyTorch).
 public final class AdamW: Adam {
-    public init(learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
-                weightDecay: Float = 0.01) {
-        super.init(learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon,
-                   weightDecay: weightDecay, decoupledWeightDecay: true)
+    public init(
+        learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
+        weightDecay: Float = 0.01
+    ) {
+        super.init(
+            learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon,
+            weightDecay: weightDecay, decoupledWeightDecay: true)
     }
 }
 
@@ -141,8 +148,10 @@ public final class RMSProp: Optimizer {
     public var momentum: Float
     public var centered: Bool
 
-    public init(learningRate: Float = 1e-2, alpha: Float = 0.99, epsilon: Float = 1e-8, weightDecay: Float = 0,
-                momentum: Float = 0, centered: Bool = false) {
+    public init(
+        learningRate: Float = 1e-2, alpha: Float = 0.99, epsilon: Float = 1e-8, weightDecay: Float = 0,
+        momentum: Float = 0, centered: Bool = false
+    ) {
         self.alpha = alpha
         self.epsilon = epsilon
         self.weightDecay = weightDecay
@@ -159,8 +168,9 @@ public final class RMSProp: Optimizer {
     public override var stateBufferNames: [String] { ["square_avg", "momentum_buffer", "grad_avg"] }
 
     public override func update(_ w: Storage, gradient g: Storage, state: [Storage], step: Int) {
-        backendFor(w.device).rmspropUpdate(w, g, square: state[0], momentum: state[1], average: state[2],
-                                           learningRate: learningRate, alpha: alpha, epsilon: epsilon,
-                                           weightDecay: weightDecay, momentum: momentum, centered: centered)
+        backendFor(w.device).rmspropUpdate(
+            w, g, square: state[0], momentum: state[1], average: state[2],
+            learningRate: learningRate, alpha: alpha, epsilon: epsilon,
+            weightDecay: weightDecay, momentum: momentum, centered: centered)
     }
 }

@@ -60,11 +60,14 @@ public struct CollectiveError: Error, CustomStringConvertible {
     static func timeout(rank: Int, operation: String, after seconds: Double, silent: [Int], size: Int) -> CollectiveError {
         let arrived = (0..<size).filter { !silent.contains($0) }
         let seconds = seconds == seconds.rounded() ? String(Int(seconds)) : String(format: "%.1f", seconds)
-        let who = silent.isEmpty ? "every rank arrived but the operation did not complete"
+        let who =
+            silent.isEmpty
+            ? "every rank arrived but the operation did not complete"
             : (silent.count == 1 ? "rank \(silent[0]) never arrived" : "ranks \(list(silent)) never arrived")
-            + " (\(arrived.count == 1 ? "rank" : "ranks") \(list(arrived)) did)"
-        return CollectiveError(rank: rank, operation: operation, silentRanks: silent,
-                               message: "timed out after \(seconds) s: \(who)")
+                + " (\(arrived.count == 1 ? "rank" : "ranks") \(list(arrived)) did)"
+        return CollectiveError(
+            rank: rank, operation: operation, silentRanks: silent,
+            message: "timed out after \(seconds) s: \(who)")
     }
 
     static func list(_ ranks: [Int]) -> String { ranks.map(String.init).joined(separator: ", ") }

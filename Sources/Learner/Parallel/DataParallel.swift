@@ -74,8 +74,9 @@ public final class DataParallel: OverlappedGradientSynchronizer {
         let differing = (1..<worldSize).filter { all[2 * $0] != all[0] || all[2 * $0 + 1] != all[1] }
         guard differing.isEmpty else {
             let who = differing.count == 1 ? "rank \(differing[0]) has" : "ranks \(CollectiveError.list(differing)) have"
-            throw CollectiveError(rank: rank, operation: "broadcast of the initial state",
-                                  message: "failed: \(who) a model whose tensor sizes differ from rank 0's")
+            throw CollectiveError(
+                rank: rank, operation: "broadcast of the initial state",
+                message: "failed: \(who) a model whose tensor sizes differ from rank 0's")
         }
     }
 
@@ -210,7 +211,8 @@ public final class DataParallel: OverlappedGradientSynchronizer {
             for e in bucket {
                 let p = parameters[e.index]
                 let storage = Storage(count: e.count, device: device)
-                CUDAContext.check(tl_cuda_memcpy_dtod(storage.pointer, buffer.pointer + e.offset, e.count * 4), "unpacking a gradient bucket")
+                CUDAContext.check(
+                    tl_cuda_memcpy_dtod(storage.pointer, buffer.pointer + e.offset, e.count * 4), "unpacking a gradient bucket")
                 p.gradient = Tensor(shape: p.shape, storage: storage)
             }
         }

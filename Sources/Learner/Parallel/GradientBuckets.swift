@@ -4,7 +4,7 @@
 /// `bucketBytes`; a tensor larger than that has a bucket to itself.
 struct GradientBuckets: Equatable {
     struct Entry: Equatable {
-        let index: Int   // position in the tensor list
+        let index: Int  // position in the tensor list
         let offset: Int  // first element within the bucket
         let count: Int
     }

@@ -61,8 +61,10 @@ public final class InProcessGroup: @unchecked Sendable {
     }
 
     /// Marks `rank` as arrived at `phase` and waits until every rank has, or the deadline passes.
-    fileprivate func meet(rank: Int, phase: Int, operation: String, deadline: Date, timeout: Double,
-                          deposit: (UnsafeMutableRawPointer?, Int)? = nil) throws {
+    fileprivate func meet(
+        rank: Int, phase: Int, operation: String, deadline: Date, timeout: Double,
+        deposit: (UnsafeMutableRawPointer?, Int)? = nil
+    ) throws {
         condition.lock()
         defer { condition.unlock() }
         if let (pointer, count) = deposit {
@@ -140,8 +142,9 @@ private final class ThreadCommunicator: Communicator {
 
     private func checkCounts(_ counts: [Int], _ count: Int, _ what: String) throws {
         guard let other = counts.firstIndex(where: { $0 != count }) else { return }
-        throw CollectiveError(rank: rank, operation: "collective #\(sequence)",
-                              message: "has \(count) \(what) here but \(counts[other]) on rank \(other)")
+        throw CollectiveError(
+            rank: rank, operation: "collective #\(sequence)",
+            message: "has \(count) \(what) here but \(counts[other]) on rank \(other)")
     }
 
     func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws { try reduce(buffer, "floats") }

@@ -163,8 +163,9 @@ private final class MPIPending: PendingCollective {
             if try test(&r) {
                 receives[peer] = nil
                 if arrivals[peer] != sequence {
-                    throw CollectiveError(rank: communicator.rank, operation: operation,
-                                          message: "rank \(peer) arrived at collective #\(arrivals[peer]) instead: the ranks issued different collectives")
+                    throw CollectiveError(
+                        rank: communicator.rank, operation: operation,
+                        message: "rank \(peer) arrived at collective #\(arrivals[peer]) instead: the ranks issued different collectives")
                 }
             } else {
                 receives[peer] = r
@@ -176,8 +177,9 @@ private final class MPIPending: PendingCollective {
         }
         if Date() >= deadline {
             let silent = receives.keys.sorted()
-            throw CollectiveError.timeout(rank: communicator.rank, operation: operation, after: communicator.timeout,
-                                          silent: silent, size: communicator.size)
+            throw CollectiveError.timeout(
+                rank: communicator.rank, operation: operation, after: communicator.timeout,
+                silent: silent, size: communicator.size)
         }
         return false
     }

@@ -71,9 +71,11 @@ public struct LRFinderResult: Sendable {
         // Vertical markers: the steepest descent and the suggested maximum rate.
         for (rate, colour, label, row) in [(steepest, "red", "steepest", 0.0), (suggestedRange.upper, "green", "suggested max", 1.0)] {
             let x = px(Double(log10(rate)))
-            svg += String(format: "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" ", x, m, x, h - m)
+            svg +=
+                String(format: "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" ", x, m, x, h - m)
                 + "stroke=\"\(colour)\" stroke-dasharray=\"4\"/>\n"
-            svg += String(format: "<text x=\"%.1f\" y=\"%.0f\" ", x + 4, m + 12 + 14 * row)
+            svg +=
+                String(format: "<text x=\"%.1f\" y=\"%.0f\" ", x + 4, m + 12 + 14 * row)
                 + "fill=\"\(colour)\">\(label) " + String(format: "%.2g", rate) + "</text>\n"
         }
         return svg + "</svg>\n"

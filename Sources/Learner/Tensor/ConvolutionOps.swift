@@ -9,20 +9,28 @@
 extension Tensor {
     /// Resolves the geometry of a convolution of `self` [N, C, H, W] by `weight`
     /// [outC, C/groups, kH, kW], failing with a message naming `op` and both shapes.
-    func convolutionGeometry(_ op: String, weight: Tensor, stride: Size2D, padding: Padding2D, dilation: Size2D,
-                             groups: Int) -> Conv2DGeometry {
+    func convolutionGeometry(
+        _ op: String, weight: Tensor, stride: Size2D, padding: Padding2D, dilation: Size2D,
+        groups: Int
+    ) -> Conv2DGeometry {
         precondition(rank == 4, "\(op): input \(shape) should be [N, C, H, W]")
         precondition(weight.rank == 4, "\(op): weight \(weight.shape) should be [out, in/groups, kH, kW]")
-        precondition(groups > 0 && shape[1] % groups == 0 && weight.shape[0] % groups == 0,
-                     "\(op): groups \(groups) must divide the input channels of \(shape) and the output channels of weight \(weight.shape)")
-        precondition(weight.shape[1] * groups == shape[1],
-                     "\(op): input \(shape) has \(shape[1]) channels, weight \(weight.shape) expects \(weight.shape[1] * groups) (groups \(groups))")
+        precondition(
+            groups > 0 && shape[1] % groups == 0 && weight.shape[0] % groups == 0,
+            "\(op): groups \(groups) must divide the input channels of \(shape) and the output channels of weight \(weight.shape)")
+        precondition(
+            weight.shape[1] * groups == shape[1],
+            "\(op): input \(shape) has \(shape[1]) channels, weight \(weight.shape) expects \(weight.shape[1] * groups) (groups \(groups))")
         precondition(device == weight.device, "\(op): input on \(device), weight on \(weight.device)")
-        guard let window = Window2D(channels: shape[1], height: shape[2], width: shape[3],
-                                    kernel: Size2D(weight.shape[2], weight.shape[3]), stride: stride, padding: padding,
-                                    dilation: dilation) else {
-            preconditionFailure("\(op): kernel \(weight.shape[2])×\(weight.shape[3]) (stride \(stride), padding \(padding), "
-                                + "dilation \(dilation)) does not fit input \(shape)")
+        guard
+            let window = Window2D(
+                channels: shape[1], height: shape[2], width: shape[3],
+                kernel: Size2D(weight.shape[2], weight.shape[3]), stride: stride, padding: padding,
+                dilation: dilation)
+        else {
+            preconditionFailure(
+                "\(op): kernel \(weight.shape[2])×\(weight.shape[3]) (stride \(stride), padding \(padding), "
+                    + "dilation \(dilation)) does not fit input \(shape)")
         }
         return Conv2DGeometry(batch: shape[0], window: window, outChannels: weight.shape[0], groups: groups)
     }
@@ -34,21 +42,27 @@ extension Tensor {
     ///   - weight: [outC, C/groups, kH, kW]; `groups` = C with outC = k·C is a depthwise convolution.
     ///   - bias: [outC] or nil.
     /// - Returns: [N, outC, OH, OW], OH = ⌊(H + padTop + padBottom − d·(kH − 1) − 1) / s⌋ + 1.
-    public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: Size2D = 1, padding: Padding2D = .valid,
-                       dilation: Size2D = 1, groups: Int = 1) -> Tensor {
+    public func conv2d(
+        weight: Tensor, bias: Tensor? = nil, stride: Size2D = 1, padding: Padding2D = .valid,
+        dilation: Size2D = 1, groups: Int = 1
+    ) -> Tensor {
         let g = convolutionGeometry("conv2d", weight: weight, stride: stride, padding: padding, dilation: dilation, groups: groups)
         if let bias { precondition(bias.shape == [g.outChannels], "conv2d: bias \(bias.shape) should be [\(g.outChannels)]") }
         let backend = self.backend
-        let out = Tensor(shape: g.outputShape,
-                         storage: backend.conv2d(storage, weight: weight.storage, bias: bias?.storage, geometry: g))
+        let out = Tensor(
+            shape: g.outputShape,
+            storage: backend.conv2d(storage, weight: weight.storage, bias: bias?.storage, geometry: g))
         let x = self.detached(), w = weight.detached()
         let needX = requiresGradient, needW = weight.requiresGradient, needB = bias?.requiresGradient ?? false
         var inputs = [self, weight]
         if let bias { inputs.append(bias) }
         return Tape.record(.conv2d, out, inputs: inputs) { grad in
-            let (dx, dw) = backend.conv2dBackward(grad.storage, input: needW ? x.storage : nil, weight: needX ? w.storage : nil,
-                                                  geometry: g)
-            var grads: [Tensor?] = [dx.map { Tensor(shape: g.inputShape, storage: $0) }, dw.map { Tensor(shape: g.weightShape, storage: $0) }]
+            let (dx, dw) = backend.conv2dBackward(
+                grad.storage, input: needW ? x.storage : nil, weight: needX ? w.storage : nil,
+                geometry: g)
+            var grads: [Tensor?] = [
+                dx.map { Tensor(shape: g.inputShape, storage: $0) }, dw.map { Tensor(shape: g.weightShape, storage: $0) },
+            ]
             if bias != nil { grads.append(needB ? grad.sum(alongAxes: [0, 2, 3]) : nil) }
             return grads
         }
@@ -62,39 +76,54 @@ extension Tensor {
     ///   - padding: explicit padding only (the padding of the convolution this one transposes).
     ///   - outputPadding: extra rows/columns at the bottom/right, each < stride (or < dilation).
     /// - Returns: [N, outC, OH, OW], OH = (H − 1)·s − padTop − padBottom + d·(kH − 1) + 1 + outputPadding.
-    public func convTranspose2d(weight: Tensor, bias: Tensor? = nil, stride: Size2D = 1, padding: Padding2D = 0,
-                                outputPadding: Size2D = 0, dilation: Size2D = 1, groups: Int = 1) -> Tensor {
-        precondition(rank == 4 && weight.rank == 4, "convTranspose2d: input \(shape) should be [N, C, H, W], weight \(weight.shape) [C, out/groups, kH, kW]")
-        precondition(groups > 0 && shape[1] % groups == 0 && weight.shape[0] == shape[1],
-                     "convTranspose2d: input \(shape) has \(shape[1]) channels, weight \(weight.shape) expects \(weight.shape[0]) (groups \(groups))")
+    public func convTranspose2d(
+        weight: Tensor, bias: Tensor? = nil, stride: Size2D = 1, padding: Padding2D = 0,
+        outputPadding: Size2D = 0, dilation: Size2D = 1, groups: Int = 1
+    ) -> Tensor {
+        precondition(
+            rank == 4 && weight.rank == 4,
+            "convTranspose2d: input \(shape) should be [N, C, H, W], weight \(weight.shape) [C, out/groups, kH, kW]")
+        precondition(
+            groups > 0 && shape[1] % groups == 0 && weight.shape[0] == shape[1],
+            "convTranspose2d: input \(shape) has \(shape[1]) channels, weight \(weight.shape) expects \(weight.shape[0]) (groups \(groups))"
+        )
         guard case let .explicit(top, bottom, left, right) = padding else {
             preconditionFailure("convTranspose2d: padding must be explicit, got \(padding)")
         }
-        precondition(outputPadding.height >= 0 && outputPadding.width >= 0
-                     && (outputPadding.height < stride.height || outputPadding.height < dilation.height)
-                     && (outputPadding.width < stride.width || outputPadding.width < dilation.width),
-                     "convTranspose2d: output padding \(outputPadding) must be smaller than stride \(stride) or dilation \(dilation)")
+        precondition(
+            outputPadding.height >= 0 && outputPadding.width >= 0
+                && (outputPadding.height < stride.height || outputPadding.height < dilation.height)
+                && (outputPadding.width < stride.width || outputPadding.width < dilation.width),
+            "convTranspose2d: output padding \(outputPadding) must be smaller than stride \(stride) or dilation \(dilation)")
         let outC = weight.shape[1] * groups
         let oh = (shape[2] - 1) * stride.height - top - bottom + dilation.height * (weight.shape[2] - 1) + 1 + outputPadding.height
         let ow = (shape[3] - 1) * stride.width - left - right + dilation.width * (weight.shape[3] - 1) + 1 + outputPadding.width
         // The convolution from the output [N, outC, OH, OW] back to the input's shape.
         guard oh > 0, ow > 0,
-              let window = Window2D(channels: outC, height: oh, width: ow, kernel: Size2D(weight.shape[2], weight.shape[3]),
-                                    stride: stride, padding: padding, dilation: dilation),
-              window.outHeight == shape[2], window.outWidth == shape[3] else {
-            preconditionFailure("convTranspose2d: weight \(weight.shape) with stride \(stride), padding \(padding), "
-                                + "dilation \(dilation) does not fit input \(shape)")
+            let window = Window2D(
+                channels: outC, height: oh, width: ow, kernel: Size2D(weight.shape[2], weight.shape[3]),
+                stride: stride, padding: padding, dilation: dilation),
+            window.outHeight == shape[2], window.outWidth == shape[3]
+        else {
+            preconditionFailure(
+                "convTranspose2d: weight \(weight.shape) with stride \(stride), padding \(padding), "
+                    + "dilation \(dilation) does not fit input \(shape)")
         }
         if let bias { precondition(bias.shape == [outC], "convTranspose2d: bias \(bias.shape) should be [\(outC)]") }
         let g = Conv2DGeometry(batch: shape[0], window: window, outChannels: shape[1], groups: groups)
         let backend = self.backend
-        var out = Tensor(shape: g.inputShape,
-                         storage: backend.conv2dBackwardInput(storage, weight: weight.storage, geometry: g))
+        var out = Tensor(
+            shape: g.inputShape,
+            storage: backend.conv2dBackwardInput(storage, weight: weight.storage, geometry: g))
         let x = self.detached(), w = weight.detached()
         let needX = requiresGradient, needW = weight.requiresGradient
         out = Tape.record(.convTranspose2d, out, inputs: [self, weight]) { grad in
-            [needX ? Tensor(shape: g.outputShape, storage: backend.conv2d(grad.storage, weight: w.storage, bias: nil, geometry: g)) : nil,
-             needW ? Tensor(shape: g.weightShape, storage: backend.conv2dBackwardWeight(x.storage, input: grad.storage, geometry: g)) : nil]
+            let dx = needX ? backend.conv2d(grad.storage, weight: w.storage, bias: nil, geometry: g) : nil
+            let dw = needW ? backend.conv2dBackwardWeight(x.storage, input: grad.storage, geometry: g) : nil
+            return [
+                dx.map { Tensor(shape: g.outputShape, storage: $0) },
+                dw.map { Tensor(shape: g.weightShape, storage: $0) },
+            ]
         }
         if let bias { out = out + bias.reshaped(to: [1, outC, 1, 1]) }
         return out

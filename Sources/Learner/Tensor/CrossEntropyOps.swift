@@ -11,14 +11,20 @@ extension Tensor {
         precondition(labels.scalarCount == n, "softmaxCrossEntropy: \(labels.scalarCount) labels for \(n) rows")
         if let w = sampleWeights { precondition(w.scalarCount == n, "softmaxCrossEntropy: \(w.scalarCount) weights for \(n) rows") }
         let backend = self.backend
-        let out = Tensor(shape: [], storage: backend.softmaxCrossEntropy(
-            storage, labels: labels.storage, weights: sampleWeights?.storage, smoothing: labelSmoothing, rows: n, columns: c))
+        let out = Tensor(
+            shape: [],
+            storage: backend.softmaxCrossEntropy(
+                storage, labels: labels.storage, weights: sampleWeights?.storage, smoothing: labelSmoothing, rows: n, columns: c))
         let logits = self.detached()
         return Tape.record(.softmaxCrossEntropy, out, inputs: [self]) { g in
             // The closure holds the logits, label and weight tensors: the caller's may be gone.
-            [Tensor(shape: [n, c], storage: backend.softmaxCrossEntropyBackward(
-                logits.storage, labels: labels.storage, weights: sampleWeights?.storage, smoothing: labelSmoothing,
-                scale: g.scalar / Float(n), rows: n, columns: c))]
+            [
+                Tensor(
+                    shape: [n, c],
+                    storage: backend.softmaxCrossEntropyBackward(
+                        logits.storage, labels: labels.storage, weights: sampleWeights?.storage, smoothing: labelSmoothing,
+                        scale: g.scalar / Float(n), rows: n, columns: c))
+            ]
         }
     }
 
@@ -29,13 +35,19 @@ extension Tensor {
         let count = scalarCount
         let perRow = count / Swift.max(shape.first ?? 1, 1)
         let backend = self.backend
-        let out = Tensor(shape: [], storage: backend.sigmoidCrossEntropy(
-            storage, targets: targets.storage, weights: sampleWeights?.storage, perRow: perRow))
+        let out = Tensor(
+            shape: [],
+            storage: backend.sigmoidCrossEntropy(
+                storage, targets: targets.storage, weights: sampleWeights?.storage, perRow: perRow))
         let x = self.detached()
         return Tape.record(.sigmoidCrossEntropy, out, inputs: [self]) { g in
-            [Tensor(shape: x.shape, storage: backend.sigmoidCrossEntropyBackward(
-                x.storage, targets: targets.storage, weights: sampleWeights?.storage, perRow: perRow,
-                scale: g.scalar / Float(count)))]
+            [
+                Tensor(
+                    shape: x.shape,
+                    storage: backend.sigmoidCrossEntropyBackward(
+                        x.storage, targets: targets.storage, weights: sampleWeights?.storage, perRow: perRow,
+                        scale: g.scalar / Float(count)))
+            ]
         }
     }
 }

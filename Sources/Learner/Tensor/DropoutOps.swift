@@ -6,8 +6,10 @@ extension Tensor {
     /// the whole batch's mask. The gradient is the upstream gradient times the same mask.
     public func dropout(rate: Float, key: UInt64, step: UInt64, elementOffset: Int = 0) -> Tensor {
         precondition(rate >= 0 && rate < 1, "dropout rate \(rate) must be in [0, 1)")
-        let mask = Tensor(shape: shape, storage: Tensor.dropoutMask(
-            on: device, count: scalarCount, offset: elementOffset, rate: rate, key: key, step: step))
+        let mask = Tensor(
+            shape: shape,
+            storage: Tensor.dropoutMask(
+                on: device, count: scalarCount, offset: elementOffset, rate: rate, key: key, step: step))
         let out = Tensor.binary(.multiply, self, mask)
         return Tape.record(.dropout, out, inputs: [self]) { g in [g * mask] }
     }

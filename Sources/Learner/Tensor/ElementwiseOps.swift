@@ -32,8 +32,10 @@ extension Tensor {
     public static func * (a: Tensor, b: Tensor) -> Tensor {
         let out = binary(.multiply, a, b)
         return Tape.record(.multiply, out, inputs: [a, b]) { g in
-            [a.requiresGradient ? (g * b.detached()).unbroadcast(to: a.shape) : nil,
-             b.requiresGradient ? (g * a.detached()).unbroadcast(to: b.shape) : nil]
+            [
+                a.requiresGradient ? (g * b.detached()).unbroadcast(to: a.shape) : nil,
+                b.requiresGradient ? (g * a.detached()).unbroadcast(to: b.shape) : nil,
+            ]
         }
     }
 
@@ -41,8 +43,10 @@ extension Tensor {
         let out = binary(.divide, a, b)
         return Tape.record(.divide, out, inputs: [a, b]) { g in
             let bd = b.detached()
-            return [a.requiresGradient ? (g / bd).unbroadcast(to: a.shape) : nil,
-                    b.requiresGradient ? (-(g * out.detached() / bd)).unbroadcast(to: b.shape) : nil]
+            return [
+                a.requiresGradient ? (g / bd).unbroadcast(to: a.shape) : nil,
+                b.requiresGradient ? (-(g * out.detached() / bd)).unbroadcast(to: b.shape) : nil,
+            ]
         }
     }
 

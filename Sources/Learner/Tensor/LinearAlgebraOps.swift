@@ -7,20 +7,26 @@ extension Tensor {
         let k = transposeSelf ? shape[0] : shape[1]
         let k2 = transposeOther ? other.shape[1] : other.shape[0]
         let n = transposeOther ? other.shape[0] : other.shape[1]
-        precondition(k == k2, "matmul: inner dimensions differ: \(shape)\(transposeSelf ? "ᵀ" : "") × \(other.shape)\(transposeOther ? "ᵀ" : "")")
+        precondition(
+            k == k2, "matmul: inner dimensions differ: \(shape)\(transposeSelf ? "ᵀ" : "") × \(other.shape)\(transposeOther ? "ᵀ" : "")")
         let out = Storage(count: m * n, device: device)
-        backend.gemm(transA: transposeSelf, transB: transposeOther, m: m, n: n, k: k, a: storage, b: other.storage, into: out, accumulate: false)
+        backend.gemm(
+            transA: transposeSelf, transB: transposeOther, m: m, n: n, k: k, a: storage, b: other.storage, into: out, accumulate: false)
         let a = self.detached(), b = other.detached()
         let needA = requiresGradient, needB = other.requiresGradient
         return Tape.record(.matmul, Tensor(shape: [m, n], storage: out), inputs: [self, other]) { g in
             // C = op(A) op(B): dop(A) = G op(B)ᵀ, dop(B) = op(A)ᵀ G; transposed back when op was a transpose.
-            let ga: Tensor? = needA
-                ? (transposeSelf ? b.matmul(g, transposeSelf: transposeOther, transposeOther: true)
-                                 : g.matmul(b, transposeSelf: false, transposeOther: !transposeOther))
+            let ga: Tensor? =
+                needA
+                ? (transposeSelf
+                    ? b.matmul(g, transposeSelf: transposeOther, transposeOther: true)
+                    : g.matmul(b, transposeSelf: false, transposeOther: !transposeOther))
                 : nil
-            let gb: Tensor? = needB
-                ? (transposeOther ? g.matmul(a, transposeSelf: true, transposeOther: transposeSelf)
-                                  : a.matmul(g, transposeSelf: !transposeSelf, transposeOther: false))
+            let gb: Tensor? =
+                needB
+                ? (transposeOther
+                    ? g.matmul(a, transposeSelf: true, transposeOther: transposeSelf)
+                    : a.matmul(g, transposeSelf: !transposeSelf, transposeOther: false))
                 : nil
             return [ga, gb]
         }
@@ -29,8 +35,9 @@ extension Tensor {
     /// y = x Wᵀ + b, with W of shape [out, in] (PyTorch's `nn.Linear` layout), fused by the
     /// backend (on the CPU: one sgemm accumulating onto the bias rows).
     public func linear(weight: Tensor, bias: Tensor?) -> Tensor {
-        precondition(rank == 2 && weight.rank == 2 && weight.shape[1] == shape[1],
-                     "linear: input \(shape) does not match weight \(weight.shape) ([out, in])")
+        precondition(
+            rank == 2 && weight.rank == 2 && weight.shape[1] == shape[1],
+            "linear: input \(shape) does not match weight \(weight.shape) ([out, in])")
         let m = shape[0], k = shape[1], n = weight.shape[0]
         if let bias { precondition(bias.shape == [n], "linear: bias \(bias.shape) does not match \(n) outputs") }
         let out = backend.linear(storage, weight.storage, bias?.storage, m: m, n: n, k: k)
@@ -39,8 +46,8 @@ extension Tensor {
         var inputs = [self, weight]
         if let bias { inputs.append(bias) }
         return Tape.record(.linear, Tensor(shape: [m, n], storage: out), inputs: inputs) { g in
-            let gx: Tensor? = needX ? g.matmul(w) : nil                         // [m,n]·[n,k]
-            let gw = g.matmul(x, transposeSelf: true)                            // [n,m]·[m,k]
+            let gx: Tensor? = needX ? g.matmul(w) : nil  // [m,n]·[n,k]
+            let gw = g.matmul(x, transposeSelf: true)  // [n,m]·[m,k]
             var grads: [Tensor?] = [gx, gw]
             if bias != nil { grads.append(g.sum(alongAxis: 0)) }
             return grads

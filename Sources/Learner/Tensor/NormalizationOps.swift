@@ -6,8 +6,9 @@ extension Tensor {
     private func batchNormView(weight: Tensor, bias: Tensor) -> (Int, Int, Int) {
         precondition(rank >= 2, "batchNorm: input \(shape) should be [N, C] or [N, C, H, W]")
         let c = shape[1]
-        precondition(weight.shape == [c] && bias.shape == [c],
-                     "batchNorm: weight \(weight.shape) and bias \(bias.shape) should be [\(c)] for input \(shape)")
+        precondition(
+            weight.shape == [c] && bias.shape == [c],
+            "batchNorm: weight \(weight.shape) and bias \(bias.shape) should be [\(c)] for input \(shape)")
         return (shape[0], c, scalarCount / Swift.max(shape[0] * c, 1))
     }
 
@@ -25,26 +26,36 @@ extension Tensor {
     /// Evaluation mode: normalises with given statistics (running mean and variance, [C]).
     public func batchNorm(weight: Tensor, bias: Tensor, mean: Tensor, variance: Tensor, epsilon: Float = 1e-5) -> Tensor {
         let (_, c, _) = batchNormView(weight: weight, bias: bias)
-        precondition(mean.shape == [c] && variance.shape == [c],
-                     "batchNorm: mean \(mean.shape) and variance \(variance.shape) should be [\(c)] for input \(shape)")
-        return normalised(weight: weight, bias: bias, mean: mean.storage, variance: variance.storage, epsilon: epsilon,
-                          batchStatistics: false)
+        precondition(
+            mean.shape == [c] && variance.shape == [c],
+            "batchNorm: mean \(mean.shape) and variance \(variance.shape) should be [\(c)] for input \(shape)")
+        return normalised(
+            weight: weight, bias: bias, mean: mean.storage, variance: variance.storage, epsilon: epsilon,
+            batchStatistics: false)
     }
 
-    private func normalised(weight: Tensor, bias: Tensor, mean: Storage, variance: Storage, epsilon: Float,
-                            batchStatistics: Bool) -> Tensor {
+    private func normalised(
+        weight: Tensor, bias: Tensor, mean: Storage, variance: Storage, epsilon: Float,
+        batchStatistics: Bool
+    ) -> Tensor {
         let (n, c, s) = batchNormView(weight: weight, bias: bias)
         let backend = self.backend
-        let out = Tensor(shape: shape, storage: backend.batchNorm(storage, mean: mean, variance: variance, weight: weight.storage,
-                                                                  bias: bias.storage, epsilon: epsilon, batch: n, channels: c, spatial: s))
+        let out = Tensor(
+            shape: shape,
+            storage: backend.batchNorm(
+                storage, mean: mean, variance: variance, weight: weight.storage,
+                bias: bias.storage, epsilon: epsilon, batch: n, channels: c, spatial: s))
         let x = self.detached(), w = weight.detached()
         let needX = requiresGradient, needW = weight.requiresGradient, needB = bias.requiresGradient
         return Tape.record(.batchNorm, out, inputs: [self, weight, bias]) { g in
-            let r = backend.batchNormBackward(g.storage, input: x.storage, mean: mean, variance: variance, weight: w.storage,
-                                              epsilon: epsilon, batchStatistics: batchStatistics, batch: n, channels: c, spatial: s)
-            return [needX ? Tensor(shape: x.shape, storage: r.input) : nil,
-                    needW ? Tensor(shape: [c], storage: r.weight) : nil,
-                    needB ? Tensor(shape: [c], storage: r.bias) : nil]
+            let r = backend.batchNormBackward(
+                g.storage, input: x.storage, mean: mean, variance: variance, weight: w.storage,
+                epsilon: epsilon, batchStatistics: batchStatistics, batch: n, channels: c, spatial: s)
+            return [
+                needX ? Tensor(shape: x.shape, storage: r.input) : nil,
+                needW ? Tensor(shape: [c], storage: r.weight) : nil,
+                needB ? Tensor(shape: [c], storage: r.bias) : nil,
+            ]
         }
     }
 }

@@ -2,13 +2,17 @@
 extension Tensor {
     func poolingWindow(_ op: String, kernel: Size2D, stride: Size2D?, padding: Padding2D, dilation: Size2D) -> Window2D {
         precondition(rank == 4, "\(op): input \(shape) should be [N, C, H, W]")
-        guard let window = Window2D(channels: shape[1], height: shape[2], width: shape[3], kernel: kernel,
-                                    stride: stride ?? kernel, padding: padding, dilation: dilation) else {
+        guard
+            let window = Window2D(
+                channels: shape[1], height: shape[2], width: shape[3], kernel: kernel,
+                stride: stride ?? kernel, padding: padding, dilation: dilation)
+        else {
             preconditionFailure("\(op): kernel \(kernel) (stride \(stride ?? kernel), padding \(padding)) does not fit input \(shape)")
         }
         if case let .explicit(t, b, l, r) = padding {
-            precondition(Swift.max(t, b) * 2 <= kernel.height && Swift.max(l, r) * 2 <= kernel.width,
-                         "\(op): padding \(padding) should be at most half the kernel \(kernel) (input \(shape))")
+            precondition(
+                Swift.max(t, b) * 2 <= kernel.height && Swift.max(l, r) * 2 <= kernel.width,
+                "\(op): padding \(padding) should be at most half the kernel \(kernel) (input \(shape))")
         }
         return window
     }
@@ -35,12 +39,18 @@ extension Tensor {
         let window = poolingWindow("avgPool2d", kernel: kernel, stride: stride, padding: padding, dilation: 1)
         let planes = shape[0] * shape[1]
         let backend = self.backend
-        let out = Tensor(shape: [shape[0], shape[1], window.outHeight, window.outWidth],
-                         storage: backend.avgPool2d(storage, window: window, planes: planes, countIncludePad: countIncludePad))
+        let out = Tensor(
+            shape: [shape[0], shape[1], window.outHeight, window.outWidth],
+            storage: backend.avgPool2d(storage, window: window, planes: planes, countIncludePad: countIncludePad))
         let inputShape = shape
         return Tape.record(.avgPool2d, out, inputs: [self]) { g in
-            [Tensor(shape: inputShape, storage: backend.avgPool2dBackward(g.storage, window: window, planes: planes,
-                                                                        countIncludePad: countIncludePad))]
+            [
+                Tensor(
+                    shape: inputShape,
+                    storage: backend.avgPool2dBackward(
+                        g.storage, window: window, planes: planes,
+                        countIncludePad: countIncludePad))
+            ]
         }
     }
 

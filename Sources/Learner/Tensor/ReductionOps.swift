@@ -7,7 +7,11 @@ extension Tensor {
         // H·W floats rather than a pass per axis over rows of W).
         var runs: [ClosedRange<Int>] = []
         for axis in resolved {
-            if let last = runs.last, last.lowerBound == axis + 1 { runs[runs.count - 1] = axis...last.upperBound } else { runs.append(axis...axis) }
+            if let last = runs.last, last.lowerBound == axis + 1 {
+                runs[runs.count - 1] = axis...last.upperBound
+            } else {
+                runs.append(axis...axis)
+            }
         }
         for run in runs {
             let outer = result.shape[..<run.lowerBound].reduce(1, *)

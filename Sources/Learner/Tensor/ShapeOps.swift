@@ -35,8 +35,9 @@ extension Tensor {
         let first = tensors[0]
         let a = ShapeMath.axis(axis, rank: first.rank)
         for t in tensors {
-            precondition(t.rank == first.rank && t.shape.enumerated().allSatisfy { $0.offset == a || $0.element == first.shape[$0.offset] },
-                         "concatenate: shape \(t.shape) does not match \(first.shape) outside axis \(a)")
+            precondition(
+                t.rank == first.rank && t.shape.enumerated().allSatisfy { $0.offset == a || $0.element == first.shape[$0.offset] },
+                "concatenate: shape \(t.shape) does not match \(first.shape) outside axis \(a)")
         }
         var outShape = first.shape
         outShape[a] = tensors.map { $0.shape[a] }.reduce(0, +)
@@ -48,8 +49,9 @@ extension Tensor {
         for t in tensors {
             precondition(t.device == first.device, "concatenate: tensors on \(first.device) and \(t.device)")
             let block = t.shape[a] * inner
-            first.backend.copyRows(from: t.storage, offset: 0, stride: block, to: out, offset: offset, stride: outRow,
-                                   rows: outer, rowLength: block)
+            first.backend.copyRows(
+                from: t.storage, offset: 0, stride: block, to: out, offset: offset, stride: outRow,
+                rows: outer, rowLength: block)
             offset += block
         }
         let sizes = tensors.map { $0.shape[a] }
@@ -57,7 +59,7 @@ extension Tensor {
             var start = 0
             return sizes.map { size in
                 defer { start += size }
-                return g.slice(alongAxis: a, start ..< start + size)
+                return g.slice(alongAxis: a, start..<start + size)
             }
         }
     }
@@ -73,14 +75,16 @@ extension Tensor {
         let out = Storage(count: ShapeMath.count(outShape), device: device)
         let block = range.count * inner
         let backend = self.backend
-        backend.copyRows(from: storage, offset: range.lowerBound * inner, stride: shape[a] * inner, to: out, offset: 0,
-                         stride: block, rows: outer, rowLength: block)
+        backend.copyRows(
+            from: storage, offset: range.lowerBound * inner, stride: shape[a] * inner, to: out, offset: 0,
+            stride: block, rows: outer, rowLength: block)
         let inputShape = shape
         let device = self.device
         return Tape.record(.slice, Tensor(shape: outShape, storage: out), inputs: [self]) { g in
             let grad = Storage(zeros: ShapeMath.count(inputShape), device: device)
-            backend.copyRows(from: g.storage, offset: 0, stride: block, to: grad, offset: range.lowerBound * inner,
-                             stride: inputShape[a] * inner, rows: outer, rowLength: block)
+            backend.copyRows(
+                from: g.storage, offset: 0, stride: block, to: grad, offset: range.lowerBound * inner,
+                stride: inputShape[a] * inner, rows: outer, rowLength: block)
             return [Tensor(shape: inputShape, storage: grad)]
         }
     }

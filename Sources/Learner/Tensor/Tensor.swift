@@ -19,8 +19,9 @@ public struct Tensor: @unchecked Sendable {
     public var requiresGradient: Bool { node != nil }
 
     init(shape: [Int], storage: Storage, node: TapeNode? = nil) {
-        precondition(ShapeMath.count(shape) == storage.count,
-                     "shape \(shape) holds \(ShapeMath.count(shape)) elements, storage has \(storage.count)")
+        precondition(
+            ShapeMath.count(shape) == storage.count,
+            "shape \(shape) holds \(ShapeMath.count(shape)) elements, storage has \(storage.count)")
         self.shape = shape
         self.storage = storage
         self.node = node
@@ -28,8 +29,9 @@ public struct Tensor: @unchecked Sendable {
 
     /// A tensor with the given shape and values (row-major).
     public init(shape: [Int], scalars: [Float]) {
-        precondition(ShapeMath.count(shape) == scalars.count,
-                     "shape \(shape) needs \(ShapeMath.count(shape)) values, got \(scalars.count)")
+        precondition(
+            ShapeMath.count(shape) == scalars.count,
+            "shape \(shape) needs \(ShapeMath.count(shape)) values, got \(scalars.count)")
         let storage = Storage(count: scalars.count)
         scalars.withUnsafeBufferPointer { src in
             if let base = src.baseAddress { storage.pointer.update(from: base, count: scalars.count) }
@@ -53,16 +55,20 @@ public struct Tensor: @unchecked Sendable {
     public static func ones(_ shape: [Int], on device: Device = .cpu) -> Tensor { Tensor(repeating: 1, shape: shape, on: device) }
 
     /// Normally distributed values with the given standard deviation.
-    public static func randomNormal(_ shape: [Int], standardDeviation: Float = 1,
-                                    generator: inout RandomGenerator) -> Tensor {
+    public static func randomNormal(
+        _ shape: [Int], standardDeviation: Float = 1,
+        generator: inout RandomGenerator
+    ) -> Tensor {
         let t = Tensor(shape: shape, storage: Storage(count: ShapeMath.count(shape)))
         for i in 0..<t.scalarCount { t.storage.pointer[i] = generator.nextNormal() * standardDeviation }
         return t
     }
 
     /// Uniformly distributed values in `lower..<upper`.
-    public static func randomUniform(_ shape: [Int], lower: Float, upper: Float,
-                                     generator: inout RandomGenerator) -> Tensor {
+    public static func randomUniform(
+        _ shape: [Int], lower: Float, upper: Float,
+        generator: inout RandomGenerator
+    ) -> Tensor {
         let t = Tensor(shape: shape, storage: Storage(count: ShapeMath.count(shape)))
         for i in 0..<t.scalarCount { t.storage.pointer[i] = lower + (upper - lower) * generator.nextUniform() }
         return t

@@ -31,8 +31,10 @@ public struct BatchRequest: Sendable, Equatable {
     /// Batches of this pass to skip (a run resumed mid-epoch).
     public var startBatch: Int
 
-    public init(epoch: Int, pass: Int = 0, batchSize: Int, training: Bool, seed: UInt64, dropLastBatch: Bool = false,
-                startBatch: Int = 0) {
+    public init(
+        epoch: Int, pass: Int = 0, batchSize: Int, training: Bool, seed: UInt64, dropLastBatch: Bool = false,
+        startBatch: Int = 0
+    ) {
         self.epoch = epoch
         self.pass = pass
         self.batchSize = batchSize
@@ -66,8 +68,9 @@ public struct DataBatch {
     public var sampleWeights: Tensor?
 
     public init(inputs: Tensor, labels: Tensor, sampleWeights: Tensor? = nil) {
-        precondition(inputs.shape.first == labels.shape.first,
-                     "a batch needs as many labels as inputs: inputs \(inputs.shape), labels \(labels.shape)")
+        precondition(
+            inputs.shape.first == labels.shape.first,
+            "a batch needs as many labels as inputs: inputs \(inputs.shape), labels \(labels.shape)")
         if let w = sampleWeights { precondition(w.scalarCount == labels.shape[0], "one sample weight per sample: \(w.shape)") }
         self.inputs = inputs
         self.labels = labels
@@ -79,8 +82,9 @@ public struct DataBatch {
 
     /// Samples `range` of the batch (a data-parallel rank's share, an accumulation slice).
     public func slice(_ range: Range<Int>) -> DataBatch {
-        DataBatch(inputs: inputs.slice(alongAxis: 0, range).detached(), labels: labels.slice(alongAxis: 0, range).detached(),
-                  sampleWeights: sampleWeights?.slice(alongAxis: 0, range).detached())
+        DataBatch(
+            inputs: inputs.slice(alongAxis: 0, range).detached(), labels: labels.slice(alongAxis: 0, range).detached(),
+            sampleWeights: sampleWeights?.slice(alongAxis: 0, range).detached())
     }
 
     /// The batch on `device` (a no-op for tensors already there).
@@ -92,12 +96,15 @@ public struct DataBatch {
     public static func concatenate(_ parts: [DataBatch]) -> DataBatch {
         precondition(!parts.isEmpty, "no batches to concatenate")
         if parts.count == 1 { return parts[0] }
-        let weights: Tensor? = parts.allSatisfy({ $0.sampleWeights != nil })
+        let weights: Tensor? =
+            parts.allSatisfy({ $0.sampleWeights != nil })
             ? Tensor.concatenate(parts.map { $0.sampleWeights! }, alongAxis: 0) : nil
-        precondition(weights != nil || parts.allSatisfy({ $0.sampleWeights == nil }),
-                     "either every batch has sample weights or none has")
-        return DataBatch(inputs: Tensor.concatenate(parts.map(\.inputs), alongAxis: 0),
-                         labels: Tensor.concatenate(parts.map(\.labels), alongAxis: 0), sampleWeights: weights)
+        precondition(
+            weights != nil || parts.allSatisfy({ $0.sampleWeights == nil }),
+            "either every batch has sample weights or none has")
+        return DataBatch(
+            inputs: Tensor.concatenate(parts.map(\.inputs), alongAxis: 0),
+            labels: Tensor.concatenate(parts.map(\.labels), alongAxis: 0), sampleWeights: weights)
     }
 }
 
@@ -107,11 +114,15 @@ final class IndexedBatchStream: BatchStream {
     /// The batches of `request` over samples in `order`: batch b is `make(positions, order)`
     /// with positions b·size ..< (b+1)·size of the order (the last one short, or dropped as the
     /// request says); `order` nil is the stored order.
-    convenience init(_ request: BatchRequest, count: Int, order: [Int]?,
-                     make: @escaping (_ positions: Range<Int>, _ order: [Int]?) throws -> DataBatch) {
+    convenience init(
+        _ request: BatchRequest, count: Int, order: [Int]?,
+        make: @escaping (_ positions: Range<Int>, _ order: [Int]?) throws -> DataBatch
+    ) {
         let size = request.batchSize
-        self.init(startBatch: request.startBatch,
-                  batchCount: Learner.batchCount(samples: count, batchSize: size, dropLastBatch: request.dropLastBatch)) { b in
+        self.init(
+            startBatch: request.startBatch,
+            batchCount: Learner.batchCount(samples: count, batchSize: size, dropLastBatch: request.dropLastBatch)
+        ) { b in
             try make((b * size)..<Swift.min(count, (b + 1) * size), order)
         }
     }

@@ -65,8 +65,10 @@ final class PassCursor {
         } else {
             pass = 0
         }
-        stream = try plan.source.batches(BatchRequest(epoch: epoch, pass: pass, batchSize: plan.batchSize, training: true,
-                                                      seed: seed, dropLastBatch: plan.dropLastBatch, startBatch: skip))
+        stream = try plan.source.batches(
+            BatchRequest(
+                epoch: epoch, pass: pass, batchSize: plan.batchSize, training: true,
+                seed: seed, dropLastBatch: plan.dropLastBatch, startBatch: skip))
         batchesThisPass = skip
     }
 
@@ -79,8 +81,10 @@ final class PassCursor {
         skippedBefore = skipped
         pass += 1
         batchesThisPass = 0
-        stream = try plan.source.batches(BatchRequest(epoch: epoch, pass: pass, batchSize: plan.batchSize, training: true,
-                                                      seed: seed, dropLastBatch: plan.dropLastBatch))
+        stream = try plan.source.batches(
+            BatchRequest(
+                epoch: epoch, pass: pass, batchSize: plan.batchSize, training: true,
+                seed: seed, dropLastBatch: plan.dropLastBatch))
         return try next()
     }
 }

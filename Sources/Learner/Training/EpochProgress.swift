@@ -35,7 +35,9 @@ struct EpochProgress {
     @discardableResult
     mutating func flush() -> Float {
         guard !pending.isEmpty else { return .nan }
-        let losses = pending.count == 1 ? [pending[0].loss.scalar]
+        let losses =
+            pending.count == 1
+            ? [pending[0].loss.scalar]
             : Tensor.concatenate(pending.map { $0.loss.reshaped(to: [1]) }, alongAxis: 0).scalars
         for (batch, loss) in zip(pending, losses) {
             lossSum += Double(loss) * Double(batch.samples)
@@ -54,7 +56,8 @@ struct EpochProgress {
     func metricStates() -> [String] {
         metrics.map { metric in
             guard let encodable = metric as? any Encodable,
-                  let data = try? JSONEncoder().encode(encodable) else { return "" }
+                let data = try? JSONEncoder().encode(encodable)
+            else { return "" }
             return String(decoding: data, as: UTF8.self)
         }
     }

@@ -30,14 +30,17 @@ public final class FitRun {
     /// Whether each batch's loss is read back as it ends (else only when shown or at the epoch's end).
     let readsEveryBatch: Bool
 
-    init(plan: EpochPlan, startEpoch: Int, epochs: Int, schedule: (any LearningRateSchedule)?, metrics: [any Metric],
-         components: [Callback], readsEveryBatch: Bool) {
+    init(
+        plan: EpochPlan, startEpoch: Int, epochs: Int, schedule: (any LearningRateSchedule)?, metrics: [any Metric],
+        components: [Callback], readsEveryBatch: Bool
+    ) {
         self.startEpoch = startEpoch
         self.epochs = epochs
         batchesPerEpoch = plan.batchesPerEpoch
         batchSize = plan.batchSize
-        self.schedule = schedule?.forRun(totalSteps: epochs * plan.batchesPerEpoch,
-                                         firstStep: (startEpoch - 1) * plan.batchesPerEpoch)
+        self.schedule = schedule?.forRun(
+            totalSteps: epochs * plan.batchesPerEpoch,
+            firstStep: (startEpoch - 1) * plan.batchesPerEpoch)
         epoch = startEpoch
         progress = EpochProgress(metrics: metrics)
         self.components = components

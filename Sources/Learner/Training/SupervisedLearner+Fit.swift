@@ -7,23 +7,29 @@ extension SupervisedLearner {
     /// The records are fixed-size feature vectors read into memory once; for shards of encoded
     /// images pass an ``ImageDataSource`` to ``fit(_:validation:startEpoch:epochs:batchSize:dropLastBatch:iterationsPerEpoch:)``.
     @discardableResult
-    public func fit(dataDir: String, featureKeys: FeatureKeys, startEpoch: Int = 1, validationDir: String? = nil,
-                    epochs: Int = 10, batchSize: Int = 32, dropLastBatch: Bool = false) throws -> History {
+    public func fit(
+        dataDir: String, featureKeys: FeatureKeys, startEpoch: Int = 1, validationDir: String? = nil,
+        epochs: Int = 10, batchSize: Int = 32, dropLastBatch: Bool = false
+    ) throws -> History {
         let training = try InMemoryDataset.load(directory: dataDir, keys: featureKeys)
         let validation = try validationDir.map { try InMemoryDataset.load(directory: $0, keys: featureKeys) }
-        return try fit(training: training, validation: validation, startEpoch: startEpoch, epochs: epochs,
-                       batchSize: batchSize, dropLastBatch: dropLastBatch)
+        return try fit(
+            training: training, validation: validation, startEpoch: startEpoch, epochs: epochs,
+            batchSize: batchSize, dropLastBatch: dropLastBatch)
     }
 
     /// Trains on data already in memory.
     @discardableResult
-    public func fit(training: InMemoryDataset, validation: InMemoryDataset? = nil, startEpoch: Int = 1, epochs: Int = 10,
-                    batchSize: Int = 32, dropLastBatch: Bool = false) throws -> History {
+    public func fit(
+        training: InMemoryDataset, validation: InMemoryDataset? = nil, startEpoch: Int = 1, epochs: Int = 10,
+        batchSize: Int = 32, dropLastBatch: Bool = false
+    ) throws -> History {
         guard training.count > 0 else { throw LearnerError.invalidArgument("the training set \(training.sources.first ?? "") is empty") }
         try checkFeatureSize(training)
         if let validation { try checkFeatureSize(validation) }
-        return try fit(training, validation: validation, startEpoch: startEpoch, epochs: epochs, batchSize: batchSize,
-                       dropLastBatch: dropLastBatch)
+        return try fit(
+            training, validation: validation, startEpoch: startEpoch, epochs: epochs, batchSize: batchSize,
+            dropLastBatch: dropLastBatch)
     }
 
     /// Trains for epochs `startEpoch...epochs` (1-based) on batches from `training`, measuring
@@ -35,15 +41,18 @@ extension SupervisedLearner {
     ///   - startEpoch: with a ``checkpoint``, a value above 1 continues from the checkpoint
     ///     of epoch `startEpoch − 1` (or from the mid-epoch checkpoint ``resumeEpoch()`` found).
     @discardableResult
-    public func fit(_ training: any DataSource, validation: (any DataSource)? = nil, startEpoch: Int = 1, epochs: Int = 10,
-                    batchSize: Int = 32, dropLastBatch: Bool = false, iterationsPerEpoch: Int? = nil) throws -> History {
+    public func fit(
+        _ training: any DataSource, validation: (any DataSource)? = nil, startEpoch: Int = 1, epochs: Int = 10,
+        batchSize: Int = 32, dropLastBatch: Bool = false, iterationsPerEpoch: Int? = nil
+    ) throws -> History {
         guard batchSize > 0 else { throw LearnerError.invalidArgument("batchSize must be > 0, got \(batchSize)") }
         guard startEpoch >= 1 else { throw LearnerError.invalidArgument("startEpoch counts from 1, got \(startEpoch)") }
         guard epochs >= startEpoch else {
             throw LearnerError.invalidArgument("epochs (\(epochs)) is less than startEpoch (\(startEpoch)): nothing to train")
         }
-        let plan = try EpochPlan(source: training, batchSize: batchSize, dropLastBatch: dropLastBatch,
-                                 iterationsPerEpoch: iterationsPerEpoch)
+        let plan = try EpochPlan(
+            source: training, batchSize: batchSize, dropLastBatch: dropLastBatch,
+            iterationsPerEpoch: iterationsPerEpoch)
         let run = makeRun(plan, startEpoch: startEpoch, epochs: epochs)
         self.run = run
         defer { self.run = nil }
@@ -80,9 +89,10 @@ extension SupervisedLearner {
         }
         run.progress.flush()
         let trainTime = Date().timeIntervalSince(run.epochStarted)
-        var entry = EpochLog(epoch: epoch, trainLoss: run.progress.meanLoss, trainAccuracy: nil, validationLoss: nil,
-                             validationAccuracy: nil, seconds: 0,
-                             trainSamplesPerSecond: Double(run.progress.seenThisRun) / max(trainTime, 1e-9))
+        var entry = EpochLog(
+            epoch: epoch, trainLoss: run.progress.meanLoss, trainAccuracy: nil, validationLoss: nil,
+            validationAccuracy: nil, seconds: 0,
+            trainSamplesPerSecond: Double(run.progress.seenThisRun) / max(trainTime, 1e-9))
         entry.metrics = SupervisedLearner.values(of: run.progress.metrics)
         entry.trainAccuracy = entry.metrics["accuracy"]
         entry.learningRate = optimizer.learningRate
@@ -108,8 +118,9 @@ extension SupervisedLearner {
         // Per-batch reads are needed by a callback reading the loss or the replicas' summed loss;
         // otherwise a GPU reads back only what is shown.
         let defers = (options.defersHostReads ?? (device != .cpu)) && gradientSynchronizer == nil
-        return FitRun(plan: plan, startEpoch: startEpoch, epochs: epochs, schedule: options.schedule, metrics: metrics,
-                      components: ordered, readsEveryBatch: !defers || ordered.contains(where: \.readsBatchLoss))
+        return FitRun(
+            plan: plan, startEpoch: startEpoch, epochs: epochs, schedule: options.schedule, metrics: metrics,
+            components: ordered, readsEveryBatch: !defers || ordered.contains(where: \.readsBatchLoss))
     }
 
     /// Whether this learner writes logs and checkpoints: data-parallel rank 0 alone does.

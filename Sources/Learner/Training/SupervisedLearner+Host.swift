@@ -9,9 +9,11 @@ extension SupervisedLearner {
     /// Passes count from 1 and key the shuffle as `fit`'s epochs do, so passes 1…E over the
     /// samples of an ``InMemoryDataset`` take exactly the steps of `fit(startEpoch: 1, epochs: E)`.
     @discardableResult
-    public func trainFromHost(data: Tensor, target: Tensor, batchSize: Int = 32, macroBatchSize: Int = 10_000,
-                              random: Bool = true,
-                              onMacroBatchFinish: ((_ learner: SupervisedLearner, _ macroBatch: Int) -> Void)? = nil) throws -> Float {
+    public func trainFromHost(
+        data: Tensor, target: Tensor, batchSize: Int = 32, macroBatchSize: Int = 10_000,
+        random: Bool = true,
+        onMacroBatchFinish: ((_ learner: SupervisedLearner, _ macroBatch: Int) -> Void)? = nil
+    ) throws -> Float {
         guard batchSize > 0, macroBatchSize > 0 else {
             throw LearnerError.invalidArgument("batchSize (\(batchSize)) and macroBatchSize (\(macroBatchSize)) must be > 0")
         }
@@ -29,7 +31,8 @@ extension SupervisedLearner {
             let (x, y) = withoutGradients {
                 (data.to(.cpu).gatherRows(rows).to(device), target.to(.cpu).gatherRows(rows).to(device))
             }
-            lossSum += try trainPass(TensorDataSource(inputs: x, labels: y), batchSize: batchSize, shuffled: false)
+            lossSum +=
+                try trainPass(TensorDataSource(inputs: x, labels: y), batchSize: batchSize, shuffled: false)
                 * Double(rows.count)
             onMacroBatchFinish?(self, index)
             start += macro
@@ -44,8 +47,10 @@ extension SupervisedLearner {
     public func train(data: Tensor, target: Tensor, batchSize: Int = 32, random: Bool = true) throws -> Float {
         guard batchSize > 0 else { throw LearnerError.invalidArgument("batchSize must be > 0, got \(batchSize)") }
         hostPasses += 1
-        return Float(try trainPass(TensorDataSource(inputs: data.to(device), labels: target.to(device)),
-                                   batchSize: batchSize, shuffled: random))
+        return Float(
+            try trainPass(
+                TensorDataSource(inputs: data.to(device), labels: target.to(device)),
+                batchSize: batchSize, shuffled: random))
     }
 
     /// One optimizer step on one batch (Keras' `train_on_batch`, PuzzleLib's `handleBatch`),

@@ -11,8 +11,10 @@ extension SupervisedLearner {
     /// replicas' gradient exchange throws.
     @discardableResult
     public func trainStep(inputs: Tensor, labels: Tensor, sampleWeights: Tensor? = nil) throws -> (loss: Float, outputs: Tensor) {
-        let (loss, outputs) = try optimizerStep(DataBatch(inputs: inputs.to(device), labels: labels.to(device),
-                                                          sampleWeights: sampleWeights?.to(device)), share: 1, sampleOffset: 0)
+        let (loss, outputs) = try optimizerStep(
+            DataBatch(
+                inputs: inputs.to(device), labels: labels.to(device),
+                sampleWeights: sampleWeights?.to(device)), share: 1, sampleOffset: 0)
         return (loss.scalar, outputs)
     }
 
@@ -61,8 +63,9 @@ extension SupervisedLearner {
             return c >= 0 && c < classWeights.count ? classWeights[c] : 1
         }
         if let existing = batch.sampleWeights?.scalars { for i in weights.indices { weights[i] *= existing[i] } }
-        return DataBatch(inputs: batch.inputs, labels: batch.labels,
-                         sampleWeights: Tensor(shape: [batch.count], scalars: weights).to(batch.labels.device))
+        return DataBatch(
+            inputs: batch.inputs, labels: batch.labels,
+            sampleWeights: Tensor(shape: [batch.count], scalars: weights).to(batch.labels.device))
     }
 
     /// The step behind ``trainStep(inputs:labels:sampleWeights:)`` and ``fit``: `batch` (on the
@@ -90,9 +93,10 @@ extension SupervisedLearner {
             // A rank whose share of a short last batch is empty contributes nothing.
             (value, outputs, grads) = (Tensor.zeros([], on: device), batch.inputs, parameters.map { Tensor.zeros($0.shape, on: device) })
         } else {
-            (value, outputs, grads) = accumulatedGradients(inputs: batch.inputs, labels: batch.labels,
-                                                           sampleWeights: batch.sampleWeights, parameters: parameters,
-                                                           scale: share)
+            (value, outputs, grads) = accumulatedGradients(
+                inputs: batch.inputs, labels: batch.labels,
+                sampleWeights: batch.sampleWeights, parameters: parameters,
+                scale: share)
         }
         for (p, g) in zip(parameters, grads) { p.gradient = g }
         try gradientSynchronizer?.allReduceGradients(parameters)
@@ -114,8 +118,10 @@ extension SupervisedLearner {
     /// as k slices whose gradients are summed, each slice's mean loss weighted by its share of
     /// the batch, so the update equals that of the whole batch in one piece (up to rounding and
     /// batch statistics) while activations are held for one slice at a time.
-    private func accumulatedGradients(inputs: Tensor, labels: Tensor, sampleWeights: Tensor?,
-                                      parameters: [Parameter], scale: Float) -> (Tensor, Tensor, [Tensor]) {
+    private func accumulatedGradients(
+        inputs: Tensor, labels: Tensor, sampleWeights: Tensor?,
+        parameters: [Parameter], scale: Float
+    ) -> (Tensor, Tensor, [Tensor]) {
         let n = inputs.shape.first ?? 1
         let k = Swift.min(Swift.max(options.accumulationSteps, 1), n)
         if k == 1 {
@@ -130,8 +136,10 @@ extension SupervisedLearner {
         for part in 0..<k {
             let range = (part * n / k)..<((part + 1) * n / k)
             let out = model(inputs.slice(alongAxis: 0, range).detached())
-            let value = loss(out, labels.slice(alongAxis: 0, range).detached(),
-                             sampleWeights: sampleWeights?.slice(alongAxis: 0, range).detached()) * (scale * Float(range.count) / Float(n))
+            let value =
+                loss(
+                    out, labels.slice(alongAxis: 0, range).detached(),
+                    sampleWeights: sampleWeights?.slice(alongAxis: 0, range).detached()) * (scale * Float(range.count) / Float(n))
             let grads = gradients(of: value, wrt: parameters.map(\.value))
             summed = summed.isEmpty ? grads : withoutGradients { zip(summed, grads).map { $0 + $1 } }
             total = withoutGradients { total.map { $0 + value.detached() } ?? value.detached() }

@@ -60,8 +60,10 @@ public final class SupervisedLearner {
 
     /// - Parameter device: `.cpu` or `.cuda(i)`; for a GPU call ``CUDAContext/use(device:memoryFraction:)`` first.
     ///   The model's parameters are moved there.
-    public init(model: Module, loss: Loss, optimizer: Optimizer, seed: UInt64 = 0, device: Device = .cpu,
-                options: TrainingOptions = TrainingOptions()) {
+    public init(
+        model: Module, loss: Loss, optimizer: Optimizer, seed: UInt64 = 0, device: Device = .cpu,
+        options: TrainingOptions = TrainingOptions()
+    ) {
         self.model = model
         self.loss = loss
         self.optimizer = optimizer
@@ -74,8 +76,10 @@ public final class SupervisedLearner {
     }
 
     /// A learner with the mode's default loss and metrics.
-    public convenience init(model: Module, mode: TaskMode, optimizer: Optimizer, seed: UInt64 = 0, device: Device = .cpu,
-                            options: TrainingOptions = TrainingOptions()) {
+    public convenience init(
+        model: Module, mode: TaskMode, optimizer: Optimizer, seed: UInt64 = 0, device: Device = .cpu,
+        options: TrainingOptions = TrainingOptions()
+    ) {
         self.init(model: model, loss: mode.defaultLoss, optimizer: optimizer, seed: seed, device: device, options: options)
         self.metrics = mode.defaultMetrics
     }
@@ -94,8 +98,10 @@ public final class SupervisedLearner {
     /// Mean loss and every metric (the learner's, unless given) over a data set, in evaluation
     /// mode, with the averaged weights when ``TrainingOptions/emaDecay`` is set. Throws what
     /// reading the data throws.
-    public func evaluateMetrics(_ data: any DataSource, batchSize: Int = 256,
-                                metrics: [any Metric]? = nil) throws -> (loss: Float, metrics: [String: Float]) {
+    public func evaluateMetrics(
+        _ data: any DataSource, batchSize: Int = 256,
+        metrics: [any Metric]? = nil
+    ) throws -> (loss: Float, metrics: [String: Float]) {
         var measured = metrics ?? self.metrics
         for i in measured.indices { measured[i].reset() }
         var lossSum = 0.0, seen = 0
@@ -130,10 +136,12 @@ public final class SupervisedLearner {
 
     func checkFeatureSize(_ data: InMemoryDataset) throws {
         guard let first = model.namedParameters.first(where: { $0.name.hasSuffix("weight") })?.parameter,
-              first.shape.count == 2 else { return }
+            first.shape.count == 2
+        else { return }
         if first.shape[1] != data.featureSize {
-            throw LearnerError.featureSizeMismatch(expected: first.shape[1], got: data.featureSize,
-                                                   source: data.sources.first.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path } ?? "data")
+            throw LearnerError.featureSizeMismatch(
+                expected: first.shape[1], got: data.featureSize,
+                source: data.sources.first.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path } ?? "data")
         }
     }
 

@@ -16,8 +16,9 @@ public struct BalancedDataset: DataSource {
             throw LearnerError.invalidArgument("class balancing needs one class index per sample, got \(data.labelSize) label values")
         }
         self.data = data
-        self.balancer = try ClassBalancer(labels: data.labels.map { Int($0) }, classCount: classCount, epochs: epochs,
-                                          initProbabilities: initProbabilities)
+        self.balancer = try ClassBalancer(
+            labels: data.labels.map { Int($0) }, classCount: classCount, epochs: epochs,
+            initProbabilities: initProbabilities)
     }
 
     public var sampleCount: Int? { data.count }

@@ -58,8 +58,9 @@ final class ImageBatchStream: BatchStream {
 
     func next() throws -> DataBatch? {
         guard let batch = try iterator.next() else { return nil }
-        return DataBatch(inputs: Tensor(shape: batch.shape, scalars: batch.inputs),
-                         labels: Tensor(shape: [batch.count], scalars: batch.labels))
+        return DataBatch(
+            inputs: Tensor(shape: batch.shape, scalars: batch.inputs),
+            labels: Tensor(shape: [batch.count], scalars: batch.labels))
     }
 }
 
@@ -76,11 +77,13 @@ extension ImageDataSource {
                 var offset: UInt64 = 0, count = 0
                 while offset + UInt64(tfRecordHeaderSize) <= size {
                     guard (try? handle.seek(toOffset: offset)) != nil,
-                          let header = try? handle.read(upToCount: tfRecordHeaderSize), header.count == tfRecordHeaderSize else { break }
+                        let header = try? handle.read(upToCount: tfRecordHeaderSize), header.count == tfRecordHeaderSize
+                    else { break }
                     let length = header.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
                     let stored = header.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) }
                     guard header.withUnsafeBytes({ tl_masked_crc32c($0.baseAddress, 8) }) == stored,
-                          length <= size else { break }
+                        length <= size
+                    else { break }
                     offset += UInt64(tfRecordHeaderSize) + length + UInt64(tfRecordFooterSize)
                     count += 1
                 }

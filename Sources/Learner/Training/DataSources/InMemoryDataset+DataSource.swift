@@ -4,7 +4,8 @@ extension InMemoryDataset: DataSource {
     /// Training batches follow ``SupervisedLearner/shuffledOrder(count:seed:epoch:pass:)``;
     /// other batches keep the stored order.
     public func batches(_ request: BatchRequest) throws -> any BatchStream {
-        let order = request.training
+        let order =
+            request.training
             ? SupervisedLearner.shuffledOrder(count: count, seed: request.seed, epoch: request.epoch, pass: request.pass) : nil
         return IndexedBatchStream(request, count: count, order: order) { positions, order in
             self.collate(order.map { Array($0[positions]) } ?? Array(positions))
@@ -27,7 +28,8 @@ extension InMemoryDataset: DataSource {
         }
         let labelShape = l == 1 ? [indices.count] : [indices.count, l]
         let weights = sampleWeights.map { w in Tensor(shape: [indices.count], scalars: indices.map { w[$0] }) }
-        return DataBatch(inputs: Tensor(shape: [indices.count, d], storage: x), labels: Tensor(shape: labelShape, storage: y),
-                         sampleWeights: weights)
+        return DataBatch(
+            inputs: Tensor(shape: [indices.count, d], storage: x), labels: Tensor(shape: labelShape, storage: y),
+            sampleWeights: weights)
     }
 }

@@ -26,8 +26,9 @@ public final class MacroBatchedSource: DataSource {
         macro.batchSize = request.batchSize * batchesPerMacroBatch
         macro.startBatch = request.startBatch / batchesPerMacroBatch
         macro.dropLastBatch = false  // short slices are dropped below, one batch at a time
-        let stream = MacroBatchStream(try source.batches(macro), batchSize: request.batchSize, device: device,
-                                      dropShort: request.dropLastBatch)
+        let stream = MacroBatchStream(
+            try source.batches(macro), batchSize: request.batchSize, device: device,
+            dropShort: request.dropLastBatch)
         for _ in 0..<(request.startBatch % batchesPerMacroBatch) where try stream.next() != nil {}
         return stream
     }

@@ -8,8 +8,9 @@ public final class TensorDataSource: DataSource {
 
     /// - Parameters: `inputs` `[N, ...]`; `labels` `[N]` or `[N, C]`; `sampleWeights` `[N]`.
     public init(inputs: Tensor, labels: Tensor, sampleWeights: Tensor? = nil) {
-        precondition(inputs.rank >= 1 && labels.shape.first == inputs.shape.first,
-                     "TensorDataSource: \(inputs.shape.first ?? 0) inputs but \(labels.shape.first ?? 0) labels")
+        precondition(
+            inputs.rank >= 1 && labels.shape.first == inputs.shape.first,
+            "TensorDataSource: \(inputs.shape.first ?? 0) inputs but \(labels.shape.first ?? 0) labels")
         if let w = sampleWeights {
             precondition(w.scalarCount == inputs.shape[0], "TensorDataSource: \(w.scalarCount) weights for \(inputs.shape[0]) samples")
         }
@@ -24,17 +25,20 @@ public final class TensorDataSource: DataSource {
     /// (the order an ``InMemoryDataset`` of the same samples uses); others are contiguous slices.
     public func batches(_ request: BatchRequest) throws -> any BatchStream {
         let count = inputs.shape[0]
-        let order = request.training
+        let order =
+            request.training
             ? SupervisedLearner.shuffledOrder(count: count, seed: request.seed, epoch: request.epoch, pass: request.pass) : nil
         return IndexedBatchStream(request, count: count, order: order) { range, order in
             withoutGradients {
                 guard let order else {
-                    return DataBatch(inputs: self.inputs.slice(alongAxis: 0, range), labels: self.labels.slice(alongAxis: 0, range),
-                                     sampleWeights: self.sampleWeights?.slice(alongAxis: 0, range))
+                    return DataBatch(
+                        inputs: self.inputs.slice(alongAxis: 0, range), labels: self.labels.slice(alongAxis: 0, range),
+                        sampleWeights: self.sampleWeights?.slice(alongAxis: 0, range))
                 }
                 let rows = Array(order[range])
-                return DataBatch(inputs: self.inputs.gatherRows(rows), labels: self.labels.gatherRows(rows),
-                                 sampleWeights: self.sampleWeights?.gatherRows(rows))
+                return DataBatch(
+                    inputs: self.inputs.gatherRows(rows), labels: self.labels.gatherRows(rows),
+                    sampleWeights: self.sampleWeights?.gatherRows(rows))
             }
         }
     }
