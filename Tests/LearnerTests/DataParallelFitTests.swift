@@ -51,6 +51,7 @@ final class DataParallelFitTests: XCTestCase {
             for rank in 0..<n {
                 let weights = try XCTUnwrap(results.weights[rank])
                 for (got, want) in zip(weights, expected) {
+                    XCTAssertTrue(got.allSatisfy(\.isFinite), "N = \(n), rank \(rank): not finite")  // max() passes over NaN
                     let worst = zip(got, want).map { abs($0 - $1) }.max() ?? 0
                     XCTAssertLessThan(worst, 1e-5, "N = \(n), rank \(rank)")
                 }

@@ -172,12 +172,25 @@ final class DatasetTests: XCTestCase {
     }
 
     func testCorruptShardFailsTheLoad() throws {
+        // A shard that loads whole, so that the error below comes from the damage alone.
         let dir = try Scratch.directory("tefla-data", for: self)
-        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: DataTestFiles.tfShard)))
-        bytes[bytes.count - 30] ^= 0xFF
-        try DataTestFiles.write(bytes, to: "s", in: dir)
-        XCTAssertThrowsError(
-            try InMemoryDataset.load(directory: dir.path, keys: FeatureKeys(input: "blob", label: "id")))
+        let path = dir.appendingPathComponent("s").path
+        let writer = try TFRecordWriter(path: path)
+        for i in 0..<20 {
+            try writer.write(Example(["x": .floats([Float(i), 1, 2]), "y": .int64s([Int64(i % 3)])]).serialized())
+        }
+        try writer.close()
+        let keys = FeatureKeys(input: "x", label: "y")
+        XCTAssertEqual(try InMemoryDataset.load(directory: dir.path, keys: keys).count, 20)
+        // One bit flipped inside the last record's data: its CRC no longer matches.
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes[bytes.count - 10] ^= 0x01
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try InMemoryDataset.load(directory: dir.path, keys: keys)) { error in
+            guard case .corruptData(let at)? = error as? DataError else { return XCTFail("got \(error)") }
+            XCTAssertEqual(at.record, 19)
+            XCTAssertTrue(at.file.hasSuffix("/s"), at.file)
+        }
     }
 
     // MARK: The embedded digits data set

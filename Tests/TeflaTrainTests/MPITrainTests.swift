@@ -30,11 +30,16 @@ final class MPITrainTests: XCTestCase {
         let (want, _) = try SafeTensors.read(scratch + "/one/epoch-0003/model.safetensors")
         let (got, _) = try SafeTensors.read(scratch + "/two/epoch-0003/model.safetensors")
         XCTAssertEqual(Set(got.keys), Set(want.keys))
+        let (start, _) = try SafeTensors.read(scratch + "/one/epoch-0001/model.safetensors")
+        var moved: Float = 0
         for (name, entry) in want {
             let a = entry.tensor.scalars, b = try XCTUnwrap(got[name]).tensor.scalars
+            XCTAssertTrue(b.allSatisfy(\.isFinite), "\(name): not finite")  // max() below passes over NaN
             let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
             XCTAssertLessThan(worst, 1e-5, "\(name): 2 ranks × 16 against 1 × 32")
+            moved = max(moved, zip(a, try XCTUnwrap(start[name]).tensor.scalars).map { abs($0 - $1) }.max() ?? 0)
         }
+        XCTAssertGreaterThan(moved, 1e-3, "epochs 2 and 3 moved the weights: the comparison is not vacuous")
         XCTAssertEqual(WeightsDirectory(path: scratch + "/two").savedEpochs(), [1, 2, 3])
     }
 

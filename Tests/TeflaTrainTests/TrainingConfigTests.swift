@@ -165,4 +165,43 @@ extension TrainingConfigTests {
             XCTAssertTrue("\(error)".contains("lr_finder.end_lr: must be greater than start_lr"), "\(error)")
         }
     }
+
+    /// Validated values also reach the objects the trainer builds from them.
+    func testValuesReachTheObjects() throws {
+        let yaml = """
+            model: {layers: [{type: dense, units: 10}]}
+            data: {train_dir: Data/digits/train}
+            optimizer: {name: sgd, learning_rate: 0.1, momentum: 0.8, nesterov: true, weight_decay: 0.01}
+            schedule: {name: step, step_size: 7, gamma: 0.3}
+            training: {label_smoothing: 0.1, clip_value: 0.5, clip_norm: 2, ema_decay: 0.9, accumulation_steps: 3}
+            """
+        let cfg = try TrainConfig.parse(yaml: yaml, file: "values.yml")
+        let sgd = try XCTUnwrap(cfg.makeOptimizer() as? SGD)
+        XCTAssertEqual(sgd.momentum, 0.8)
+        XCTAssertTrue(sgd.nesterov)
+        XCTAssertEqual(sgd.weightDecay, 0.01)
+        guard case .softmaxCrossEntropy(let smoothing) = cfg.loss else { return XCTFail("loss \(cfg.loss)") }
+        XCTAssertEqual(smoothing, 0.1)
+        let options = cfg.trainingOptions(verbose: 0)
+        XCTAssertEqual(options.clipValue, 0.5)
+        XCTAssertEqual(options.clipNorm, 2)
+        XCTAssertEqual(options.emaDecay, 0.9)
+        XCTAssertEqual(options.accumulationSteps, 3)
+        let step = try XCTUnwrap(options.schedule as? StepDecayLR)
+        XCTAssertEqual(step.gamma, 0.3)
+        XCTAssertEqual(step.stepSize, 7)
+        func schedule(_ body: String) throws -> any LearningRateSchedule {
+            let text = yaml.replacingOccurrences(of: "{name: step, step_size: 7, gamma: 0.3}", with: body)
+            return try XCTUnwrap(try TrainConfig.parse(yaml: text, file: "values.yml").trainingOptions(verbose: 0).schedule)
+        }
+        let polynomial = try XCTUnwrap(try schedule("{name: polynomial, power: 2.5, end_lr: 0.001}") as? PolynomialDecayLR)
+        XCTAssertEqual(polynomial.power, 2.5)
+        XCTAssertEqual(polynomial.endLR, 0.001)
+        let cosine = try XCTUnwrap(try schedule("{name: cosine, warmup_steps: 5, min_lr: 0.002}") as? CosineWarmupLR)
+        XCTAssertEqual(cosine.warmupSteps, 5)
+        XCTAssertEqual(cosine.minLR, 0.002)
+        let cyclic = try XCTUnwrap(try schedule("{name: cyclic, max_lr: 1, base_momentum: 0.7, max_momentum: 0.95}") as? CyclicLR)
+        XCTAssertEqual(cyclic.momentumRange?.base, 0.7)
+        XCTAssertEqual(cyclic.momentumRange?.max, 0.95)
+    }
 }
