@@ -207,7 +207,7 @@ struct Predict: ParsableCommand {
         try reportingErrors {
             let (dataset, learner, _) = try trained.open(session, command: "predict")
             let classification = learner.loss.isClassification
-            let multiLabel = session.cfg.mode == "multilabel"
+            let multiLabel = session.cfg.mode == "multi_label"
             var lines: [String] = []
             var index = 0
             let batches = try dataset.source.batches(BatchRequest(epoch: 1, batchSize: 256, training: false, seed: session.cfg.seed))

@@ -142,7 +142,7 @@ extension TrainConfig {
             case .dense:
                 let width = probe.rank == 2 ? probe.shape[1] : probe.scalarCount
                 if probe.rank != 2 { modules.append(Flatten()) }
-                module = Dense(inputSize: width, outputSize: layer.units, activation: layer.activation, seed: layerSeed)
+                module = Dense(inputSize: width, units: layer.units, activation: layer.activation, seed: layerSeed)
             case .dropout: module = Dropout(rate: Float(layer.rate))
             case .relu: module = ActivationLayer(.relu)
             case .gelu: module = ActivationLayer(.gelu)
@@ -174,7 +174,7 @@ extension TrainConfig {
         switch zoo.name {
         case .mlp:
             return Zoo.mlp(
-                inputSize: shape.reduce(1, *), hiddenSizes: zoo.hidden, outputSize: zoo.classes,
+                inputSize: shape.reduce(1, *), hiddenSizes: zoo.hidden, classes: zoo.classes,
                 dropout: Float(zoo.dropout), seed: seed)
         case .small_cnn: return Zoo.smallCNN(inputChannels: shape.count == 3 ? shape[0] : 1, classes: zoo.classes)
         case .resnet18: return Zoo.resnet18(classes: zoo.classes, inputChannels: shape.count == 3 ? shape[0] : 3)

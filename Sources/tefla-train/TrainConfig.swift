@@ -135,7 +135,12 @@ struct TrainConfig {
             config.epochs = training.int("epochs", default: 10, minimum: 1) ?? 10
             config.startEpoch = training.int("start_epoch", default: 1, minimum: 1) ?? 1
             config.seed = UInt64(training.int("seed", default: 0, minimum: 0) ?? 0)
-            config.mode = training.oneOf("mode", ["classification", "multilabel", "regression"], default: "classification")
+            // `multilabel` is the spelling of earlier configs; `multi_label` matches TaskMode.multiLabel.
+            if training.string("mode") == "multilabel" {
+                config.mode = "multi_label"
+            } else {
+                config.mode = training.oneOf("mode", ["classification", "multi_label", "regression"], default: "classification")
+            }
             config.labelSmoothing = training.float("label_smoothing", default: 0, minimum: 0) ?? 0
         }
         config.parseFeatures(training: training, top: top, reader: reader)
@@ -159,7 +164,7 @@ struct TrainConfig {
     var loss: Loss {
         switch mode {
         case "regression": return .meanSquaredError
-        case "multilabel": return .sigmoidCrossEntropy
+        case "multi_label": return .sigmoidCrossEntropy
         default: return .softmaxCrossEntropy(labelSmoothing: Float(labelSmoothing))
         }
     }
@@ -168,7 +173,7 @@ struct TrainConfig {
     var taskMode: TaskMode {
         switch mode {
         case "regression": return .regression
-        case "multilabel": return .multiLabel(threshold: Float(metricThreshold))
+        case "multi_label": return .multiLabel(threshold: Float(metricThreshold))
         default: return .classification
         }
     }

@@ -169,7 +169,7 @@ final class AutodiffTests: XCTestCase {
     }
 
     func testParametersAreLeavesThatGetGradients() {
-        let layer = Dense(inputSize: 3, outputSize: 2, seed: 1)
+        let layer = Dense(inputSize: 3, units: 2, seed: 1)
         XCTAssertTrue(layer.weight.value.requiresGradient)
         XCTAssertNil(layer.weight.value.node?.op, "a parameter is a leaf")
         let x = Tensor(shape: [4, 3], scalars: (0..<12).map { Float($0) * 0.1 })

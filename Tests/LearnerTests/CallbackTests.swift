@@ -20,7 +20,7 @@ final class CallbackTests: XCTestCase {
 
     func learner(_ lr: Float = 0.1) -> SupervisedLearner {
         let l = SupervisedLearner(
-            model: Sequential([Dense(inputSize: 2, outputSize: 2, seed: 4)]), loss: .softmaxCrossEntropy(),
+            model: Sequential([Dense(inputSize: 2, units: 2, seed: 4)]), loss: .softmaxCrossEntropy(),
             optimizer: SGD(learningRate: lr), seed: 1)
         l.options.verbose = 0
         return l

@@ -14,9 +14,9 @@ final class CheckpointTests: XCTestCase {
 
     func makeMLP() -> Sequential {
         Sequential([
-            Dense(inputSize: 6, outputSize: 8, activation: .relu, seed: 1),
-            Dense(inputSize: 8, outputSize: 8, activation: .tanh, seed: 2),
-            Dense(inputSize: 8, outputSize: 3, seed: 3),
+            Dense(inputSize: 6, units: 8, activation: .relu, seed: 1),
+            Dense(inputSize: 8, units: 8, activation: .tanh, seed: 2),
+            Dense(inputSize: 8, units: 3, seed: 3),
         ])
     }
 
@@ -169,7 +169,7 @@ final class CheckpointTests: XCTestCase {
             ActivationLayer(.relu),
             GlobalAvgPool2D(),
             Flatten(),
-            Dense(inputSize: 4, outputSize: 3, seed: 2),
+            Dense(inputSize: 4, units: 3, seed: 2),
         ])
     }
 
@@ -203,7 +203,7 @@ final class CheckpointTests: XCTestCase {
         let file = scratch + "/w.safetensors"
         try makeMLP().saveWeights(to: file)
         let wider = Sequential([
-            Dense(inputSize: 6, outputSize: 9, activation: .relu), Dense(inputSize: 9, outputSize: 8), Dense(inputSize: 8, outputSize: 3),
+            Dense(inputSize: 6, units: 9, activation: .relu), Dense(inputSize: 9, units: 8), Dense(inputSize: 8, units: 3),
         ])
         let before = wider.namedParameters.map { $0.parameter.value.scalars }
         XCTAssertThrowsError(try wider.loadWeights(from: file)) { error in
@@ -216,11 +216,11 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(report.shapeMismatched.map(\.name), ["0.weight", "0.bias", "1.weight"])
         XCTAssertTrue(report.missing.isEmpty && report.unexpected.isEmpty)
 
-        let smaller = Sequential([Dense(inputSize: 6, outputSize: 8, activation: .relu)])
+        let smaller = Sequential([Dense(inputSize: 6, units: 8, activation: .relu)])
         XCTAssertThrowsError(try smaller.loadWeights(from: file)) { XCTAssertTrue("\($0)".contains("does not have: 1.bias"), "\($0)") }
         let bigger = Sequential([
-            Dense(inputSize: 6, outputSize: 8), Dense(inputSize: 8, outputSize: 8), Dense(inputSize: 8, outputSize: 3),
-            Dense(inputSize: 3, outputSize: 2),
+            Dense(inputSize: 6, units: 8), Dense(inputSize: 8, units: 8), Dense(inputSize: 8, units: 3),
+            Dense(inputSize: 3, units: 2),
         ])
         XCTAssertThrowsError(try bigger.loadWeights(from: file)) {
             XCTAssertTrue("\($0)".contains("missing 2 tensors the model needs: 3.weight, 3.bias"), "\($0)")

@@ -244,7 +244,7 @@ final class ConvLayerTests: XCTestCase {
         model.eval()
         let predicted = model(images).argmax(alongAxis: 1).scalars
         XCTAssertEqual(predicted, labels)
-        let mlp = Zoo.mlp(inputSize: 4, hiddenSizes: [8, 8], outputSize: 3, dropout: 0.1)
+        let mlp = Zoo.mlp(inputSize: 4, hiddenSizes: [8, 8], classes: 3, dropout: 0.1)
         XCTAssertEqual(mlp.namedParameters.map(\.name), ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"])
         XCTAssertEqual(mlp(Tensor.zeros([2, 4])).shape, [2, 3])
     }

@@ -21,9 +21,9 @@ final class DataParallelFitTests: XCTestCase {
 
     static func learner(initSeed: UInt64) -> SupervisedLearner {
         let model = Sequential([
-            Dense(inputSize: 64, outputSize: 32, activation: .relu, seed: initSeed),
+            Dense(inputSize: 64, units: 32, activation: .relu, seed: initSeed),
             Dropout(rate: 0.1),
-            Dense(inputSize: 32, outputSize: 10, seed: initSeed + 1),
+            Dense(inputSize: 32, units: 10, seed: initSeed + 1),
         ])
         let l = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: Adam(learningRate: 3e-3), seed: 9)
         l.options.verbose = 0

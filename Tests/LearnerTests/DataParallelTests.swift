@@ -111,7 +111,7 @@ final class DataParallelTests: XCTestCase {
         let errors = Results<String>()
         XCTAssertThrowsError(
             try group.run { comm in
-                let model = Sequential([Dense(inputSize: 4, outputSize: comm.rank == 2 ? 3 : 2, seed: 1)])
+                let model = Sequential([Dense(inputSize: 4, units: comm.rank == 2 ? 3 : 2, seed: 1)])
                 do {
                     try DataParallel(comm).broadcastInitialState(model)
                 } catch {
@@ -270,16 +270,16 @@ final class DataParallelTests: XCTestCase {
 
     static func mlp(seed: UInt64, dropout: Float) -> Sequential {
         Sequential([
-            Dense(inputSize: 12, outputSize: 32, activation: .relu, seed: seed), Dropout(rate: dropout),
-            Dense(inputSize: 32, outputSize: 16, activation: .tanh, seed: seed + 1),
-            Dense(inputSize: 16, outputSize: 4, seed: seed + 2),
+            Dense(inputSize: 12, units: 32, activation: .relu, seed: seed), Dropout(rate: dropout),
+            Dense(inputSize: 32, units: 16, activation: .tanh, seed: seed + 1),
+            Dense(inputSize: 16, units: 4, seed: seed + 2),
         ])
     }
 
     static func convNet(seed: UInt64) -> Sequential {
         Sequential([
             Conv2D(inputChannels: 1, outputChannels: 4, kernelSize: 3, activation: .relu, seed: seed), Dropout2D(rate: 0.25),
-            Flatten(), Dense(inputSize: 4 * 4 * 4, outputSize: 4, seed: seed + 1),
+            Flatten(), Dense(inputSize: 4 * 4 * 4, units: 4, seed: seed + 1),
         ])
     }
 

@@ -17,9 +17,9 @@ final class DataSourceTests: XCTestCase {
     }
 
     func mlp(seed: UInt64 = 3, outputs: Int = 10, dropout: Bool = false) -> Sequential {
-        var layers: [Module] = [Dense(inputSize: 64, outputSize: 32, activation: .relu, seed: seed)]
+        var layers: [Module] = [Dense(inputSize: 64, units: 32, activation: .relu, seed: seed)]
         if dropout { layers.append(Dropout(rate: 0.1)) }
-        layers.append(Dense(inputSize: 32, outputSize: outputs, seed: seed + 1))
+        layers.append(Dense(inputSize: 32, units: outputs, seed: seed + 1))
         return Sequential(layers)
     }
 
@@ -92,7 +92,7 @@ final class DataSourceTests: XCTestCase {
         let data = InMemoryDataset(
             inputs: (0..<40).map { Float($0 % 7) / 7 }, labels: (0..<20).map { Float($0 % 2) },
             featureSize: 2)
-        let model = Sequential([Dense(inputSize: 2, outputSize: 2, seed: 1)])
+        let model = Sequential([Dense(inputSize: 2, units: 2, seed: 1)])
         let l = learner(model)
         var batchesSeen: [Int] = []
         l.callbacks = [LambdaCallback(batchEnd: { _, batch, _ in batchesSeen.append(batch) })]
@@ -107,14 +107,14 @@ final class DataSourceTests: XCTestCase {
         let x = Tensor(shape: [4, 3], scalars: [0.1, 0.2, 0.3, -0.5, 0.4, 0.0, 0.3, 0.3, -0.2, 1.0, -1.0, 0.5])
         let y = Tensor(shape: [4], scalars: [0, 1, 2, 1])
         let weights: [Float] = [2, 0.5, 1]
-        let a = learner(Sequential([Dense(inputSize: 3, outputSize: 3, seed: 4)]), lr: 0.1)
+        let a = learner(Sequential([Dense(inputSize: 3, units: 3, seed: 4)]), lr: 0.1)
         a.options.classWeights = weights
         let lossA = try a.trainOnBatch(inputs: x, labels: y)
-        let b = learner(Sequential([Dense(inputSize: 3, outputSize: 3, seed: 4)]), lr: 0.1)
+        let b = learner(Sequential([Dense(inputSize: 3, units: 3, seed: 4)]), lr: 0.1)
         let lossB = try b.trainOnBatch(inputs: x, labels: y, sampleWeights: Tensor(shape: [4], scalars: [2, 0.5, 1, 0.5]))
         XCTAssertEqual(lossA, lossB)
         assertSameWeights(a, b)
-        let c = learner(Sequential([Dense(inputSize: 3, outputSize: 3, seed: 4)]), lr: 0.1)
+        let c = learner(Sequential([Dense(inputSize: 3, units: 3, seed: 4)]), lr: 0.1)
         XCTAssertNotEqual(try c.trainOnBatch(inputs: x, labels: y), lossA, "the weights change the loss")
     }
 
@@ -199,7 +199,7 @@ final class DataSourceTests: XCTestCase {
         // A run resumed at epoch 3 draws epoch 3's samples: it ends where the straight run ends.
         let dir = try Scratch.directory("tefla-balanced", for: self).path
         func run(_ weights: String) -> SupervisedLearner {
-            let l = learner(Sequential([Dense(inputSize: 2, outputSize: 2, seed: 8)]))
+            let l = learner(Sequential([Dense(inputSize: 2, units: 2, seed: 8)]))
             l.checkpoint = ModelCheckpoint(directory: WeightsDirectory(path: weights))
             return l
         }
@@ -281,7 +281,7 @@ final class DataSourceTests: XCTestCase {
         var options = ImagePipelineOptions(
             batchSize: 32, height: 32, width: 32, channels: 1,
             keys: FeatureKeys(input: "image/encoded", label: "image/class/label"))
-        let model = Sequential([Flatten(), Dense(inputSize: 1024, outputSize: 10, seed: 1)])
+        let model = Sequential([Flatten(), Dense(inputSize: 1024, units: 10, seed: 1)])
         XCTAssertThrowsError(try learner(model).fit(try ImageDataSource(files: [shard.path], options: options), epochs: 1)) {
             XCTAssertTrue("\($0)".contains("record 3") && "\($0)".contains("damaged.tfrecord"), "\($0)")
         }

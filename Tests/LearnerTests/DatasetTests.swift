@@ -80,7 +80,7 @@ final class DatasetTests: XCTestCase {
         let batch = data.collate([2, 0])
         XCTAssertEqual(batch.sampleWeights?.scalars, [0, 2])
         // Σ wᵢ·ℓᵢ / N: a weight-0 sample adds nothing, so two copies of the rest give the same loss.
-        let model = Sequential([Dense(inputSize: 2, outputSize: 2, seed: 3)])
+        let model = Sequential([Dense(inputSize: 2, units: 2, seed: 3)])
         let weighted = withoutGradients {
             Loss.softmaxCrossEntropy()(model(batch.inputs), batch.labels, sampleWeights: batch.sampleWeights)
         }

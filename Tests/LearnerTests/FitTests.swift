@@ -8,9 +8,9 @@ import XCTest
 final class FitTests: XCTestCase {
     func makeLearner(seed: UInt64 = 7, dropout: Float = 0.1) -> SupervisedLearner {
         let model = Sequential([
-            Dense(inputSize: 64, outputSize: 128, activation: .relu, seed: seed),
+            Dense(inputSize: 64, units: 128, activation: .relu, seed: seed),
             Dropout(rate: dropout),
-            Dense(inputSize: 128, outputSize: 10, seed: seed + 1),
+            Dense(inputSize: 128, units: 10, seed: seed + 1),
         ])
         let learner = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: Adam(learningRate: 2e-3), seed: seed)
         learner.options.verbose = 0
@@ -69,7 +69,7 @@ final class FitTests: XCTestCase {
 
     func testFeatureSizeMismatchNamesBothSizes() throws {
         let train = try InMemoryDataset.load(directory: DataTestFiles.digits + "/train", keys: FeatureKeys())
-        let model = Sequential([Dense(inputSize: 32, outputSize: 10)])
+        let model = Sequential([Dense(inputSize: 32, units: 10)])
         let learner = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: SGD(learningRate: 0.1))
         XCTAssertThrowsError(try learner.fit(training: train, epochs: 1)) { error in
             let text = "\(error)"
@@ -100,7 +100,7 @@ final class FitTests: XCTestCase {
         }
         let data = InMemoryDataset(inputs: inputs, labels: labels, featureSize: 2, sources: ["synthetic"])
         let learner = SupervisedLearner(
-            model: Sequential([Dense(inputSize: 2, outputSize: 1, seed: 1)]),
+            model: Sequential([Dense(inputSize: 2, units: 1, seed: 1)]),
             loss: .meanSquaredError, optimizer: SGD(learningRate: 0.1, momentum: 0.9), seed: 1)
         learner.options.verbose = 0
         let history = try learner.fit(training: data, epochs: 30, batchSize: 16)
@@ -116,8 +116,8 @@ final class FitTests: XCTestCase {
         let train = try InMemoryDataset.load(directory: DataTestFiles.digits + "/train", keys: keys)
         let val = try InMemoryDataset.load(directory: DataTestFiles.digits + "/val", keys: keys)
         let model = Sequential([
-            Dense(inputSize: 64, outputSize: 128, activation: .relu, seed: 7),
-            Dense(inputSize: 128, outputSize: 10, seed: 8),
+            Dense(inputSize: 64, units: 128, activation: .relu, seed: 7),
+            Dense(inputSize: 128, units: 10, seed: 8),
         ])
         let learner = SupervisedLearner(
             model: model, loss: .softmaxCrossEntropy(), optimizer: SGD(learningRate: 0.1, momentum: 0.9),

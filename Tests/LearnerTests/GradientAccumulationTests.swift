@@ -12,7 +12,7 @@ final class GradientAccumulationTests: XCTestCase {
         let w = Tensor(shape: [32], scalars: (0..<32).map { 0.5 + Float($0 % 3) })
         func run(_ k: Int, steps: Int = 3) throws -> [[Float]] {
             let model = Sequential([
-                Dense(inputSize: 12, outputSize: 16, activation: .tanh, seed: 1), Dense(inputSize: 16, outputSize: 5, seed: 2),
+                Dense(inputSize: 12, units: 16, activation: .tanh, seed: 1), Dense(inputSize: 16, units: 5, seed: 2),
             ])
             let learner = SupervisedLearner(
                 model: model, loss: .softmaxCrossEntropy(), optimizer: SGD(learningRate: 0.5, momentum: 0.9), seed: 1)

@@ -24,7 +24,7 @@ final class GradientClippingTests: XCTestCase {
     func testClipNormBoundsTheStep() throws {
         // SGD lr 1 on one step: the update equals the clipped gradient.
         let l = SupervisedLearner(
-            model: Sequential([Dense(inputSize: 1, outputSize: 1, seed: 1)]), loss: .meanSquaredError,
+            model: Sequential([Dense(inputSize: 1, units: 1, seed: 1)]), loss: .meanSquaredError,
             optimizer: SGD(learningRate: 1))
         l.options.clipNorm = 0.1
         let before = l.model.parameters.map { $0.value.copy().scalars }.flatMap { $0 }

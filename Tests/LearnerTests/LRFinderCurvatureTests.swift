@@ -74,7 +74,7 @@ final class LRFinderCurvatureTests: XCTestCase {
             let data = InMemoryDataset(inputs: x, labels: targets, featureSize: d)
             for sweep in sweeps {
                 let label = "spectrum \(spectrum), initial error \(initialError ?? []), sweep \(sweep)"
-                let model = Sequential([Dense(inputSize: d, outputSize: 1, useBias: false, seed: 20 + UInt64(k))])
+                let model = Sequential([Dense(inputSize: d, units: 1, useBias: false, seed: 20 + UInt64(k))])
                 if let initialError {
                     model.parameters[0].assign(Tensor(shape: [1, d], scalars: zip(truth, initialError).map { $0 + $1 }))
                 }

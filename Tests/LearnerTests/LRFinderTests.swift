@@ -9,8 +9,8 @@ final class LRFinderTests: XCTestCase {
         let keys = FeatureKeys(input: "image", label: "label")
         let train = try InMemoryDataset.load(directory: DataTestFiles.digits + "/train", keys: keys)
         let model = Sequential([
-            Dense(inputSize: 64, outputSize: 64, activation: .relu, seed: 1),
-            Dense(inputSize: 64, outputSize: 10, seed: 2),
+            Dense(inputSize: 64, units: 64, activation: .relu, seed: 1),
+            Dense(inputSize: 64, units: 10, seed: 2),
         ])
         let sgd = SGD(learningRate: 0.05, momentum: 0.9)
         let learner = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: sgd, seed: 3)

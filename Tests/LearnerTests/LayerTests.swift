@@ -15,11 +15,11 @@ final class LayerTests: XCTestCase {
 
     func testDenseShapesAndPyTorchParameterNames() {
         let model = Sequential([
-            Dense(inputSize: 4, outputSize: 8, activation: .relu, seed: 1),
+            Dense(inputSize: 4, units: 8, activation: .relu, seed: 1),
             Dropout(rate: 0.5),
-            Dense(inputSize: 8, outputSize: 3, useBias: false, seed: 2),
+            Dense(inputSize: 8, units: 3, useBias: false, seed: 2),
             ActivationLayer(.tanh),
-            Dense(inputSize: 3, outputSize: 2, seed: 3),
+            Dense(inputSize: 3, units: 2, seed: 3),
         ])
         let named = model.namedParameters
         XCTAssertEqual(named.map(\.name), ["0.weight", "0.bias", "2.weight", "4.weight", "4.bias"])
@@ -30,13 +30,13 @@ final class LayerTests: XCTestCase {
         let out = model(Tensor.ones([5, 4]))
         XCTAssertEqual(out.shape, [5, 2])
         // Nested containers join the path with dots.
-        let nested = Sequential([Sequential([Dense(inputSize: 2, outputSize: 2, seed: 4)]), Flatten()])
+        let nested = Sequential([Sequential([Dense(inputSize: 2, units: 2, seed: 4)]), Flatten()])
         XCTAssertEqual(nested.namedParameters.map(\.name), ["0.0.weight", "0.0.bias"])
         XCTAssertEqual(Flatten()(Tensor.zeros([2, 3, 4])).shape, [2, 12])
     }
 
     func testDenseComputesActivationOfXWTransposePlusBias() {
-        let layer = Dense(inputSize: 3, outputSize: 2, activation: .relu, seed: 7)
+        let layer = Dense(inputSize: 3, units: 2, activation: .relu, seed: 7)
         layer.weight.assign(Tensor(shape: [2, 3], scalars: [1, 0, -1, 0.5, 2, 0]))
         layer.bias!.assign(Tensor([0.25, -10]))
         let x = Tensor(shape: [2, 3], scalars: [1, 2, 3, -1, 0, 1])
@@ -46,19 +46,19 @@ final class LayerTests: XCTestCase {
         layer.bias!.assign(Tensor([4, 1]))
         // Row 0: [1 − 3 + 4, 0.5 + 4 + 1] = [2, 5.5]; row 1: [−1 − 1 + 4, −0.5 + 1] = [2, 0.5].
         XCTAssertEqual(layer(x).scalars, [2, 5.5, 2, 0.5])
-        let linear = Dense(inputSize: 3, outputSize: 2, seed: 7)
+        let linear = Dense(inputSize: 3, units: 2, seed: 7)
         linear.weight.assign(Tensor(shape: [2, 3], scalars: [1, 0, -1, 0.5, 2, 0]))
         XCTAssertEqual(linear(x).scalars, [-2, 4.5, -2, -0.5], "identity activation, zero bias")
         XCTAssertEqual(linear.bias!.value.scalars, [0, 0], "the bias starts at zero")
         XCTAssertEqual(linear.inputSize, 3)
-        XCTAssertEqual(linear.outputSize, 2)
+        XCTAssertEqual(linear.units, 2)
     }
 
     func testHeAndGlorotInitialisationStatistics() {
         let n = 512
         // He normal before ReLU/GELU: std √(2 / fanIn).
         for activation in [Activation.relu, .gelu] {
-            let he = Dense(inputSize: n, outputSize: n, activation: activation, seed: 11).weight.value.scalars
+            let he = Dense(inputSize: n, units: n, activation: activation, seed: 11).weight.value.scalars
             let (mean, std) = Self.statistics(he)
             let expected = (2.0 / Double(n)).squareRoot()
             XCTAssertEqual(std, expected, accuracy: 0.1 * expected, "He std for \(activation)")
@@ -66,7 +66,7 @@ final class LayerTests: XCTestCase {
         }
         // Glorot uniform otherwise: U(±√(6 / (fanIn + fanOut))), std limit/√3.
         for activation in [Activation.identity, .tanh, .sigmoid] {
-            let glorot = Dense(inputSize: n, outputSize: n, activation: activation, seed: 12).weight.value.scalars
+            let glorot = Dense(inputSize: n, units: n, activation: activation, seed: 12).weight.value.scalars
             let limit = (6.0 / Double(2 * n)).squareRoot()
             let (mean, std) = Self.statistics(glorot)
             XCTAssertEqual(std, limit / 3.0.squareRoot(), accuracy: 0.1 * limit / 3.0.squareRoot(), "Glorot std for \(activation)")
@@ -75,25 +75,25 @@ final class LayerTests: XCTestCase {
             XCTAssertGreaterThan(glorot.map { Swift.abs(Double($0)) }.max()!, 0.95 * limit, "Glorot fills its range")
         }
         // A non-square layer uses fanIn for He: 256 inputs, 64 outputs.
-        let wide = Dense(inputSize: 256, outputSize: 64, activation: .relu, seed: 13).weight.value.scalars
+        let wide = Dense(inputSize: 256, units: 64, activation: .relu, seed: 13).weight.value.scalars
         XCTAssertEqual(Self.statistics(wide).std, (2.0 / 256).squareRoot(), accuracy: 0.1 * (2.0 / 256).squareRoot())
         // An explicit initializer wins.
-        let zeros = Dense(inputSize: 4, outputSize: 3, activation: .relu, initializer: .zeros, seed: 1)
+        let zeros = Dense(inputSize: 4, units: 3, activation: .relu, initializer: .zeros, seed: 1)
         XCTAssertEqual(zeros.weight.value.scalars, [Float](repeating: 0, count: 12))
-        let glorotRelu = Dense(inputSize: n, outputSize: n, activation: .relu, initializer: .glorotUniform, seed: 14)
+        let glorotRelu = Dense(inputSize: n, units: n, activation: .relu, initializer: .glorotUniform, seed: 14)
         XCTAssertLessThanOrEqual(glorotRelu.weight.value.scalars.map { Swift.abs(Double($0)) }.max()!, (6.0 / Double(2 * n)).squareRoot())
     }
 
     func testSeedsMakeInitialisationReproducible() {
         XCTAssertEqual(
-            Dense(inputSize: 8, outputSize: 4, seed: 5).weight.value.scalars,
-            Dense(inputSize: 8, outputSize: 4, seed: 5).weight.value.scalars)
+            Dense(inputSize: 8, units: 4, seed: 5).weight.value.scalars,
+            Dense(inputSize: 8, units: 4, seed: 5).weight.value.scalars)
         XCTAssertNotEqual(
-            Dense(inputSize: 8, outputSize: 4, seed: 5).weight.value.scalars,
-            Dense(inputSize: 8, outputSize: 4, seed: 6).weight.value.scalars)
+            Dense(inputSize: 8, units: 4, seed: 5).weight.value.scalars,
+            Dense(inputSize: 8, units: 4, seed: 6).weight.value.scalars)
         XCTAssertNotEqual(
-            Dense(inputSize: 8, outputSize: 4).weight.value.scalars,
-            Dense(inputSize: 8, outputSize: 4).weight.value.scalars, "unseeded layers draw distinct seeds")
+            Dense(inputSize: 8, units: 4).weight.value.scalars,
+            Dense(inputSize: 8, units: 4).weight.value.scalars, "unseeded layers draw distinct seeds")
     }
 
     // MARK: Dropout
@@ -167,7 +167,7 @@ final class LayerTests: XCTestCase {
 
     func testTrainAndEvalPropagateToEveryModule() {
         let inner = Dropout(rate: 0.2)
-        let dense = Dense(inputSize: 2, outputSize: 2, seed: 1)
+        let dense = Dense(inputSize: 2, units: 2, seed: 1)
         let block = Sequential([dense, inner])
         let model = Sequential([block, ActivationLayer(.relu), Dropout(rate: 0.3)])
         let all: [Module] = [model, block, inner, dense, model.layers[1], model.layers[2]]

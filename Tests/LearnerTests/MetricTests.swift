@@ -88,7 +88,7 @@ final class MetricTests: XCTestCase {
         }
         let data = InMemoryDataset(inputs: inputs, labels: labels, featureSize: 2)
         let learner = SupervisedLearner(
-            model: Sequential([Dense(inputSize: 2, outputSize: 1, seed: 2)]), mode: .regression,
+            model: Sequential([Dense(inputSize: 2, units: 1, seed: 2)]), mode: .regression,
             optimizer: SGD(learningRate: 0.1, momentum: 0.9), seed: 1)
         var lines: [String] = []
         learner.options.log = { lines.append($0) }

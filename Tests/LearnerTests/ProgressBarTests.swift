@@ -37,7 +37,7 @@ final class ProgressBarTests: XCTestCase {
         let data = InMemoryDataset(
             inputs: (0..<64).map { Float($0 % 5) }, labels: (0..<32).map { Float($0 % 2) }, featureSize: 2)
         let l = SupervisedLearner(
-            model: Sequential([Dense(inputSize: 2, outputSize: 2)]), loss: .softmaxCrossEntropy(),
+            model: Sequential([Dense(inputSize: 2, units: 2)]), loss: .softmaxCrossEntropy(),
             optimizer: SGD(learningRate: 0.01))
         var lines: [String] = []
         var drawn: [String] = []

@@ -16,9 +16,9 @@ final class ResumeTests: XCTestCase {
 
     func learner(initSeed: UInt64, weights: String) -> SupervisedLearner {
         let model = Sequential([
-            Dense(inputSize: 64, outputSize: 32, activation: .relu, seed: initSeed),
+            Dense(inputSize: 64, units: 32, activation: .relu, seed: initSeed),
             Dropout(rate: 0.2),
-            Dense(inputSize: 32, outputSize: 10, seed: initSeed + 1),
+            Dense(inputSize: 32, units: 10, seed: initSeed + 1),
         ])
         let l = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: Adam(learningRate: 1e-3), seed: 5)
         l.options.verbose = 0
@@ -70,7 +70,7 @@ final class ResumeTests: XCTestCase {
         let train = try InMemoryDataset.load(directory: DataTestFiles.digits + "/train", keys: FeatureKeys())
         _ = try learner(initSeed: 1, weights: scratch + "/e").fit(training: train, epochs: 1, batchSize: 64)
         let other = SupervisedLearner(
-            model: Sequential([Dense(inputSize: 64, outputSize: 16, activation: .relu), Dense(inputSize: 16, outputSize: 10)]),
+            model: Sequential([Dense(inputSize: 64, units: 16, activation: .relu), Dense(inputSize: 16, units: 10)]),
             loss: .softmaxCrossEntropy(), optimizer: Adam(), seed: 5)
         other.options.verbose = 0
         other.checkpoint = ModelCheckpoint(directory: WeightsDirectory(path: scratch + "/e"))

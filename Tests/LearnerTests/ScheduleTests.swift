@@ -102,7 +102,7 @@ final class ScheduleTests: XCTestCase {
             featureSize: 2)
         let sgd = SGD(learningRate: 1, momentum: 0.5)
         let learner = SupervisedLearner(
-            model: Sequential([Dense(inputSize: 2, outputSize: 2, seed: 1)]),
+            model: Sequential([Dense(inputSize: 2, units: 2, seed: 1)]),
             loss: .softmaxCrossEntropy(), optimizer: sgd, seed: 1)
         learner.options.verbose = 0
         let schedule = OneCycleLR(maxLR: 0.1, totalSteps: 20)
@@ -120,7 +120,7 @@ final class ScheduleTests: XCTestCase {
         XCTAssertEqual(resumed.learningRates, Array(logger.learningRates[10...]))
         let adam = Adam(learningRate: 1)
         let second = SupervisedLearner(
-            model: Sequential([Dense(inputSize: 2, outputSize: 2)]), loss: .softmaxCrossEntropy(),
+            model: Sequential([Dense(inputSize: 2, units: 2)]), loss: .softmaxCrossEntropy(),
             optimizer: adam)
         second.options.schedule = schedule
         second.applySchedule(step: 0)

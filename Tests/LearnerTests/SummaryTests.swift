@@ -107,7 +107,7 @@ final class SummaryTests: XCTestCase {
             inputs: (0..<64).map { Float($0 % 5) / 5 }, labels: (0..<32).map { Float($0 % 2) },
             featureSize: 2)
         let l = SupervisedLearner(
-            model: Sequential([Dense(inputSize: 2, outputSize: 2, seed: 3)]), loss: .softmaxCrossEntropy(),
+            model: Sequential([Dense(inputSize: 2, units: 2, seed: 3)]), loss: .softmaxCrossEntropy(),
             optimizer: SGD(learningRate: 0.1))
         l.options.verbose = 0
         l.options.schedule = StepDecayLR(base: 0.1, gamma: 0.5, stepSize: 4)

@@ -12,7 +12,7 @@ final class TaskModeTests: XCTestCase {
         XCTAssertEqual(TaskMode(loss: .sigmoidCrossEntropy), .multiLabel())
         // Multi-label training through trainStep with 0/1 target rows.
         let l = SupervisedLearner(
-            model: Sequential([Dense(inputSize: 2, outputSize: 3, seed: 2)]), mode: .multiLabel(),
+            model: Sequential([Dense(inputSize: 2, units: 3, seed: 2)]), mode: .multiLabel(),
             optimizer: Adam(learningRate: 0.05))
         let x = Tensor(shape: [4, 2], scalars: [1, 0, 0, 1, 1, 1, 0, 0])
         let y = Tensor(shape: [4, 3], scalars: [1, 0, 1, 0, 1, 1, 1, 1, 0, 0, 0, 1])

@@ -31,7 +31,7 @@ final class TerminateOnNaNTests: XCTestCase {
         }
         let data = InMemoryDataset(inputs: inputs, labels: labels, featureSize: 3)
         let learner = SupervisedLearner(
-            model: Sequential([Dense(inputSize: 3, outputSize: 1, seed: 3)]), loss: .meanSquaredError,
+            model: Sequential([Dense(inputSize: 3, units: 1, seed: 3)]), loss: .meanSquaredError,
             optimizer: SGD(learningRate: 0.05), seed: 2)
         learner.options.schedule = BlowUp(blowUpStep: 10)
         let messages = MessageRecorder()

@@ -16,7 +16,7 @@ final class TestTimeAugmentationTests: XCTestCase {
         let x = Tensor.randomNormal([4, 2, 6, 6], generator: &g)
         let model = Sequential([
             Conv2D(inputChannels: 2, outputChannels: 3, kernelSize: 3, padding: .same, seed: 2), Flatten(),
-            Dense(inputSize: 3 * 36, outputSize: 5, seed: 3),
+            Dense(inputSize: 3 * 36, units: 5, seed: 3),
         ])
         let learner = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: SGD(learningRate: 0.1))
         let plain = learner.predict(x), mirrored = learner.predict(x.flippedHorizontally())

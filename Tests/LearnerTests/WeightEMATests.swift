@@ -17,7 +17,7 @@ final class WeightEMATests: XCTestCase {
         XCTAssertEqual(p.value.scalars, [3])
 
         let l = SupervisedLearner(
-            model: Sequential([Dense(inputSize: 1, outputSize: 1, seed: 1)]), loss: .meanSquaredError,
+            model: Sequential([Dense(inputSize: 1, units: 1, seed: 1)]), loss: .meanSquaredError,
             optimizer: SGD(learningRate: 0.1))
         l.options.emaDecay = 0.9
         let data = InMemoryDataset(inputs: [0, 1, 2, 3], labels: [1, 3, 5, 7], featureSize: 1)

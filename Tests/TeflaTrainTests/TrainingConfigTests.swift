@@ -203,5 +203,12 @@ extension TrainingConfigTests {
         let cyclic = try XCTUnwrap(try schedule("{name: cyclic, max_lr: 1, base_momentum: 0.7, max_momentum: 0.95}") as? CyclicLR)
         XCTAssertEqual(cyclic.momentumRange?.base, 0.7)
         XCTAssertEqual(cyclic.momentumRange?.max, 0.95)
+        // TaskMode.multiLabel is `multi_label`; earlier configs' `multilabel` still reads as it.
+        for spelling in ["multi_label", "multilabel"] {
+            let text = yaml.replacingOccurrences(of: "training: {", with: "training: {mode: \(spelling), ")
+            guard case .sigmoidCrossEntropy = try TrainConfig.parse(yaml: text, file: "values.yml").loss else {
+                return XCTFail("mode: \(spelling)")
+            }
+        }
     }
 }

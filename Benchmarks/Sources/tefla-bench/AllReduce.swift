@@ -77,8 +77,8 @@ func runParallelCommand(_ command: String) -> Never {
 
 private func checkModel(seed: UInt64) -> Sequential {
     Sequential([
-        Dense(inputSize: 12, outputSize: 32, activation: .relu, seed: seed), Dropout(rate: 0.3),
-        Dense(inputSize: 32, outputSize: 4, seed: seed + 1),
+        Dense(inputSize: 12, units: 32, activation: .relu, seed: seed), Dropout(rate: 0.3),
+        Dense(inputSize: 32, units: 4, seed: seed + 1),
     ])
 }
 
@@ -247,9 +247,9 @@ private func stepTimes(_ comm: MPICommunicator, _ o: ParallelOptions) throws {
     var baseline = 0.0
     for (name, bucketMB, overlap) in modes {
         let model = Sequential([
-            Dense(inputSize: 784, outputSize: 512, activation: .relu, seed: 1),
-            Dense(inputSize: 512, outputSize: 512, activation: .relu, seed: 2),
-            Dense(inputSize: 512, outputSize: 10, seed: 3),
+            Dense(inputSize: 784, units: 512, activation: .relu, seed: 1),
+            Dense(inputSize: 512, units: 512, activation: .relu, seed: 2),
+            Dense(inputSize: 512, units: 10, seed: 3),
         ])
         let optimizer = Adam(learningRate: 1e-3)
         let sync = bucketMB.map { DataParallel(comm, bucketBytes: $0 << 20) }

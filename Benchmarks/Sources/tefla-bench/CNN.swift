@@ -31,8 +31,8 @@ let cnnSpecs: [String: CNNSpec] = [
             Conv2D(inputChannels: 32, outputChannels: 64, kernelSize: 3, padding: 1, activation: .relu, seed: 2),
             MaxPool2D(kernelSize: 2),
             Flatten(),
-            Dense(inputSize: 64 * 7 * 7, outputSize: 128, activation: .relu, seed: 3),
-            Dense(inputSize: 128, outputSize: 10, seed: 4),
+            Dense(inputSize: 64 * 7 * 7, units: 128, activation: .relu, seed: 3),
+            Dense(inputSize: 128, units: 10, seed: 4),
         ])
     },
     "resnet18": CNNSpec(name: "resnet18", inputShape: [3, 64, 64], defaultBatch: 32, defaultSteps: 4, defaultWarmup: 3) {

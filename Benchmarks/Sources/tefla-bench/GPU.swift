@@ -259,9 +259,9 @@ func digitsDirectory() -> String {
 func checkDigitsTraining(device: Device) -> Bool {
     func train(_ device: Device) throws -> History {
         let model = Sequential([
-            Dense(inputSize: 64, outputSize: 128, activation: .relu, seed: 1),
+            Dense(inputSize: 64, units: 128, activation: .relu, seed: 1),
             Dropout(rate: 0.1),
-            Dense(inputSize: 128, outputSize: 10, seed: 2),
+            Dense(inputSize: 128, units: 10, seed: 2),
         ])
         let learner = SupervisedLearner(
             model: model, loss: .softmaxCrossEntropy(), optimizer: Adam(learningRate: 2e-3),

@@ -253,9 +253,9 @@ func executedFLOPs(batch: Int) -> Double {
 
 func makeModel() -> Sequential {
     Sequential([
-        Dense(inputSize: 784, outputSize: 512, activation: .relu, seed: 1),
-        Dense(inputSize: 512, outputSize: 512, activation: .relu, seed: 2),
-        Dense(inputSize: 512, outputSize: 10, seed: 3),
+        Dense(inputSize: 784, units: 512, activation: .relu, seed: 1),
+        Dense(inputSize: 512, units: 512, activation: .relu, seed: 2),
+        Dense(inputSize: 512, units: 10, seed: 3),
     ])
 }
 

@@ -38,8 +38,8 @@ public enum Initializer: Sendable {
 
 /// Fully connected layer: y = activation(x Wᵀ + b).
 ///
-/// Input [N, inputSize], output [N, outputSize]. `weight` is [outputSize, inputSize] and
-/// `bias` [outputSize], as in PyTorch's `nn.Linear`. Weights start He-normal before a ReLU
+/// Input [N, inputSize], output [N, units]. `weight` is [units, inputSize] and
+/// `bias` [units], as in PyTorch's `nn.Linear`. Weights start He-normal before a ReLU
 /// and Glorot-uniform otherwise; the bias starts at zero.
 public final class Dense: Module {
     public let weight: Parameter
@@ -47,24 +47,24 @@ public final class Dense: Module {
     public let activation: Activation
 
     public init(
-        inputSize: Int, outputSize: Int, activation: Activation = .identity, useBias: Bool = true,
+        inputSize: Int, units: Int, activation: Activation = .identity, useBias: Bool = true,
         initializer: Initializer? = nil, seed: UInt64? = nil
     ) {
         var generator = RandomGenerator(seed: seed ?? Dense.nextSeed())
         let init_ = initializer ?? (activation == .relu || activation == .gelu ? .heNormal : .glorotUniform)
-        weight = Parameter(init_.make([outputSize, inputSize], fanIn: inputSize, fanOut: outputSize, generator: &generator))
-        bias = useBias ? Parameter(.zeros([outputSize])) : nil
+        weight = Parameter(init_.make([units, inputSize], fanIn: inputSize, fanOut: units, generator: &generator))
+        bias = useBias ? Parameter(.zeros([units])) : nil
         self.activation = activation
         super.init()
     }
 
     public var inputSize: Int { weight.shape[1] }
-    public var outputSize: Int { weight.shape[0] }
+    public var units: Int { weight.shape[0] }
 
     public override func forward(_ input: Tensor) -> Tensor {
         precondition(
             input.rank == 2 && input.shape[1] == inputSize,
-            "Dense(\(inputSize)→\(outputSize)): input shape \(input.shape) should be [N, \(inputSize)]")
+            "Dense(\(inputSize)→\(units)): input shape \(input.shape) should be [N, \(inputSize)]")
         return activation(input.linear(weight: weight.value, bias: bias?.value))
     }
 

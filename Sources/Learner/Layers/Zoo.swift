@@ -3,17 +3,17 @@ public enum Zoo {
     /// A multi-layer perceptron: Dense(+activation, +dropout) per hidden size, then a linear
     /// output layer. Children `0`, `1`, ... as `nn.Sequential`.
     public static func mlp(
-        inputSize: Int, hiddenSizes: [Int], outputSize: Int, activation: Activation = .relu,
+        inputSize: Int, hiddenSizes: [Int], classes: Int, activation: Activation = .relu,
         dropout: Float = 0, seed: UInt64? = nil
     ) -> Sequential {
         var layers: [Module] = []
         var width = inputSize
         for (i, h) in hiddenSizes.enumerated() {
-            layers.append(Dense(inputSize: width, outputSize: h, activation: activation, seed: seed.map { $0 &+ UInt64(i) }))
+            layers.append(Dense(inputSize: width, units: h, activation: activation, seed: seed.map { $0 &+ UInt64(i) }))
             if dropout > 0 { layers.append(Dropout(rate: dropout)) }
             width = h
         }
-        layers.append(Dense(inputSize: width, outputSize: outputSize, seed: seed.map { $0 &+ UInt64(hiddenSizes.count) }))
+        layers.append(Dense(inputSize: width, units: classes, seed: seed.map { $0 &+ UInt64(hiddenSizes.count) }))
         return Sequential(layers)
     }
 
@@ -29,7 +29,7 @@ public enum Zoo {
         }
         return Sequential(
             stage(inputChannels, 32) + [MaxPool2D(kernelSize: 2)] + stage(32, 64) + [MaxPool2D(kernelSize: 2)]
-                + stage(64, 128) + [GlobalAvgPool2D(), Dense(inputSize: 128, outputSize: classes)])
+                + stage(64, 128) + [GlobalAvgPool2D(), Dense(inputSize: 128, units: classes)])
     }
 
     /// ResNet-18 (He et al. 2016, torchvision layout): 11,689,512 parameters at 1000 classes.
@@ -70,7 +70,7 @@ public enum Zoo {
         return ResNet(
             conv1: Conv2D(inputChannels: inputChannels, outputChannels: 64, kernelSize: 7, stride: 2, padding: 3, useBias: false),
             bn1: BatchNorm2D(features: 64), maxpool: MaxPool2D(kernelSize: 3, stride: 2, padding: 1),
-            stages: stages, fc: Dense(inputSize: channels, outputSize: classes, initializer: .glorotUniform))
+            stages: stages, fc: Dense(inputSize: channels, units: classes, initializer: .glorotUniform))
     }
 
     /// The CIFAR ResNets of He et al. 2016 §4.2: conv 3×3 (16), three stages of n = (depth − 2)/6
@@ -101,6 +101,6 @@ public enum Zoo {
         return ResNet(
             conv1: Conv2D(inputChannels: inputChannels, outputChannels: 16, kernelSize: 3, padding: 1, useBias: false),
             bn1: BatchNorm2D(features: 16), maxpool: nil, stages: stages,
-            fc: Dense(inputSize: channels, outputSize: classes, initializer: .glorotUniform))
+            fc: Dense(inputSize: channels, units: classes, initializer: .glorotUniform))
     }
 }

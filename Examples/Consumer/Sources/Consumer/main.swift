@@ -6,9 +6,9 @@ import Learner
 let dataRoot = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "Data/digits"
 
 let model = Sequential([
-    Dense(inputSize: 64, outputSize: 128, activation: .relu),
+    Dense(inputSize: 64, units: 128, activation: .relu),
     Dropout(rate: 0.1),
-    Dense(inputSize: 128, outputSize: 10),
+    Dense(inputSize: 128, units: 10),
 ])
 let learner = SupervisedLearner(
     model: model,
