@@ -19,6 +19,9 @@ struct Train: ParsableCommand {
     @Flag(name: .long, help: "Continue from the newest checkpoint in checkpoint.weights_dir.")
     var resume = false
 
+    @Flag(name: .long, help: "With --start-epoch: allow deleting the checkpoints newer than the one the run continues from.")
+    var force = false
+
     @Flag(name: .customLong("find-lr"), help: "Run the learning-rate range test instead (as `tefla-train lr-find`).")
     var findLR = false
 
@@ -53,6 +56,7 @@ struct Train: ParsableCommand {
             let training = try session.data(session.cfg.trainDir, training: true)
             let validation = try session.cfg.valDir.map { try session.data($0, training: false) }
             let learner = try session.makeLearner(featureSize: training.featureSize)
+            learner.checkpoint?.discardsNewerCheckpoints = force
             if let balanced = try session.balancedClassWeights(for: training) { learner.options.classWeights = balanced }
             if findLR {
                 try LRFind.sweep(learner, session.cfg, try LRFind.inMemory(training, session))

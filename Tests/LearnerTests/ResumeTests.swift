@@ -139,8 +139,16 @@ extension ResumeTests {
         XCTAssertThrowsError(try first.fit(train, epochs: 3, batchSize: 64))
         let directory = WeightsDirectory(path: scratch + "/c")
         XCTAssertEqual(directory.stepCheckpoints().map(\.name), ["step-0000000025"], "the dying step saved nothing")
-        // Asking for epoch 2 from its start (not --resume) abandons the mid-epoch timeline.
+        // Asking for epoch 2 from its start (not --resume) would abandon the mid-epoch timeline:
+        // refused, naming the checkpoint, and nothing is deleted ...
+        let refused = stepCheckpointing(initSeed: 1, weights: scratch + "/c")
+        XCTAssertThrowsError(try refused.fit(train, startEpoch: 2, epochs: 2, batchSize: 64)) { error in
+            XCTAssertTrue("\(error)".contains("step-0000000025"), "\(error)")
+        }
+        XCTAssertEqual(directory.stepCheckpoints().map(\.name), ["step-0000000025"])
+        // ... unless allowed.
         let again = stepCheckpointing(initSeed: 1, weights: scratch + "/c")
+        again.checkpoint?.discardsNewerCheckpoints = true
         try again.fit(train, startEpoch: 2, epochs: 2, batchSize: 64)
         XCTAssertEqual(directory.savedEpochs(), [1, 2])
         XCTAssertTrue(directory.stepCheckpoints().isEmpty)

@@ -46,4 +46,20 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(help.output.contains("--gpu"), help.output)
         XCTAssertTrue(help.output.contains("Examples:"), help.output)
     }
+
+    func testStartEpochKeepsNewerCheckpointsUnlessForced() throws {
+        let weights = try Scratch.directory("tefla-force", for: self).path
+        let run = [
+            "--config", "Configs/digits-mlp.yml", "--epochs", "3", "--verbose", "0", "--override", "checkpoint.weights_dir=\(weights)",
+        ]
+        XCTAssertEqual(try Trainer.run(run).status, 0)
+        let refused = try Trainer.run(run + ["--start-epoch", "2"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertFalse(refused.signaled)
+        XCTAssertTrue(refused.error.contains("newer than epoch 1 (epoch-0002, epoch-0003)"), refused.error)
+        XCTAssertEqual(WeightsDirectory(path: weights).savedEpochs(), [1, 2, 3], "nothing deleted")
+        let forced = try Trainer.run(run + ["--start-epoch", "2", "--force"])
+        XCTAssertEqual(forced.status, 0, forced.error)
+        XCTAssertEqual(WeightsDirectory(path: weights).savedEpochs(), [1, 2, 3], "epochs 2 and 3 trained again")
+    }
 }

@@ -25,6 +25,10 @@ public final class ModelCheckpoint: Callback {
     public let everySteps: Int?
     /// The resolved configuration stored with each checkpoint (the CLI sets it).
     public var config: String?
+    /// Whether a run started after epoch 1 may delete the checkpoints newer than the one it
+    /// continues from (the abandoned timeline); without it such a run is refused, naming them
+    /// (the CLI's `--force`).
+    public var discardsNewerCheckpoints = false
     /// The best monitored value so far; saved with every checkpoint, so a resumed run's `best/`
     /// is replaced only by a better epoch than any before the resume.
     public private(set) var best: Float?
@@ -129,6 +133,13 @@ public final class ModelCheckpoint: Callback {
                 path: folder + "/" + WeightsDirectory.stateFile,
                 reason: "startEpoch \(startEpoch) continues from the checkpoint of epoch \(startEpoch - 1), which is not there"
                     + " (saved epochs: \(directory.savedEpochs().map(String.init).joined(separator: ", ")))")
+        }
+        let newer = directory.checkpoints(after: startEpoch - 1)
+        guard newer.isEmpty || discardsNewerCheckpoints else {
+            throw LearnerError.invalidArgument(
+                "\(directory.path) holds checkpoints newer than epoch \(startEpoch - 1) (\(newer.joined(separator: ", "))):"
+                    + " starting at epoch \(startEpoch) would delete them; resume from the newest (tefla-train --resume),"
+                    + " or allow it (--force, ModelCheckpoint.discardsNewerCheckpoints)")
         }
         try restore(folder, into: learner, expectingStep: learner.globalStep, what: "epoch \(startEpoch - 1)")
         if learner.writesCheckpoints { try directory.discard(after: startEpoch - 1) }

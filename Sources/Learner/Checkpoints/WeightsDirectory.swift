@@ -147,6 +147,13 @@ public struct WeightsDirectory {
         if current != name { try AtomicFile.write(Data((name + "\n").utf8), to: path + "/latest") }
     }
 
+    /// The checkpoints a run continuing from the end of `epoch` would abandon: later epochs', and
+    /// those taken within later epochs.
+    public func checkpoints(after epoch: Int) -> [String] {
+        savedEpochs().filter { $0 > epoch }.map(WeightsDirectory.name(epoch:))
+            + stepCheckpoints().filter { $0.state.epoch >= epoch }.map(\.name)
+    }
+
     /// Continuing from the end of `epoch`: later checkpoints, and those taken within later
     /// epochs, belong to the timeline being abandoned.
     public func discard(after epoch: Int) throws {
