@@ -110,6 +110,29 @@ final class CallbackTests: XCTestCase {
         XCTAssertEqual(lines[3].split(separator: ",").count, 6)
     }
 
+    func testCSVLoggerContinuesTheRunItResumes() throws {
+        let dir = try Scratch.directory("tefla-csv", for: self)
+        let path = dir.appendingPathComponent("log.csv").path
+        func run(startEpoch: Int, epochs: Int) throws -> [String] {
+            let l = learner()
+            l.checkpoint = ModelCheckpoint(directory: WeightsDirectory(path: dir.appendingPathComponent("w").path))
+            l.checkpoint?.discardsNewerCheckpoints = true
+            l.callbacks = [CSVLogger(path: path)]
+            try l.fit(training: blobs(), validation: blobs(), startEpoch: startEpoch, epochs: epochs, batchSize: 16)
+            return try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+        }
+        let straight = try run(startEpoch: 1, epochs: 4)
+        // The same run stopped after epoch 4 and resumed from the end of epoch 2 (epochs 3 and 4 again):
+        // one header, one row per epoch, and the rows of an identical run.
+        let resumed = try run(startEpoch: 3, epochs: 4)
+        XCTAssertEqual(resumed.map { $0.prefix { $0 != "," } }, ["epoch", "1", "2", "3", "4"])
+        XCTAssertEqual(resumed.map { $0.split(separator: ",").count }, Array(repeating: 6, count: 5))
+        XCTAssertEqual(resumed[0], straight[0])
+        // A fresh run starts the file anew.
+        try? FileManager.default.removeItem(atPath: dir.appendingPathComponent("w").path)
+        XCTAssertEqual(try run(startEpoch: 1, epochs: 1).count, 2)
+    }
+
     func testTerminateOnNaNStopsAtTheBadBatch() throws {
         let l = learner(1e30)  // diverges to inf/NaN within a few steps
         let data = InMemoryDataset(

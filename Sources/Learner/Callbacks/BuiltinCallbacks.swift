@@ -3,6 +3,10 @@ import Logging
 
 /// Appends one row per epoch to a CSV file (Keras' `CSVLogger`): `epoch`, then every value of
 /// the first epoch's log in a fixed order.
+///
+/// A run that resumes (starts after epoch 1) continues the file: the rows of the epochs before
+/// its start are kept, those from its start on (written by the run it replaces) are dropped, and
+/// its rows follow in the file's columns. A fresh run starts the file anew unless `append`.
 public final class CSVLogger: Callback {
     /// Writes files: rank 0 alone runs it in data-parallel training.
     public var runsOnEveryRank: Bool { false }
@@ -21,15 +25,29 @@ public final class CSVLogger: Callback {
 
     public func onTrainBegin(_ learner: SupervisedLearner) throws {
         columns = nil
-        let exists = FileManager.default.fileExists(atPath: path)
-        if !append || !exists {
-            guard FileManager.default.createFile(atPath: path, contents: nil) else {
-                throw LearnerError.invalidArgument("CSVLogger: cannot create '\(path)'")
+        let startEpoch = learner.run?.startEpoch ?? 1
+        var kept = ""
+        if let existing = try? String(contentsOfFile: path, encoding: .utf8), append || startEpoch > 1 {
+            var lines = existing.split(separator: "\n", omittingEmptySubsequences: true)
+            if let header = lines.first, header.hasPrefix("epoch,") {
+                columns = header.split(separator: ",", omittingEmptySubsequences: false).dropFirst().map(String.init)
+                lines =
+                    [header]
+                    + lines.dropFirst().filter { row in
+                        startEpoch == 1 || (Int(row.prefix { $0 != "," }) ?? Int.max) < startEpoch
+                    }
+                kept = lines.joined(separator: "\n") + "\n"
+            } else if append {
+                kept = existing  // not a file of this logger's: appended to as it is
             }
+        }
+        do {
+            try AtomicFile.write(Data(kept.utf8), to: path)
+        } catch {
+            throw LearnerError.invalidArgument("CSVLogger: cannot write '\(path)': \(error)")
         }
         handle = FileHandle(forWritingAtPath: path)
         handle?.seekToEndOfFile()
-        if append && exists { columns = nil }
     }
 
     public func onEpochEnd(_ learner: SupervisedLearner, log: EpochLog) throws {
