@@ -4,9 +4,10 @@
 // integers with fixed values. Each wrapper calls the entry point through the right signature.
 #include "clearner_mpi.h"
 
+#include "error_slot.h"
+
 #include <dlfcn.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,13 +67,7 @@ static const ihandle MPICH_SUM = 0x58000003;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static _Thread_local char last_error[512];
 
-static int fail(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
-    va_end(ap);
-    return 1;
-}
+#define fail(...) TL_FAIL_INTO(last_error, __VA_ARGS__)
 
 void tl_mpi_last_error(char *buf, size_t len) {
     if (len == 0) return;

@@ -2,9 +2,10 @@
 // here are restated with their fixed ABI values, so neither header is needed to build.
 #include "clearner_nccl.h"
 
+#include "error_slot.h"
+
 #include <dlfcn.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,13 +38,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static char load_error[512];
 static _Thread_local char last_error[512];
 
-static int fail(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
-    va_end(ap);
-    return 1;
-}
+#define fail(...) TL_FAIL_INTO(last_error, __VA_ARGS__)
 
 void tl_nccl_last_error(char *buf, size_t len) {
     if (len) snprintf(buf, len, "%s", last_error);
