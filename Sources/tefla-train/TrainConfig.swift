@@ -51,6 +51,7 @@ struct TrainConfig {
 
     /// Parses and validates the whole file; throws every problem at once.
     static func parse(yaml text: String, file: String, overrides: [ConfigOverride] = []) throws -> TrainConfig {
+        if let issue = ConfigLimits.check(text) { throw ConfigError(file: file, issues: [issue]) }
         var root: Node?
         do {
             root = try Yams.compose(yaml: text)

@@ -1,0 +1,64 @@
+/// Bounds a config file must keep before it reaches the YAML parser, whose recursion and alias
+/// expansion a hostile file could otherwise turn into a crash or an endless expansion: the
+/// size, the nesting of `[`/`{` and of indentation, and the number of alias uses.
+enum ConfigLimits {
+    static let maximumBytes = 1 << 20
+    static let maximumFlowDepth = 64
+    static let maximumIndentation = 256
+    static let maximumAliases = 64
+    /// What may stand before a token: blank, `[`, `{`, `,`, `:`.
+    private static let tokenStart: Set<UInt8> = [0x20, 0x09, 0x5B, 0x7B, 0x2C, 0x3A]
+
+    /// The first bound `text` breaks, as an issue at its line and column; nil when it keeps them all.
+    static func check(_ text: String) -> ConfigIssue? {
+        if text.utf8.count > maximumBytes {
+            return ConfigIssue(line: 1, column: 1, path: "", message: "the file is over \(maximumBytes >> 20) MiB; a config is far smaller")
+        }
+        var line = 1, column = 0, depth = 0, aliases = 0, indentation = 0
+        var quote: UInt8?, comment = false, atLineStart = true, previous: UInt8 = 0x20
+        for byte in text.utf8 {
+            column += 1
+            if byte == 0x0A {
+                // A quoted scalar may span lines; a comment ends here.
+                (line, column, comment, atLineStart, indentation, previous) = (line + 1, 0, false, true, 0, 0x20)
+                continue
+            }
+            if atLineStart {
+                if byte == 0x20 {
+                    indentation += 1
+                    if indentation > maximumIndentation {
+                        return ConfigIssue(
+                            line: line, column: column, path: "", message: "indented deeper than \(maximumIndentation) columns")
+                    }
+                    continue
+                }
+                atLineStart = false
+            }
+            defer { previous = byte }
+            if comment { continue }
+            if let open = quote {
+                if byte == open && !(open == 0x22 && previous == 0x5C) { quote = nil }
+                continue
+            }
+            switch byte {
+            case 0x22,
+                0x27 where tokenStart.contains(previous):
+                quote = byte  // not an apostrophe within a word
+            case 0x23 where previous == 0x20 || previous == 0x09 || column == 1: comment = true
+            case 0x5B, 0x7B:  // [ {
+                depth += 1
+                if depth > maximumFlowDepth {
+                    return ConfigIssue(line: line, column: column, path: "", message: "nested deeper than \(maximumFlowDepth) levels")
+                }
+            case 0x5D, 0x7D: depth = max(depth - 1, 0)
+            case 0x2A where tokenStart.contains(previous):  // *alias
+                aliases += 1
+                if aliases > maximumAliases {
+                    return ConfigIssue(line: line, column: column, path: "", message: "more than \(maximumAliases) aliases (*name)")
+                }
+            default: break
+            }
+        }
+        return nil
+    }
+}
