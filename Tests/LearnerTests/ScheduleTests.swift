@@ -127,4 +127,20 @@ final class ScheduleTests: XCTestCase {
         XCTAssertEqual(adam.beta1, 0.95)
         XCTAssertEqual(adam.learningRate, schedule.learningRate(at: 0))
     }
+
+    func testAScheduleWithoutItsLengthIsRefusedOutsideFit() throws {
+        let l = SupervisedLearner(
+            model: Sequential([Dense(inputSize: 1, units: 1, seed: 1)]), loss: .meanSquaredError, optimizer: SGD(learningRate: 0.1))
+        l.options.schedule = OneCycleLR(maxLR: 0.1)
+        XCTAssertThrowsError(try l.trainStep(inputs: Tensor(shape: [1, 1], scalars: [1]), labels: Tensor([1]))) { error in
+            XCTAssertTrue("\(error)".contains("OneCycleLR has no totalSteps"), "\(error)")
+        }
+        XCTAssertEqual(l.globalStep, 0, "nothing trained")
+        l.options.schedule = ResumeLR(CosineWarmupLR(base: 0.1), resumeLR: 0.01)
+        XCTAssertThrowsError(try l.trainStep(inputs: Tensor(shape: [1, 1], scalars: [1]), labels: Tensor([1])))
+        // Inside fit the run's length is known.
+        l.options.verbose = 0
+        try l.fit(training: InMemoryDataset(inputs: [0, 1, 2, 3], labels: [1, 3, 5, 7], featureSize: 1), epochs: 2, batchSize: 2)
+        XCTAssertEqual(l.globalStep, 4)
+    }
 }

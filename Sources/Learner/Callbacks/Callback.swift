@@ -12,6 +12,10 @@
 /// (``CallbackOrder/standard``), then the checkpointing (``CallbackOrder/checkpointing``).
 /// While a hook runs, ``SupervisedLearner/run`` says where the run stands.
 public protocol Callback: AnyObject {
+    /// Called as `fit` sets the run up, before any other hook and before data-parallel replicas
+    /// take rank 0's state: a component that sets the run's starting state (``ModelCheckpoint``
+    /// resumes from a checkpoint) does it here.
+    func onRunSetup(_ learner: SupervisedLearner) throws
     func onTrainBegin(_ learner: SupervisedLearner) throws
     func onTrainEnd(_ learner: SupervisedLearner, history: History) throws
     func onEpochBegin(_ learner: SupervisedLearner, epoch: Int) throws
@@ -33,6 +37,7 @@ public protocol Callback: AnyObject {
 }
 
 extension Callback {
+    public func onRunSetup(_ learner: SupervisedLearner) throws {}
     public func onTrainBegin(_ learner: SupervisedLearner) throws {}
     public func onTrainEnd(_ learner: SupervisedLearner, history: History) throws {}
     public func onEpochBegin(_ learner: SupervisedLearner, epoch: Int) throws {}

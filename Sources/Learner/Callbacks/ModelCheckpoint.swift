@@ -92,11 +92,11 @@ public final class ModelCheckpoint: Callback {
         return state.epoch + 1
     }
 
-    /// Called by `fit` as the run is set up, before any hook: a run starting after epoch 1
+    /// As the run is set up, before any other hook: a run starting after epoch 1
     /// continues from the checkpoint of epoch `startEpoch − 1` (or from the mid-epoch
     /// checkpoint ``prepareResume()`` chose), and later checkpoints (an abandoned timeline) are
     /// removed. A fresh run never overwrites another run's checkpoints.
-    func resume(_ learner: SupervisedLearner) throws {
+    public func onRunSetup(_ learner: SupervisedLearner) throws {
         best = nil
         let midEpoch = pendingMidEpoch
         pendingMidEpoch = nil

@@ -63,6 +63,8 @@ public struct PolynomialDecayLR: LearningRateSchedule {
         self.power = power
     }
 
+    public var needsRunLength: Bool { decaySteps == nil }
+
     public func forRun(totalSteps steps: Int, firstStep: Int) -> any LearningRateSchedule {
         guard decaySteps == nil else { return self }
         return PolynomialDecayLR(base: base, endLR: endLR, decaySteps: steps, power: power)
@@ -93,6 +95,8 @@ public struct CosineWarmupLR: LearningRateSchedule {
         self.totalSteps = totalSteps.map { Swift.max($0, Swift.max(warmupSteps, 0) + 1) }
         self.minLR = minLR
     }
+
+    public var needsRunLength: Bool { totalSteps == nil }
 
     public func forRun(totalSteps steps: Int, firstStep: Int) -> any LearningRateSchedule {
         guard totalSteps == nil else { return self }

@@ -16,11 +16,15 @@ public protocol LearningRateSchedule: Sendable {
     /// decay) needs no hand-computed length, and ``ResumeLR`` learns where the run resumed; a
     /// schedule given its length, or one without any, returns itself.
     func forRun(totalSteps: Int, firstStep: Int) -> any LearningRateSchedule
+    /// Whether the schedule still needs the run's length (it was made without one and has not
+    /// been fitted to a run); stepping with it outside `fit` is refused.
+    var needsRunLength: Bool { get }
 }
 
 extension LearningRateSchedule {
     public func momentum(at step: Int) -> Float? { nil }
     public func forRun(totalSteps: Int, firstStep: Int) -> any LearningRateSchedule { self }
+    public var needsRunLength: Bool { false }
 }
 
 /// The length of a schedule that spans the run, or a stop naming the schedule when it was

@@ -33,6 +33,8 @@ public struct OneCycleLR: LearningRateSchedule {
         self.momentumRange = momentumRange
     }
 
+    public var needsRunLength: Bool { totalSteps == nil }
+
     public func forRun(totalSteps steps: Int, firstStep: Int) -> any LearningRateSchedule {
         guard totalSteps == nil else { return self }
         var resolved = self

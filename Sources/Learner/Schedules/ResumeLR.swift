@@ -27,6 +27,8 @@ public struct ResumeLR: LearningRateSchedule {
 
     public func momentum(at step: Int) -> Float? { inner.momentum(at: step) }
 
+    public var needsRunLength: Bool { inner.needsRunLength }
+
     public func forRun(totalSteps: Int, firstStep: Int) -> any LearningRateSchedule {
         let fitted = inner.forRun(totalSteps: totalSteps, firstStep: firstStep)
         let from = fromStep ?? firstStep

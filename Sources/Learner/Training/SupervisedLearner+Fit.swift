@@ -59,7 +59,7 @@ extension SupervisedLearner {
         globalStep = UInt64((startEpoch - 1) * plan.batchesPerEpoch)
         stopTraining = false
         // The run's starting state, before any hook sees it: resumed, then the same on every replica.
-        for checkpoint in run.components.compactMap({ $0 as? ModelCheckpoint }) { try checkpoint.resume(self) }
+        try run.each { try $0.onRunSetup(self) }
         try gradientSynchronizer?.broadcastInitialState(model)
         try run.each { try $0.onTrainBegin(self) }
         for epoch in startEpoch...epochs where !stopTraining {

@@ -75,6 +75,10 @@ extension SupervisedLearner {
     /// random draws). Returns the scaled loss (whose sum over ranks is the global batch's loss),
     /// still on the device, and the outputs.
     func optimizerStep(_ batch: DataBatch, share: Float, sampleOffset: Int) throws -> (loss: Tensor, outputs: Tensor) {
+        if let schedule = activeSchedule, schedule.needsRunLength {
+            throw LearnerError.invalidArgument(
+                "\(type(of: schedule)) has no totalSteps: give it one to step outside fit, or let fit set it from the run's length")
+        }
         applySchedule(step: Int(globalStep))
         globalStep += 1
         model.train()
