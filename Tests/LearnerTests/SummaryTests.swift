@@ -122,7 +122,8 @@ final class SummaryTests: XCTestCase {
         XCTAssertEqual(files.count, 1)
         let scalars = try Self.readScalars(dir + "/" + files[0])
         let epochs = scalars.filter { $0.values["loss"] != nil }
-        XCTAssertEqual(epochs.map(\.step), [1, 2, 3])
+        XCTAssertEqual(epochs.map(\.step), [4, 8, 12], "the global step at each epoch's end")
+        XCTAssertEqual(epochs.map { $0.values["epoch"] }, [1, 2, 3])
         XCTAssertEqual(epochs[2].values["val_accuracy"], history.epochs[2].validationAccuracy)
         XCTAssertEqual(epochs[1].values["lr"], 0.05)
         let steps = scalars.filter { $0.values["batch/loss"] != nil }
@@ -148,12 +149,55 @@ final class SummaryTests: XCTestCase {
         let lines = Set(output.split(separator: "\n").map(String.init))
         for e in history.epochs {
             XCTAssertTrue(
-                lines.contains("loss \(e.epoch) \(Double(e.trainLoss))"),
-                "loss \(e.epoch) \(Double(e.trainLoss)) in \(output)")
+                lines.contains("loss \(e.epoch * 4) \(Double(e.trainLoss))"),
+                "loss \(e.epoch * 4) \(Double(e.trainLoss)) in \(output)")
             if let a = e.validationAccuracy {
-                XCTAssertTrue(lines.contains("val_accuracy \(e.epoch) \(Double(a))"), output)
+                XCTAssertTrue(lines.contains("val_accuracy \(e.epoch * 4) \(Double(a))"), output)
             }
         }
         XCTAssertTrue(lines.contains("batch/lr 12 \(Double(Float(0.025)))"), output)
+    }
+
+    /// A run resumed from epoch 1's checkpoint after the first run went on to epoch 3: read by
+    /// TensorBoard itself, every tag has one value per step, epoch 1's from the first run and
+    /// the later ones from the resumed run (the abandoned tail purged, not shown twice).
+    func testAResumedRunContinuesTheSameTensorBoardRun() throws {
+        let python = try PeerPython.interpreter(with: ["tensorboard"])
+        let root = try Scratch.directory("tefla-tb-resume", for: self).path
+        let data = InMemoryDataset(
+            inputs: (0..<64).map { Float($0 % 5) / 5 }, labels: (0..<32).map { Float($0 % 2) }, featureSize: 2)
+        func learner(seed: UInt64) -> SupervisedLearner {
+            let l = SupervisedLearner(
+                model: Sequential([Dense(inputSize: 2, units: 2, seed: 3)]), loss: .softmaxCrossEntropy(),
+                optimizer: SGD(learningRate: 0.1), seed: seed)
+            l.options.verbose = 0
+            l.callbacks = [TensorBoardLogger(directory: root + "/tb", summaryEvery: 1)]
+            l.checkpoint = ModelCheckpoint(directory: WeightsDirectory(path: root + "/w"))
+            return l
+        }
+        let first = try learner(seed: 1).fit(training: data, validation: data, epochs: 3, batchSize: 8)
+        let resumedLearner = learner(seed: 2)  // another batch order: values to tell the runs apart
+        resumedLearner.checkpoint?.discardsNewerCheckpoints = true
+        let resumed = try resumedLearner.fit(training: data, validation: data, startEpoch: 2, epochs: 3, batchSize: 8)
+        let script = """
+            import sys
+            from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+            acc = EventAccumulator(sys.argv[1]); acc.Reload()
+            for tag in sorted(acc.Tags()["scalars"]):
+                for e in acc.Scalars(tag):
+                    print(tag, e.step, repr(e.value))
+            """
+        let peer = try PeerPython.run(python, ["-c", script, root + "/tb"])
+        XCTAssertEqual(peer.status, 0, peer.output)
+        let lines = peer.output.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        var seen: [String: [Int]] = [:]
+        for line in lines where line.count == 3 { seen[line[0], default: []].append(Int(line[1]) ?? -1) }
+        XCTAssertEqual(seen["loss"], [4, 8, 12], peer.output)
+        XCTAssertEqual(seen["batch/loss"], Array(1...12), "one value per step, none twice")
+        let expected = [first.epochs[0].trainLoss, resumed.epochs[0].trainLoss, resumed.epochs[1].trainLoss]
+        XCTAssertNotEqual(first.epochs[1].trainLoss, resumed.epochs[0].trainLoss, "the resumed run must differ to tell them apart")
+        for (i, loss) in expected.enumerated() {
+            XCTAssertTrue(lines.contains(["loss", "\((i + 1) * 4)", "\(Double(loss))"]), "loss at step \((i + 1) * 4): \(peer.output)")
+        }
     }
 }

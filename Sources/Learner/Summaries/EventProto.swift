@@ -3,13 +3,29 @@
 /// From tensorflow/core/util/event.proto and framework/summary.proto:
 ///
 /// `Event { double wall_time = 1; int64 step = 2; oneof what { string file_version = 3; Summary summary = 5; } }`,
-/// `Summary { repeated Value value = 1; }`, `Summary.Value { string tag = 1; float simple_value = 2; }`.
+/// `Summary { repeated Value value = 1; }`, `Summary.Value { string tag = 1; float simple_value = 2; }`;
+/// from util/event.proto: `Event.session_log = 7`, `SessionLog { SessionStatus status = 1; }`, START = 1.
 enum EventProto {
     /// The first record of every event file: `file_version: "brain.Event:2"`.
     static func fileVersion(wallTime: Double) -> [UInt8] {
         var out: [UInt8] = []
         appendDouble(1, wallTime, to: &out)
         appendBytes(3, Array("brain.Event:2".utf8), to: &out)
+        return out
+    }
+
+    /// `session_log { status: START }` at `step`: TensorBoard drops the run's events at `step`
+    /// and later that came before it (a restarted run's abandoned tail), as PyTorch's
+    /// `SummaryWriter(purge_step:)` asks.
+    static func sessionStart(step: Int64, wallTime: Double) -> [UInt8] {
+        var out: [UInt8] = []
+        appendDouble(1, wallTime, to: &out)
+        appendVarint(key(2, wire: 0), to: &out)
+        appendVarint(UInt64(bitPattern: step), to: &out)
+        var sessionLog: [UInt8] = []
+        appendVarint(key(1, wire: 0), to: &sessionLog)
+        appendVarint(1, to: &sessionLog)
+        appendBytes(7, sessionLog, to: &out)
         return out
     }
 

@@ -12,12 +12,27 @@ public final class SummaryWriter {
     public init(directory: String, wallTime: Date = Date()) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let host = SummaryWriter.hostName()
+        // TensorFlow's own naming (time, host, process, a counter): two writers in the same
+        // second, as a run and its resumption can be, never share a file.
+        let number = SummaryWriter.nextNumber()
         path =
             URL(fileURLWithPath: directory)
-            .appendingPathComponent("events.out.tfevents.\(Int(wallTime.timeIntervalSince1970)).\(host)").path
+            .appendingPathComponent("events.out.tfevents.\(Int(wallTime.timeIntervalSince1970)).\(host).\(getpid()).\(number)").path
+        guard !FileManager.default.fileExists(atPath: path) else {
+            throw DataError.io(path: path, operation: "create", message: "an event file of this name exists already")
+        }
         writer = try TFRecordWriter(path: path, bufferSize: 1 << 16)
         try writer.write(EventProto.fileVersion(wallTime: wallTime.timeIntervalSince1970))
         try writer.flush()
+    }
+
+    nonisolated(unsafe) private static var opened = 0
+    private static let openedLock = NSLock()
+    private static func nextNumber() -> Int {
+        openedLock.lock()
+        defer { openedLock.unlock() }
+        opened += 1
+        return opened - 1
     }
 
     /// This machine's name from `gethostname` (no DNS lookup, unlike `ProcessInfo.hostName`).
@@ -34,6 +49,13 @@ public final class SummaryWriter {
         try writer.write(EventProto.scalars(values, step: Int64(step), wallTime: wallTime.timeIntervalSince1970))
     }
 
+    /// Marks a restart at `step`: TensorBoard discards this directory's earlier events at
+    /// `step` and later, which a resumed run is about to write again.
+    public func purge(fromStep step: Int, wallTime: Date = Date()) throws {
+        try writer.write(EventProto.sessionStart(step: Int64(step), wallTime: wallTime.timeIntervalSince1970))
+        try writer.flush()
+    }
+
     /// Logs one scalar.
     public func scalar(_ tag: String, _ value: Float, step: Int, wallTime: Date = Date()) throws {
         try scalars([(tag, value)], step: step, wallTime: wallTime)
@@ -46,8 +68,13 @@ public final class SummaryWriter {
 }
 
 /// Logs training to TensorBoard (Keras' `TensorBoard` callback): per epoch, every value of the
-/// ``EpochLog`` under its Keras name (`loss`, `accuracy`, `val_loss`, `lr`…) at step = epoch;
-/// every `summaryEvery` optimizer steps, `batch/loss` and `batch/lr` at step = global step.
+/// ``EpochLog`` under its Keras name (`loss`, `accuracy`, `val_loss`, `lr`…) and `epoch`; every
+/// `summaryEvery` optimizer steps, `batch/loss` and `batch/lr`.
+///
+/// Every event's step is the global step (the epoch's values at its last step), one axis as
+/// PyTorch Lightning logs, so that a resumed run continues the same run: it starts by marking
+/// its first step (``SummaryWriter/purge(fromStep:)``), and TensorBoard drops what the stopped
+/// run had logged after the checkpoint it resumed from, instead of showing it twice.
 public final class TensorBoardLogger: Callback {
     /// Writes files: rank 0 alone runs it in data-parallel training.
     public var runsOnEveryRank: Bool { false }
@@ -66,6 +93,7 @@ public final class TensorBoardLogger: Callback {
 
     public func onTrainBegin(_ learner: SupervisedLearner) throws {
         if writer == nil { writer = try SummaryWriter(directory: directory) }
+        if learner.globalStep > 0 { try writer?.purge(fromStep: Int(learner.globalStep) + 1) }
     }
 
     public func onBatchEnd(_ learner: SupervisedLearner, batch: Int, loss: Float) throws {
@@ -77,7 +105,7 @@ public final class TensorBoardLogger: Callback {
     public func onEpochEnd(_ learner: SupervisedLearner, log: EpochLog) throws {
         guard let writer else { return }
         let values = log.valueNames.compactMap { name in log.value(named: name).map { (tag: name, value: $0) } }
-        try writer.scalars(values, step: log.epoch)
+        try writer.scalars(values + [("epoch", Float(log.epoch))], step: Int(learner.globalStep))
         try writer.flush()
     }
 
