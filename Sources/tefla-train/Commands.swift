@@ -43,6 +43,10 @@ struct Train: ParsableCommand {
         var replicas: ReplicaLaunch?
         do {
             try train(&session, replicas: &replicas)
+        } catch let stop as ExitCode where stop.rawValue > 128 {
+            // Every rank stopped at the same step (StopOnSignal agrees on it): end together.
+            replicas?.finish()
+            throw stop
         } catch {
             // A rank that fails (or finds a peer silent) ends the whole MPI job rather than wait.
             replicas?.abort(after: error)
@@ -53,6 +57,9 @@ struct Train: ParsableCommand {
 
     private func train(_ session: inout Session, replicas: inout ReplicaLaunch?) throws {
         try reportingErrors {
+            // From here a stop signal ends the run at a step boundary with a checkpoint (one
+            // arriving while the data loads stops the run after its first step).
+            let stopOnSignal = findLR ? nil : try StopOnSignal()
             let training = try session.data(session.cfg.trainDir, training: true)
             let validation = try session.cfg.valDir.map { try session.data($0, training: false) }
             let learner = try session.makeLearner(featureSize: training.featureSize)
@@ -91,10 +98,19 @@ struct Train: ParsableCommand {
                         + "; model: \(learner.model.parameterCount) parameters; device: \(session.deviceName)")
             }
             let cfg = session.cfg
+            if let stopOnSignal { learner.callbacks.append(stopOnSignal) }
             let history = try learner.fit(
                 training.source, validation: validation?.source, startEpoch: cfg.startEpoch,
                 epochs: cfg.epochs, batchSize: cfg.batchSize, dropLastBatch: cfg.dropLastBatch,
                 iterationsPerEpoch: cfg.data.iterationsPerEpoch)
+            if let signal = learner.stoppedBySignal {
+                let saved =
+                    learner.checkpoint.map { "checkpoint saved in \($0.directory.path); continue with --resume" }
+                    ?? "nothing saved (no checkpoint.weights_dir)"
+                FileHandle.standardError.write(
+                    Data("tefla-train: stopped by \(StopSignals.name(signal)) after step \(learner.globalStep); \(saved)\n".utf8))
+                throw ExitCode(128 + signal)
+            }
             if verbose > 0, let last = history.epochs.last {
                 let acc =
                     last.validationAccuracy.map { String(format: "final val_accuracy: %.4f", $0) }
@@ -261,7 +277,7 @@ struct Summary: ParsableCommand {
         let session = try Session(options)
         try reportingErrors {
             let size = try inputSize ?? session.cfg.inputShape?.reduce(1, *) ?? session.load(session.cfg.trainDir).featureSize
-            let model = session.cfg.makeModel(inputSize: size)
+            let model = try session.cfg.makeModel(inputSize: size)
             print(ModelSummary.table(model, input: Tensor.zeros([1, size])))
         }
     }

@@ -1,6 +1,18 @@
 import Yams
 
 /// A problem in the config file, located by YAML line and column and key path.
+/// A line and column of the config file (0 when the value came from elsewhere).
+struct ConfigPlace: Equatable {
+    var line = 0
+    var column = 0
+
+    init() {}
+    init(_ node: Node?) {
+        line = node?.mark?.line ?? 0
+        column = node?.mark?.column ?? 0
+    }
+}
+
 struct ConfigIssue: CustomStringConvertible, Equatable {
     var line: Int
     var column: Int

@@ -118,7 +118,7 @@ struct Session {
     /// The learner for inputs of `featureSize` values, configured from every section, with
     /// `--weights-from` / `checkpoint.weights_from` loaded.
     func makeLearner(featureSize: Int) throws -> SupervisedLearner {
-        let model = cfg.makeModel(inputSize: featureSize)
+        let model = try cfg.makeModel(inputSize: featureSize)
         let learner = SupervisedLearner(
             model: model, loss: cfg.loss, optimizer: cfg.makeOptimizer(), seed: cfg.seed,
             device: device, options: cfg.trainingOptions(verbose: verbose))

@@ -29,27 +29,40 @@ struct TeflaTrain: ParsableCommand {
     }
 }
 
-/// Prints the message as `tefla-train: error: ...` and gives exit status 2.
-func fail(_ message: String) -> ExitCode {
-    FileHandle.standardError.write(Data(("tefla-train: error: " + message + "\n").utf8))
-    return ExitCode(2)
+/// Exit statuses: 0 done; 1 the run failed (bad data, a model that does not fit it, a full
+/// disk, a device error), the last good checkpoint kept; 2 the command or the config is wrong
+/// (nothing was run); 128 + signal (130 SIGINT, 143 SIGTERM, 138 SIGUSR1) stopped by that signal
+/// at a step boundary, the step saved when a weights folder is configured.
+enum ExitStatus {
+    static let runFailed: Int32 = 1
+    static let usage: Int32 = 2
 }
 
-/// Runs `body`, turning the library's typed errors into clear messages and exit status 2.
+/// Prints the message as `tefla-train: error: ...` and gives exit status 2 (a mistake in the
+/// command or the config).
+func fail(_ message: String) -> ExitCode {
+    FileHandle.standardError.write(Data(("tefla-train: error: " + message + "\n").utf8))
+    return ExitCode(ExitStatus.usage)
+}
+
+/// Prints the message as `tefla-train: error: ...` and gives exit status 1 (the run failed).
+func runFailed(_ message: String) -> ExitCode {
+    FileHandle.standardError.write(Data(("tefla-train: error: " + message + "\n").utf8))
+    return ExitCode(ExitStatus.runFailed)
+}
+
+/// Runs `body`, turning errors into one clear line each: a config error exits with status 2,
+/// anything that stopped the run (data, model, checkpoints, files) with status 1.
 func reportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
     } catch let error as ExitCode {
         throw error
-    } catch let error as DataError {
-        throw fail(error.description)
-    } catch let error as LearnerError {
-        throw fail(error.description)
-    } catch let error as CheckpointError {
-        throw fail(error.description)
-    } catch let error as AtomicFile.WriteError {
-        throw fail(error.description)
     } catch let error as ConfigError {
         throw fail(error.description)
+    } catch LearnerError.invalidArgument(let message) {
+        throw fail(message)
+    } catch {
+        throw runFailed(String(describing: error))
     }
 }

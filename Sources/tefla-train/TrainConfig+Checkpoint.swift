@@ -1,3 +1,4 @@
+import Foundation
 import Learner
 
 /// The `checkpoint:` section: tefla's `weights_dir`, `max_to_keep`, `weights_from`.
@@ -17,6 +18,10 @@ struct CheckpointSpec: Equatable {
     static func parse(_ s: Section) -> CheckpointSpec {
         var spec = CheckpointSpec()
         spec.weightsDir = s.string("weights_dir")
+        var isDirectory: ObjCBool = false
+        if let dir = spec.weightsDir, FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), !isDirectory.boolValue {
+            s.reader.report(s.node("weights_dir"), s.keyPath("weights_dir"), "'\(dir)' is a file, not a folder of checkpoints")
+        }
         spec.maxToKeep = s.int("max_to_keep", minimum: 1)
         spec.weightsFrom = s.string("weights_from")
         spec.strict = s.bool("strict", default: true)

@@ -180,6 +180,7 @@ extension TrainConfig {
     static let trainingKeys = [
         "epochs", "start_epoch", "seed", "mode", "label_smoothing", "metrics", "verbose", "clip_norm",
         "clip_value", "ema_decay", "early_stopping", "csv_log", "metric_threshold", "fbeta_beta", "accumulation_steps",
+        "check_finite",
     ]
     static let summaryKeys = ["dir", "summary_every"]
 
@@ -216,6 +217,7 @@ extension TrainConfig {
             clipValue = training.float("clip_value", minimum: 0, exclusiveMinimum: true)
             emaDecay = training.float("ema_decay", minimum: 0)
             accumulationSteps = training.int("accumulation_steps", default: 1, minimum: 1) ?? 1
+            checkFinite = training.bool("check_finite", default: false)
             if let d = emaDecay, d >= 1 {
                 reader.report(training.node("ema_decay"), "training.ema_decay", "must be < 1, got \(d)")
             }
@@ -251,6 +253,7 @@ extension TrainConfig {
         options.clipValue = clipValue.map(Float.init)
         options.emaDecay = emaDecay.map(Float.init)
         options.accumulationSteps = accumulationSteps
+        options.checksInputsAreFinite = checkFinite
         options.classWeights = data.classWeights?.map(Float.init)
         return options
     }

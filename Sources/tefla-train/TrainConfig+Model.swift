@@ -15,6 +15,8 @@ struct LayerSpec: Equatable {
     var stride = 1
     /// Explicit padding, or nil for "same".
     var padding: Int? = 0
+    /// Where the layer is written in the file.
+    var place = ConfigPlace()
 }
 
 /// `model: {name: ..., classes: ...}`: a model of the zoo.
@@ -24,6 +26,8 @@ struct ZooSpec: Equatable {
     var classes: Int
     var hidden: [Int] = [128]
     var dropout: Double = 0
+    /// Where `model.name` is written in the file.
+    var place = ConfigPlace()
 }
 
 extension TrainConfig {
@@ -35,7 +39,7 @@ extension TrainConfig {
             let name = model.oneOf("name", ZooSpec.Name.allCases.map(\.rawValue), default: "")
             let classes = model.int("classes", required: true, minimum: 1) ?? 1
             if let zooName = ZooSpec.Name(rawValue: name) {
-                var spec = ZooSpec(name: zooName, classes: classes)
+                var spec = ZooSpec(name: zooName, classes: classes, place: ConfigPlace(model.node("name")))
                 if let hidden = model.list("hidden") {
                     spec.hidden = hidden.enumerated().compactMap { i, node in
                         guard let v = node.int, v >= 1 else {
@@ -95,7 +99,7 @@ extension TrainConfig {
             if reader.issues.count == before { reader.report(node, "\(path).type", "required key is missing") }
             return nil
         }
-        var layer = LayerSpec(kind: kind)
+        var layer = LayerSpec(kind: kind, place: ConfigPlace(node))
         func activation() -> Activation {
             Activation(rawValue: s.oneOf("activation", Activation.allCases.map(\.rawValue), default: "identity")) ?? .identity
         }
@@ -125,24 +129,61 @@ extension TrainConfig {
     }
 
     /// Builds the model for samples of `inputSize` values (reshaped to `data.input_shape` first
-    /// when it is given). Each layer's input size comes from running the layers before it on a
-    /// probe sample, so any mix of convolutions, pooling and dense layers fits together.
-    func makeModel(inputSize: Int) -> Sequential {
-        let shape = inputShape ?? [inputSize]
+    /// when it is given). Each layer's input size is the shape the layers before it give (shape
+    /// inference), so any mix of convolutions, pooling and dense layers fits together; a shape
+    /// that cannot flow through a layer is a ``ConfigError`` naming that layer's line.
+    func makeModel(inputSize: Int) throws -> Sequential {
+        var shape = [inputSize]
         var modules: [Module] = []
         if let inputShape {
-            modules.append(Lambda("reshape") { $0.reshaped(to: [$0.shape[0]] + inputShape) })
+            let size = inputShape.reduce(1, *)
+            guard size == inputSize else {
+                throw ConfigError(
+                    file: file,
+                    issues: [
+                        ConfigIssue(
+                            line: inputShapePlace.line, column: inputShapePlace.column, path: "data.input_shape",
+                            message:
+                                "\(ShapeError.text(inputShape)) holds \(size) values per sample, but the records' '\(inputKey)' "
+                                + "feature has \(inputSize)")
+                    ])
+            }
+            modules.append(Reshape(inputShape))
+            shape = inputShape
         }
-        if let zoo { return Sequential(modules + [zooModel(zoo, inputShape: shape)]) }
-        var probe = Tensor.zeros([1] + shape)
+        if let zoo {
+            let model = zooModel(zoo, inputShape: shape)
+            do {
+                _ = try model.outputShape(forInput: shape)
+            } catch let error as ShapeError {
+                throw ConfigError(
+                    file: file,
+                    issues: [
+                        ConfigIssue(
+                            line: zoo.place.line, column: zoo.place.column, path: "model.name", message: "\(zoo.name.rawValue): \(error)")
+                    ])
+            }
+            return Sequential(modules + [model])
+        }
         for (i, layer) in layers.enumerated() {
+            func problem(_ message: String) -> ConfigError {
+                ConfigError(
+                    file: file,
+                    issues: [
+                        ConfigIssue(
+                            line: layer.place.line, column: layer.place.column, path: "model.layers[\(i)]",
+                            message: "\(layer.kind.rawValue): \(message)")
+                    ])
+            }
             let layerSeed = seed &+ UInt64(i) &* 7919
             let module: Module
             switch layer.kind {
             case .dense:
-                let width = probe.rank == 2 ? probe.shape[1] : probe.scalarCount
-                if probe.rank != 2 { modules.append(Flatten()) }
-                module = Dense(inputSize: width, units: layer.units, activation: layer.activation, seed: layerSeed)
+                if shape.count != 1 {
+                    modules.append(Flatten())
+                    shape = [shape.reduce(1, *)]
+                }
+                module = Dense(inputSize: shape[0], units: layer.units, activation: layer.activation, seed: layerSeed)
             case .dropout: module = Dropout(rate: Float(layer.rate))
             case .relu: module = ActivationLayer(.relu)
             case .gelu: module = ActivationLayer(.gelu)
@@ -150,22 +191,24 @@ extension TrainConfig {
             case .tanh: module = ActivationLayer(.tanh)
             case .flatten: module = Flatten()
             case .conv2d:
+                guard shape.count == 3 else { throw problem("needs [channels, height, width] samples, gets \(ShapeError.text(shape))") }
                 module = Conv2D(
-                    inputChannels: probe.shape[1], outputChannels: layer.units, kernelSize: Size2D(layer.kernelSize, layer.kernelSize),
+                    inputChannels: shape[0], outputChannels: layer.units, kernelSize: Size2D(layer.kernelSize, layer.kernelSize),
                     stride: Size2D(layer.stride, layer.stride), padding: layer.padding.map { Padding2D(integerLiteral: $0) } ?? .same,
                     activation: layer.activation, seed: layerSeed)
-            case .batch_norm: module = BatchNorm2D(features: probe.shape[1])
+            case .batch_norm: module = BatchNorm2D(features: shape[0])
             case .max_pool:
                 module = MaxPool2D(kernelSize: Size2D(layer.kernelSize, layer.kernelSize), stride: Size2D(layer.stride, layer.stride))
             case .avg_pool:
                 module = AvgPool2D(kernelSize: Size2D(layer.kernelSize, layer.kernelSize), stride: Size2D(layer.stride, layer.stride))
             case .global_avg_pool: module = GlobalAvgPool2D()
             }
-            if layer.kind == .dense && probe.rank != 2 { probe = probe.flattened() }
+            do {
+                shape = try module.outputShape(forInput: shape)
+            } catch let error as ShapeError {
+                throw problem(error.message)
+            }
             modules.append(module)
-            module.eval()
-            probe = withoutGradients { module(probe) }
-            module.train()
         }
         return Sequential(modules)
     }

@@ -9,6 +9,10 @@ struct TrainConfig {
     var zoo: ZooSpec?
     /// [C, H, W] of a sample when the input feature is a flat image.
     var inputShape: [Int]?
+    /// Where `data.input_shape` (or `data.image_size`) is written in the file.
+    var inputShapePlace = ConfigPlace()
+    /// The config file's name, as errors found after parsing name it.
+    var file = ""
     var trainDir = ""
     var valDir: String?
     var inputKey = "image"
@@ -37,6 +41,8 @@ struct TrainConfig {
     var verbose: Int?
     var clipNorm: Double?
     var clipValue: Double?
+    /// Check every batch's inputs for NaN and infinity (`training.check_finite`).
+    var checkFinite = false
     var emaDecay: Double?
     var accumulationSteps = 1
     var earlyStopping: EarlyStoppingSpec?
@@ -65,6 +71,7 @@ struct TrainConfig {
         }
         let reader = ConfigReader()
         var config = TrainConfig()
+        config.file = file
         guard let root, let top = reader.section(root, "", known: topLevelKeys) else {
             throw ConfigError(
                 file: file,
@@ -87,6 +94,7 @@ struct TrainConfig {
                 + DataSpec.keys)
         {
             config.inputShape = parseInputShape(data, reader: reader)
+            config.inputShapePlace = ConfigPlace(data.node("input_shape") ?? data.node("image_size") ?? data.node)
             config.data = DataSpec.parse(data, reader: reader)
             if config.data.isImage {
                 // tefla's keys for encoded images.
@@ -103,8 +111,10 @@ struct TrainConfig {
             config.valDir = data.string("val_dir")
             for (key, label) in [("train_dir", config.trainDir), ("val_dir", config.valDir ?? "")] where !label.isEmpty {
                 var isDir: ObjCBool = false
-                if !FileManager.default.fileExists(atPath: label, isDirectory: &isDir) || !isDir.boolValue {
+                if !FileManager.default.fileExists(atPath: label, isDirectory: &isDir) {
                     reader.report(data.node(key), "data.\(key)", "directory '\(label)' does not exist")
+                } else if !isDir.boolValue {
+                    reader.report(data.node(key), "data.\(key)", "'\(label)' is a file, not a directory of shards")
                 }
             }
             if let keys = data.section("features_keys", known: ["input", "label", "sample_weight"]) {

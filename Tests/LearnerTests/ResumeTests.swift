@@ -115,7 +115,7 @@ extension ResumeTests {
         first.callbacks = [DieAtStep(step: 57)]
         XCTAssertThrowsError(try first.fit(train, epochs: 4, batchSize: 64)) { XCTAssertTrue($0 is Killed) }
         let directory = WeightsDirectory(path: scratch + "/b")
-        XCTAssertEqual(directory.newestCheckpoint()?.name, "step-0000000055")
+        XCTAssertEqual(try directory.newestCheckpoint()?.name, "step-0000000055")
         XCTAssertEqual(try directory.latest().map { URL(fileURLWithPath: $0).lastPathComponent }, "step-0000000055")
         XCTAssertEqual(directory.stepCheckpoints().count, 1, "only the newest mid-epoch checkpoint is kept")
 

@@ -109,7 +109,7 @@ final class CrashResumeTests: XCTestCase {
             ],
             mergingErrors: true)
         let output = limited.output
-        XCTAssertEqual(limited.status, 2, output)
+        XCTAssertEqual(limited.status, 1, output)
         XCTAssertTrue(output.contains("write failed: File too large"), output)
         XCTAssertEqual(WeightsDirectoryEpochs(dir), ["epoch-0001", "epoch-0002"])
         XCTAssertEqual(try String(contentsOfFile: dir + "/latest", encoding: .utf8), "epoch-0002\n")
@@ -127,5 +127,45 @@ final class CrashResumeTests: XCTestCase {
         let result = try run(["--config", file, "--resume"])
         XCTAssertEqual(result.status, 2, result.output)
         XCTAssertTrue(result.output.contains("--resume needs checkpoint.weights_dir"), result.output)
+    }
+
+    /// The disk filling up while the CSV log or the TensorBoard event file grows (an 8 KiB
+    /// file-size limit, which the small model's checkpoint files stay under): a clear error
+    /// naming the file, exit status 1, the newest checkpoint intact, and a resume that finishes
+    /// once space is back.
+    func testAFullDiskDuringTheLogsKeepsTheCheckpointAndResumes() throws {
+        for (name, epochs, logs, culprit) in [
+            ("tensorboard", 40, "summary: {dir: \(scratch)/tb-logs, summary_every: 1}", "events.out.tfevents"),
+            ("csv", 300, "", "full-csv-csv.csv"),
+        ] {
+            let dir = scratch + "/full-" + name
+            let file = dir + ".yml"
+            try """
+            model:
+              layers:
+                - {type: dense, units: 10}
+            data:
+              train_dir: \(ConfigTests.root.path)/Data/digits/train
+              val_dir: \(ConfigTests.root.path)/Data/digits/val
+              batch_size: 64
+            optimizer: {name: adam, learning_rate: 0.002}
+            training: {epochs: \(epochs), seed: 3, verbose: 0\(name == "csv" ? ", csv_log: \(dir)-csv.csv" : "")}
+            checkpoint: {weights_dir: \(dir), max_to_keep: 2}
+            \(logs)
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+            let limited = try Subprocess.run(
+                URL(fileURLWithPath: "/bin/bash"),
+                ["-c", "ulimit -f 8; trap '' XFSZ; exec \"$0\" --config \"$1\"", Trainer.executable.path, file],
+                mergingErrors: true)
+            XCTAssertEqual(limited.status, 1, "\(name): \(limited.output)")
+            XCTAssertTrue(limited.output.contains(culprit) && limited.output.contains("too large"), "\(name): \(limited.output)")
+            let latest = try String(contentsOfFile: dir + "/latest", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            XCTAssertTrue(
+                FileManager.default.fileExists(atPath: dir + "/" + latest + "/state.json"), "\(name): latest names \(latest)")
+            XCTAssertLessThan(latest, String(format: "epoch-%04d", epochs), "\(name): the limit must stop the run early")
+            let resumed = try run(["--config", file, "--resume"])
+            XCTAssertEqual(resumed.status, 0, "\(name): \(resumed.output)")
+            XCTAssertTrue(WeightsDirectoryEpochs(dir).contains(String(format: "epoch-%04d", epochs)), "\(name)")
+        }
     }
 }

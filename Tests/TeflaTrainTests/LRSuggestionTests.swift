@@ -12,9 +12,9 @@ import XCTest
 /// rate is used, so the comparison is over six seeds (finder, baseline and suggestion each per
 /// seed) and allows one sample of 360: the resolution of a single run's accuracy.
 final class LRSuggestionTests: XCTestCase {
-    func learner(_ config: TrainConfig, featureSize: Int) -> SupervisedLearner {
+    func learner(_ config: TrainConfig, featureSize: Int) throws -> SupervisedLearner {
         let learner = SupervisedLearner(
-            model: config.makeModel(inputSize: featureSize), loss: config.loss, optimizer: config.makeOptimizer(),
+            model: try config.makeModel(inputSize: featureSize), loss: config.loss, optimizer: config.makeOptimizer(),
             seed: config.seed)
         learner.options.verbose = 0
         return learner
@@ -36,20 +36,20 @@ final class LRSuggestionTests: XCTestCase {
         let seeds: [UInt64] = [1, 2, 3, 4, 5, 6]
         for seed in seeds {
             config.seed = seed
-            let finder = learner(config, featureSize: train.featureSize)
+            let finder = try learner(config, featureSize: train.featureSize)
             let sweep = try finder.findLearningRate(
                 training: train, startLR: Float(config.lrFinder.startLR), endLR: Float(config.lrFinder.endLR),
                 iterations: config.lrFinder.iterations, batchSize: config.batchSize)
             XCTAssertTrue(sweep.diverged)
             let upper = sweep.suggestedRange.upper
 
-            let baseline = learner(config, featureSize: train.featureSize)
+            let baseline = try learner(config, featureSize: train.featureSize)
             XCTAssertEqual(
                 baseline.model.parameters.map { $0.value.scalars }, finder.model.parameters.map { $0.value.scalars },
                 "both runs start from the same weights (and the finder put them back)")
             let base = try baseline.fit(training: train, validation: val, epochs: config.epochs, batchSize: config.batchSize)
 
-            let suggested = learner(config, featureSize: train.featureSize)
+            let suggested = try learner(config, featureSize: train.featureSize)
             suggested.options.schedule = OneCycleLR(maxLR: upper, totalSteps: steps)
             let tuned = try suggested.fit(training: train, validation: val, epochs: config.epochs, batchSize: config.batchSize)
 

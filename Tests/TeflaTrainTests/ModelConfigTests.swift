@@ -20,12 +20,12 @@ final class ModelConfigTests: XCTestCase {
             data: {train_dir: Data/digits/train, input_shape: [1, 8, 8]}
             """
         let cfg = try TrainConfig.parse(yaml: yaml, file: "zoo.yml")
-        let model = cfg.makeModel(inputSize: 64)
+        let model = try cfg.makeModel(inputSize: 64)
         model.eval()
         XCTAssertEqual(withoutGradients { model(Tensor.zeros([2, 64])) }.shape, [2, 10])
         let mlp = try TrainConfig.parse(
             yaml: "model: {name: mlp, classes: 10, hidden: [32, 16]}\ndata: {train_dir: Data/digits/train}\n", file: "mlp.yml")
-        XCTAssertEqual(mlp.makeModel(inputSize: 64).parameterCount, 64 * 32 + 32 + 32 * 16 + 16 + 16 * 10 + 10)
+        XCTAssertEqual(try mlp.makeModel(inputSize: 64).parameterCount, 64 * 32 + 32 + 32 * 16 + 16 + 16 * 10 + 10)
     }
 
     func testImageLayersWithoutAnInputShapeAreNamed() {

@@ -34,6 +34,15 @@ int tl_pool_run(int workers, int tasks, tl_pool_task fn, void *ctx);
 /// How long an idle worker spins for the next job before it sleeps (default 200 µs).
 void tl_pool_set_spin_ns(long ns);
 
+// ---------------------------------------------------------------- stop signals
+/// Records the first SIGINT, SIGTERM or SIGUSR1 instead of dying (a second one ends the process
+/// at once with status 128 + signal). 0 on success.
+int tl_stop_signals_install(void);
+/// The signal recorded since the last clear, 0 when none.
+int tl_stop_signal_pending(void);
+/// Forgets the recorded signal.
+void tl_stop_signal_clear(void);
+
 // ---------------------------------------------------------------- CRC32C (Castagnoli)
 /// CRC32C of `len` bytes, continuing from `crc` (pass 0 to start). SSE4.2 when present, table otherwise.
 uint32_t tl_crc32c_extend(uint32_t crc, const void *data, size_t len);

@@ -61,15 +61,59 @@ public enum CUDAContext {
         return String(cString: buffer)
     }
 
+    // MARK: - Failures
+    //
+    // Tensor ops do not throw, so a failing CUDA call (a kernel fault, out of memory) cannot
+    // end the op with an error. It is recorded instead, the first one kept, and the learner
+    // throws it at the next step boundary (``throwIfFailed()``) and before a checkpoint is put
+    // in place, so a failed run ends with a clear error and its last good checkpoint. After a
+    // failure the device's results are meaningless: the process must not train on it further.
+
+    nonisolated(unsafe) private static var firstFailure: CUDAError?
+    private static let failureLock = NSLock()
+
+    /// The first CUDA failure of this process, nil while there was none.
+    public static var failure: CUDAError? {
+        failureLock.lock()
+        defer { failureLock.unlock() }
+        return firstFailure
+    }
+
+    /// Throws the first CUDA failure of this process, if there was one.
+    public static func throwIfFailed() throws {
+        if let failure { throw failure }
+    }
+
+    static func record(_ error: CUDAError) {
+        failureLock.lock()
+        defer { failureLock.unlock() }
+        if firstFailure == nil { firstFailure = error }
+    }
+
+    /// Forgets a recorded failure (tests that inject one).
+    static func clearFailure() {
+        failureLock.lock()
+        defer { failureLock.unlock() }
+        firstFailure = nil
+    }
+
     static func check(_ status: Int32, _ what: @autoclosure () -> String) {
-        if status != 0 { fatalError(CUDAError.last(status, what()).description) }
+        if status != 0 { record(CUDAError.last(status, what())) }
     }
 
     static func allocate(_ count: Int, device index: Int) -> UnsafeMutablePointer<Float> {
         precondition(Int(tl_cuda_get_device()) == index, "cuda:\(index) is not the current device; call CUDAContext.use(device:) first")
         var raw: UnsafeMutableRawPointer?
         check(tl_cuda_malloc(max(count, 1) * 4, &raw), "allocating \(count * 4) bytes on cuda:\(index)")
-        guard let raw else { fatalError("cuda:\(index) returned no memory for \(count * 4) bytes") }
+        guard let raw else {
+            if failure == nil {
+                record(CUDAError(status: 2, message: "cuda:\(index) returned no memory for \(count * 4) bytes"))
+            }
+            // An address the host never reads and the allocator does not own (freeing it is a
+            // recorded no-op): work queued on it faults on the device, after the failure that
+            // the learner reports at the step's end.
+            return UnsafeMutablePointer<Float>(bitPattern: 0x1000)!
+        }
         return raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 

@@ -16,7 +16,9 @@ public final class CSVLogger: Callback {
     public let path: String
     public let append: Bool
     private var columns: [String]?
-    private var handle: FileHandle?
+    /// The open file (appending), -1 while closed.
+    private var descriptor: Int32 = -1
+    private var written = 0
 
     public init(path: String, append: Bool = false) {
         self.path = path
@@ -41,31 +43,40 @@ public final class CSVLogger: Callback {
                 kept = existing  // not a file of this logger's: appended to as it is
             }
         }
-        do {
-            try AtomicFile.write(Data(kept.utf8), to: path)
-        } catch {
-            throw LearnerError.invalidArgument("CSVLogger: cannot write '\(path)': \(error)")
-        }
-        handle = FileHandle(forWritingAtPath: path)
-        handle?.seekToEndOfFile()
+        try AtomicFile.write(Data(kept.utf8), to: path)
+        // O_NOFOLLOW: the file just written, never a link put in its place since.
+        descriptor = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW)
+        guard descriptor >= 0 else { throw AtomicFile.WriteError(path: path, operation: "open", code: errno) }
+        written = kept.utf8.count
     }
 
     public func onEpochEnd(_ learner: SupervisedLearner, log: EpochLog) throws {
-        guard let handle else { return }
+        guard descriptor >= 0 else { return }
         var text = ""
         if columns == nil {
             let names = log.valueNames
             columns = names
-            if handle.offsetInFile == 0 { text += (["epoch"] + names).joined(separator: ",") + "\n" }
+            if written == 0 { text += (["epoch"] + names).joined(separator: ",") + "\n" }
         }
         let row = [String(log.epoch)] + (columns ?? []).map { name in log.value(named: name).map { "\($0)" } ?? "" }
         text += row.joined(separator: ",") + "\n"
-        handle.write(Data(text.utf8))
+        let bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                // A full disk: the error names the file; the rows before stay whole.
+                throw AtomicFile.WriteError(path: path, operation: "write", code: errno)
+            }
+            offset += n
+        }
+        written += bytes.count
     }
 
     public func onTrainEnd(_ learner: SupervisedLearner, history: History) {
-        try? handle?.close()
-        handle = nil
+        if descriptor >= 0 { close(descriptor) }
+        descriptor = -1
     }
 }
 

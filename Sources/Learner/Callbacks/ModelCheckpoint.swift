@@ -34,6 +34,8 @@ public final class ModelCheckpoint: Callback {
     public private(set) var best: Float?
     /// A mid-epoch checkpoint ``prepareResume()`` found, restored by the next `fit`.
     private var pendingMidEpoch: String?
+    /// The step of the last checkpoint this run saved (a step is saved once).
+    private var lastSavedStep: UInt64?
 
     public init(
         directory: WeightsDirectory, monitor: String = "val_loss", mode: MonitorMode? = nil, saveBest: Bool = false,
@@ -53,9 +55,15 @@ public final class ModelCheckpoint: Callback {
     // MARK: - Saving
 
     public func onBatchEnd(_ learner: SupervisedLearner, batch: Int, loss: Float) throws {
-        guard let every = everySteps, let run = learner.run, learner.writesCheckpoints,
-            learner.globalStep % UInt64(every) == 0, batch + 1 < run.batchesPerEpoch
+        guard let every = everySteps, let run = learner.run, learner.globalStep % UInt64(every) == 0, batch + 1 < run.batchesPerEpoch
         else { return }
+        try saveMidEpoch(learner, batch: batch)
+    }
+
+    /// Saves the run's position after batch `batch` of the current epoch (once per step): a
+    /// resumed run continues with the next batch, its epoch's running loss and metrics intact.
+    public func saveMidEpoch(_ learner: SupervisedLearner, batch: Int) throws {
+        guard let run = learner.run, learner.writesCheckpoints, lastSavedStep != learner.globalStep else { return }
         run.progress.flush()
         var state = learner.trainingState(epoch: run.epoch - 1, values: bestValues, config: config)
         state.batchInEpoch = batch + 1
@@ -63,6 +71,7 @@ public final class ModelCheckpoint: Callback {
         state.epochSamples = run.progress.seen
         state.metricStates = run.progress.metricStates()
         try learner.saveCheckpoint(to: directory, state: state)
+        lastSavedStep = learner.globalStep
     }
 
     public func onEpochEnd(_ learner: SupervisedLearner, log: EpochLog) throws {
@@ -72,11 +81,24 @@ public final class ModelCheckpoint: Callback {
             improved = true
         }
         guard learner.writesCheckpoints else { return }
+        if let every = everyEpochs, log.epoch % every == 0 { try saveEpochEnd(learner, log: log) }
+        if saveBest && improved {
+            try learner.saveCheckpoint(to: directory, state: epochState(learner, log: log), name: "best")
+        }
+    }
+
+    /// Saves the checkpoint of the epoch `log` ends (once per step).
+    public func saveEpochEnd(_ learner: SupervisedLearner, log: EpochLog) throws {
+        guard learner.writesCheckpoints, lastSavedStep != learner.globalStep else { return }
+        try learner.saveCheckpoint(to: directory, state: epochState(learner, log: log))
+        lastSavedStep = learner.globalStep
+    }
+
+    /// The training state at the end of the epoch `log` describes, with its values and the best so far.
+    private func epochState(_ learner: SupervisedLearner, log: EpochLog) -> TrainingState {
         var values = bestValues
         for name in log.valueNames { if let v = log.value(named: name) { values[name] = Double(v) } }
-        let state = learner.trainingState(epoch: log.epoch, values: values, config: config)
-        if let every = everyEpochs, log.epoch % every == 0 { try learner.saveCheckpoint(to: directory, state: state) }
-        if saveBest && improved { try learner.saveCheckpoint(to: directory, state: state, name: "best") }
+        return learner.trainingState(epoch: log.epoch, values: values, config: config)
     }
 
     private var bestValues: [String: Double] { best.map { [bestKey: Double($0)] } ?? [:] }
@@ -87,7 +109,7 @@ public final class ModelCheckpoint: Callback {
     /// none), after repairing what a crash left; remembers a mid-epoch checkpoint for the next `fit`.
     func prepareResume() throws -> Int {
         try directory.repair()
-        guard let (name, state) = directory.newestCheckpoint() else { return 1 }
+        guard let (name, state) = try directory.newestCheckpoint() else { return 1 }
         pendingMidEpoch = state.batchInEpoch == nil ? nil : directory.path + "/" + name
         return state.epoch + 1
     }
@@ -98,6 +120,7 @@ public final class ModelCheckpoint: Callback {
     /// removed. A fresh run never overwrites another run's checkpoints.
     public func onRunSetup(_ learner: SupervisedLearner) throws {
         best = nil
+        lastSavedStep = nil
         let midEpoch = pendingMidEpoch
         pendingMidEpoch = nil
         guard let run = learner.run else { return }

@@ -6,6 +6,7 @@ import Foundation
 /// the new one, never a torn mix.
 public enum AtomicFile {
     public struct WriteError: Error, CustomStringConvertible {
+        /// The file being written (the target, not the temporary file beside it).
         public let path: String
         public let operation: String
         public let code: Int32
@@ -18,7 +19,7 @@ public enum AtomicFile {
         let directory = url.deletingLastPathComponent().path
         let temporary = directory + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw WriteError(path: temporary, operation: "create", code: errno) }
+        guard fd >= 0 else { throw WriteError(path: path, operation: "create", code: errno) }
         var closed = false
         defer {
             if !closed { close(fd) }
@@ -30,16 +31,16 @@ public enum AtomicFile {
                     let n = Foundation.write(fd, raw.baseAddress! + offset, raw.count - offset)
                     if n < 0 {
                         if errno == EINTR { continue }
-                        throw WriteError(path: temporary, operation: "write", code: errno)
+                        throw WriteError(path: path, operation: "write", code: errno)
                     }
                     offset += n
                 }
             }
             CrashPoint.reach("after-temp-write")
-            guard fsync(fd) == 0 else { throw WriteError(path: temporary, operation: "fsync", code: errno) }
+            guard fsync(fd) == 0 else { throw WriteError(path: path, operation: "fsync", code: errno) }
             CrashPoint.reach("after-fsync")
             closed = true
-            guard close(fd) == 0 else { throw WriteError(path: temporary, operation: "close", code: errno) }
+            guard close(fd) == 0 else { throw WriteError(path: path, operation: "close", code: errno) }
             guard rename(temporary, path) == 0 else { throw WriteError(path: path, operation: "rename", code: errno) }
             CrashPoint.reach("after-rename")
         } catch {

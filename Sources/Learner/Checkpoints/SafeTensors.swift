@@ -4,6 +4,7 @@ import Foundation
 /// one, the tensor.
 public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case unreadable(path: String, reason: String)
+    case unwritable(path: String, reason: String)
     case malformed(path: String, reason: String)
     case unsupportedDType(path: String, tensor: String, dtype: String)
     case missingFile(path: String, reason: String)
@@ -14,6 +15,7 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .unreadable(let path, let reason): return "\(path): cannot read: \(reason)"
+        case .unwritable(let path, let reason): return "\(path): cannot write: \(reason)"
         case .malformed(let path, let reason): return "\(path): not a valid safetensors file: \(reason)"
         case .unsupportedDType(let path, let tensor, let dtype):
             return "\(path): tensor '\(tensor)' has dtype \(dtype); supported: F32, F64, F16, BF16, I64, I32"

@@ -79,11 +79,49 @@ public struct WeightsDirectory {
     }
 
     /// Whether `name` is a checkpoint folder name this directory writes (`epoch-NNNN`, `step-N…`).
-    static func isCheckpointName(_ name: String) -> Bool {
-        (name.hasPrefix("epoch-") && Int(name.dropFirst(6)) != nil) || (name.hasPrefix("step-") && UInt64(name.dropFirst(5)) != nil)
+    static func isCheckpointName(_ name: String) -> Bool { epoch(ofName: name) != nil || step(ofName: name) != nil }
+
+    /// The epoch of a folder named as ``name(epoch:)`` names it, else nil.
+    static func epoch(ofName name: String) -> Int? {
+        number(name, prefix: "epoch-", digits: 4).flatMap { Int(exactly: $0) }.flatMap { self.name(epoch: $0) == name ? $0 : nil }
+    }
+
+    /// The step of a folder named as ``name(step:)`` names it, else nil.
+    static func step(ofName name: String) -> UInt64? {
+        number(name, prefix: "step-", digits: 10).flatMap { self.name(step: $0) == name ? $0 : nil }
+    }
+
+    private static func number(_ name: String, prefix: String, digits: Int) -> UInt64? {
+        guard name.hasPrefix(prefix) else { return nil }
+        let tail = name.utf8.dropFirst(prefix.utf8.count)
+        guard tail.count >= digits, tail.count <= 19, tail.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        return UInt64(String(decoding: tail, as: UTF8.self))
+    }
+
+    /// Whether `name` may name a checkpoint folder: a checkpoint name, or a plain name
+    /// (letters, digits, `_`, `-`, not starting with `-`) such as `best`; never a path.
+    static func isFolderName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 64 && name.first != "-"
+            && name.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x5F || $0 == 0x2D }
     }
 
     public func folder(epoch: Int) -> String { path + "/" + WeightsDirectory.name(epoch: epoch) }
+
+    /// Makes the folder (and its parents) unless it exists; a file in its place is an error.
+    public func create() throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else {
+                throw CheckpointError.unwritable(path: path, reason: "a file, not a folder of checkpoints")
+            }
+            return
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw CheckpointError.unwritable(path: path, reason: "cannot create the folder: \(error.localizedDescription)")
+        }
+    }
 
     /// Saves model, optimizer state and training state as the checkpoint of `state.epoch`
     /// (or as `best` when `name` is given), then updates `latest` and prunes.
@@ -94,27 +132,42 @@ public struct WeightsDirectory {
         extra: (String) throws -> Void = { _ in }
     ) throws {
         let fm = FileManager.default
-        try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
+        try create()
         removeLeftovers()
         let finalName = name ?? WeightsDirectory.name(of: state)
+        guard WeightsDirectory.isFolderName(finalName) else {
+            throw CheckpointError.unwritable(
+                path: path, reason: "'\(finalName)' is not a checkpoint folder name (letters, digits, '_' and '-', not a path)")
+        }
         let final = path + "/" + finalName
         let temporary = path + "/." + finalName + ".tmp-\(getpid())"
         try? fm.removeItem(atPath: temporary)
-        try fm.createDirectory(atPath: temporary, withIntermediateDirectories: false)
-
-        let named = model.stateTensors
-        try model.saveWeights(to: temporary + "/" + WeightsDirectory.modelFile)
-        let optimizerState = optimizer.exportState(named)
-        try SafeTensors.write(
-            optimizerState.tensors, metadata: ["optimizer": String(describing: type(of: optimizer))],
-            to: temporary + "/" + WeightsDirectory.optimizerFile)
-        var full = state
-        full.optimizerSteps = optimizerState.steps
-        full.optimizerStepCount = optimizerState.stepCount
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(encoder.encode(full), to: temporary + "/" + WeightsDirectory.stateFile)
-        try extra(temporary)
+        do {
+            try fm.createDirectory(atPath: temporary, withIntermediateDirectories: false)
+        } catch {
+            throw CheckpointError.unwritable(path: temporary, reason: "cannot create the folder: \(error.localizedDescription)")
+        }
+        do {
+            let named = model.stateTensors
+            try model.saveWeights(to: temporary + "/" + WeightsDirectory.modelFile)
+            let optimizerState = optimizer.exportState(named)
+            try SafeTensors.write(
+                optimizerState.tensors, metadata: ["optimizer": String(describing: type(of: optimizer))],
+                to: temporary + "/" + WeightsDirectory.optimizerFile)
+            var full = state
+            full.optimizerSteps = optimizerState.steps
+            full.optimizerStepCount = optimizerState.stepCount
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try AtomicFile.write(encoder.encode(full), to: temporary + "/" + WeightsDirectory.stateFile)
+            try extra(temporary)
+            // Values read back from a device that failed are not a checkpoint.
+            try CUDAContext.throwIfFailed()
+        } catch {
+            // A full disk or a failed device: the previous checkpoint stays the newest.
+            try? fm.removeItem(atPath: temporary)
+            throw error
+        }
         AtomicFile.syncDirectory(temporary)
         CrashPoint.reach("checkpoint-folder-written")
 
@@ -142,7 +195,7 @@ public struct WeightsDirectory {
     public func repair() throws {
         guard FileManager.default.fileExists(atPath: path) else { return }
         removeLeftovers()
-        guard let name = newestCheckpoint()?.name else { return }
+        guard let name = try newestCheckpoint()?.name else { return }
         let current = (try? String(contentsOfFile: path + "/latest", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
         if current != name { try AtomicFile.write(Data((name + "\n").utf8), to: path + "/latest") }
     }
@@ -175,16 +228,25 @@ public struct WeightsDirectory {
     /// Complete checkpoints taken within epochs, with their states, by step.
     func stepCheckpoints() -> [(name: String, state: TrainingState)] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-        return names.filter { $0.hasPrefix("step-") && UInt64($0.dropFirst(5)) != nil }.sorted().compactMap { name in
+        return names.filter { WeightsDirectory.step(ofName: $0) != nil }.sorted().compactMap { name in
             (try? WeightsDirectory.readState(path + "/" + name)).map { (name, $0) }
         }
     }
 
     /// The complete checkpoint with the most optimizer steps (an epoch's end wins a tie), or nil.
-    public func newestCheckpoint() -> (name: String, state: TrainingState)? {
+    ///
+    /// Throws when the newest epoch's `state.json` cannot be read: it was written whole (saves
+    /// are atomic), so it was damaged afterwards, and falling back silently to an older
+    /// checkpoint would lose that epoch's work unseen.
+    public func newestCheckpoint() throws -> (name: String, state: TrainingState)? {
         var best: (name: String, state: TrainingState)?
-        if let e = newestEpoch(), let state = try? WeightsDirectory.readState(folder(epoch: e)) {
-            best = (WeightsDirectory.name(epoch: e), state)
+        if let e = newestEpoch() {
+            do {
+                best = (WeightsDirectory.name(epoch: e), try WeightsDirectory.readState(folder(epoch: e)))
+            } catch CheckpointError.unreadable(let path, let reason) {
+                throw CheckpointError.unreadable(
+                    path: path, reason: reason + "; remove \(folder(epoch: e)) to resume from the checkpoint before it")
+            }
         }
         for step in stepCheckpoints() where step.state.globalStep > (best?.state.globalStep ?? 0) || best == nil {
             best = step
@@ -205,7 +267,7 @@ public struct WeightsDirectory {
     public func savedEpochs() -> [Int] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
         return names.compactMap { name -> Int? in
-            guard name.hasPrefix("epoch-"), let e = Int(name.dropFirst(6)),
+            guard let e = WeightsDirectory.epoch(ofName: name),
                 FileManager.default.fileExists(atPath: path + "/" + name + "/" + WeightsDirectory.stateFile)
             else { return nil }
             return e
@@ -229,7 +291,7 @@ public struct WeightsDirectory {
         let name = text.trimmingCharacters(in: .whitespacesAndNewlines)
         // Only a checkpoint folder of this directory: never a path that leads outside it.
         guard name == "best" || WeightsDirectory.isCheckpointName(name) else {
-            throw CheckpointError.malformed(
+            throw CheckpointError.unreadable(
                 path: pointer, reason: "'\(name)' is not a checkpoint folder name (epoch-NNNN or step-NNNNNNNNNN)")
         }
         let folder = path + "/" + name
@@ -248,7 +310,7 @@ public struct WeightsDirectory {
         do {
             return try JSONDecoder().decode(TrainingState.self, from: data)
         } catch {
-            throw CheckpointError.malformed(path: file, reason: "\(error)")
+            throw CheckpointError.unreadable(path: file, reason: "not a checkpoint state (\(error))")
         }
     }
 

@@ -23,7 +23,7 @@ public struct Size2D: Hashable, Sendable, ExpressibleByIntegerLiteral, CustomStr
 /// at stride 1 the output has the input's size and the padding equals PyTorch's `"same"`): the
 /// total max((out − 1)·s + d·(k − 1) + 1 − in, 0) is split with the odd element at the bottom/right.
 /// An integer literal pads every side by that amount, as PyTorch's `padding=1`.
-public enum Padding2D: Hashable, Sendable, ExpressibleByIntegerLiteral {
+public enum Padding2D: Hashable, Sendable, ExpressibleByIntegerLiteral, CustomStringConvertible {
     case valid
     case same
     case explicit(top: Int, bottom: Int, left: Int, right: Int)
@@ -33,6 +33,15 @@ public enum Padding2D: Hashable, Sendable, ExpressibleByIntegerLiteral {
     /// Symmetric padding: `height` rows above and below, `width` columns left and right.
     public static func symmetric(_ size: Size2D) -> Padding2D {
         .explicit(top: size.height, bottom: size.height, left: size.width, right: size.width)
+    }
+
+    public var description: String {
+        switch self {
+        case .valid: return "valid"
+        case .same: return "same"
+        case let .explicit(top, bottom, left, right):
+            return top == bottom && left == right ? Size2D(top, left).description : "(\(top), \(bottom), \(left), \(right))"
+        }
     }
 
     /// (before, after) along one axis of `input` elements.

@@ -37,6 +37,10 @@ public struct InMemoryDataset: Sendable {
     public let sampleWeights: [Float]?
     /// The shard files read, in order.
     public let sources: [String]
+    /// Records read from each of ``sources``.
+    public internal(set) var recordsPerSource: [Int] = []
+    /// The features the samples were read from, nil for arrays given directly.
+    public internal(set) var keys: FeatureKeys?
 
     /// A dataset from arrays already in memory (synthetic data, tests).
     public init(
@@ -69,7 +73,10 @@ public struct InMemoryDataset: Sendable {
     /// Reads every record of the given TFRecord files, in order; see ``load(directory:keys:)``.
     public static func load(files: [String], keys: FeatureKeys = FeatureKeys()) throws -> InMemoryDataset {
         var builder = Builder(keys: keys, totalBytes: files.reduce(0) { $0 + fileSize($1) })
+        var recordsPerSource: [Int] = []
         for file in files {
+            let before = builder.labels.count / (builder.labelSize ?? 1)
+            defer { recordsPerSource.append(builder.labels.count / (builder.labelSize ?? 1) - before) }
             let reader = try TFRecordReader(path: file)
             try reader.forEachRecord { bytes, location in
                 do {
@@ -79,10 +86,13 @@ public struct InMemoryDataset: Sendable {
                 }
             }
         }
-        return InMemoryDataset(
+        var dataset = InMemoryDataset(
             inputs: builder.inputs, labels: builder.labels, featureSize: builder.featureSize ?? 0,
             labelSize: builder.labelSize ?? 1,
             sampleWeights: keys.sampleWeight == nil ? nil : builder.weights, sources: files)
+        dataset.recordsPerSource = recordsPerSource
+        dataset.keys = keys
+        return dataset
     }
 }
 

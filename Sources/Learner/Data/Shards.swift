@@ -23,9 +23,15 @@ public enum Shards {
             throw DataError.io(path: dir, operation: "list", message: "\(error)")
         }
         let base = URL(fileURLWithPath: dir, isDirectory: true)
-        let files = names.filter { !$0.hasPrefix(".") }.sorted().map { base.appendingPathComponent($0).path }.filter {
+        var files: [String] = []
+        for path in names.filter({ !$0.hasPrefix(".") }).sorted().map({ base.appendingPathComponent($0).path }) {
             var isDir: ObjCBool = false
-            return fm.fileExists(atPath: $0, isDirectory: &isDir) && !isDir.boolValue
+            if fm.fileExists(atPath: path, isDirectory: &isDir) {
+                if !isDir.boolValue { files.append(path) }  // sub-folders are not shards
+            } else if let target = try? fm.destinationOfSymbolicLink(atPath: path) {
+                // A shard that vanished behind its link would silently shrink the data set.
+                throw DataError.io(path: path, operation: "open", message: "a link to '\(target)', which does not exist")
+            }
         }
         guard !files.isEmpty else { throw DataError.emptyDirectory(path: dir) }
         return files

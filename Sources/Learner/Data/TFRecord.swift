@@ -234,8 +234,12 @@ public final class TFRecordWriter {
     public init(
         path: String, compression: TFRecordCompression = .none, level: Int = -1, bufferSize: Int = 1 << 20
     ) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw DataError.io(path: path, operation: "create", message: errnoMessage()) }
+        // O_NOFOLLOW: a link in the output folder is not written through to wherever it points.
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard fd >= 0 else {
+            let message = errno == ELOOP ? "a symbolic link; not written through" : errnoMessage()
+            throw DataError.io(path: path, operation: "create", message: message)
+        }
         do {
             sink =
                 compression == .none

@@ -54,6 +54,13 @@ public final class Conv2D: Module {
                 dilation: dilation, groups: groups))
     }
 
+    public override func outputShape(forInput shape: [Int]) throws -> [Int] {
+        try requireImage(shape, channels: inputChannels, layer: label)
+        return try windowOutput(
+            shape, outputChannels: outputChannels, kernel: kernelSize, stride: stride, padding: padding, dilation: dilation,
+            layer: label)
+    }
+
     public override var localParameters: [(String, Parameter)] {
         var p = [("weight", weight)]
         if let bias { p.append(("bias", bias)) }
@@ -103,6 +110,18 @@ public final class ConvTranspose2D: Module {
         return input.convTranspose2d(
             weight: weight.value, bias: bias?.value, stride: stride, padding: .symmetric(padding),
             outputPadding: outputPadding, dilation: dilation, groups: groups)
+    }
+
+    public override func outputShape(forInput shape: [Int]) throws -> [Int] {
+        let label = "ConvTranspose2D(\(weight.shape[0])→\(weight.shape[1] * groups))"
+        try requireImage(shape, channels: weight.shape[0], layer: label)
+        let kernel = Size2D(weight.shape[2], weight.shape[3])
+        let oh = (shape[1] - 1) * stride.height - 2 * padding.height + dilation.height * (kernel.height - 1) + 1 + outputPadding.height
+        let ow = (shape[2] - 1) * stride.width - 2 * padding.width + dilation.width * (kernel.width - 1) + 1 + outputPadding.width
+        guard oh > 0, ow > 0 else {
+            throw shapeError("padding \(padding) leaves no output for a \(shape[1])×\(shape[2]) input", layer: label)
+        }
+        return [weight.shape[1] * groups, oh, ow]
     }
 
     public override var localParameters: [(String, Parameter)] {

@@ -68,6 +68,16 @@ public final class Dense: Module {
         return activation(input.linear(weight: weight.value, bias: bias?.value))
     }
 
+    public override func outputShape(forInput shape: [Int]) throws -> [Int] {
+        guard shape == [inputSize] else {
+            throw shapeError(
+                "takes \(inputSize) values per sample, gets \(ShapeError.text(shape))"
+                    + (shape.count > 1 && shape.reduce(1, *) == inputSize ? " (flatten it first)" : ""),
+                layer: "Dense(\(inputSize)→\(units))")
+        }
+        return [units]
+    }
+
     public override var localParameters: [(String, Parameter)] {
         var p = [("weight", weight)]
         if let bias { p.append(("bias", bias)) }
@@ -94,10 +104,36 @@ public final class ActivationLayer: Module {
         super.init()
     }
     public override func forward(_ input: Tensor) -> Tensor { activation(input) }
+    public override func outputShape(forInput shape: [Int]) throws -> [Int] { shape }
 }
 
 /// Flattens every axis after the batch axis: [N, d1, d2, ...] → [N, d1·d2·...].
 public final class Flatten: Module {
     public override init() { super.init() }
     public override func forward(_ input: Tensor) -> Tensor { input.flattened() }
+    public override func outputShape(forInput shape: [Int]) throws -> [Int] { [shape.reduce(1, *)] }
+}
+
+/// Gives each sample the shape `shape` (the same values in the same order): flat feature
+/// vectors become [channels, height, width] images for convolutions.
+public final class Reshape: Module {
+    public let shape: [Int]
+
+    public init(_ shape: [Int]) {
+        precondition(!shape.isEmpty && shape.allSatisfy { $0 > 0 }, "Reshape: \(shape) must be positive sizes")
+        self.shape = shape
+        super.init()
+    }
+
+    public override func forward(_ input: Tensor) -> Tensor { input.reshaped(to: [input.shape[0]] + shape) }
+
+    public override func outputShape(forInput shape: [Int]) throws -> [Int] {
+        let size = self.shape.reduce(1, *)
+        guard shape.reduce(1, *) == size else {
+            throw shapeError(
+                "makes \(ShapeError.text(self.shape)) samples of \(size) values, but each sample has \(shape.reduce(1, *)) "
+                    + "(shape \(ShapeError.text(shape)))", layer: "Reshape(\(ShapeError.text(self.shape)))")
+        }
+        return self.shape
+    }
 }

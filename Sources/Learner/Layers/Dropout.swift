@@ -15,6 +15,8 @@ public final class Dropout: Module {
             rate: rate, seed: randomKey.seed, step: randomKey.step, salt: randomKey.salt,
             elementOffset: randomSampleOffset * perSample)
     }
+
+    public override func outputShape(forInput shape: [Int]) throws -> [Int] { shape }
 }
 
 /// Channel dropout (Tompson et al. 2015; PyTorch's `nn.Dropout2d`): in training, zeroes whole
@@ -40,5 +42,10 @@ public final class Dropout2D: Module {
                 on: input.device, count: channels, offset: randomSampleOffset * input.shape[1],
                 rate: rate, key: key, step: randomKey.step))
         return input * mask
+    }
+
+    public override func outputShape(forInput shape: [Int]) throws -> [Int] {
+        try requireImage(shape, layer: "Dropout2D(rate \(rate))")
+        return shape
     }
 }

@@ -6,6 +6,7 @@
 public final class Identity: Module {
     public override init() { super.init() }
     public override func forward(_ input: Tensor) -> Tensor { input }
+    public override func outputShape(forInput shape: [Int]) throws -> [Int] { shape }
 }
 
 /// A parameter-free function as a module (reshapes, custom activations, shortcuts). The
@@ -41,6 +42,14 @@ public final class Add: Module {
         return outputs.dropFirst().reduce(outputs[0], +)
     }
 
+    public override func outputShape(forInput shape: [Int]) throws -> [Int] {
+        let shapes = try children.map { try outputShape(of: $0.1, named: $0.0, forInput: shape) }
+        for (i, s) in shapes.enumerated() where s != shapes[0] {
+            throw shapeError("branch \(i) gives \(ShapeError.text(s)), branch 0 gives \(ShapeError.text(shapes[0]))")
+        }
+        return shapes[0]
+    }
+
     public override var children: [(String, Module)] { branches.enumerated().map { ("\($0.offset)", $0.element) } }
 }
 
@@ -67,6 +76,26 @@ public final class Concat: Module {
         return Tensor.concatenate(outputs, alongAxis: axis)
     }
 
+    public override func outputShape(forInput shape: [Int]) throws -> [Int] {
+        let shapes = try children.map { try outputShape(of: $0.1, named: $0.0, forInput: shape) }
+        // `axis` counts the batch axis; the shapes here leave it out.
+        let a = (axis < 0 ? axis + shape.count + 1 : axis) - 1
+        guard a >= 0, a < shapes[0].count else {
+            throw shapeError("axis \(axis) is not a sample axis of \(ShapeError.text(shapes[0]))", layer: "Concat(axis \(axis))")
+        }
+        var result = shapes[0]
+        for (i, s) in shapes.enumerated().dropFirst() {
+            let fits = s.count == shapes[0].count && s.indices.allSatisfy { $0 == a || s[$0] == shapes[0][$0] }
+            guard fits else {
+                throw shapeError(
+                    "branch \(i) gives \(ShapeError.text(s)), branch 0 gives \(ShapeError.text(shapes[0])); only axis \(axis) may differ",
+                    layer: "Concat(axis \(axis))")
+            }
+            result[a] += s[a]
+        }
+        return result
+    }
+
     public override var children: [(String, Module)] { branches.enumerated().map { ("\($0.offset)", $0.element) } }
 }
 
@@ -91,6 +120,15 @@ public final class Residual: Module {
             main.shape == skip.shape,
             "Residual: body gives shape \(main.shape), shortcut gives \(skip.shape) (input \(input.shape))")
         return activation(main + skip)
+    }
+
+    public override func outputShape(forInput shape: [Int]) throws -> [Int] {
+        let main = try outputShape(of: body, named: "body", forInput: shape)
+        let skip = try shortcut.map { try outputShape(of: $0, named: "shortcut", forInput: shape) } ?? shape
+        guard main == skip else {
+            throw shapeError("the body gives \(ShapeError.text(main)), the shortcut \(ShapeError.text(skip)); they must match to be added")
+        }
+        return main
     }
 
     public override var children: [(String, Module)] {

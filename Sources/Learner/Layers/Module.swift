@@ -55,6 +55,20 @@ open class Module {
 
     public func callAsFunction(_ input: Tensor) -> Tensor { forward(input) }
 
+    /// The shape of one sample's output for one sample's input of `shape` (the batch axis left
+    /// out), or a ``ShapeError`` naming the layer when that input cannot flow through it.
+    ///
+    /// Every layer of the package states its rule. A layer without one is run once on a zero
+    /// sample in evaluation mode; such a layer traps on a shape it cannot take, so a custom
+    /// layer overrides this to report a wrong shape as an error before training.
+    open func outputShape(forInput shape: [Int]) throws -> [Int] {
+        let wasTraining = isTraining
+        eval()
+        defer { setTraining(wasTraining) }
+        let device = (namedParameters.first ?? namedBuffers.first)?.parameter.device ?? .cpu
+        return withoutGradients { Array(forward(Tensor.zeros([1] + shape, on: device)).shape.dropFirst()) }
+    }
+
     /// Parameters owned directly by this module, with their local names.
     open var localParameters: [(String, Parameter)] { [] }
 

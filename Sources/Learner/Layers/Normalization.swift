@@ -32,6 +32,15 @@ public final class BatchNorm2D: Module {
 
     public var features: Int { weight.shape[0] }
 
+    public override func outputShape(forInput shape: [Int]) throws -> [Int] {
+        guard (shape.count == 3 || shape.count == 1) && shape[0] == features else {
+            throw shapeError(
+                "normalises \(features) channels of [channels, height, width] or [features] samples, gets \(ShapeError.text(shape))",
+                layer: "BatchNorm2D(\(features))")
+        }
+        return shape
+    }
+
     public override func forward(_ input: Tensor) -> Tensor {
         precondition(
             (input.rank == 4 || input.rank == 2) && input.shape[1] == features,

@@ -26,6 +26,13 @@ public final class ResNet: Module {
         return fc(x.globalAvgPool2d())
     }
 
+    public override func outputShape(forInput shape: [Int]) throws -> [Int] {
+        var x = shape
+        for (name, child) in children where name != "fc" { x = try outputShape(of: child, named: name, forInput: x) }
+        try requireImage(x, layer: "ResNet")
+        return try outputShape(of: fc, named: "fc", forInput: [x[0]])
+    }
+
     public override var children: [(String, Module)] {
         var c: [(String, Module)] = [("conv1", conv1), ("bn1", bn1)]
         if let maxpool { c.append(("maxpool", maxpool)) }

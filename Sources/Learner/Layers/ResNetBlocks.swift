@@ -34,6 +34,13 @@ public final class ZeroPadShortcut: Module {
         parts.append(.zeros([n, extra - before, h, w], on: sub.device))
         return Tensor.concatenate(parts, alongAxis: 1)
     }
+
+    public override func outputShape(forInput shape: [Int]) throws -> [Int] {
+        let label = "ZeroPadShortcut(→\(outputChannels), stride \(stride))"
+        try requireImage(shape, layer: label)
+        guard shape[0] <= outputChannels else { throw shapeError("gets \(shape[0]) channels, more than \(outputChannels)", layer: label) }
+        return [outputChannels, (shape[1] - 1) / stride + 1, (shape[2] - 1) / stride + 1]
+    }
 }
 
 /// ResNet's basic block (two 3×3 convolutions): y = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)).
@@ -62,6 +69,11 @@ public final class BasicBlock: Module {
         let y = bn2(conv2(bn1(conv1(input)).relu()))
         let skip = downsample.map { $0(input) } ?? zeroPad.map { $0(input) } ?? input
         return (y + skip).relu()
+    }
+
+    public override func outputShape(forInput shape: [Int]) throws -> [Int] {
+        try residualOutputShape(
+            main: ["conv1", "bn1", "conv2", "bn2"], shortcut: downsample != nil ? "downsample" : zeroPad != nil ? "shortcut" : nil, shape)
     }
 
     public override var children: [(String, Module)] {
@@ -99,6 +111,11 @@ public final class Bottleneck: Module {
         return (y + (downsample.map { $0(input) } ?? input)).relu()
     }
 
+    public override func outputShape(forInput shape: [Int]) throws -> [Int] {
+        try residualOutputShape(
+            main: ["conv1", "bn1", "conv2", "bn2", "conv3", "bn3"], shortcut: downsample != nil ? "downsample" : nil, shape)
+    }
+
     public override var children: [(String, Module)] {
         var c: [(String, Module)] = [("conv1", conv1), ("bn1", bn1), ("conv2", conv2), ("bn2", bn2), ("conv3", conv3), ("bn3", bn3)]
         if let downsample { c.append(("downsample", downsample)) }
@@ -107,6 +124,21 @@ public final class Bottleneck: Module {
 }
 
 /// Option B's shortcut: 1×1 convolution with the stride, then batch norm.
+extension Module {
+    /// The output shape of a residual block: the children named in `main` in turn, added to the
+    /// `shortcut` child's output (or the input).
+    func residualOutputShape(main: [String], shortcut: String?, _ shape: [Int]) throws -> [Int] {
+        let byName = Dictionary(uniqueKeysWithValues: children.map { ($0.0, $0.1) })
+        var y = shape
+        for name in main { y = try outputShape(of: byName[name]!, named: name, forInput: y) }
+        let skip = try shortcut.map { try outputShape(of: byName[$0]!, named: $0, forInput: shape) } ?? shape
+        guard y == skip else {
+            throw shapeError("the block gives \(ShapeError.text(y)), its shortcut \(ShapeError.text(skip)); they must match to be added")
+        }
+        return y
+    }
+}
+
 func projectionShortcut(_ input: Int, _ output: Int, _ stride: Int) -> Sequential {
     Sequential([
         Conv2D(inputChannels: input, outputChannels: output, kernelSize: 1, stride: Size2D(stride, stride), useBias: false),

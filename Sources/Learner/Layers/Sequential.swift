@@ -12,5 +12,11 @@ public final class Sequential: Module {
         layers.reduce(input) { x, layer in layer(x) }
     }
 
+    public override func outputShape(forInput shape: [Int]) throws -> [Int] {
+        var shape = shape
+        for (name, layer) in children { shape = try outputShape(of: layer, named: name, forInput: shape) }
+        return shape
+    }
+
     public override var children: [(String, Module)] { layers.enumerated().map { ("\($0.offset)", $0.element) } }
 }

@@ -82,7 +82,7 @@ public struct LRFinderResult: Sendable {
     }
 
     public func writeSVG(to path: String) throws {
-        try svg().write(toFile: path, atomically: true, encoding: .utf8)
+        try AtomicFile.write(Data(svg().utf8), to: path)
     }
 }
 

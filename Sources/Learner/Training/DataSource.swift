@@ -14,6 +14,13 @@ public protocol DataSource {
     var sampleCount: Int? { get }
     /// The batches of one pass, starting at `request.startBatch`.
     func batches(_ request: BatchRequest) throws -> any BatchStream
+    /// What the samples are and where they come from (`feature 'image' of data/train`), as
+    /// errors about them name it.
+    var dataDescription: String { get }
+}
+
+extension DataSource {
+    public var dataDescription: String { "the \(type(of: self))'s samples" }
 }
 
 /// What `fit` asks a ``DataSource`` for.

@@ -14,7 +14,7 @@ struct EpochPlan {
         batchesPerPass = source.sampleCount.map { batchCount(samples: $0, batchSize: batchSize, dropLastBatch: dropLastBatch) }
         if let perPass = batchesPerPass, perPass == 0 {
             throw LearnerError.invalidArgument(
-                "the training data holds \(source.sampleCount ?? 0) samples: no batch of \(batchSize)"
+                "the training data (\(source.dataDescription)) holds \(source.sampleCount ?? 0) samples: no batch of \(batchSize)"
                     + (dropLastBatch ? " (the last, short batch is dropped)" : ""))
         }
         if let iterations = iterationsPerEpoch {

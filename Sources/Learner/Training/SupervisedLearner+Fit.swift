@@ -25,8 +25,6 @@ extension SupervisedLearner {
         batchSize: Int = 32, dropLastBatch: Bool = false
     ) throws -> History {
         guard training.count > 0 else { throw LearnerError.invalidArgument("the training set \(training.sources.first ?? "") is empty") }
-        try checkFeatureSize(training)
-        if let validation { try checkFeatureSize(validation) }
         return try fit(
             training, validation: validation, startEpoch: startEpoch, epochs: epochs, batchSize: batchSize,
             dropLastBatch: dropLastBatch)
@@ -53,25 +51,34 @@ extension SupervisedLearner {
         let plan = try EpochPlan(
             source: training, batchSize: batchSize, dropLastBatch: dropLastBatch,
             iterationsPerEpoch: iterationsPerEpoch)
+        // A model that does not fit its data fails here, before any hook opens a file or a step runs.
+        try checkData(training, batchSize: batchSize)
+        if let validation { try checkData(validation, batchSize: batchSize) }
         let run = makeRun(plan, startEpoch: startEpoch, epochs: epochs)
         self.run = run
         defer { self.run = nil }
         globalStep = UInt64((startEpoch - 1) * plan.batchesPerEpoch)
         stopTraining = false
+        stoppedBySignal = nil
+        stopsMidEpoch = false
         // The run's starting state, before any hook sees it: resumed, then the same on every replica.
         try run.each { try $0.onRunSetup(self) }
         try gradientSynchronizer?.broadcastInitialState(model)
         try run.each { try $0.onTrainBegin(self) }
         for epoch in startEpoch...epochs where !stopTraining {
-            try trainEpoch(epoch, of: plan, validation: validation, in: run)
+            try trainEpoch(epoch, of: plan, training: training, validation: validation, in: run)
+            if stopsMidEpoch { break }  // the resumed run finishes this epoch
             try run.each { try $0.onEpochEnd(self, log: run.history.epochs[run.history.epochs.count - 1]) }
         }
+        try CUDAContext.throwIfFailed()
         try run.each { try $0.onTrainEnd(self, history: run.history) }
         return run.history
     }
 
     /// Trains one epoch's batches and measures the validation set; appends the epoch's log to the run's history.
-    private func trainEpoch(_ epoch: Int, of plan: EpochPlan, validation: (any DataSource)?, in run: FitRun) throws {
+    private func trainEpoch(
+        _ epoch: Int, of plan: EpochPlan, training: any DataSource, validation: (any DataSource)?, in run: FitRun
+    ) throws {
         run.begin(epoch: epoch, metrics: metrics)
         try run.each { try $0.onEpochBegin(self, epoch: epoch) }
         let batches = try plan.cursor(epoch: epoch, seed: seed, startBatch: run.firstBatch)
@@ -81,6 +88,9 @@ extension SupervisedLearner {
             applySchedule(step: Int(globalStep))  // before the hooks, so they see this step's rate
             try run.each { try $0.onBatchBegin(self, batch: b) }
             guard let batch = try batches.next() else { break }
+            try checkBatch(batch, data: training.dataDescription) {
+                "sample \($0) of batch \(b + 1) of epoch \(epoch) from \(training.dataDescription)"
+            }
             try trainGlobalBatch(batch, into: &run.progress)
             CrashPoint.stall(rank: gradientSynchronizer?.rank ?? 0, step: globalStep)
             let batchLoss = run.readsEveryBatch ? run.progress.flush() : .nan
@@ -88,6 +98,7 @@ extension SupervisedLearner {
             run.progress.flushIfFull()
         }
         run.progress.flush()
+        if stopsMidEpoch { return }
         let trainTime = Date().timeIntervalSince(run.epochStarted)
         var entry = EpochLog(
             epoch: epoch, trainLoss: run.progress.meanLoss, trainAccuracy: nil, validationLoss: nil,

@@ -11,10 +11,15 @@ extension SupervisedLearner {
     /// replicas' gradient exchange throws.
     @discardableResult
     public func trainStep(inputs: Tensor, labels: Tensor, sampleWeights: Tensor? = nil) throws -> (loss: Float, outputs: Tensor) {
-        let (loss, outputs) = try optimizerStep(
-            DataBatch(
-                inputs: inputs.to(device), labels: labels.to(device),
-                sampleWeights: sampleWeights?.to(device)), share: 1, sampleOffset: 0)
+        guard inputs.shape.first == labels.shape.first else {
+            throw LearnerError.invalidArgument("trainStep: \(inputs.shape.first ?? 0) inputs but \(labels.shape.first ?? 0) labels")
+        }
+        if let sampleWeights, sampleWeights.scalarCount != labels.shape[0] {
+            throw LearnerError.invalidArgument("trainStep: \(sampleWeights.scalarCount) sample weights for \(labels.shape[0]) samples")
+        }
+        let batch = DataBatch(inputs: inputs, labels: labels, sampleWeights: sampleWeights)
+        try checkBatch(batch, data: "the batch given to trainStep") { "sample \($0) of the batch given to trainStep" }
+        let (loss, outputs) = try optimizerStep(batch.to(device), share: 1, sampleOffset: 0)
         return (loss.scalar, outputs)
     }
 
@@ -75,6 +80,8 @@ extension SupervisedLearner {
     /// random draws). Returns the scaled loss (whose sum over ranks is the global batch's loss),
     /// still on the device, and the outputs.
     func optimizerStep(_ batch: DataBatch, share: Float, sampleOffset: Int) throws -> (loss: Tensor, outputs: Tensor) {
+        // A device failure in the work queued so far ends training here (CUDAContext says why).
+        try CUDAContext.throwIfFailed()
         if let schedule = activeSchedule, schedule.needsRunLength {
             throw LearnerError.invalidArgument(
                 "\(type(of: schedule)) has no totalSteps: give it one to step outside fit, or let fit set it from the run's length")

@@ -48,6 +48,11 @@ public final class SupervisedLearner {
     public internal(set) var globalStep: UInt64 = 0
     /// Set by a callback to end `fit` after the current batch.
     public var stopTraining = false
+    /// The signal that stopped the last `fit` before its end (``StopOnSignal``), nil otherwise.
+    public internal(set) var stoppedBySignal: Int32?
+    /// Whether `fit` is stopping inside an epoch to be resumed there: the epoch's end (validation,
+    /// its hooks and checkpoint) is left to the resumed run.
+    var stopsMidEpoch = false
     /// The moving average of the weights when ``TrainingOptions/emaDecay`` is set.
     public internal(set) var ema: WeightEMA?
     /// The run `fit` is in (its epoch, batch and running figures), nil outside `fit`.
@@ -57,6 +62,8 @@ public final class SupervisedLearner {
     /// Passes made by ``trainFromHost(data:target:batchSize:macroBatchSize:random:onMacroBatchFinish:)``
     /// and ``train(data:target:batchSize:random:)``: the key of their shuffles.
     public internal(set) var hostPasses = 0
+    /// The model's per-sample output shape for each per-sample input shape it was checked on.
+    var inferredShapes: [[Int]: [Int]] = [:]
 
     /// - Parameter device: `.cpu` or `.cuda(i)`; for a GPU call ``CUDAContext/use(device:memoryFraction:)`` first.
     ///   The model's parameters are moved there.
@@ -108,9 +115,16 @@ public final class SupervisedLearner {
         let stream = try data.batches(BatchRequest(epoch: 1, batchSize: Swift.max(batchSize, 1), training: false, seed: seed))
         try withEvaluationWeights {
             try withoutGradients {
-                while let batch = try stream.next()?.to(device) {
+                var index = 0
+                while let hostBatch = try stream.next() {
+                    try checkBatch(hostBatch, data: data.dataDescription) {
+                        (data as? InMemoryDataset)?.location(ofSample: index + $0) ?? "sample \(index + $0) of \(data.dataDescription)"
+                    }
+                    index += hostBatch.count
+                    let batch = hostBatch.to(device)
                     let out = evaluationOutputs(batch.inputs)
                     lossSum += Double(loss(out, batch.labels, sampleWeights: batch.sampleWeights).scalar) * Double(batch.count)
+                    try CUDAContext.throwIfFailed()
                     seen += batch.count
                     for i in measured.indices { measured[i].update(outputs: out, labels: batch.labels) }
                 }
@@ -132,18 +146,14 @@ public final class SupervisedLearner {
         return try ema.withAveragedWeights(model, body)
     }
 
-    // MARK: - Helpers
-
-    func checkFeatureSize(_ data: InMemoryDataset) throws {
-        guard let first = model.namedParameters.first(where: { $0.name.hasSuffix("weight") })?.parameter,
-            first.shape.count == 2
-        else { return }
-        if first.shape[1] != data.featureSize {
-            throw LearnerError.featureSizeMismatch(
-                expected: first.shape[1], got: data.featureSize,
-                source: data.sources.first.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path } ?? "data")
-        }
+    /// Ends `fit` after the current step because of `signal`; `midEpoch`: without the epoch's end.
+    func stop(bySignal signal: Int32, midEpoch: Bool) {
+        stoppedBySignal = signal
+        stopsMidEpoch = midEpoch
+        stopTraining = true
     }
+
+    // MARK: - Helpers
 
     /// The epoch's sample order: a Fisher–Yates shuffle keyed by (seed, epoch) alone, so a
     /// resumed run sees the same order.

@@ -51,6 +51,10 @@ public struct TrainingOptions {
     /// this says while a callback reads every batch's loss (``Callback/readsBatchLoss``) or in a
     /// replica group.
     public var defersHostReads: Bool?
+    /// Whether every batch's inputs are checked for NaN and infinity before the step (a thrown
+    /// ``LearnerError/nonFiniteInput(value:location:)`` naming the sample); off by default, as
+    /// it reads every input value once more.
+    public var checksInputsAreFinite = false
 
     public init() {}
 

@@ -22,6 +22,7 @@ public struct BalancedDataset: DataSource {
     }
 
     public var sampleCount: Int? { data.count }
+    public var dataDescription: String { data.dataDescription }
 
     public func batches(_ request: BatchRequest) throws -> any BatchStream {
         guard request.training else { return try data.batches(request) }

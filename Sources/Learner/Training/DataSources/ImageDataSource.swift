@@ -31,6 +31,10 @@ public final class ImageDataSource: DataSource {
         try self.init(files: Shards.resolve(source), options: options, evaluationTransform: evaluationTransform)
     }
 
+    public var dataDescription: String {
+        "images of feature '\(options.keys.input)' in \(InMemoryDataset.folderDescription(files))"
+    }
+
     public func batches(_ request: BatchRequest) throws -> any BatchStream {
         var o = options
         o.batchSize = request.batchSize

@@ -1,5 +1,29 @@
+import Foundation
+
 extension InMemoryDataset: DataSource {
     public var sampleCount: Int? { count }
+
+    public var dataDescription: String {
+        guard !sources.isEmpty else { return "the samples in memory" }
+        return "feature '\(keys?.input ?? "?")' of \(InMemoryDataset.folderDescription(sources))"
+    }
+
+    /// `data/train` for shards in one folder, else the first file and how many more.
+    static func folderDescription(_ files: [String]) -> String {
+        let folders = Set(files.map { URL(fileURLWithPath: $0).deletingLastPathComponent().relativePath })
+        if folders.count == 1, let folder = folders.first { return folder }
+        return (files.first ?? "no files") + (files.count > 1 ? " and \(files.count - 1) more files" : "")
+    }
+
+    /// Where sample `index` was read from: `record 17 of data/train/part-0.tfrecord`.
+    public func location(ofSample index: Int) -> String {
+        var first = 0
+        for (file, records) in zip(sources, recordsPerSource) {
+            if index < first + records { return "record \(index - first) of \(file)" }
+            first += records
+        }
+        return "sample \(index)"
+    }
 
     /// Training batches follow ``SupervisedLearner/shuffledOrder(count:seed:epoch:pass:)``;
     /// other batches keep the stored order.

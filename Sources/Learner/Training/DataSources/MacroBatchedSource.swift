@@ -20,6 +20,7 @@ public final class MacroBatchedSource: DataSource {
     }
 
     public var sampleCount: Int? { source.sampleCount }
+    public var dataDescription: String { source.dataDescription }
 
     public func batches(_ request: BatchRequest) throws -> any BatchStream {
         var macro = request

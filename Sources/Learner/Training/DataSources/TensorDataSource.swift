@@ -20,6 +20,7 @@ public final class TensorDataSource: DataSource {
     }
 
     public var sampleCount: Int? { inputs.shape[0] }
+    public var dataDescription: String { "the samples of tensors \(ShapeError.text(inputs.shape))" }
 
     /// Training batches gather the rows of ``SupervisedLearner/shuffledOrder(count:seed:epoch:pass:)``
     /// (the order an ``InMemoryDataset`` of the same samples uses); others are contiguous slices.

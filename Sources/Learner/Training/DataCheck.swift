@@ -1,0 +1,99 @@
+import Foundation
+
+/// Checks that data fits the model and the loss, so that a mismatch the user can cause (a last
+/// layer narrower than the classes, an input shape the layers cannot take, a label outside the
+/// classes, a NaN in the inputs) is a thrown ``LearnerError`` naming the data, the record and
+/// the layer, never a trap inside an op. `fit` checks each data set's first batch before any
+/// step, every label of data held in memory, and every batch's labels as it trains.
+extension SupervisedLearner {
+    /// Checks `source` against the model and the loss before training or evaluating on it:
+    /// its sample shape through every layer (``Module/outputShape(forInput:)``) and its labels
+    /// against the loss. Data held in memory has every label checked; the package's other
+    /// sources have their first batch read and checked; a user's own source is not asked for an
+    /// extra pass: its batches are checked as they arrive.
+    public func checkData(_ source: any DataSource, batchSize: Int = 32) throws {
+        guard source is ImageDataSource || source is TensorDataSource else {
+            guard let data = source as? InMemoryDataset ?? (source as? BalancedDataset)?.data, data.count > 0 else { return }
+            let shape = try outputShape(forSample: [data.featureSize], data: source.dataDescription)
+            try data.labels.withUnsafeBufferPointer { labels in
+                try loss.checkLabels(labels, perSample: data.labelSize, outputShape: shape) { data.location(ofSample: $0) }
+            }
+            return
+        }
+        let stream = try source.batches(BatchRequest(epoch: 1, batchSize: Swift.max(batchSize, 1), training: false, seed: seed))
+        guard let batch = try stream.next() else { return }
+        try checkBatch(batch, data: source.dataDescription) { "sample \($0) of the first batch of \(source.dataDescription)" }
+    }
+
+    /// Checks one batch (held on the host) before it is trained on or evaluated: its sample
+    /// shape, its labels and, with ``TrainingOptions/checksInputsAreFinite``, its inputs.
+    /// `locate` names sample `i` of the batch in errors.
+    func checkBatch(_ batch: DataBatch, data: String, locate: (Int) -> String) throws {
+        guard batch.count > 0 else { return }
+        let shape = try outputShape(forSample: Array(batch.inputs.shape.dropFirst()), data: data)
+        if batch.labels.device == .cpu {
+            let perSample = batch.labels.scalarCount / batch.count
+            try withExtendedLifetime(batch.labels.storage) {
+                let labels = UnsafeBufferPointer(batch.labels.storage.buffer)
+                try loss.checkLabels(labels, perSample: perSample, outputShape: shape, locate: locate)
+            }
+        }
+        if options.checksInputsAreFinite && batch.inputs.device == .cpu {
+            let perSample = batch.inputs.scalarCount / batch.count
+            try withExtendedLifetime(batch.inputs.storage) {
+                let values = UnsafeBufferPointer(batch.inputs.storage.buffer)
+                if let i = values.firstIndex(where: { !$0.isFinite }) {
+                    throw LearnerError.nonFiniteInput(value: values[i], location: "\(locate(i / perSample)) (value \(i % perSample))")
+                }
+            }
+        }
+    }
+
+    /// The model's per-sample output shape for per-sample inputs of `sample`, inferred once per
+    /// input shape.
+    func outputShape(forSample sample: [Int], data: String) throws -> [Int] {
+        if let known = inferredShapes[sample] { return known }
+        do {
+            let shape = try model.outputShape(forInput: sample)
+            inferredShapes[sample] = shape
+            return shape
+        } catch let error as ShapeError {
+            throw LearnerError.shapeMismatch(data: data, sampleShape: sample, error: error)
+        }
+    }
+}
+
+extension Loss {
+    /// Throws unless `labels` (`perSample` values per sample) fit this loss for model outputs of
+    /// `outputShape` per sample: one class index in 0..<classes for softmax cross-entropy, as
+    /// many targets as outputs otherwise. `locate` names sample `i` in errors.
+    func checkLabels(
+        _ labels: UnsafeBufferPointer<Float>, perSample: Int, outputShape: [Int], locate: (Int) -> String
+    ) throws {
+        let outputs = outputShape.reduce(1, *)
+        switch self {
+        case .softmaxCrossEntropy:
+            guard outputShape.count == 1 else {
+                throw LearnerError.labelMismatch(
+                    "softmax cross-entropy needs [classes] outputs per sample; the model gives \(ShapeError.text(outputShape))")
+            }
+            guard perSample == 1 else {
+                throw LearnerError.labelMismatch(
+                    "softmax cross-entropy takes one class index per sample, but \(locate(0)) has \(perSample) label values "
+                        + "(multi-hot labels need mode multi_label, a sigmoid cross-entropy)")
+            }
+            for (i, label) in labels.enumerated() where !(label >= 0 && label < Float(outputs) && label.rounded() == label) {
+                throw LearnerError.labelOutOfRange(label: label, classes: outputs, location: locate(i))
+            }
+        case .sigmoidCrossEntropy, .meanSquaredError, .meanAbsoluteError:
+            guard perSample == outputs else {
+                throw LearnerError.labelMismatch(
+                    "\(locate(0)) has \(perSample) label value\(perSample == 1 ? "" : "s"), but the model gives \(outputs) "
+                        + "output\(outputs == 1 ? "" : "s") per sample \(ShapeError.text(outputShape)): the loss compares them one to one")
+            }
+            if let i = labels.firstIndex(where: { !$0.isFinite }) {
+                throw LearnerError.labelMismatch("\(locate(i / perSample)) has the label value \(labels[i])")
+            }
+        }
+    }
+}
