@@ -11,7 +11,14 @@
 // AVX2 clones chosen at load time (ifunc) next to the baseline build: 0.55 -> 0.44 ms for
 // Adam over 670k parameters on 2 cores. TL_NO_CONTRACT keeps every clone's arithmetic
 // identical to the baseline's (no fused multiply-adds), so results do not depend on the CPU.
-#if defined(__x86_64__) && defined(__linux__) && defined(__clang__) && defined(__has_attribute)
+// Not under ThreadSanitizer: an ifunc resolver runs while the program is being relocated,
+// before the sanitizer's runtime is up, and its instrumented entry crashes there.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TL_NO_IFUNC 1
+#endif
+#endif
+#if defined(__x86_64__) && defined(__linux__) && defined(__clang__) && defined(__has_attribute) && !defined(TL_NO_IFUNC)
 #if __has_attribute(target_clones)
 #define TL_OPTIMIZER_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
