@@ -51,10 +51,11 @@ typedef struct {
     const uint8_t *p, *end;
 } cursor;
 
-/// Reads a varint of at most 10 bytes; 0 when truncated or too long.
-static inline int read_varint(cursor *c, uint64_t *out) {
+/// Reads a varint of at most `max` bytes (10 for a value, 5 for a tag or a length); 0 when
+/// truncated or longer.
+static inline int read_varint_of(cursor *c, uint64_t *out, int max) {
     uint64_t v = 0;
-    for (int i = 0; i < 10; i++) {
+    for (int i = 0; i < max; i++) {
         if (c->p >= c->end) return 0;
         uint8_t b = *c->p++;
         v |= (uint64_t)(b & 0x7f) << (7 * i);
@@ -65,6 +66,8 @@ static inline int read_varint(cursor *c, uint64_t *out) {
     }
     return 0;
 }
+
+static inline int read_varint(cursor *c, uint64_t *out) { return read_varint_of(c, out, 10); }
 
 typedef struct {
     uint32_t number;
@@ -77,7 +80,9 @@ typedef struct {
 static inline int next_field(cursor *c, field *f) {
     if (c->p >= c->end) return 0;
     uint64_t tag;
-    if (!read_varint(c, &tag) || tag > UINT32_MAX || (tag >> 3) == 0) return -1;
+    // A tag is a 32-bit varint: at most 5 bytes, as protobuf (C++, TensorFlow's parser) and
+    // protobuf-c read it; `8A 80 80 80 80 00` is no field 1.
+    if (!read_varint_of(c, &tag, 5) || tag > UINT32_MAX || (tag >> 3) == 0) return -1;
     f->number = (uint32_t)(tag >> 3);
     f->wire = (int)(tag & 7);
     f->data = c->p;
@@ -99,7 +104,8 @@ static inline int next_field(cursor *c, field *f) {
         break;
     case WIRE_LEN: {
         uint64_t n;
-        if (!read_varint(c, &n)) return -1;
+        // A length is a 32-bit varint too: at most 5 bytes, as protobuf and protobuf-c read it.
+        if (!read_varint_of(c, &n, 5)) return -1;
         f->data = c->p;
         if (n > (uint64_t)(c->end - c->p)) return -1;
         f->len = (size_t)n;

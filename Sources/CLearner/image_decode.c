@@ -15,6 +15,7 @@
 #include <png.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,25 @@ static void image_error(char *err, size_t errlen, const char *message) {
         strncpy(err, message, errlen - 1);
         err[errlen - 1] = '\0';
     }
+}
+
+// Images over this many pixels are refused before any pixel buffer is allocated: a few KB of
+// JPEG or PNG can claim 65,500 x 65,500 pixels (a decompression bomb). Pillow's default
+// refusal threshold (2 x Image.MAX_IMAGE_PIXELS).
+static _Atomic size_t max_pixels = 178956970;
+
+void tl_image_set_max_pixels(size_t n) { atomic_store_explicit(&max_pixels, n, memory_order_relaxed); }
+size_t tl_image_max_pixels(void) { return atomic_load_explicit(&max_pixels, memory_order_relaxed); }
+
+/// 1 (with the message in err) when a w x h image is over the limit.
+static int over_pixel_limit(size_t w, size_t h, char *err, size_t errlen) {
+    size_t limit = tl_image_max_pixels();
+    if (w == 0 || h <= limit / w) return 0;
+    char message[160];
+    snprintf(message, sizeof message, "%zu x %zu pixels is over the limit of %zu (ImageDecoder.maximumPixels)", w, h,
+             limit);
+    image_error(err, errlen, message);
+    return 1;
 }
 
 int tl_image_format(const uint8_t *data, size_t len) {
@@ -159,6 +179,10 @@ static int decode_jpeg(const uint8_t *data, size_t len, struct decode_opts opts,
         jpeg_destroy_decompress(&cinfo);
         return 3;
     }
+    if (over_pixel_limit(cinfo.image_width, cinfo.image_height, err, errlen)) {
+        jpeg_destroy_decompress(&cinfo);
+        return 5;
+    }
     cinfo.out_color_space = grey ? JCS_GRAYSCALE : JCS_RGB;
     cinfo.dct_method = opts.dct_fast ? JDCT_IFAST : JDCT_ISLOW;
     jpeg_start_decompress(&cinfo);
@@ -238,6 +262,10 @@ static int decode_png(const uint8_t *data, size_t len, struct decode_opts opts, 
     }
     png_set_read_fn(png, &src, png_read_memory);
     png_read_info(png, info);
+    if (over_pixel_limit(png_get_image_width(png, info), png_get_image_height(png, info), err, errlen)) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return 5;
+    }
     int color = png_get_color_type(png, info);
     int depth = png_get_bit_depth(png, info);
     // Normalise everything to 8-bit grey or RGB: palettes expanded, low-depth grey widened,

@@ -145,7 +145,8 @@ struct TrainConfig {
         if let training {
             config.epochs = training.int("epochs", default: 10, minimum: 1) ?? 10
             config.startEpoch = training.int("start_epoch", default: 1, minimum: 1) ?? 1
-            config.seed = UInt64(training.int("seed", default: 0, minimum: 0) ?? 0)
+            // A negative seed is reported (minimum 0); clamping keeps it from trapping meanwhile.
+            config.seed = UInt64(clamping: training.int("seed", default: 0, minimum: 0) ?? 0)
             // `multilabel` is the spelling of earlier configs; `multi_label` matches TaskMode.multiLabel.
             if training.string("mode") == "multilabel" {
                 config.mode = "multi_label"

@@ -76,6 +76,9 @@ final class CheckpointTests: XCTestCase {
             (#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, 8, "do not match"),
             (#"{"a":{"dtype":"F32","shape":[1000000000000],"data_offsets":[0,4]}}"#, 4, "do not match"),
             (#"{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#, 4, "do not match"),
+            // Element counts and byte sizes that overflow Int: refused, not a trap.
+            (#"{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}}"#, 0, "do not match"),
+            (#"{"a":{"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,0]}}"#, 0, "do not match"),
             (#"{"a":{"dtype":"Q4","shape":[1],"data_offsets":[0,4]}}"#, 4, "dtype Q4"),
             (#"{"a":{"dtype":"F32","shape":"x","data_offsets":[0,4]}}"#, 4, "no dtype, shape or data_offsets"),
             (#"[1, 2]"#, 0, "not a JSON object"),

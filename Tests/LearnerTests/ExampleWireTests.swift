@@ -114,6 +114,8 @@ final class ExampleWireTests: XCTestCase {
             ("features as varint", [0x08, 0x01]),
             ("length past the end", [0x0A, 0x05, 0x01]),
             ("field number 0", [0x02, 0x00]),
+            ("tag of 6 bytes", [0x8A, 0x80, 0x80, 0x80, 0x80, 0x00, 0x00]),
+            ("length of 6 bytes", [0x0A, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00]),
         ]
         for (name, bytes) in cases {
             XCTAssertEqual(check(bytes), 0, name)
@@ -121,6 +123,15 @@ final class ExampleWireTests: XCTestCase {
                 XCTAssertEqual(error as? DataError, .unparsableExample(nil), name)
             }
         }
+    }
+
+    /// A tag or a length may take up to 5 bytes (a padded encoding), as protobuf reads them; one
+    /// more is refused (testMalformedInputIsRejected).
+    func testTagAndLengthOfFiveBytesAreRead() throws {
+        let features = entry("k", field(3, field(1, [7])))
+        let bytes: [UInt8] = [0x8A, 0x80, 0x80, 0x80, 0x00, UInt8(features.count) | 0x80, 0x80, 0x80, 0x80, 0x00] + features
+        XCTAssertEqual(check(bytes), 1)
+        XCTAssertEqual(try Example(serialized: bytes), Example(["k": .int64s([7])]))
     }
 
     func testManyKeysAndValues() throws {

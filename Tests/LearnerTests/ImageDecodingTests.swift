@@ -97,4 +97,29 @@ final class ImageDecodingTests: XCTestCase {
             }
         }
     }
+
+    /// A JPEG whose header claims 20,000 × 20,000 pixels (its data holds a few KB) is refused
+    /// before the pixels are allocated; the limit is ImageDecoder.maximumPixels.
+    func testImageOverThePixelLimitIsRefused() throws {
+        var bomb = try file("rgb.jpg")
+        let sof = try XCTUnwrap(bomb.indices.dropLast().first { bomb[$0] == 0xFF && bomb[$0 + 1] == 0xC0 })
+        bomb.replaceSubrange(sof + 5..<sof + 9, with: [0x4E, 0x20, 0x4E, 0x20])  // height, width 20000
+        XCTAssertEqual(ImageDecoder.maximumPixels, 178_956_970)
+        XCTAssertThrowsError(try ImageDecoder.decodeBytes(bomb)) { error in
+            guard case .undecodableImage(_, let message, _)? = error as? DataError else { return XCTFail("got \(error)") }
+            XCTAssertTrue(message.contains("20000 x 20000 pixels is over the limit"), message)
+        }
+        let image = try ImageDecoder.decodeBytes(try file("rgb.jpg"))
+        let pixels = image.height * image.width
+        defer { ImageDecoder.maximumPixels = 178_956_970 }
+        ImageDecoder.maximumPixels = pixels
+        XCTAssertEqual(try ImageDecoder.decodeBytes(try file("rgb.jpg")).pixels, image.pixels)
+        ImageDecoder.maximumPixels = pixels - 1
+        XCTAssertThrowsError(try ImageDecoder.decodeBytes(try file("rgb.jpg")))
+        // PNG too (5 × 4 pixels), through the reusable buffer as well.
+        ImageDecoder.maximumPixels = 20
+        XCTAssertEqual(try ImageDecoder.withPixels(try file("rgb.png")) { $0.height * $0.width }, 20)
+        ImageDecoder.maximumPixels = 19
+        XCTAssertThrowsError(try ImageDecoder.withPixels(try file("rgb.png")) { _ in })
+    }
 }

@@ -190,6 +190,10 @@ void tl_image_color_f32(float *x, size_t pixels, int c, float brightness, float 
 void tl_image_normalize_f32(float *x, size_t pixels, int c, const float *mean, const float *inv_std);
 /// HWC -> CHW copy (dst holds h*w*c floats).
 void tl_hwc_to_chw_f32(const float *src, int h, int w, int c, float *dst);
+/// The most pixels (width x height) an image may have; larger ones are refused (non-zero, with a
+/// message) before any pixel is allocated. Default 178,956,970, Pillow's refusal threshold.
+void tl_image_set_max_pixels(size_t n);
+size_t tl_image_max_pixels(void);
 /// tl_image_decode into the calling thread's scratch buffer (valid until the thread's next call;
 /// never freed by the caller), so decoding many images allocates once. dct_fast != 0 decodes
 /// JPEGs with the fast integer inverse DCT (JDCT_IFAST, TensorFlow decode_jpeg's default)

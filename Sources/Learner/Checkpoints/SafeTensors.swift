@@ -137,9 +137,11 @@ public enum SafeTensors {
                 let offsets = (info["data_offsets"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }), offsets.count == 2
             else { throw CheckpointError.malformed(path: path, reason: "tensor '\(name)' has no dtype, shape or data_offsets") }
             guard let size = elementSizes[dtype] else { throw CheckpointError.unsupportedDType(path: path, tensor: name, dtype: dtype) }
-            let count = shape.reduce(1, *)
-            guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= payload,
-                offsets[1] - offsets[0] == count * size
+            // The element count and byte size; nil when they overflow (a hostile shape such as [2^32, 2^32]).
+            let count = product(shape)
+            let byteCount = count.flatMap { product([$0, size]) }
+            guard let count, let byteCount, offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= payload,
+                offsets[1] - offsets[0] == byteCount
             else {
                 throw CheckpointError.malformed(
                     path: path,
@@ -184,5 +186,17 @@ public enum SafeTensors {
                 path: path, reason: "tensors '\(a.2)' and '\(b.2)' overlap (data_offsets [\(a.0), \(a.1)] and [\(b.0), \(b.1)])")
         }
         return (entries, metadata)
+    }
+
+    /// The product of `factors`; nil when one is negative or the product overflows.
+    private static func product(_ factors: [Int]) -> Int? {
+        var result = 1
+        for factor in factors {
+            guard factor >= 0 else { return nil }
+            let (partial, overflow) = result.multipliedReportingOverflow(by: factor)
+            if overflow { return nil }
+            result = partial
+        }
+        return result
     }
 }

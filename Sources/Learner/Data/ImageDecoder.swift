@@ -11,6 +11,15 @@ public enum ImageDecoder {
         case jpeg, png
     }
 
+    /// The most pixels (width × height) an image may have: a larger one throws
+    /// ``DataError/undecodableImage(key:message:at:)`` before any pixel is allocated, so a few KB
+    /// that claim 65,500 × 65,500 pixels (a decompression bomb) cannot take the memory. Default
+    /// 178,956,970, the threshold at which Pillow refuses an image; process-wide.
+    public static var maximumPixels: Int {
+        get { Int(tl_image_max_pixels()) }
+        set { tl_image_set_max_pixels(max(newValue, 0)) }
+    }
+
     /// The format named by the blob's magic bytes, nil for anything else.
     public static func format(of data: UnsafeRawBufferPointer) -> Format? {
         switch tl_image_format(data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count) {
