@@ -1,3 +1,5 @@
+import Yams
+
 /// Bounds a config file must keep before it reaches the YAML parser, whose recursion and alias
 /// expansion a hostile file could otherwise turn into a crash or an endless expansion: the
 /// size, the nesting of `[`/`{` and of indentation, and the number of alias uses.
@@ -60,5 +62,40 @@ enum ConfigLimits {
             }
         }
         return nil
+    }
+
+    /// Throws the first plain scalar that YAML 1.1 reads as a base-60 integer (`1:30` is 90):
+    /// Yams multiplies those out without overflow checks, so `7777777777777777777:0` would trap
+    /// in the parser's integer conversion. Nobody means one in a config; decimal says it plainly.
+    static func checkScalars(_ node: Node) throws {
+        switch node {
+        case .scalar(let scalar):
+            if scalar.style == .plain, isSexagesimal(scalar.string) {
+                throw ConfigIssue(
+                    line: node.mark?.line ?? 0, column: node.mark?.column ?? 0, path: "",
+                    message: "'\(scalar.string)' is a YAML 1.1 base-60 number; write it in decimal (or quote it as text)")
+            }
+        case .mapping(let mapping):
+            for (key, value) in mapping {
+                try checkScalars(key)
+                try checkScalars(value)
+            }
+        case .sequence(let sequence):
+            for item in sequence { try checkScalars(item) }
+        default:
+            break
+        }
+    }
+
+    /// `[-+]?[1-9][0-9_]*(:[0-5]?[0-9])+`, YAML 1.1's base-60 integer.
+    static func isSexagesimal(_ text: String) -> Bool {
+        var parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count >= 2 else { return false }
+        var head = Substring(parts.removeFirst())
+        if head.first == "-" || head.first == "+" { head = head.dropFirst() }
+        guard let first = head.first, first != "0", head.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "_") }) else { return false }
+        return parts.allSatisfy { part in
+            (1...2).contains(part.count) && part.allSatisfy { $0.isASCII && $0.isNumber } && (part.count == 1 || part.first! <= "5")
+        }
     }
 }

@@ -66,6 +66,7 @@ struct TrainConfig {
         }
         do {
             for o in overrides { root = try o.apply(to: root ?? Node([(Node, Node)]())) }
+            if let root { try ConfigLimits.checkScalars(root) }
         } catch let issue as ConfigIssue {
             throw ConfigError(file: file, issues: [issue])
         }
