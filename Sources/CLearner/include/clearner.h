@@ -13,6 +13,12 @@
 extern "C" {
 #endif
 
+// ---------------------------------------------------------------- atomic settings
+/// Relaxed atomic load and store of a `long`: process-wide settings (thread count, scratch
+/// budgets) that kernels read on any thread while the program may set them.
+static inline long tl_atomic_load_long(const long *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void tl_atomic_store_long(long *p, long v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+
 // ---------------------------------------------------------------- BLAS (OpenBLAS)
 /// Row-major C = alpha * op(A) * op(B) + beta * C. op(X) = X^T when trans != 0.
 void tl_sgemm(int transA, int transB, int M, int N, int K, float alpha,

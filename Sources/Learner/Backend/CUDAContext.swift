@@ -69,15 +69,10 @@ public enum CUDAContext {
     // in place, so a failed run ends with a clear error and its last good checkpoint. After a
     // failure the device's results are meaningless: the process must not train on it further.
 
-    nonisolated(unsafe) private static var firstFailure: CUDAError?
-    private static let failureLock = NSLock()
+    private static let firstFailure = Locked<CUDAError?>(nil)
 
     /// The first CUDA failure of this process, nil while there was none.
-    public static var failure: CUDAError? {
-        failureLock.lock()
-        defer { failureLock.unlock() }
-        return firstFailure
-    }
+    public static var failure: CUDAError? { firstFailure.current }
 
     /// Throws the first CUDA failure of this process, if there was one.
     public static func throwIfFailed() throws {
@@ -85,16 +80,14 @@ public enum CUDAContext {
     }
 
     static func record(_ error: CUDAError) {
-        failureLock.lock()
-        defer { failureLock.unlock() }
-        if firstFailure == nil { firstFailure = error }
+        firstFailure.withLock { first in
+            if first == nil { first = error }
+        }
     }
 
     /// Forgets a recorded failure (tests that inject one).
     static func clearFailure() {
-        failureLock.lock()
-        defer { failureLock.unlock() }
-        firstFailure = nil
+        firstFailure.withLock { $0 = nil }
     }
 
     static func check(_ status: Int32, _ what: @autoclosure () -> String) {
