@@ -10,7 +10,7 @@ public struct CUDAError: Error, CustomStringConvertible {
     static func last(_ status: Int32, _ what: String) -> CUDAError {
         var buffer = [CChar](repeating: 0, count: 2048)
         tl_cuda_last_error(&buffer, buffer.count)
-        let detail = String(cString: buffer)
+        let detail = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         return CUDAError(status: status, message: "\(what): \(detail.isEmpty ? "status \(status)" : detail)")
     }
 }
@@ -25,7 +25,7 @@ public enum CUDAContext {
     public static func initialize() throws {
         var buffer = [CChar](repeating: 0, count: 2048)
         let status = tl_cuda_init(&buffer, buffer.count)
-        if status != 0 { throw CUDAError(status: status, message: String(cString: buffer)) }
+        if status != 0 { throw CUDAError(status: status, message: buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }) }
     }
 
     /// Number of CUDA devices (0 when CUDA is not built in or no driver is found).
@@ -58,7 +58,7 @@ public enum CUDAContext {
     public static func deviceName(_ index: Int) -> String {
         var buffer = [CChar](repeating: 0, count: 256)
         tl_cuda_device_name(Int32(index), &buffer, buffer.count)
-        return String(cString: buffer)
+        return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 
     // MARK: - Failures
