@@ -44,7 +44,7 @@ final class PreemptionTests: XCTestCase {
         process.arguments = arguments
         process.currentDirectoryURL = ConfigTests.root
         let log = URL(fileURLWithPath: scratch).appendingPathComponent("out-\(UUID().uuidString).txt")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         defer { try? handle.close() }
         process.standardOutput = handle
