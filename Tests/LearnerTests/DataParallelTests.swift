@@ -300,7 +300,9 @@ final class DataParallelTests: XCTestCase {
 }
 
 /// Values set by the ranks' threads, read after they have all finished.
-final class Results<T>: @unchecked Sendable {
+// @unchecked Sendable: `byRank` is only read and written with `lock` held, and its values are
+// Sendable.
+final class Results<T: Sendable>: @unchecked Sendable {
     private let lock = NSLock()
     private var byRank: [Int: T] = [:]
 
