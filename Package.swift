@@ -74,5 +74,5 @@ let package = Package(
         .testTarget(name: "TeflaTrainTests", dependencies: ["tefla-train", "Learner", "TestSupport"]),
         .testTarget(name: "TeflaDataTests", dependencies: ["tefla-data", "Learner", "TestSupport"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

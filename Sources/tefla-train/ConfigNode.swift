@@ -13,7 +13,7 @@ struct ConfigPlace: Equatable {
     }
 }
 
-struct ConfigIssue: CustomStringConvertible, Equatable {
+struct ConfigIssue: Error, CustomStringConvertible, Equatable {
     var line: Int
     var column: Int
     var path: String

@@ -56,5 +56,3 @@ struct ConfigOverride: Equatable {
         return node
     }
 }
-
-extension ConfigIssue: Error {}

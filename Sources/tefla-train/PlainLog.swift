@@ -1,4 +1,5 @@
 import Foundation
+import Learner
 import Logging
 
 /// The library's messages as the trainer's plain lines on standard output
@@ -14,8 +15,7 @@ struct PlainLogHandler: LogHandler {
 
     func log(event: LogEvent) {
         let prefix = event.level >= .warning ? "tefla-train: \(event.level): " : "tefla-train: "
-        print(prefix + event.message.description)
-        fflush(stdout)
+        TrainingOptions.standardOutput(prefix + event.message.description)
     }
 
     /// Routes every logger of the process through this handler, once.

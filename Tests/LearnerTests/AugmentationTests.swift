@@ -138,15 +138,18 @@ final class AugmentationTests: XCTestCase {
             RandomPerspective(distortion: 0.3), ColorJitter(brightness: 0.2, contrast: 0.2, saturation: 0.2),
             Normalize(mean: [0.5, 0.5, 0.5], std: [0.2, 0.2, 0.2]),
         ])
-        func run(_ index: Int) -> Image {
+        let image = image
+        @Sendable func run(_ index: Int) -> Image {
             var random = SampleRandom(seed: 42, epoch: 1, index: index)
             return transform.apply(image, random: &random)
         }
         let serial = (0..<16).map(run)
-        let parallel = UnsafeMutableBufferPointer<Image>.allocate(capacity: 16)
-        defer { parallel.deallocate() }
-        DispatchQueue.concurrentPerform(iterations: 16) { i in (parallel.baseAddress! + i).initialize(to: run(15 - i)) }
-        XCTAssertEqual(Array(parallel.reversed()), serial)
+        let parallel = Locked([Image?](repeating: nil, count: 16))
+        DispatchQueue.concurrentPerform(iterations: 16) { i in
+            let out = run(15 - i)
+            parallel.withLock { $0[i] = out }
+        }
+        XCTAssertEqual(parallel.current.reversed().map { $0! }, serial)
         XCTAssertNotEqual(serial[0], serial[1])
     }
 }

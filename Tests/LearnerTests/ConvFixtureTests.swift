@@ -57,10 +57,10 @@ final class ConvFixtureTests: XCTestCase {
     }()
 
     /// The largest error seen, for the log (how far inside the tolerance the engine is).
-    nonisolated(unsafe) static var worstError = 0.0
+    static let worstError = Locked(0.0)
 
     override class func tearDown() {
-        print("ConvFixtureTests: worst |ours − PyTorch| / (1 + |PyTorch|) = \(worstError)")
+        print("ConvFixtureTests: worst |ours − PyTorch| / (1 + |PyTorch|) = \(worstError.current)")
         super.tearDown()
     }
 
@@ -76,7 +76,7 @@ final class ConvFixtureTests: XCTestCase {
             let err = Swift.abs(Double(a) - Double(e)) / (1 + Swift.abs(Double(e)))
             if !(err <= worst) { worst = err; at = i }
         }
-        Self.worstError = Swift.max(Self.worstError, worst)
+        Self.worstError.withLock { $0 = Swift.max($0, worst) }
         XCTAssertLessThanOrEqual(
             worst, 1e-4, "\(what): element \(at) is \(actual.scalars[at]), PyTorch \(expected.data[at])",
             file: file, line: line)

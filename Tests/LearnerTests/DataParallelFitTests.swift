@@ -7,6 +7,8 @@ import XCTest
 /// `fit` with a replica group: N replicas, each given its share of every global batch by `fit`,
 /// end where one replica with the whole batch ends (within float rounding of the sums).
 final class DataParallelFitTests: XCTestCase {
+    // @unchecked Sendable: `weights` and `losses` are only written with `lock` held, and read
+    // after every rank's thread has ended.
     final class Results: @unchecked Sendable {
         let lock = NSLock()
         var weights: [Int: [[Float]]] = [:]

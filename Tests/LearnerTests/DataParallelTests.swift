@@ -210,7 +210,9 @@ final class DataParallelTests: XCTestCase {
     private func checkEquivalence(replicas n: Int, overlap: Bool, conv: Bool, file: StaticString = #filePath, line: UInt = #line) throws {
         let steps = 20, batchSize = 16
         let data = (0..<steps).map { Self.batch(count: batchSize, seed: UInt64($0), conv: conv) }
-        let build = { (seed: UInt64) in conv ? Self.convNet(seed: seed) : Self.mlp(seed: seed, dropout: 0.3) }
+        let build: @Sendable (UInt64) -> Sequential = { seed in
+            conv ? Self.convNet(seed: seed) : Self.mlp(seed: seed, dropout: 0.3)
+        }
 
         let reference = build(11)
         let optimizer = SGD(learningRate: 0.1, momentum: 0.9)
@@ -298,7 +300,9 @@ final class DataParallelTests: XCTestCase {
 }
 
 /// Values set by the ranks' threads, read after they have all finished.
-final class Results<T>: @unchecked Sendable {
+// @unchecked Sendable: `byRank` is only read and written with `lock` held, and its values are
+// Sendable.
+final class Results<T: Sendable>: @unchecked Sendable {
     private let lock = NSLock()
     private var byRank: [Int: T] = [:]
 

@@ -67,7 +67,8 @@ final class TerminateOnNaNTests: XCTestCase {
 }
 
 /// A swift-log handler that keeps each message as `level: text` (notices without the level).
-/// Unchecked: a test logs from the thread that runs `fit`, and reads after it returns.
+// @unchecked Sendable: a test logs from the one thread that runs `fit`, and reads `lines`
+// after `fit` has returned on that thread.
 final class MessageRecorder: LogHandler, @unchecked Sendable {
     var lines: [String] = []
     var metadata: Logger.Metadata = [:]

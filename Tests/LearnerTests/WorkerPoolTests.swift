@@ -41,10 +41,9 @@ final class WorkerPoolTests: XCTestCase {
     func testConcurrentAndNestedCallersAllFinish() {
         // Several threads submit at once (one gets the pool, the others run their tasks
         // themselves) and tasks submit jobs of their own.
-        let totals = UnsafeMutablePointer<Int>.allocate(capacity: 4)
-        totals.initialize(repeating: 0, count: 4)
-        defer { totals.deallocate() }
+        let totals = Locked([Int](repeating: 0, count: 4))
         DispatchQueue.concurrentPerform(iterations: 4) { caller in
+            var total = 0
             for _ in 0..<200 {
                 var partial = [Int](repeating: 0, count: 3)
                 partial.withUnsafeMutableBufferPointer { p in
@@ -58,11 +57,12 @@ final class WorkerPoolTests: XCTestCase {
                         base[t] = inner[0] + inner[1] + t
                     }
                 }
-                totals[caller] += partial.reduce(0, +)
+                total += partial.reduce(0, +)
             }
+            totals.withLock { $0[caller] = total }
         }
         // Each job: tasks 0, 1, 2 give 3 + t; 200 jobs: 200 · 12.
-        XCTAssertEqual((0..<4).map { totals[$0] }, [Int](repeating: 2400, count: 4))
+        XCTAssertEqual(totals.current, [Int](repeating: 2400, count: 4))
     }
 
     func testAJobSubmittedFromATaskRunsOnThatTasksThread() {

@@ -9,11 +9,11 @@ import XCTest
 final class BadInputMatrixTests: XCTestCase {
     /// One broken input: the tool, its arguments (made in the case's own folder), and the texts
     /// the error message must contain.
-    struct Case {
+    struct Case: Sendable {
         var name: String
         var tool = "tefla-train"
         var expect: [String]
-        var make: (URL) throws -> [String]
+        var make: @Sendable (URL) throws -> [String]
     }
 
     static let digits = ConfigTests.root.appendingPathComponent("Data/digits").path

@@ -15,12 +15,12 @@ import CLearner
 import Foundation
 import Learner
 
-struct CNNSpec {
+struct CNNSpec: Sendable {
     let name: String
     let inputShape: [Int]  // one image, [C, H, W]
     let defaultBatch: Int
     let defaultSteps: Int, defaultWarmup: Int
-    let make: () -> Module
+    let make: @Sendable () -> Module
 }
 
 let cnnSpecs: [String: CNNSpec] = [

@@ -304,7 +304,7 @@ func gpuIndex(_ o: Options) -> Int {
 
 /// `--device -1` runs the same comparisons CPU against CPU: a dry run of the checker itself.
 func runGPUCheck(_ o: Options) -> Never {
-    setvbuf(stdout, nil, _IOLBF, 0)
+    setvbuf(tl_stdout(), nil, _IOLBF, 0)
     let device: Device = o.device < 0 ? .cpu : .cuda(gpuIndex(o))
     print("gpu-check on \(device)\(o.device < 0 ? "" : " (\(CUDAContext.deviceName(o.device)))")")
     var check = GPUCheck(device: device)

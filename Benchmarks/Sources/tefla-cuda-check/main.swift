@@ -62,7 +62,7 @@ do {
     }
 }
 
-setvbuf(stdout, nil, _IOLBF, 0)
+setvbuf(tl_stdout(), nil, _IOLBF, 0)
 var passed = 0
 var failed = 0
 
@@ -76,7 +76,7 @@ func lastError() -> String {
     return cString(buf)
 }
 
-func check(_ name: String, _ ok: Bool, _ detail: String = "") {
+@MainActor func check(_ name: String, _ ok: Bool, _ detail: String = "") {
     if ok { passed += 1 } else { failed += 1 }
     let pad = name.count < 48 ? String(repeating: " ", count: 48 - name.count) : " "
     print("\(ok ? "PASS" : "FAIL")  \(name)\(pad)\(detail)")
@@ -84,7 +84,7 @@ func check(_ name: String, _ ok: Bool, _ detail: String = "") {
 
 /// Fails the run when a shim call returns a non-zero status.
 @discardableResult
-func ok(_ status: Int32, _ what: String) -> Bool {
+@MainActor func ok(_ status: Int32, _ what: String) -> Bool {
     if status != 0 {
         check(what, false, "status \(status): \(lastError())")
         return false
@@ -113,7 +113,7 @@ func now() -> Double {
 // MARK: - Random data (SplitMix64; fresh seed each run unless --seed)
 
 var rngState = seed
-func nextRandom() -> UInt64 {
+@MainActor func nextRandom() -> UInt64 {
     rngState &+= 0x9E37_79B9_7F4A_7C15
     var z = rngState
     z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -122,7 +122,7 @@ func nextRandom() -> UInt64 {
 }
 
 /// n floats uniform in [lo, hi), with no exact zeros.
-func randomArray(_ n: Int, _ lo: Float = -1, _ hi: Float = 1) -> [Float] {
+@MainActor func randomArray(_ n: Int, _ lo: Float = -1, _ hi: Float = 1) -> [Float] {
     var a = [Float](repeating: 0, count: n)
     for i in 0..<n {
         var v: Float
@@ -147,7 +147,7 @@ func relError(_ a: [Float], _ b: [Float]) -> Double {
     return den > 0 ? (num / den).squareRoot() : num.squareRoot()
 }
 
-func compare(_ name: String, _ gpu: [Float], _ cpu: [Float], tol: Double) {
+@MainActor func compare(_ name: String, _ gpu: [Float], _ cpu: [Float], tol: Double) {
     let e = relError(gpu, cpu)
     check(name, e <= tol, "rel err \(sci(e)) (tol \(sci(tol)))")
 }
@@ -167,7 +167,7 @@ final class DeviceBuffer {
         raw = p
         self.count = count
     }
-    convenience init(_ values: [Float]) {
+    @MainActor convenience init(_ values: [Float]) {
         self.init(values.count)
         upload(values)
     }
@@ -175,13 +175,13 @@ final class DeviceBuffer {
     func ptr(_ offset: Int = 0) -> UnsafeMutablePointer<Float> {
         raw!.assumingMemoryBound(to: Float.self) + offset
     }
-    func upload(_ values: [Float], offset: Int = 0) {
+    @MainActor func upload(_ values: [Float], offset: Int = 0) {
         precondition(values.count + offset <= count)
         _ = ok(tl_cuda_memcpy_htod(UnsafeMutableRawPointer(ptr(offset)), values, values.count * 4), "memcpy htod")
     }
     /// Fills with NaN so that an element a kernel fails to write shows up as an error.
-    func poison() { upload([Float](repeating: .nan, count: count)) }
-    func download(_ n: Int? = nil, offset: Int = 0) -> [Float] {
+    @MainActor func poison() { upload([Float](repeating: .nan, count: count)) }
+    @MainActor func download(_ n: Int? = nil, offset: Int = 0) -> [Float] {
         let n = n ?? count - offset
         var out = [Float](repeating: .nan, count: n)
         _ = ok(tl_cuda_memcpy_dtoh(&out, UnsafeRawPointer(ptr(offset)), n * 4), "memcpy dtoh")
@@ -551,7 +551,7 @@ for (momentum, centered) in [(Float(0), Int32(0)), (0.9, 1)] {
 }
 
 // sgemm: every transpose combination, padded leading dimensions, alpha and beta.
-func gemmCase(_ ta: Int32, _ tb: Int32, _ M: Int, _ N: Int, _ K: Int, pad: Int, alpha: Float, beta: Float) -> Double {
+@MainActor func gemmCase(_ ta: Int32, _ tb: Int32, _ M: Int, _ N: Int, _ K: Int, pad: Int, alpha: Float, beta: Float) -> Double {
     let rowsA = ta != 0 ? K : M, colsA = ta != 0 ? M : K
     let rowsB = tb != 0 ? N : K, colsB = tb != 0 ? K : N
     let lda = colsA + pad, ldb = colsB + pad, ldc = N + pad

@@ -6,12 +6,25 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "tl_ops.h" // tl_unary_op, tl_binary_op: the op numbers below
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+// ---------------------------------------------------------------- standard streams
+/// C's standard output stream. Swift 6 refuses a direct reference to the C global `stdout` (a
+/// mutable global variable); nothing in this package assigns it, and stdio locks each FILE
+/// itself, so reading it through a function is safe from any thread.
+static inline FILE *tl_stdout(void) { return stdout; }
+
+// ---------------------------------------------------------------- atomic settings
+/// Relaxed atomic load and store of a `long`: process-wide settings (thread count, scratch
+/// budgets) that kernels read on any thread while the program may set them.
+static inline long tl_atomic_load_long(const long *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void tl_atomic_store_long(long *p, long v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 
 // ---------------------------------------------------------------- BLAS (OpenBLAS)
 /// Row-major C = alpha * op(A) * op(B) + beta * C. op(X) = X^T when trans != 0.

@@ -15,7 +15,11 @@ import Foundation
 /// same worker pool (CPUGemm).
 extension CPUBackend {
     /// Floats of column matrix one call may build at once.
-    nonisolated(unsafe) static var columnBudget = 1 << 23
+    static var columnBudget: Int {
+        get { columnBudgetSetting.value }
+        set { columnBudgetSetting.value = newValue }
+    }
+    private static let columnBudgetSetting = AtomicSetting(1 << 23)
     /// Columns (images × OH·OW) one sgemm should get: enough that OpenBLAS's kernels run wide
     /// and the weights are packed once for many images, few enough that a chunk's column
     /// matrix stays near the caches rather than streaming the whole batch's through memory.

@@ -15,7 +15,8 @@ public struct CUDABackend: Backend {
     static func forDevice(_ index: Int) -> CUDABackend { CUDABackend(index: index) }
 
     /// Ops that ran through the host since start-up, by name (for profiling and tests).
-    nonisolated(unsafe) public private(set) static var hostFallbacks: [String: Int] = [:]
+    public static var hostFallbacks: [String: Int] { hostFallbackCounts.current }
+    private static let hostFallbackCounts = Locked<[String: Int]>([:])
 
     private func check(_ status: Int32, _ what: @autoclosure () -> String) { CUDAContext.check(status, what()) }
 
@@ -34,7 +35,7 @@ public struct CUDABackend: Backend {
     }
 
     private func viaHost(_ name: String, _ body: () -> Storage) -> Storage {
-        CUDABackend.hostFallbacks[name, default: 0] += 1
+        CUDABackend.hostFallbackCounts.withLock { $0[name, default: 0] += 1 }
         return toDevice(body())
     }
 
@@ -297,7 +298,11 @@ extension CUDABackend: ConvPrimitives {
     /// Floats of scratch (im2col columns, weight-gradient partials) one convolution call may
     /// hold on the device: 64 Mi floats (256 MiB) by default. Larger batches run in chunks of
     /// images; a smaller value trades memory for more, smaller sgemms.
-    nonisolated(unsafe) public static var convolutionScratchFloats = 64 << 20
+    public static var convolutionScratchFloats: Int {
+        get { convolutionScratchSetting.value }
+        set { convolutionScratchSetting.value = newValue }
+    }
+    private static let convolutionScratchSetting = AtomicSetting(64 << 20)
 
     private var schedule: ConvSchedule<CUDABackend> {
         ConvSchedule(p: self, scratchBudget: Swift.max(CUDABackend.convolutionScratchFloats, 1))

@@ -10,7 +10,7 @@ public struct CUDAError: Error, CustomStringConvertible {
     static func last(_ status: Int32, _ what: String) -> CUDAError {
         var buffer = [CChar](repeating: 0, count: 2048)
         tl_cuda_last_error(&buffer, buffer.count)
-        let detail = String(cString: buffer)
+        let detail = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         return CUDAError(status: status, message: "\(what): \(detail.isEmpty ? "status \(status)" : detail)")
     }
 }
@@ -25,7 +25,7 @@ public enum CUDAContext {
     public static func initialize() throws {
         var buffer = [CChar](repeating: 0, count: 2048)
         let status = tl_cuda_init(&buffer, buffer.count)
-        if status != 0 { throw CUDAError(status: status, message: String(cString: buffer)) }
+        if status != 0 { throw CUDAError(status: status, message: buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }) }
     }
 
     /// Number of CUDA devices (0 when CUDA is not built in or no driver is found).
@@ -58,7 +58,7 @@ public enum CUDAContext {
     public static func deviceName(_ index: Int) -> String {
         var buffer = [CChar](repeating: 0, count: 256)
         tl_cuda_device_name(Int32(index), &buffer, buffer.count)
-        return String(cString: buffer)
+        return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 
     // MARK: - Failures
@@ -69,15 +69,10 @@ public enum CUDAContext {
     // in place, so a failed run ends with a clear error and its last good checkpoint. After a
     // failure the device's results are meaningless: the process must not train on it further.
 
-    nonisolated(unsafe) private static var firstFailure: CUDAError?
-    private static let failureLock = NSLock()
+    private static let firstFailure = Locked<CUDAError?>(nil)
 
     /// The first CUDA failure of this process, nil while there was none.
-    public static var failure: CUDAError? {
-        failureLock.lock()
-        defer { failureLock.unlock() }
-        return firstFailure
-    }
+    public static var failure: CUDAError? { firstFailure.current }
 
     /// Throws the first CUDA failure of this process, if there was one.
     public static func throwIfFailed() throws {
@@ -85,16 +80,14 @@ public enum CUDAContext {
     }
 
     static func record(_ error: CUDAError) {
-        failureLock.lock()
-        defer { failureLock.unlock() }
-        if firstFailure == nil { firstFailure = error }
+        firstFailure.withLock { first in
+            if first == nil { first = error }
+        }
     }
 
     /// Forgets a recorded failure (tests that inject one).
     static func clearFailure() {
-        failureLock.lock()
-        defer { failureLock.unlock() }
-        firstFailure = nil
+        firstFailure.withLock { $0 = nil }
     }
 
     static func check(_ status: Int32, _ what: @autoclosure () -> String) {

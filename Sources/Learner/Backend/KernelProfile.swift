@@ -1,10 +1,12 @@
 import Foundation
 
 /// Wall time the CPU backend spends per kind of kernel, to see where a training step goes
-/// from inside (`tefla-bench cnn --profile`). Off by default, when a kernel pays one branch.
+/// from inside (`tefla-bench cnn --profile`). Off by default, when a kernel pays one branch
+/// (an atomic load, no lock).
 ///
 /// Kernels are issued from the one thread that drives the tape (their parallel parts run
-/// inside the timed call), so the totals need no lock; enable it only in such a program.
+/// inside the timed call), so the totals measure one thread's step; enable it only in such a
+/// program. While it is on, each kernel takes the totals' lock once to add its time.
 public enum KernelProfile {
     public enum Kind: Int, CaseIterable, Sendable {
         case im2col, col2im, convGemm, denseGemm, batchNorm, pooling, elementwise, reduction, loss, optimizer, copy
@@ -33,10 +35,16 @@ public enum KernelProfile {
         public var flops = 0.0
     }
 
-    nonisolated(unsafe) public static var isEnabled = false
-    nonisolated(unsafe) public private(set) static var entries = [Entry](repeating: Entry(), count: Kind.allCases.count)
+    public static var isEnabled: Bool {
+        get { enabled.value != 0 }
+        set { enabled.value = newValue ? 1 : 0 }
+    }
+    private static let enabled = AtomicSetting(0)
 
-    public static func reset() { entries = [Entry](repeating: Entry(), count: Kind.allCases.count) }
+    public static var entries: [Entry] { totals.current }
+    private static let totals = Locked([Entry](repeating: Entry(), count: Kind.allCases.count))
+
+    public static func reset() { totals.withLock { $0 = [Entry](repeating: Entry(), count: Kind.allCases.count) } }
 
     @inline(__always)
     static func measure<T>(_ kind: Kind, flops: Double = 0, _ body: () -> T) -> T {
@@ -44,9 +52,11 @@ public enum KernelProfile {
         let t0 = DispatchTime.now().uptimeNanoseconds
         let result = body()
         let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
-        entries[kind.rawValue].seconds += dt
-        entries[kind.rawValue].calls += 1
-        entries[kind.rawValue].flops += flops
+        totals.withLock { entries in
+            entries[kind.rawValue].seconds += dt
+            entries[kind.rawValue].calls += 1
+            entries[kind.rawValue].flops += flops
+        }
         return result
     }
 

@@ -13,13 +13,17 @@ public enum CrashPoint {
         let parts = spec.split(separator: "#", maxSplits: 1)
         return (String(parts[0]), parts.count > 1 ? Int(parts[1]) ?? 1 : 1)
     }()
-    nonisolated(unsafe) private static var passages = 0
+    /// Passages of the target point so far (checkpoints may be written off the training thread).
+    private static let passages = Locked(0)
 
     @inline(__always)
     static func reach(_ name: String) {
         guard let target, target.name == name else { return }
-        passages += 1
-        if passages == target.count { kill(getpid(), SIGKILL) }
+        let passage = passages.withLock { count in
+            count += 1
+            return count
+        }
+        if passage == target.count { kill(getpid(), SIGKILL) }
     }
 
     private static let stallTarget: (rank: Int, step: UInt64, pidFile: String?)? = {

@@ -6,7 +6,11 @@ import Foundation
 /// thousand floats.
 public enum CPUParallel {
     /// Threads the CPU kernels and sgemms use, the calling thread included (default: the active cores).
-    nonisolated(unsafe) public static var threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    public static var threadCount: Int {
+        get { threadCountSetting.value }
+        set { threadCountSetting.value = newValue }
+    }
+    private static let threadCountSetting = AtomicSetting(max(1, ProcessInfo.processInfo.activeProcessorCount))
     static let minimumChunk = 1 << 15
 
     /// Calls `body(start, end)` over disjoint ranges covering 0..<n, aligned to 16 elements.

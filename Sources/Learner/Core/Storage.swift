@@ -5,6 +5,10 @@ import Foundation
 ///
 /// On the CPU `pointer` is a host address. On a CUDA device it is a device address that the
 /// host never dereferences: only the device's backend passes it to kernels.
+// @unchecked Sendable: the stored properties are constants, and the allocators behind `init`
+// and `deinit` lock. The floats behind `pointer` are not guarded by the class: an op writes
+// only the storage it creates, before handing it out, and the optimizer updates a parameter's
+// storage in place only on the thread of the replica that owns the model, between steps.
 public final class Storage: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
@@ -44,6 +48,7 @@ public final class Storage: @unchecked Sendable {
 /// handing back freed blocks of the exact size avoids the page faults that `malloc` pays
 /// when it maps and unmaps large blocks. The cache is capped so that evaluation with a
 /// different batch size cannot grow it without bound.
+// @unchecked Sendable: `free` and `cachedBytes` are only read and written with `lock` held.
 final class CPUAllocator: @unchecked Sendable {
     static let shared = CPUAllocator()
 

@@ -160,6 +160,8 @@ extension Window2D {
 }
 
 /// The gather tables made so far, by geometry (shared by the replica threads of data parallelism).
+// @unchecked Sendable: `tables` is only read and written with `lock` held; the tables handed
+// out are arrays, copied on write.
 private final class GatherTableCache: @unchecked Sendable {
     static let shared = GatherTableCache()
     private struct Key: Hashable {

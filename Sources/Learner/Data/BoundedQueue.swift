@@ -5,7 +5,9 @@ import Foundation
 /// The producer blocks while it holds `capacity` items (Keras' `max_queue_size`), the consumer
 /// while it is empty. ``close()`` wakes both for good: the producer's pushes then fail, so a
 /// pipeline whose consumer went away stops instead of decoding into the void.
-final class BoundedQueue<Element>: @unchecked Sendable {
+// @unchecked Sendable: every stored property is read and written with `condition` locked, and
+// the elements that cross from one thread to the other are Sendable.
+final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     private let condition = NSCondition()
     private var items: [Element] = []
     private var head = 0

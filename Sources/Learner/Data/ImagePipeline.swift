@@ -176,13 +176,13 @@ public final class ImageBatchIterator {
 }
 
 /// A record copied out of its reader's buffer, with where it came from.
-private struct RawRecord {
+private struct RawRecord: Sendable {
     var bytes: [UInt8]
     var location: RecordLocation
 }
 
 /// The producer thread's work for one epoch.
-private final class BatchProducer: @unchecked Sendable {
+private final class BatchProducer {
     let options: ImagePipelineOptions
     let files: [String]
     let epoch: Int
@@ -346,6 +346,9 @@ private final class BatchProducer: @unchecked Sendable {
 
 /// Parses, decodes, augments and writes one sample of a batch; samples touch disjoint memory,
 /// so workers run them without locks.
+// @unchecked Sendable for the pointers: they address the batch's buffers, which outlive the
+// workers (concurrentPerform returns when every iteration has), and sample i writes only its
+// own slice of `inputs` and `labels` and `failures[i]`. The other fields are Sendable constants.
 private struct SampleWork: @unchecked Sendable {
     let records: [RawRecord]
     let options: ImagePipelineOptions

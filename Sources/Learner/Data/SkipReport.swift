@@ -31,6 +31,7 @@ public struct SkipReport: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// The running report of one epoch, written by the producer thread and read by the consumer.
+// @unchecked Sendable: `report` is only read and written with `lock` held.
 final class SkipLog: @unchecked Sendable {
     private let lock = NSLock()
     private var report = SkipReport()

@@ -86,13 +86,12 @@ public final class Dense: Module {
 
     /// Layers built without a seed draw distinct, reproducible ones from a process-wide counter
     /// (locked: replicas may build their models on threads of their own).
-    nonisolated(unsafe) private static var seedCounter: UInt64 = 0x7EF1A
-    private static let seedLock = NSLock()
+    private static let seedCounter = Locked<UInt64>(0x7EF1A)
     static func nextSeed() -> UInt64 {
-        seedLock.lock()
-        defer { seedLock.unlock() }
-        seedCounter &+= 1
-        return seedCounter
+        seedCounter.withLock { counter in
+            counter &+= 1
+            return counter
+        }
     }
 }
 

@@ -4,6 +4,9 @@ import Foundation
 /// parallelism on one machine without a launcher, and the way the equivalence of N × B/N and
 /// 1 × B is tested. Collectives meet at phase barriers under one condition variable; the sum
 /// is computed in rank order, a slice per rank, so every rank receives identical values.
+// @unchecked Sendable: `phases`, `slots`, `counts` and `failure` are only read and written with
+// `condition` locked. The rank buffers that `slots` point to are read and written by the other
+// ranks only between two meetings, while their owners wait at the next one.
 public final class InProcessGroup: @unchecked Sendable {
     public let size: Int
     /// Seconds a collective waits for the other ranks (each rank's communicator starts with it).
@@ -120,8 +123,9 @@ private final class ThreadCommunicator: Communicator {
     }
 
     private func reduce<T: FloatingPoint>(_ buffer: UnsafeMutableBufferPointer<T>, _ what: String) throws {
+        let raw = UnsafeMutableRawPointer(buffer.baseAddress)
         try collective("all-reduce of \(buffer.count) \(what)") { meet in
-            try meet((buffer.baseAddress.map(UnsafeMutableRawPointer.init), buffer.count))
+            try meet((raw, buffer.count))
             let (slots, counts) = group.deposited()
             try checkCounts(counts, buffer.count, what)
             // This rank sums its slice over the ranks, in rank order, then writes it everywhere.
@@ -174,6 +178,7 @@ private final class ThreadCommunicator: Communicator {
 }
 
 /// The first error raised by any rank's thread.
+// @unchecked Sendable: `error` is only read and written with `lock` held.
 private final class LockedErrors: @unchecked Sendable {
     private let lock = NSLock()
     private var error: Error?

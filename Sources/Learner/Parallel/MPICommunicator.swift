@@ -32,7 +32,7 @@ public final class MPICommunicator: Communicator {
     static func lastError() -> String {
         var buffer = [CChar](repeating: 0, count: 512)
         tl_mpi_last_error(&buffer, buffer.count)
-        return String(cString: buffer)
+        return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 
     /// Ends MPI in this process (after the last collective).

@@ -26,7 +26,7 @@ public final class NCCLCommunicator {
     static func lastError() -> String {
         var buffer = [CChar](repeating: 0, count: 512)
         tl_nccl_last_error(&buffer, buffer.count)
-        return String(cString: buffer)
+        return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 
     /// Joins the NCCL communicator of every rank of `mpi`, on CUDA device `device`.

@@ -26,13 +26,12 @@ public final class SummaryWriter {
         try writer.flush()
     }
 
-    nonisolated(unsafe) private static var opened = 0
-    private static let openedLock = NSLock()
+    private static let opened = Locked(0)
     private static func nextNumber() -> Int {
-        openedLock.lock()
-        defer { openedLock.unlock() }
-        opened += 1
-        return opened - 1
+        opened.withLock { count in
+            count += 1
+            return count - 1
+        }
     }
 
     /// This machine's name from `gethostname` (no DNS lookup, unlike `ProcessInfo.hostName`).

@@ -1,3 +1,4 @@
+import CLearner
 import Foundation
 import Logging
 
@@ -59,17 +60,17 @@ public struct TrainingOptions {
     public init() {}
 
     /// Writes a line to standard output and flushes it.
-    public static let standardOutput: (String) -> Void = { line in
+    public static let standardOutput: @Sendable (String) -> Void = { line in
         print(line)
-        fflush(stdout)
+        fflush(tl_stdout())
     }
 
     /// Standard output as a progress stream when it is a terminal, else nil.
     public static func terminalOutput() -> ((String) -> Void)? {
         guard isatty(STDOUT_FILENO) != 0 else { return nil }
         return { text in
-            fputs(text, stdout)
-            fflush(stdout)
+            fputs(text, tl_stdout())
+            fflush(tl_stdout())
         }
     }
 }
