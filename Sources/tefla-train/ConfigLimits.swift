@@ -64,10 +64,27 @@ enum ConfigLimits {
         return nil
     }
 
+    /// Values a config may hold once its aliases are expanded: a config has hundreds; 64 aliases
+    /// of ten items each would otherwise make 10⁶⁴ for every walk over the document.
+    static let maximumValues = 100_000
+
     /// Throws the first plain scalar that YAML 1.1 reads as a base-60 integer (`1:30` is 90):
     /// Yams multiplies those out without overflow checks, so `7777777777777777777:0` would trap
     /// in the parser's integer conversion. Nobody means one in a config; decimal says it plainly.
+    /// Throws too when the document expands to more than ``maximumValues`` values.
     static func checkScalars(_ node: Node) throws {
+        var visited = 0
+        try checkScalars(node, visited: &visited)
+    }
+
+    private static func checkScalars(_ node: Node, visited: inout Int) throws {
+        visited += 1
+        if visited > maximumValues {
+            // The whole file is at fault, not the value where the count ran out.
+            throw ConfigIssue(
+                line: 1, column: 1, path: "",
+                message: "the file expands to more than \(maximumValues) values through its aliases; a config is far smaller")
+        }
         switch node {
         case .scalar(let scalar):
             if scalar.style == .plain, isSexagesimal(scalar.string) {
@@ -77,13 +94,11 @@ enum ConfigLimits {
             }
         case .mapping(let mapping):
             for (key, value) in mapping {
-                try checkScalars(key)
-                try checkScalars(value)
+                try checkScalars(key, visited: &visited)
+                try checkScalars(value, visited: &visited)
             }
         case .sequence(let sequence):
-            for item in sequence { try checkScalars(item) }
-        default:
-            break
+            for item in sequence { try checkScalars(item, visited: &visited) }
         }
     }
 
