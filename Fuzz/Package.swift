@@ -19,6 +19,12 @@ import PackageDescription
 
 let fuzzer: [LinkerSetting] = [.unsafeFlags(["-sanitize=fuzzer,address"])]
 
+/// A fuzz target over the library alone.
+func target(_ name: String) -> Target {
+    .executableTarget(
+        name: name, dependencies: [.product(name: "Learner", package: "tefla-swift"), "FuzzSupport"], linkerSettings: fuzzer)
+}
+
 let package = Package(
     name: "tefla-fuzz",
     dependencies: [
@@ -29,17 +35,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
     ],
     targets: [
-        .executableTarget(
-            name: "fuzz-tfrecord", dependencies: [.product(name: "Learner", package: "tefla-swift")], linkerSettings: fuzzer),
-        .executableTarget(
-            name: "fuzz-example", dependencies: [.product(name: "Learner", package: "tefla-swift")], linkerSettings: fuzzer),
-        .executableTarget(
-            name: "fuzz-safetensors", dependencies: [.product(name: "Learner", package: "tefla-swift")],
-            linkerSettings: fuzzer),
-        .executableTarget(
-            name: "fuzz-image", dependencies: [.product(name: "Learner", package: "tefla-swift")], linkerSettings: fuzzer),
-        .executableTarget(
-            name: "fuzz-state", dependencies: [.product(name: "Learner", package: "tefla-swift")], linkerSettings: fuzzer),
+        // What the targets that read files share: a scratch folder, a plain write.
+        .target(name: "FuzzSupport"),
+        target("fuzz-tfrecord"), target("fuzz-example"), target("fuzz-safetensors"), target("fuzz-image"),
+        target("fuzz-state"),
         .executableTarget(
             name: "fuzz-config",
             dependencies: [

@@ -13,21 +13,10 @@ final class CrashResumeTests: XCTestCase {
     }
 
     func config(weights: String) -> String {
-        """
-        model:
-          layers:
-            - {type: dense, units: 32, activation: relu}
-            - {type: dropout, rate: 0.2}
-            - {type: dense, units: 10}
-        data:
-          train_dir: \(ConfigTests.root.path)/Data/digits/train
-          val_dir: \(ConfigTests.root.path)/Data/digits/val
-          batch_size: 64
-        optimizer: {name: adam, learning_rate: 0.002}
-        schedule: {name: one_cycle, max_lr: 0.01}
-        training: {epochs: 5, seed: 3, ema_decay: 0.9}
-        checkpoint: {weights_dir: \(weights), max_to_keep: 2}
-        """
+        DigitsRunConfig.text(
+            layers: ["type: dense, units: 32, activation: relu", "type: dropout, rate: 0.2", "type: dense, units: 10"],
+            batchSize: 64, training: "epochs: 5, seed: 3, ema_decay: 0.9", weights: weights,
+            extra: "schedule: {name: one_cycle, max_lr: 0.01}")
     }
 
     /// `tefla-train arguments`, killed at `crashAt` (TEFLA_CRASH_AT); output and errors interleaved.
@@ -140,19 +129,11 @@ final class CrashResumeTests: XCTestCase {
         ] {
             let dir = scratch + "/full-" + name
             let file = dir + ".yml"
-            try """
-            model:
-              layers:
-                - {type: dense, units: 10}
-            data:
-              train_dir: \(ConfigTests.root.path)/Data/digits/train
-              val_dir: \(ConfigTests.root.path)/Data/digits/val
-              batch_size: 64
-            optimizer: {name: adam, learning_rate: 0.002}
-            training: {epochs: \(epochs), seed: 3, verbose: 0\(name == "csv" ? ", csv_log: \(dir)-csv.csv" : "")}
-            checkpoint: {weights_dir: \(dir), max_to_keep: 2}
-            \(logs)
-            """.write(toFile: file, atomically: true, encoding: .utf8)
+            try DigitsRunConfig.text(
+                layers: ["type: dense, units: 10"], batchSize: 64,
+                training: "epochs: \(epochs), seed: 3, verbose: 0" + (name == "csv" ? ", csv_log: \(dir)-csv.csv" : ""), weights: dir,
+                extra: logs
+            ).write(toFile: file, atomically: true, encoding: .utf8)
             let limited = try Subprocess.run(
                 URL(fileURLWithPath: "/bin/bash"),
                 ["-c", "ulimit -f 8; trap '' XFSZ; exec \"$0\" --config \"$1\"", Trainer.executable.path, file],

@@ -14,21 +14,10 @@ final class PreemptionTests: XCTestCase {
     }
 
     func config(weights: String) -> String {
-        """
-        model:
-          layers:
-            - {type: dense, units: 256, activation: relu}
-            - {type: dropout, rate: 0.2}
-            - {type: dense, units: 10}
-        data:
-          train_dir: \(ConfigTests.root.path)/Data/digits/train
-          val_dir: \(ConfigTests.root.path)/Data/digits/val
-          batch_size: 8
-        optimizer: {name: adam, learning_rate: 0.002}
-        schedule: {name: one_cycle, max_lr: 0.01}
-        training: {epochs: 30, seed: 5, ema_decay: 0.9, verbose: 0, csv_log: \(weights).csv}
-        checkpoint: {weights_dir: \(weights), max_to_keep: 2}
-        """
+        DigitsRunConfig.text(
+            layers: ["type: dense, units: 256, activation: relu", "type: dropout, rate: 0.2", "type: dense, units: 10"],
+            batchSize: 8, training: "epochs: 30, seed: 5, ema_decay: 0.9, verbose: 0, csv_log: \(weights).csv", weights: weights,
+            extra: "schedule: {name: one_cycle, max_lr: 0.01}")
     }
 
     struct Outcome {

@@ -1,14 +1,10 @@
 import Foundation
+import FuzzSupport
 import Learner
 
 /// A checkpoint folder's state.json, read the way a resumed run reads it
 /// (``WeightsDirectory/readState(_:)``): it decodes, or throws ``CheckpointError``.
-private let folder: String = {
-    let path = NSTemporaryDirectory() + "tefla-fuzz-state-\(getpid())"
-    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "tefla-fuzz-state-\(getpid())") }
-    return path
-}()
+private let folder = scratchFolder("state")
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzState(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> CInt {
@@ -27,18 +23,4 @@ public func fuzzState(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> CInt {
         fatalError("an error other than CheckpointError: \(error)")
     }
     return 0
-}
-
-/// Writes `count` bytes to `path` with plain POSIX calls (FileManager's atomic write costs more
-/// than the parsing under test).
-private func writeFile(_ path: String, _ bytes: UnsafePointer<UInt8>, _ count: Int) {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    precondition(fd >= 0, "cannot write \(path)")
-    var done = 0
-    while done < count {
-        let n = write(fd, bytes + done, count - done)
-        precondition(n > 0, "cannot write \(path)")
-        done += n
-    }
-    close(fd)
 }

@@ -1,4 +1,5 @@
 import Foundation
+import FuzzSupport
 import Learner
 
 /// A TFRecord file through ``TFRecordReader``: the first input byte chooses how it is opened,
@@ -11,12 +12,7 @@ import Learner
 /// Every record is read, each record's location must move forward, and a record whose payload
 /// CRC fails is skipped as `tefla-data verify --all` does. Any other ``DataError`` ends the file;
 /// an error of another type or a trap is a finding.
-private let directory: String = {
-    let path = NSTemporaryDirectory() + "tefla-fuzz-tfrecord-\(getpid())"
-    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "tefla-fuzz-tfrecord-\(getpid())") }
-    return path
-}()
+private let directory = scratchFolder("tfrecord")
 
 private let modes: [TFRecordCompression?] = [nil, TFRecordCompression.none, .gzip, .zlib]
 
@@ -52,18 +48,4 @@ public func fuzzTFRecord(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> CInt {
         fatalError("an error other than DataError: \(error)")
     }
     return 0
-}
-
-/// Writes `count` bytes to `path` with plain POSIX calls (FileManager's atomic write costs more
-/// than the parsing under test).
-private func writeFile(_ path: String, _ bytes: UnsafePointer<UInt8>, _ count: Int) {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    precondition(fd >= 0, "cannot write \(path)")
-    var done = 0
-    while done < count {
-        let n = write(fd, bytes + done, count - done)
-        precondition(n > 0, "cannot write \(path)")
-        done += n
-    }
-    close(fd)
 }

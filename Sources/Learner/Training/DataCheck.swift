@@ -3,26 +3,58 @@ import Foundation
 /// Checks that data fits the model and the loss, so that a mismatch the user can cause (a last
 /// layer narrower than the classes, an input shape the layers cannot take, a label outside the
 /// classes, a NaN in the inputs) is a thrown ``LearnerError`` naming the data, the record and
-/// the layer, never a trap inside an op. `fit` checks each data set's first batch before any
-/// step, every label of data held in memory, and every batch's labels as it trains.
+/// the layer, never a trap inside an op. `fit` checks each data set before any step (data held
+/// in memory whole, other sources by their first batch), then each batch it was not sure of as
+/// it trains.
 extension SupervisedLearner {
     /// Checks `source` against the model and the loss before training or evaluating on it:
     /// its sample shape through every layer (``Module/outputShape(forInput:)``) and its labels
-    /// against the loss. Data held in memory has every label checked; the package's other
-    /// sources have their first batch read and checked; a user's own source is not asked for an
-    /// extra pass: its batches are checked as they arrive.
-    public func checkData(_ source: any DataSource, batchSize: Int = 32) throws {
-        guard source is ImageDataSource || source is TensorDataSource else {
-            guard let data = source as? InMemoryDataset ?? (source as? BalancedDataset)?.data, data.count > 0 else { return }
-            let shape = try outputShape(forSample: [data.featureSize], data: source.dataDescription)
-            try data.labels.withUnsafeBufferPointer { labels in
-                try loss.checkLabels(labels, perSample: data.labelSize, outputShape: shape) { data.location(ofSample: $0) }
-            }
-            return
+    /// against the loss. Data held in memory has every sample checked (its labels, and its inputs
+    /// with ``TrainingOptions/checksInputsAreFinite``); the package's other sources have their
+    /// first batch read and checked; a user's own source is not asked for an extra pass: its
+    /// batches are checked as they arrive. Returns whether every sample was checked (then its
+    /// batches need no check of their own).
+    @discardableResult
+    public func checkData(_ source: any DataSource, batchSize: Int = 32) throws -> Bool {
+        if let data = source as? InMemoryDataset ?? (source as? BalancedDataset)?.data {
+            try checkEverySample(data, description: source.dataDescription)
+            return true
         }
+        guard source is ImageDataSource || source is TensorDataSource else { return false }
         let stream = try source.batches(BatchRequest(epoch: 1, batchSize: Swift.max(batchSize, 1), training: false, seed: seed))
-        guard let batch = try stream.next() else { return }
-        try checkBatch(batch, data: source.dataDescription) { "sample \($0) of the first batch of \(source.dataDescription)" }
+        if let batch = try stream.next() {
+            try checkBatch(batch, data: source.dataDescription) { "sample \($0) of the first batch of \(source.dataDescription)" }
+        }
+        return false
+    }
+
+    /// Every label of `data` against the loss, and with ``TrainingOptions/checksInputsAreFinite``
+    /// every input value, each sample named by its record and shard.
+    private func checkEverySample(_ data: InMemoryDataset, description: String) throws {
+        guard data.count > 0 else { return }
+        let shape = try outputShape(forSample: [data.featureSize], data: description)
+        try data.labels.withUnsafeBufferPointer { labels in
+            try loss.checkLabels(labels, perSample: data.labelSize, outputShape: shape) { data.location(ofSample: $0) }
+        }
+        if options.checksInputsAreFinite, let i = data.inputs.firstIndex(where: { !$0.isFinite }) {
+            throw LearnerError.nonFiniteInput(
+                value: data.inputs[i], location: "\(data.location(ofSample: i / data.featureSize)) (value \(i % data.featureSize))")
+        }
+    }
+
+    /// The samples a caller hands a training entry point (`trainStep`, `trainOnBatch`,
+    /// `train(data:target:)`, `trainFromHost`) as a checked batch: as many labels and weights as
+    /// inputs, then ``checkBatch(_:data:locate:)``. `caller` names the entry point in errors.
+    func checkedBatch(inputs: Tensor, labels: Tensor, sampleWeights: Tensor? = nil, caller: String) throws -> DataBatch {
+        let count = inputs.shape.first ?? 0
+        guard labels.shape.first == count, sampleWeights.map({ $0.scalarCount == count }) ?? true else {
+            throw LearnerError.invalidArgument(
+                "\(caller): inputs \(inputs.shape), labels \(labels.shape) and sample weights \(sampleWeights?.shape ?? []) "
+                    + "must count the same samples")
+        }
+        let batch = DataBatch(inputs: inputs, labels: labels, sampleWeights: sampleWeights)
+        try checkBatch(batch, data: "the batch given to \(caller)") { "sample \($0) of the batch given to \(caller)" }
+        return batch
     }
 
     /// Checks one batch (held on the host) before it is trained on or evaluated: its sample

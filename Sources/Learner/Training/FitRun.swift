@@ -29,6 +29,9 @@ public final class FitRun {
     let components: [Callback]
     /// Whether each batch's loss is read back as it ends (else only when shown or at the epoch's end).
     let readsEveryBatch: Bool
+    /// Whether each training batch is checked before its step (not when `fit` checked every
+    /// sample beforehand: data held in memory).
+    var checksBatches = true
 
     init(
         plan: EpochPlan, startEpoch: Int, epochs: Int, schedule: (any LearningRateSchedule)?, metrics: [any Metric],

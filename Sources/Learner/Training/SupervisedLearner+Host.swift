@@ -18,12 +18,8 @@ extension SupervisedLearner {
             throw LearnerError.invalidArgument("batchSize (\(batchSize)) and macroBatchSize (\(macroBatchSize)) must be > 0")
         }
         let count = data.shape.first ?? 0
-        guard count > 0, target.shape.first == count else {
-            throw LearnerError.invalidArgument("trainFromHost: \(count) samples but \(target.shape.first ?? 0) targets")
-        }
-        try checkBatch(DataBatch(inputs: data.to(.cpu), labels: target.to(.cpu)), data: "the samples given to trainFromHost") {
-            "sample \($0) of the samples given to trainFromHost"
-        }
+        guard count > 0 else { throw LearnerError.invalidArgument("trainFromHost: no samples") }
+        _ = try checkedBatch(inputs: data, labels: target, caller: "trainFromHost")
         hostPasses += 1
         let order = random ? SupervisedLearner.shuffledOrder(count: count, seed: seed, epoch: hostPasses) : Array(0..<count)
         let macro = max(macroBatchSize / batchSize, 1) * batchSize
@@ -49,6 +45,7 @@ extension SupervisedLearner {
     @discardableResult
     public func train(data: Tensor, target: Tensor, batchSize: Int = 32, random: Bool = true) throws -> Float {
         guard batchSize > 0 else { throw LearnerError.invalidArgument("batchSize must be > 0, got \(batchSize)") }
+        _ = try checkedBatch(inputs: data, labels: target, caller: "train(data:target:)")
         hostPasses += 1
         return Float(
             try trainPass(
@@ -60,26 +57,16 @@ extension SupervisedLearner {
     /// with ``TrainingOptions/classWeights`` applied; returns the batch loss.
     @discardableResult
     public func trainOnBatch(inputs: Tensor, labels: Tensor, sampleWeights: Tensor? = nil) throws -> Float {
-        guard inputs.shape.first == labels.shape.first, sampleWeights.map({ $0.scalarCount == labels.shape.first }) ?? true else {
-            throw LearnerError.invalidArgument(
-                "trainOnBatch: inputs \(inputs.shape), labels \(labels.shape) and sample weights \(sampleWeights?.shape ?? []) "
-                    + "must count the same samples")
-        }
-        let batch = DataBatch(inputs: inputs, labels: labels, sampleWeights: sampleWeights)
-        try checkBatch(batch, data: "the batch given to trainOnBatch") { "sample \($0) of the batch given to trainOnBatch" }
+        let batch = try checkedBatch(inputs: inputs, labels: labels, sampleWeights: sampleWeights, caller: "trainOnBatch")
         return try optimizerStep(withClassWeights(batch).to(device), share: 1, sampleOffset: 0).loss.scalar
     }
 
-    /// Steps through every batch of `source` (pass ``hostPasses``); the mean loss.
+    /// Steps through every batch of `source` (pass ``hostPasses``), whose samples the caller
+    /// checked; the mean loss.
     private func trainPass(_ source: TensorDataSource, batchSize: Int, shuffled: Bool) throws -> Double {
         let stream = try source.batches(BatchRequest(epoch: hostPasses, batchSize: batchSize, training: shuffled, seed: seed))
         var lossSum = 0.0, seen = 0
-        var first = 0
         while let batch = try stream.next() {
-            try checkBatch(batch, data: source.dataDescription) {
-                "sample \(first + $0) of pass \(hostPasses) over \(source.dataDescription)"
-            }
-            first += batch.count
             let value = try optimizerStep(withClassWeights(batch).to(device), share: 1, sampleOffset: 0).loss.scalar
             lossSum += Double(value) * Double(batch.count)
             seen += batch.count

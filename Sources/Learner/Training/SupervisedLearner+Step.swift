@@ -11,14 +11,7 @@ extension SupervisedLearner {
     /// replicas' gradient exchange throws.
     @discardableResult
     public func trainStep(inputs: Tensor, labels: Tensor, sampleWeights: Tensor? = nil) throws -> (loss: Float, outputs: Tensor) {
-        guard inputs.shape.first == labels.shape.first else {
-            throw LearnerError.invalidArgument("trainStep: \(inputs.shape.first ?? 0) inputs but \(labels.shape.first ?? 0) labels")
-        }
-        if let sampleWeights, sampleWeights.scalarCount != labels.shape[0] {
-            throw LearnerError.invalidArgument("trainStep: \(sampleWeights.scalarCount) sample weights for \(labels.shape[0]) samples")
-        }
-        let batch = DataBatch(inputs: inputs, labels: labels, sampleWeights: sampleWeights)
-        try checkBatch(batch, data: "the batch given to trainStep") { "sample \($0) of the batch given to trainStep" }
+        let batch = try checkedBatch(inputs: inputs, labels: labels, sampleWeights: sampleWeights, caller: "trainStep")
         let (loss, outputs) = try optimizerStep(batch.to(device), share: 1, sampleOffset: 0)
         return (loss.scalar, outputs)
     }
