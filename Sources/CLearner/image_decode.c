@@ -151,8 +151,9 @@ static void jpeg_warn_truncation(j_common_ptr cinfo, int level) {
 
 /// One decode request: where the pixels go and how a JPEG's inverse DCT is computed.
 struct decode_opts {
-    int scratch;   // write into the thread's scratch buffer instead of a fresh one
-    int dct_fast;  // JDCT_IFAST (TensorFlow decode_jpeg's default) instead of JDCT_ISLOW (libjpeg's)
+    int scratch;      // write into the thread's scratch buffer instead of a fresh one
+    int dct_fast;     // JDCT_IFAST (TensorFlow decode_jpeg's default) instead of JDCT_ISLOW (libjpeg's)
+    int header_only;  // stop after the header: sizes and channels, no pixels (*pixels stays NULL)
 };
 
 static int decode_jpeg(const uint8_t *data, size_t len, struct decode_opts opts, uint8_t **pixels, int *height,
@@ -182,6 +183,13 @@ static int decode_jpeg(const uint8_t *data, size_t len, struct decode_opts opts,
     if (over_pixel_limit(cinfo.image_width, cinfo.image_height, err, errlen)) {
         jpeg_destroy_decompress(&cinfo);
         return 5;
+    }
+    if (opts.header_only) {
+        *height = (int)cinfo.image_height;
+        *width = (int)cinfo.image_width;
+        *channels = grey ? 1 : 3;
+        jpeg_destroy_decompress(&cinfo);
+        return 0;
     }
     cinfo.out_color_space = grey ? JCS_GRAYSCALE : JCS_RGB;
     cinfo.dct_method = opts.dct_fast ? JDCT_IFAST : JDCT_ISLOW;
@@ -268,6 +276,14 @@ static int decode_png(const uint8_t *data, size_t len, struct decode_opts opts, 
     }
     int color = png_get_color_type(png, info);
     int depth = png_get_bit_depth(png, info);
+    if (opts.header_only) {
+        // As the conversion below: grey (with or without alpha) stays grey, the rest becomes RGB.
+        *height = (int)png_get_image_height(png, info);
+        *width = (int)png_get_image_width(png, info);
+        *channels = (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) ? 1 : 3;
+        png_destroy_read_struct(&png, &info, NULL);
+        return 0;
+    }
     // Normalise everything to 8-bit grey or RGB: palettes expanded, low-depth grey widened,
     // 16-bit scaled (v * 255 / 65535, rounded), transparency and alpha dropped.
     if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
@@ -326,15 +342,22 @@ static int decode_any(const uint8_t *data, size_t len, int channels, struct deco
 
 int tl_image_decode(const uint8_t *data, size_t len, int channels, uint8_t **pixels, int *height, int *width,
                     int *out_channels, char *err, size_t errlen) {
-    struct decode_opts opts = {0, 0};
+    struct decode_opts opts = {0, 0, 0};
     return decode_any(data, len, channels, opts, pixels, height, width, out_channels, err, errlen);
 }
 
 int tl_image_decode_scratch(const uint8_t *data, size_t len, int channels, int dct_fast, const uint8_t **pixels,
                             int *height, int *width, int *out_channels, char *err, size_t errlen) {
-    struct decode_opts opts = {1, dct_fast != 0};
+    struct decode_opts opts = {1, dct_fast != 0, 0};
     uint8_t *out = NULL;
     int rc = decode_any(data, len, channels, opts, &out, height, width, out_channels, err, errlen);
     if (pixels != NULL) *pixels = rc == 0 ? out : NULL;
     return rc;
+}
+
+
+int tl_image_info(const uint8_t *data, size_t len, int *height, int *width, int *channels, char *err, size_t errlen) {
+    struct decode_opts opts = {0, 0, 1};
+    uint8_t *none = NULL;
+    return decode_any(data, len, 0, opts, &none, height, width, channels, err, errlen);
 }

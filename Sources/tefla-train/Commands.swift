@@ -61,8 +61,8 @@ struct Train: ParsableCommand {
             // arriving while the data loads stops the run after its first step).
             let stopOnSignal = findLR ? nil : try StopOnSignal()
             let training = try session.data(session.cfg.trainDir, training: true)
-            let validation = try session.cfg.valDir.map { try session.data($0, training: false) }
-            let learner = try session.makeLearner(featureSize: training.featureSize)
+            let validation = try session.cfg.valDir.map { try session.data($0, training: false, shape: training.sampleShape) }
+            let learner = try session.makeLearner(sampleShape: training.sampleShape)
             learner.checkpoint?.discardsNewerCheckpoints = force
             if let balanced = try session.balancedClassWeights(for: training) { learner.options.classWeights = balanced }
             if findLR {
@@ -133,7 +133,7 @@ struct LRFind: ParsableCommand {
         let session = try Session(options)
         try reportingErrors {
             let training = try session.data(session.cfg.trainDir, training: true)
-            let learner = try session.makeLearner(featureSize: training.featureSize)
+            let learner = try session.makeLearner(sampleShape: training.sampleShape)
             try LRFind.sweep(learner, session.cfg, try LRFind.inMemory(training, session))
         }
     }
@@ -141,7 +141,7 @@ struct LRFind: ParsableCommand {
     /// The range test sweeps feature-vector data held in memory.
     static func inMemory(_ data: SessionData, _ session: Session) throws -> InMemoryDataset {
         guard let dataset = data.inMemory else {
-            throw fail("the learning-rate finder runs on feature-vector data; \(session.options.config) sets data.image_size")
+            throw fail("the learning-rate finder runs on feature-vector data; the records of \(session.cfg.trainDir) hold encoded images")
         }
         return dataset
     }
@@ -181,7 +181,7 @@ struct TrainedModelOptions: ParsableArguments {
     func open(_ session: Session, command: String) throws -> (SessionData, SupervisedLearner, String) {
         guard let dir = data ?? session.cfg.valDir else { throw fail("\(command) needs --data DIR or data.val_dir") }
         let dataset = try session.data(dir, training: false)
-        let learner = try session.makeLearner(featureSize: dataset.featureSize)
+        let learner = try session.makeLearner(sampleShape: dataset.sampleShape)
         try session.loadTrainedWeights(learner, checkpoint: checkpoint)
         learner.options.testTimeFlip = tta
         return (dataset, learner, dir)
@@ -276,9 +276,9 @@ struct Summary: ParsableCommand {
     func run() throws {
         let session = try Session(options)
         try reportingErrors {
-            let size = try inputSize ?? session.cfg.inputShape?.reduce(1, *) ?? session.load(session.cfg.trainDir).featureSize
-            let model = try session.cfg.makeModel(inputSize: size)
-            print(ModelSummary.table(model, input: Tensor.zeros([1, size])))
+            let shape = try inputSize.map { [$0] } ?? session.data(session.cfg.trainDir, training: false).sampleShape
+            let model = try session.cfg.makeModel(sampleShape: shape)
+            print(ModelSummary.table(model, input: Tensor.zeros([1] + shape)))
         }
     }
 }

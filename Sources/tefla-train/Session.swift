@@ -80,30 +80,36 @@ struct Session {
 
     var keys: FeatureKeys { FeatureKeys(input: cfg.inputKey, label: cfg.labelKey, sampleWeight: cfg.sampleWeightKey) }
 
-    func load(_ directory: String) throws -> InMemoryDataset { try InMemoryDataset.load(directory: directory, keys: keys) }
-
-    /// A data directory as the learner's source: encoded images through the decoding pipeline
-    /// when `data.image_size` is set, else feature vectors read into memory (class-balanced for
-    /// training when `data.balancing` asks).
-    func data(_ directory: String, training: Bool) throws -> SessionData {
+    /// A data directory as the learner's source, as its records say: encoded images through the
+    /// decoding pipeline (to `shape` when given, the training set's, else as `data` says or the
+    /// images are stored), feature vectors read into memory (class-balanced for training when
+    /// `data.balancing` asks).
+    func data(_ directory: String, training: Bool, shape: [Int]? = nil) throws -> SessionData {
         let spec = cfg.data
-        if spec.isImage {
-            let evaluation = spec.pipelineOptions(batchSize: cfg.batchSize, seed: cfg.seed, keys: keys, training: false)
-            let options =
-                training
-                ? spec.pipelineOptions(batchSize: cfg.batchSize, seed: cfg.seed, keys: keys, training: true)
-                : evaluation
-            let source = try ImageDataSource(source: directory, options: options, evaluationTransform: evaluation.transform)
-            let size = spec.channels * (spec.imageHeight ?? 1) * (spec.imageWidth ?? 1)
-            return SessionData(source: source, count: source.sampleCount ?? 0, featureSize: size, inMemory: nil)
+        let files = try Shards.resolve(directory)
+        if case .encodedImage = try RecordContent.probe(files: files, keys: keys) {
+            let images = spec.imageOptions
+            let sampleShape = try shape ?? images.sampleShape(files: files, key: keys.input)
+            if let mean = spec.normalizeMean, mean.count != sampleShape[0], let place = spec.imageKeys["normalize"] {
+                throw ConfigError(
+                    file: cfg.file, at: place, "data.normalize",
+                    "has \(mean.count) values per list, but the images of \(directory) have \(sampleShape[0]) channels")
+            }
+            let source = try images.source(files: files, keys: keys, shape: sampleShape)
+            return SessionData(source: source, count: source.sampleCount ?? 0, sampleShape: sampleShape, inMemory: nil)
         }
-        let dataset = try load(directory)
+        if let (key, place) = spec.imageKeys.min(by: { $0.value.line < $1.value.line }) {
+            throw ConfigError(
+                file: cfg.file, at: place, "data.\(key)",
+                "applies to encoded images, but the records' '\(keys.input)' in \(directory) holds feature vectors")
+        }
+        let dataset = try InMemoryDataset.load(files: files, keys: keys)
         var source: any DataSource = dataset
         if training && spec.balancing {
             let classes = spec.initProbs?.count ?? Int(dataset.labels.max() ?? 0) + 1
             source = try BalancedDataset(dataset, classCount: classes, epochs: cfg.epochs, initProbabilities: spec.initProbs)
         }
-        return SessionData(source: source, count: dataset.count, featureSize: dataset.featureSize, inMemory: dataset)
+        return SessionData(source: source, count: dataset.count, sampleShape: [dataset.featureSize], inMemory: dataset)
     }
 
     /// "balanced" class weights (`data.class_weights: balanced`), computed from the training
@@ -115,10 +121,10 @@ struct Session {
         return balancer.balancedClassWeights()
     }
 
-    /// The learner for inputs of `featureSize` values, configured from every section, with
+    /// The learner for samples of `sampleShape`, configured from every section, with
     /// `--weights-from` / `checkpoint.weights_from` loaded.
-    func makeLearner(featureSize: Int) throws -> SupervisedLearner {
-        let model = try cfg.makeModel(inputSize: featureSize)
+    func makeLearner(sampleShape: [Int]) throws -> SupervisedLearner {
+        let model = try cfg.makeModel(sampleShape: sampleShape)
         let learner = SupervisedLearner(
             model: model, loss: cfg.loss, optimizer: cfg.makeOptimizer(), seed: cfg.seed,
             device: device, options: cfg.trainingOptions(verbose: verbose))
@@ -151,8 +157,8 @@ struct Session {
 struct SessionData {
     let source: any DataSource
     let count: Int
-    /// Values per sample (channels × height × width for images).
-    let featureSize: Int
+    /// One sample's shape: `[values]`, or `[channels, height, width]` for images.
+    let sampleShape: [Int]
     /// The samples themselves when they were read into memory (feature-vector data).
     let inMemory: InMemoryDataset?
 }

@@ -5,10 +5,13 @@ import Yams
 /// `data:` keys beyond the directories: encoded images and their augmentation, the pipeline's
 /// threads and queue, class balancing and weights, iterations per epoch.
 struct DataSpec: Equatable {
-    /// Set when the input feature holds encoded images (JPEG/PNG) to decode to this size.
+    /// The size encoded images (JPEG/PNG) are decoded to; nil: the size they are stored at.
     var imageHeight: Int?
     var imageWidth: Int?
-    var channels = 3
+    /// nil: the images' own (3 when any is in colour).
+    var channels: Int?
+    /// How evaluation and prediction images reach the size.
+    var evaluationResize: EvaluationResize?
     var augmentation = AugmentationSpec()
     var normalizeMean: [Double]?
     var normalizeStd: [Double]?
@@ -26,12 +29,17 @@ struct DataSpec: Equatable {
     /// Skip (and count) corrupt records instead of stopping at the first.
     var skipCorrupt = false
 
-    var isImage: Bool { imageHeight != nil }
+    /// Keys that only encoded images use, found in the config (with their line).
+    var imageKeys: [String: ConfigPlace] = [:]
+    /// Whether the config speaks of encoded images (tefla's image keys then become the default
+    /// features_keys); records of images are recognised whatever it says.
+    var declaresImages: Bool { !imageKeys.isEmpty }
 
-    static let keys = [
-        "image_size", "channels", "augmentation", "normalize", "workers", "max_queue_size", "shuffle_buffer_size",
-        "balancing", "class_weights", "n_iters_per_epoch", "skip_corrupt",
-    ]
+    static let imageOnlyKeys = ["image_size", "channels", "augmentation", "normalize", "evaluation_resize"]
+    static let keys =
+        imageOnlyKeys + [
+            "workers", "max_queue_size", "shuffle_buffer_size", "balancing", "class_weights", "n_iters_per_epoch", "skip_corrupt",
+        ]
 
     static func parse(_ data: Section, reader: ConfigReader) -> DataSpec {
         var spec = DataSpec()
@@ -44,9 +52,28 @@ struct DataSpec: Equatable {
                 reader.report(size, "data.image_size", "expected a size >= 1 or [height, width], found \(ConfigReader.kind(size))")
             }
         }
-        spec.channels = data.int("channels", default: 3, minimum: 1) ?? 3
-        if spec.channels != 1 && spec.channels != 3 {
-            reader.report(data.node("channels"), "data.channels", "must be 1 (grey) or 3 (RGB), got \(spec.channels)")
+        for key in imageOnlyKeys { if let node = data.values[key]?.key { spec.imageKeys[key] = ConfigPlace(node) } }
+        spec.channels = data.int("channels", minimum: 1)
+        if let channels = spec.channels, channels != 1 && channels != 3 {
+            reader.report(data.node("channels"), "data.channels", "must be 1 (grey) or 3 (RGB), got \(channels)")
+        }
+        if let resize = data.node("evaluation_resize") {
+            if resize.string == "stretch" {
+                spec.evaluationResize = .stretch
+            } else if resize.string == "center_crop" {
+                spec.evaluationResize = .centerCrop(fraction: 1)
+            } else if let crop = data.section("evaluation_resize", known: ["center_crop"]),
+                let fraction = crop.float("center_crop", required: true, minimum: 0, exclusiveMinimum: true)
+            {
+                if fraction > 1 {
+                    reader.report(crop.node("center_crop"), "data.evaluation_resize.center_crop", "must be <= 1, got \(fraction)")
+                }
+                spec.evaluationResize = .centerCrop(fraction: min(fraction, 1))
+            } else if resize.string != nil || resize.sequence != nil {
+                reader.report(
+                    resize, "data.evaluation_resize",
+                    "expected center_crop, stretch or {center_crop: FRACTION}, found \(ConfigReader.kind(resize))")
+            }
         }
         if let a = data.section("augmentation", known: AugmentationSpec.keys) { spec.augmentation = AugmentationSpec.parse(a) }
         if let n = data.section("normalize", known: ["mean", "std"]) {
@@ -54,8 +81,10 @@ struct DataSpec: Equatable {
             spec.normalizeStd = numbers(n, "std", reader: reader)
             if spec.normalizeMean == nil || spec.normalizeStd == nil {
                 reader.report(n.node, "data.normalize", "needs mean and std, one value per channel")
-            } else if spec.normalizeMean?.count != spec.channels || spec.normalizeStd?.count != spec.channels {
-                reader.report(n.node, "data.normalize", "mean and std need \(spec.channels) values each (data.channels)")
+            } else if spec.normalizeMean?.count != spec.normalizeStd?.count || ![1, 3].contains(spec.normalizeMean?.count ?? 0) {
+                reader.report(n.node, "data.normalize", "mean and std need one value per channel each (1 or 3)")
+            } else if let channels = spec.channels, spec.normalizeMean?.count != channels {
+                reader.report(n.node, "data.normalize", "mean and std need \(channels) values each (data.channels)")
             }
             if spec.normalizeStd?.contains(where: { $0 <= 0 }) == true {
                 reader.report(n.node("std"), "data.normalize.std", "every std must be > 0")
@@ -92,19 +121,14 @@ struct DataSpec: Equatable {
         }
         spec.iterationsPerEpoch = data.int("n_iters_per_epoch", minimum: 1)
         spec.skipCorrupt = data.bool("skip_corrupt", default: false)
-        if spec.isImage {
+        if spec.declaresImages {
             if spec.balancing {
-                reader.report(data.node("balancing"), "data.balancing", "works on feature-vector data, not on image_size data yet")
+                reader.report(data.node("balancing"), "data.balancing", "works on feature-vector data, not on encoded images yet")
             }
             if spec.balancedClassWeights {
                 reader.report(
                     data.node("class_weights"), "data.class_weights",
-                    "'balanced' needs the labels in memory; give the weights as a list with image_size")
-            }
-        } else {
-            for key in ["channels", "augmentation", "normalize", "workers", "max_queue_size", "shuffle_buffer_size", "skip_corrupt"]
-            where data.node(key) != nil {
-                reader.report(data.values[key]?.key, "data.\(key)", "applies to encoded images: set data.image_size too")
+                    "'balanced' needs the labels in memory; give the weights as a list for encoded images")
             }
         }
         return spec
@@ -120,21 +144,27 @@ struct DataSpec: Equatable {
         return values
     }
 
-    /// The pipeline options for `training` (augmented, shuffled) or evaluation data.
-    func pipelineOptions(batchSize: Int, seed: UInt64, keys: FeatureKeys, training: Bool) -> ImagePipelineOptions {
-        let height = imageHeight ?? 1, width = imageWidth ?? 1
-        var options = ImagePipelineOptions(
-            batchSize: batchSize, height: height, width: width, channels: channels, shuffle: training, seed: seed,
-            shuffleBufferSize: shuffleBufferSize, workers: workers, maxQueueSize: maxQueueSize, keys: keys,
-            transform: training ? augmentation.transform(height: height, width: width, then: normalization) : normalization)
+    /// How the library decodes records of encoded images, as this section says. The default
+    /// evaluation resize is torchvision's for `random_resized_crop` (the centred 87.5 %), else
+    /// the whole image at the model's aspect.
+    var imageOptions: ImageDataOptions {
+        var options = ImageDataOptions()
+        if let h = imageHeight, let w = imageWidth { options.size = ImageSize(height: h, width: w) }
+        options.channels = channels
+        let augmentation = self.augmentation
+        options.augmentation = { size in augmentation.transform(height: size.height, width: size.width, then: nil) }
+        if let mean = normalizeMean, let std = normalizeStd {
+            options.normalize = Normalize(mean: mean.map(Float.init), std: std.map(Float.init))
+        }
+        options.evaluationResize =
+            evaluationResize ?? (augmentation.resizedCropScale != nil ? .centerCrop(fraction: 0.875) : .centerCrop(fraction: 1))
+        options.workers = workers
+        options.maxQueueSize = maxQueueSize
+        options.shuffleBufferSize = shuffleBufferSize
         options.skipCorrupt = skipCorrupt
         return options
     }
 
-    var normalization: (any ImageTransform)? {
-        guard let mean = normalizeMean, let std = normalizeStd else { return nil }
-        return Normalize(mean: mean.map(Float.init), std: std.map(Float.init))
-    }
 }
 
 /// `data.augmentation:` training-time transforms, applied in this order: crop, flips, rotation,

@@ -72,12 +72,11 @@ extension TrainConfig {
 
     static let imageLayers: [LayerSpec.Kind] = [.conv2d, .batch_norm, .max_pool, .avg_pool, .global_avg_pool]
 
-    /// Image layers need samples shaped [C, H, W]; checked once both sections are read.
-    func checkImageLayers(_ model: Section?, reader: ConfigReader) {
-        guard inputShape == nil, zoo == nil, let i = layers.firstIndex(where: { Self.imageLayers.contains($0.kind) }) else { return }
-        reader.report(
-            model?.list("layers")?[i], "model.layers[\(i)]",
-            "\(layers[i].kind.rawValue) needs image-shaped samples: set data.input_shape: [channels, height, width]")
+    /// The first layer that needs samples shaped [C, H, W], with its place: such a model needs
+    /// records of encoded images or `data.input_shape` (checked once the data is known).
+    func firstImageLayer(_ model: Section?) -> (index: Int, place: ConfigPlace)? {
+        guard zoo == nil, let i = layers.firstIndex(where: { Self.imageLayers.contains($0.kind) }) else { return nil }
+        return (i, ConfigPlace(model?.list("layers")?[i]))
     }
 
     static func parseInputShape(_ data: Section, reader: ConfigReader) -> [Int]? {
@@ -128,28 +127,39 @@ extension TrainConfig {
         return layer
     }
 
-    /// Builds the model for samples of `inputSize` values (reshaped to `data.input_shape` first
-    /// when it is given). Each layer's input size is the shape the layers before it give (shape
-    /// inference), so any mix of convolutions, pooling and dense layers fits together; a shape
-    /// that cannot flow through a layer is a ``ConfigError`` naming that layer's line.
-    func makeModel(inputSize: Int) throws -> Sequential {
-        var shape = [inputSize]
+    /// Builds the model for samples of `sampleShape`: `[channels, height, width]` images, or
+    /// feature vectors of `[values]` (reshaped to `data.input_shape` first when it is given).
+    /// Each layer's input size is the shape the layers before it give (shape inference), so any
+    /// mix of convolutions, pooling and dense layers fits together; a shape that cannot flow
+    /// through a layer is a ``ConfigError`` naming that layer's line.
+    func makeModel(sampleShape: [Int]) throws -> Sequential {
+        func problem(_ place: ConfigPlace, _ path: String, _ message: String) -> ConfigError {
+            ConfigError(file: file, at: place, path, message)
+        }
+        var shape = sampleShape
         var modules: [Module] = []
-        if let inputShape {
+        if sampleShape.count == 3 {
+            if let inputShape, inputShape != sampleShape {
+                throw problem(
+                    inputShapePlace, "data.input_shape",
+                    "\(ShapeError.text(inputShape)) disagrees with the images, decoded to \(ShapeError.text(sampleShape)); leave it out")
+            }
+        } else if let inputShape {
+            let inputSize = sampleShape.reduce(1, *)
             let size = inputShape.reduce(1, *)
             guard size == inputSize else {
-                throw ConfigError(
-                    file: file,
-                    issues: [
-                        ConfigIssue(
-                            line: inputShapePlace.line, column: inputShapePlace.column, path: "data.input_shape",
-                            message:
-                                "\(ShapeError.text(inputShape)) holds \(size) values per sample, but the records' '\(inputKey)' "
-                                + "feature has \(inputSize)")
-                    ])
+                throw problem(
+                    inputShapePlace, "data.input_shape",
+                    "\(ShapeError.text(inputShape)) holds \(size) values per sample, but the records' '\(inputKey)' "
+                        + "feature has \(inputSize)")
             }
             modules.append(Reshape(inputShape))
             shape = inputShape
+        } else if let (i, place) = imageLayerPlace {
+            throw problem(
+                place, "model.layers[\(i)]",
+                "\(layers[i].kind.rawValue) needs image-shaped samples: set data.input_shape: [channels, height, width] "
+                    + "(the records' '\(inputKey)' holds \(sampleShape.reduce(1, *)) values, not encoded images)")
         }
         if let zoo {
             let model = zooModel(zoo, inputShape: shape)

@@ -11,6 +11,8 @@ struct TrainConfig {
     var inputShape: [Int]?
     /// Where `data.input_shape` (or `data.image_size`) is written in the file.
     var inputShapePlace = ConfigPlace()
+    /// The first layer that needs image-shaped samples (a conv or pooling layer), and its line.
+    var imageLayerPlace: (index: Int, place: ConfigPlace)?
     /// The config file's name, as errors found after parsing name it.
     var file = ""
     var trainDir = ""
@@ -97,16 +99,16 @@ struct TrainConfig {
             config.inputShape = parseInputShape(data, reader: reader)
             config.inputShapePlace = ConfigPlace(data.node("input_shape") ?? data.node("image_size") ?? data.node)
             config.data = DataSpec.parse(data, reader: reader)
-            if config.data.isImage {
+            if config.data.declaresImages {
                 // tefla's keys for encoded images.
                 (config.inputKey, config.labelKey) = ("image/encoded", "image/class/label")
-                let shape = [config.data.channels, config.data.imageHeight ?? 1, config.data.imageWidth ?? 1]
-                if let given = config.inputShape, given != shape {
-                    reader.report(
-                        data.node("input_shape"), "data.input_shape",
-                        "\(given) disagrees with data.channels and data.image_size \(shape); leave it out")
-                }
-                config.inputShape = shape
+            }
+            if let c = config.data.channels, let h = config.data.imageHeight, let w = config.data.imageWidth,
+                let given = config.inputShape, given != [c, h, w]
+            {
+                reader.report(
+                    data.node("input_shape"), "data.input_shape",
+                    "\(given) disagrees with data.channels and data.image_size \([c, h, w]); leave it out")
             }
             config.trainDir = data.string("train_dir", required: true) ?? ""
             config.valDir = data.string("val_dir")
@@ -120,10 +122,10 @@ struct TrainConfig {
             }
             if let keys = data.section("features_keys", known: ["input", "label", "sample_weight"]) {
                 config.sampleWeightKey = keys.string("sample_weight")
-                if config.sampleWeightKey != nil && config.data.isImage {
+                if config.sampleWeightKey != nil && config.data.declaresImages {
                     reader.report(
                         keys.node("sample_weight"), "data.features_keys.sample_weight",
-                        "per-sample weights are read from feature-vector data, not with data.image_size yet")
+                        "per-sample weights are read from feature-vector data, not from encoded images yet")
                 }
                 config.inputKey = keys.string("input", default: config.inputKey) ?? config.inputKey
                 config.labelKey = keys.string("label", default: config.labelKey) ?? config.labelKey
@@ -159,7 +161,7 @@ struct TrainConfig {
         config.parseFeatures(training: training, top: top, reader: reader)
 
         if let s = top.section("checkpoint", known: CheckpointSpec.keys) { config.checkpoint = CheckpointSpec.parse(s) }
-        config.checkImageLayers(modelSection, reader: reader)
+        config.imageLayerPlace = config.firstImageLayer(modelSection)
         if !reader.issues.isEmpty { throw ConfigError(file: file, issues: reader.issues) }
         return config
     }
@@ -196,6 +198,16 @@ struct TrainConfig {
 struct ConfigError: Error, CustomStringConvertible {
     var file: String
     var issues: [ConfigIssue]
+
+    init(file: String, issues: [ConfigIssue]) {
+        self.file = file
+        self.issues = issues
+    }
+
+    /// One problem, found once the data or the model is known, at the key's place in the file.
+    init(file: String, at place: ConfigPlace, _ path: String, _ message: String) {
+        self.init(file: file, issues: [ConfigIssue(line: place.line, column: place.column, path: path, message: message)])
+    }
     var description: String {
         let sorted = issues.sorted { ($0.line, $0.column) < ($1.line, $1.column) }
         return (["\(file): \(issues.count) problem\(issues.count == 1 ? "" : "s"):"] + sorted.map { "  \($0)" }).joined(separator: "\n")

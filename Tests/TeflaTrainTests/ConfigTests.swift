@@ -29,7 +29,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(config.trainDir, "Data/digits/train")
         XCTAssertEqual(config.batchSize, 32)
         XCTAssertEqual(config.optimizerName, "adam")
-        let model = try config.makeModel(inputSize: 64)
+        let model = try config.makeModel(sampleShape: [64])
         XCTAssertEqual(model.namedParameters.map(\.name), ["0.weight", "0.bias", "2.weight", "2.bias"])
         XCTAssertEqual(model.parameterCount, 64 * 128 + 128 + 128 * 10 + 10)
     }

@@ -37,12 +37,17 @@ final class ImageDataConfigTests: XCTestCase {
             checkpoint: {weights_dir: /tmp/unused, every_steps: 5}
             """
         let cfg = try TrainConfig.parse(yaml: yaml, file: "image.yml")
-        XCTAssertEqual(cfg.inputShape, [1, 28, 24])
         XCTAssertEqual(cfg.inputKey, "image/encoded")
         XCTAssertEqual(cfg.labelKey, "image/class/label")
-        let training = cfg.data.pipelineOptions(
-            batchSize: 16, seed: 4, keys: FeatureKeys(input: cfg.inputKey, label: cfg.labelKey),
-            training: true)
+        let images = cfg.data.imageOptions
+        XCTAssertEqual(images.size, ImageSize(height: 28, width: 24))
+        XCTAssertEqual(images.channels, 1)
+        XCTAssertEqual(images.evaluationResize, .centerCrop(fraction: 1), "no random_resized_crop: the whole image")
+        let files = try Shards.resolve("Data/digits-png/train")
+        let keys = FeatureKeys(input: cfg.inputKey, label: cfg.labelKey)
+        let shape = try images.sampleShape(files: files, key: keys.input)
+        XCTAssertEqual(shape, [1, 28, 24])
+        let training = try images.source(files: files, keys: keys, shape: shape).options
         XCTAssertEqual(
             [
                 training.height, training.width, training.channels, training.workers, training.maxQueueSize,
@@ -50,10 +55,14 @@ final class ImageDataConfigTests: XCTestCase {
             ], [28, 24, 1, 3, 4, 64])
         XCTAssertTrue(training.shuffle)
         let steps = try XCTUnwrap(training.transform as? Compose).transforms
-        XCTAssertTrue(steps[0] is RandomCrop && steps[1] is RandomHorizontalFlip && steps[2] is ColorJitter && steps[3] is Normalize)
-        let evaluation = cfg.data.pipelineOptions(batchSize: 16, seed: 4, keys: FeatureKeys(), training: false)
-        XCTAssertFalse(evaluation.shuffle)
-        XCTAssertTrue(evaluation.transform is Normalize, "validation images are normalised, never augmented")
+        let augmentation = try XCTUnwrap(steps[0] as? Compose).transforms
+        XCTAssertTrue(
+            augmentation[0] is RandomCrop && augmentation[1] is RandomHorizontalFlip && augmentation[2] is ColorJitter
+                && steps[1] is Normalize)
+        let evaluation = try XCTUnwrap(try images.source(files: files, keys: keys, shape: shape).evaluationTransform as? Compose)
+        XCTAssertTrue(
+            evaluation.transforms[0] is CenterCrop && evaluation.transforms[1] is Normalize,
+            "validation images are centre-cropped to the model's aspect and normalised, never augmented")
         XCTAssertEqual(cfg.data.classWeights, [1, 2, 1, 1, 1, 1, 1, 1, 1, 3])
         XCTAssertEqual(cfg.data.iterationsPerEpoch, 7)
         XCTAssertEqual(cfg.checkpoint.everySteps, 5)

@@ -14,7 +14,7 @@ import XCTest
 final class LRSuggestionTests: XCTestCase {
     func learner(_ config: TrainConfig, featureSize: Int) throws -> SupervisedLearner {
         let learner = SupervisedLearner(
-            model: try config.makeModel(inputSize: featureSize), loss: config.loss, optimizer: config.makeOptimizer(),
+            model: try config.makeModel(sampleShape: [featureSize]), loss: config.loss, optimizer: config.makeOptimizer(),
             seed: config.seed)
         learner.options.verbose = 0
         return learner

@@ -37,7 +37,7 @@ final class TrainingConfigTests: XCTestCase {
         XCTAssertEqual(config.summaryDir, "runs/digits-one-cycle")
         XCTAssertEqual(config.summaryEvery, 20)
         let learner = SupervisedLearner(
-            model: try config.makeModel(inputSize: 64), loss: config.loss,
+            model: try config.makeModel(sampleShape: [64]), loss: config.loss,
             optimizer: config.makeOptimizer(), options: config.trainingOptions(verbose: 0))
         learner.metrics = config.makeMetrics()
         learner.callbacks = config.makeCallbacks()

@@ -31,6 +31,10 @@ public func fuzzImage(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> CInt {
             image = try ImageDecoder.decode(blob, channels: channels)
         }
         precondition(format != nil, "decoded a blob that is neither JPEG nor PNG")
+        // The header-only read (the size scan's) agrees with the decode.
+        let info = try ImageDecoder.info(blob)
+        precondition(info.height == image.height && info.width == image.width, "info disagrees with the decoded size")
+        precondition(channels != 0 || info.channels == image.channels, "info disagrees with the decoded channels")
         precondition(image.height > 0 && image.width > 0, "an empty image")
         precondition(channels == 0 ? [1, 3].contains(image.channels) : image.channels == channels, "wrong channels")
         precondition(image.pixels.count == image.height * image.width * image.channels, "pixels do not fill the image")

@@ -186,6 +186,11 @@ int tl_image_format(const uint8_t *data, size_t len);
 int tl_image_decode(const uint8_t *data, size_t len, int channels, uint8_t **pixels, int *height, int *width,
                     int *out_channels, char *err, size_t errlen);
 void tl_image_free(uint8_t *pixels);
+/// The size and channel count tl_image_decode with channels 0 would give, from the header alone
+/// (no pixel decoded, so a scan over a data set's images costs little). 0 on success; non-zero
+/// with a message in err for a blob that is not a JPEG or PNG, a damaged header or one over the
+/// pixel limit. A header that reads may still hide damaged pixel data.
+int tl_image_info(const uint8_t *data, size_t len, int *height, int *width, int *channels, char *err, size_t errlen);
 /// out[i] = in[i] / divisor (a division, so x / 255 is correctly rounded, as numpy's).
 void tl_u8_to_f32(const uint8_t *in, float *out, size_t n, float divisor);
 /// Projective warp with bilinear sampling: output pixel centre (x+.5, y+.5) maps to the source

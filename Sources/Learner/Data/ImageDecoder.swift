@@ -31,6 +31,26 @@ public enum ImageDecoder {
 
     public static func format(of data: [UInt8]) -> Format? { data.withUnsafeBytes { format(of: $0) } }
 
+    /// The size and channels a decode with `channels` 0 gives, read from the header alone (no
+    /// pixel is decoded): what a scan over a data set's images uses. Throws
+    /// ``DataError/undecodableImage(key:message:at:)`` as a decode would for a damaged header.
+    public static func info(_ data: UnsafeRawBufferPointer, key: String = "image/encoded") throws
+        -> (height: Int, width: Int, channels: Int)
+    {
+        var h: Int32 = 0
+        var w: Int32 = 0
+        var c: Int32 = 0
+        var message = [CChar](repeating: 0, count: 256)
+        let status = tl_image_info(
+            data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count, &h, &w, &c, &message, message.count)
+        guard status == 0 else { throw DataError.undecodableImage(key: key, message: cMessage(message), at: nil) }
+        return (Int(h), Int(w), Int(c))
+    }
+
+    public static func info(_ data: [UInt8], key: String = "image/encoded") throws -> (height: Int, width: Int, channels: Int) {
+        try data.withUnsafeBytes { try info($0, key: key) }
+    }
+
     /// 8-bit pixels, HWC.
     ///
     /// `channels` 0 keeps the file's (1 grey, 3 colour); `key` names the feature in errors.

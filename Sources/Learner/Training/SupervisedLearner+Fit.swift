@@ -4,17 +4,21 @@ extension SupervisedLearner {
     /// Trains on the TFRecord shards in `dataDir` for epochs `startEpoch...epochs`
     /// (1-based, as tefla counts), evaluating on `validationDir` after each epoch.
     ///
-    /// The records are fixed-size feature vectors read into memory once; for shards of encoded
-    /// images pass an ``ImageDataSource`` to ``fit(_:validation:startEpoch:epochs:batchSize:dropLastBatch:iterationsPerEpoch:)``.
+    /// What the records hold is read from the first one (``RecordContent``): fixed-size feature
+    /// vectors are read into memory once; encoded JPEG or PNG images (tefla's `image/encoded`)
+    /// are decoded on worker threads as ``TrainingOptions/images`` says, to `imageSize` when
+    /// given (else the options' size, else the size every training image is stored at), the
+    /// validation images to the same size.
     @discardableResult
     public func fit(
         dataDir: String, featureKeys: FeatureKeys, startEpoch: Int = 1, validationDir: String? = nil,
-        epochs: Int = 10, batchSize: Int = 32, dropLastBatch: Bool = false
+        epochs: Int = 10, batchSize: Int = 32, dropLastBatch: Bool = false, imageSize: ImageSize? = nil
     ) throws -> History {
-        let training = try InMemoryDataset.load(directory: dataDir, keys: featureKeys)
-        let validation = try validationDir.map { try InMemoryDataset.load(directory: $0, keys: featureKeys) }
+        var images = options.images
+        if let imageSize { images.size = imageSize }
+        let data = try RecordData(training: dataDir, validation: validationDir, keys: featureKeys, images: images)
         return try fit(
-            training: training, validation: validation, startEpoch: startEpoch, epochs: epochs,
+            data.training, validation: data.validation, startEpoch: startEpoch, epochs: epochs,
             batchSize: batchSize, dropLastBatch: dropLastBatch)
     }
 
@@ -52,9 +56,10 @@ extension SupervisedLearner {
             source: training, batchSize: batchSize, dropLastBatch: dropLastBatch,
             iterationsPerEpoch: iterationsPerEpoch)
         // A model that does not fit its data fails here, before any hook opens a file or a step runs.
-        try checkData(training, batchSize: batchSize)
+        let trainingChecked = try checkData(training, batchSize: batchSize)
         if let validation { try checkData(validation, batchSize: batchSize) }
         let run = makeRun(plan, startEpoch: startEpoch, epochs: epochs)
+        run.checksBatches = !trainingChecked
         self.run = run
         defer { self.run = nil }
         globalStep = UInt64((startEpoch - 1) * plan.batchesPerEpoch)
@@ -88,8 +93,10 @@ extension SupervisedLearner {
             applySchedule(step: Int(globalStep))  // before the hooks, so they see this step's rate
             try run.each { try $0.onBatchBegin(self, batch: b) }
             guard let batch = try batches.next() else { break }
-            try checkBatch(batch, data: training.dataDescription) {
-                "sample \($0) of batch \(b + 1) of epoch \(epoch) from \(training.dataDescription)"
+            if run.checksBatches {
+                try checkBatch(batch, data: training.dataDescription) {
+                    "sample \($0) of batch \(b + 1) of epoch \(epoch) from \(training.dataDescription)"
+                }
             }
             try trainGlobalBatch(batch, into: &run.progress)
             CrashPoint.stall(rank: gradientSynchronizer?.rank ?? 0, step: globalStep)

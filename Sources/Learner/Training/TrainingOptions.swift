@@ -56,6 +56,9 @@ public struct TrainingOptions {
     /// ``LearnerError/nonFiniteInput(value:location:)`` naming the sample); off by default, as
     /// it reads every input value once more.
     public var checksInputsAreFinite = false
+    /// How ``SupervisedLearner/fit(dataDir:featureKeys:startEpoch:validationDir:epochs:batchSize:dropLastBatch:imageSize:)``
+    /// decodes shards of encoded images: size, channels, augmentation, normalisation, threads.
+    public var images = ImageDataOptions()
 
     public init() {}
 
