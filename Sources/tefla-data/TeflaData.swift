@@ -14,9 +14,10 @@ struct TeflaData: ParsableCommand {
               tefla-data verify data/train --all
               tefla-data convert images photos/ data/train --shards 4 --compression gzip
               tefla-data convert csv table.csv data/table --label-column label
+              tefla-data index data/train data/val
               tefla-data bench-read data/train/train-00000-of-00004.tfrecord
             """,
-        subcommands: [Inspect.self, Verify.self, Convert.self, BenchRead.self, BenchDecode.self])
+        subcommands: [Inspect.self, Verify.self, Convert.self, Index.self, BenchRead.self, BenchDecode.self])
 }
 
 /// The TFRecord files `source` names: the file itself, the shards of a directory, or a glob.

@@ -5,8 +5,8 @@ public enum Shards {
     /// Every regular, non-hidden file directly in `dir`, as full paths sorted by name.
     ///
     /// Any name is accepted (`train.tfrecord`, `train-00000-of-00004`, `part.tfrecords.gz`), since
-    /// TensorFlow writers name shards freely; hidden files (`.DS_Store`, editor swap files) and
-    /// subdirectories are skipped. Sorting makes the record order, and so a seeded shuffle,
+    /// TensorFlow writers name shards freely; hidden files (`.DS_Store`, editor swap files),
+    /// record indexes (`*.idx`, ``RecordIndex``) and subdirectories are skipped. Sorting makes the record order, and so a seeded shuffle,
     /// the same on every machine.
     ///
     /// Throws ``DataError/missingDirectory(path:)`` or ``DataError/emptyDirectory(path:)``.
@@ -24,7 +24,7 @@ public enum Shards {
         }
         let base = URL(fileURLWithPath: dir, isDirectory: true)
         var files: [String] = []
-        for path in names.filter({ !$0.hasPrefix(".") }).sorted().map({ base.appendingPathComponent($0).path }) {
+        for path in names.filter({ !$0.hasPrefix(".") && !isIndex($0) }).sorted().map({ base.appendingPathComponent($0).path }) {
             var isDir: ObjCBool = false
             if fm.fileExists(atPath: path, isDirectory: &isDir) {
                 if !isDir.boolValue { files.append(path) }  // sub-folders are not shards
@@ -40,7 +40,7 @@ public enum Shards {
 
 extension Shards {
     /// The regular files matching the shell pattern `pattern` (`data/train-*.tfrecord`,
-    /// `shards/*/part-*`), sorted by path.
+    /// `shards/*/part-*`), sorted by path; record indexes (`*.idx`) are no shards.
     ///
     /// Throws ``DataError/emptyDirectory(path:)`` naming the pattern when nothing matches.
     public static func glob(_ pattern: String) throws -> [String] {
@@ -53,7 +53,7 @@ extension Shards {
                 guard let raw = found.gl_pathv[i] else { continue }
                 let path = String(cString: raw)
                 var isDirectory: ObjCBool = false
-                if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                if !isIndex(path), FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
                     paths.append(path)
                 }
             }
@@ -61,6 +61,9 @@ extension Shards {
         guard !paths.isEmpty else { throw DataError.emptyDirectory(path: pattern) }
         return paths.sorted()
     }
+
+    /// Whether `name` is a record index written beside a shard (`SHARD.idx`), not a shard.
+    static func isIndex(_ name: String) -> Bool { name.hasSuffix(".idx") }
 
     /// ``glob(_:)`` when `source` holds a wildcard (`*`, `?`, `[`), else ``list(in:)`` of the directory.
     public static func resolve(_ source: String) throws -> [String] {

@@ -69,10 +69,13 @@ final class ImageBatchStream: BatchStream {
 }
 
 extension ImageDataSource {
-    /// Records in a shard. An uncompressed file is counted from its record headers alone, seeking
-    /// over the payloads (a pass over an ImageNet-sized set costs a few thousand reads, not its
-    /// 140 GB); a compressed one, or one whose headers do not add up to its size, is read through.
+    /// Records in a shard: from its index (``RecordIndex``) when it has one, with no read of the
+    /// shard at all. Otherwise an uncompressed file is counted from its record headers alone,
+    /// seeking over the payloads (a pass over an ImageNet-sized set costs a few thousand reads,
+    /// not its 140 GB); a compressed one, or one whose headers do not add up to its size, is
+    /// read through.
     static func recordCount(_ path: String, compression: TFRecordCompression?, skipCorrupt: Bool) throws -> Int {
+        if let index = try RecordIndex.stored(for: path) { return index.count }
         if compression == nil || compression == TFRecordCompression.none, let handle = FileHandle(forReadingAtPath: path) {
             defer { try? handle.close() }
             let size = (try? handle.seekToEnd()) ?? 0
