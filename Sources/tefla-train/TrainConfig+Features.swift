@@ -180,7 +180,7 @@ extension TrainConfig {
     static let trainingKeys = [
         "epochs", "start_epoch", "seed", "mode", "label_smoothing", "metrics", "verbose", "clip_norm",
         "clip_value", "ema_decay", "early_stopping", "csv_log", "metric_threshold", "fbeta_beta", "accumulation_steps",
-        "check_finite",
+        "check_finite", "plot",
     ]
     static let summaryKeys = ["dir", "summary_every"]
 
@@ -225,6 +225,15 @@ extension TrainConfig {
                 earlyStopping = EarlyStoppingSpec.parse(s)
             }
             csvLog = training.string("csv_log")
+            if let plot = training.node("plot") {
+                if plot.bool == false {
+                    plotPath = .some(nil)
+                } else if let path = plot.string, plot.bool == nil {
+                    plotPath = .some(path)
+                } else {
+                    reader.report(plot, "training.plot", "expected a file path for the SVG of the curves, or false")
+                }
+            }
         }
         if let s = top.section("schedule", known: ScheduleSpec.allKeys) {
             schedule = ScheduleSpec.parse(s, reader: reader)
@@ -255,10 +264,19 @@ extension TrainConfig {
         options.accumulationSteps = accumulationSteps
         options.checksInputsAreFinite = checkFinite
         options.classWeights = data.classWeights?.map(Float.init)
+        options.images = data.imageOptions
         return options
     }
 
-    /// The callbacks the `training` section asks for: early stopping, CSV and TensorBoard logs.
+    /// The SVG of the curves: `training.plot`, else `history.svg` beside the checkpoints; nil
+    /// when `training.plot` is false or there is neither.
+    var plotFile: String? {
+        if let plotPath { return plotPath }
+        return checkpoint.weightsDir.map { URL(fileURLWithPath: $0).appendingPathComponent("history.svg").path }
+    }
+
+    /// The callbacks the `training` section asks for: early stopping, CSV and TensorBoard logs,
+    /// the plot of the curves.
     func makeCallbacks() -> [Callback] {
         var callbacks: [Callback] = []
         if let e = earlyStopping {
@@ -269,6 +287,7 @@ extension TrainConfig {
         }
         if let csvLog { callbacks.append(CSVLogger(path: csvLog)) }
         if let summaryDir { callbacks.append(TensorBoardLogger(directory: summaryDir, summaryEvery: summaryEvery)) }
+        if let plot = plotFile { callbacks.append(HistoryPlot(path: plot)) }
         return callbacks
     }
 }

@@ -49,6 +49,8 @@ struct TrainConfig {
     var accumulationSteps = 1
     var earlyStopping: EarlyStoppingSpec?
     var csvLog: String?
+    /// `training.plot`: nil when not given, `.some(nil)` when false, else the path.
+    var plotPath: String??
     var summaryDir: String?
     var summaryEvery = 0
     var lrFinder = LRFinderSpec()

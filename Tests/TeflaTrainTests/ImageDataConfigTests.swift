@@ -80,6 +80,7 @@ final class ImageDataConfigTests: XCTestCase {
         XCTAssertTrue(result.output.contains("Epoch 2/2"), result.output)
         let state = try WeightsDirectory.readState(weights + "/epoch-0002")
         XCTAssertEqual(state.globalStep, 20, "two epochs of n_iters_per_epoch 10")
+        XCTAssertEqual(History.plotted(in: weights + "/history.svg").map(\.epoch), [1, 2], "the curves beside the checkpoints")
     }
 
     func testTheMultiLabelConfigTrainsOnZeroOneLists() throws {

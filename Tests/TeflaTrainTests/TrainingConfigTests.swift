@@ -125,6 +125,7 @@ final class TrainingConfigTests: XCTestCase {
                   epochs: 3
                   metrics: [accuracy, error_rate]
                   csv_log: \(dir.path)/log.csv
+                  plot: \(dir.path)/curves/plot.svg
                 summary: {dir: \(dir.path)/tb, summary_every: 10}
                 """
         try yaml.write(to: file, atomically: true, encoding: .utf8)
@@ -135,6 +136,7 @@ final class TrainingConfigTests: XCTestCase {
         XCTAssertTrue(result.output.contains("lr: "), result.output)
         let csv = try String(contentsOfFile: dir.path + "/log.csv", encoding: .utf8)
         XCTAssertEqual(csv.split(separator: "\n").first, "epoch,loss,accuracy,error_rate,lr")
+        XCTAssertEqual(History.plotted(in: dir.path + "/curves/plot.svg").map(\.epoch), [1, 2, 3], "training.plot")
         let events = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/tb")
         XCTAssertEqual(events.count, 1)
         XCTAssertTrue(events[0].hasPrefix("events.out.tfevents."), events[0])

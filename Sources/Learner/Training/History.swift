@@ -52,6 +52,10 @@ public struct EpochLog: Sendable, Equatable {
 /// Every epoch's measurements, returned by `fit` (Keras' `History`).
 public struct History: Sendable {
     public var epochs: [EpochLog] = []
+    /// Epochs of an earlier run that a plot continues (``HistoryPlot`` on resume).
+    var carriedPlotRows: [(epoch: Int, values: [String: Double])] = []
+
+    public init(epochs: [EpochLog] = []) { self.epochs = epochs }
 
     public var lastValidationAccuracy: Float? { epochs.last?.validationAccuracy }
     public var bestValidationAccuracy: Float? { epochs.compactMap(\.validationAccuracy).max() }
