@@ -6,6 +6,7 @@
 // resize, crop, rotation and perspective transform is one projective bilinear sampler, so they
 // share one tested loop.
 #include "clearner.h"
+#include "image_internal.h"
 
 #include <stdio.h>  // before jpeglib.h, which uses FILE without including it
 
@@ -233,18 +234,13 @@ static void png_read_memory(png_structp png, png_bytep out, png_size_t n) {
     src->at += n;
 }
 
-struct png_fail {
-    jmp_buf jump;
-    char message[256];
-};
-
-static void png_fail_exit(png_structp png, png_const_charp message) {
+void tl_png_fail_exit(png_structp png, png_const_charp message) {
     struct png_fail *fail = png_get_error_ptr(png);
     snprintf(fail->message, sizeof fail->message, "%s", message);
     longjmp(fail->jump, 1);
 }
 
-static void png_quiet(png_structp png, png_const_charp message) {
+void tl_png_quiet(png_structp png, png_const_charp message) {
     (void)png;
     (void)message;
 }
@@ -253,7 +249,7 @@ static int decode_png(const uint8_t *data, size_t len, struct decode_opts opts, 
                       int *width, int *channels, char *err, size_t errlen) {
     struct png_fail fail;
     struct png_source src = {data, len, 0};
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &fail, png_fail_exit, png_quiet);
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &fail, tl_png_fail_exit, tl_png_quiet);
     if (png == NULL) {
         image_error(err, errlen, "out of memory");
         return 4;

@@ -126,7 +126,7 @@ final class ConvertTests: XCTestCase {
         XCTAssertEqual(
             try DataTool.run([
                 "convert", "images", DataTool.fixtures.appendingPathComponent("images").path, images.path,
-                "--shards", "2", "--compression", "gzip",
+                "--shards", "2", "--compression", "gzip", "--val-fraction", "0.4", "--resize", "3",
             ]).status, 0)
         XCTAssertEqual(
             try DataTool.run([
@@ -145,13 +145,16 @@ final class ConvertTests: XCTestCase {
                 "image/height": tf.io.FixedLenFeature([], tf.int64),
                 "image/width": tf.io.FixedLenFeature([], tf.int64),
             }
-            files = sorted(glob.glob(sys.argv[1] + "/*"))
-            rows = []
+            files = sorted(glob.glob(sys.argv[1] + "/*/*"))
+            rows, sizes = [], []
             for r in tf.data.TFRecordDataset(files, compression_type="GZIP").map(lambda s: tf.io.parse_single_example(s, spec)):
                 image = tf.io.decode_image(r["image/encoded"])
                 assert image.shape[0] == r["image/height"] and image.shape[1] == r["image/width"], image.shape
                 rows.append((int(r["image/class/label"]), r["image/class/text"].numpy().decode(), r["image/format"].numpy().decode()))
+                sizes.append((int(image.shape[0]), int(image.shape[1])))
             print("images", sorted(rows))
+            print("sizes", sorted(sizes))
+            print("split", [len(list(tf.data.TFRecordDataset(glob.glob(sys.argv[1] + "/" + d + "/*"), compression_type="GZIP"))) for d in ("train", "val")])
             spec = {k: tf.io.FixedLenFeature([], tf.float32) for k in ("x1", "x2", "x3")}
             spec["label"] = tf.io.FixedLenFeature([], tf.int64)
             files = sorted(glob.glob(sys.argv[2] + "/*"))
@@ -165,6 +168,8 @@ final class ConvertTests: XCTestCase {
                 "images [(0, 'cat', 'PNG'), (0, 'cat', 'PNG'), (0, 'cat', 'PNG'), (1, 'dog', 'JPEG'), (1, 'dog', 'PNG')]"
             ),
             result.output + result.error)
+        XCTAssertTrue(result.output.contains("sizes [(2, 6), (3, 3), (3, 3), (3, 4), (3, 4)]"), "--resize 3: \(result.output)")
+        XCTAssertTrue(result.output.contains("split [3, 2]"), "--val-fraction 0.4 of 3 cats and 2 dogs: \(result.output)")
         XCTAssertTrue(result.output.contains("csv 1 0.5 2.0 -1.5\ncsv 0 1.25 3.5 0.0\n"), result.output)
         XCTAssertTrue(result.output.contains("csv 1 3.75 0.25 8.5"), result.output)
     }

@@ -186,6 +186,13 @@ int tl_image_format(const uint8_t *data, size_t len);
 int tl_image_decode(const uint8_t *data, size_t len, int channels, uint8_t **pixels, int *height, int *width,
                     int *out_channels, char *err, size_t errlen);
 void tl_image_free(uint8_t *pixels);
+/// Encodes 8-bit HWC pixels (channels 1 or 3) as a baseline JPEG of `quality` (1-100) or an
+/// 8-bit PNG into a fresh buffer (free with tl_image_free). 0 on success; non-zero with a
+/// message in err otherwise.
+int tl_image_encode_jpeg(const uint8_t *pixels, int height, int width, int channels, int quality, uint8_t **out,
+                         size_t *out_len, char *err, size_t errlen);
+int tl_image_encode_png(const uint8_t *pixels, int height, int width, int channels, uint8_t **out, size_t *out_len,
+                        char *err, size_t errlen);
 /// The size and channel count tl_image_decode with channels 0 would give, from the header alone
 /// (no pixel decoded, so a scan over a data set's images costs little). 0 on success; non-zero
 /// with a message in err for a blob that is not a JPEG or PNG, a damaged header or one over the

@@ -64,8 +64,10 @@ public struct ImageFolder: Sendable {
     /// and `image/filename`.
     ///
     /// The image is decoded once to learn its size; throws ``ConversionError/badImage(path:message:)``.
-    public func example(for item: Item) throws -> Example {
-        let bytes: [UInt8]
+    /// With `shorterSide`, a larger image is resized (antialiased, aspect kept) so its shorter
+    /// side has that many pixels and stored again in its format (JPEGs at `quality`).
+    public func example(for item: Item, shorterSide: Int? = nil, quality: Int = 95) throws -> Example {
+        var bytes: [UInt8]
         do {
             bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: item.path)))
         } catch {
@@ -74,9 +76,20 @@ public struct ImageFolder: Sendable {
         guard let format = ImageDecoder.format(of: bytes) else {
             throw ConversionError.badImage(path: item.path, message: "not a JPEG or PNG file (magic bytes)")
         }
-        let decoded: (pixels: [UInt8], height: Int, width: Int, channels: Int)
+        var decoded: (pixels: [UInt8], height: Int, width: Int, channels: Int)
         do {
             decoded = try ImageDecoder.decodeBytes(bytes)
+            if let side = shorterSide, min(decoded.height, decoded.width) > side {
+                let size = ImageEncoder.size(height: decoded.height, width: decoded.width, shorterSide: side)
+                let pixels = ImageEncoder.resized(
+                    decoded.pixels, height: decoded.height, width: decoded.width, channels: decoded.channels,
+                    toHeight: size.height, toWidth: size.width)
+                decoded = (pixels, size.height, size.width, decoded.channels)
+                bytes =
+                    format == .jpeg
+                    ? try ImageEncoder.jpeg(pixels, height: size.height, width: size.width, channels: decoded.channels, quality: quality)
+                    : try ImageEncoder.png(pixels, height: size.height, width: size.width, channels: decoded.channels)
+            }
         } catch let error as DataError {
             if case .undecodableImage(_, let message, _) = error {
                 throw ConversionError.badImage(path: item.path, message: message)

@@ -110,7 +110,7 @@ public struct StoredImageSize: Sendable, Equatable, CustomStringConvertible {
             let reader = try TFRecordReader(path: file, compression: compression)
             while count < limit {
                 do {
-                    let more = try reader.withNextRecord { bytes, location in
+                    let more: Void? = try reader.withNextRecord { bytes, location in
                         do {
                             try note(bytes, location)
                         } catch let error as DataError {
