@@ -177,10 +177,12 @@ struct TrainedModelOptions: ParsableArguments {
     @Flag(name: .long, help: "Test-time augmentation: average the predictions for each image and its mirror image.")
     var tta = false
 
-    /// The data set, a learner with the trained weights loaded, and the data's directory.
-    func open(_ session: Session, command: String) throws -> (SessionData, SupervisedLearner, String) {
+    /// The data set (images brought to the training images' shape; unlabelled records allowed
+    /// when `labelsRequired` is false), a learner with the trained weights loaded, and the data's directory.
+    func open(_ session: Session, command: String, labelsRequired: Bool = true) throws -> (SessionData, SupervisedLearner, String) {
         guard let dir = data ?? session.cfg.valDir else { throw fail("\(command) needs --data DIR or data.val_dir") }
-        let dataset = try session.data(dir, training: false)
+        let shape = try session.trainingImageShape(for: dir)
+        let dataset = try session.data(dir, training: false, shape: shape, labelsRequired: labelsRequired)
         let learner = try session.makeLearner(sampleShape: dataset.sampleShape)
         try session.loadTrainedWeights(learner, checkpoint: checkpoint)
         learner.options.testTimeFlip = tta
@@ -214,7 +216,12 @@ struct Evaluate: ParsableCommand {
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write the model's outputs for a data set to a CSV file.",
-        usage: "tefla-train predict --config <file> [--output <csv>] [options]")
+        usage: "tefla-train predict --config <file> [--data <dir>] [--output <csv>] [--top-k <k>] [options]",
+        discussion: """
+            --data takes shards (labelled or not) or a plain folder of JPEG/PNG files. The CSV has the
+            record's index, its image/filename (or file name) when there is one, its label (empty when
+            none), then the predicted class and the class probabilities, or the --top-k classes.
+            """)
 
     @OptionGroup var options: RunOptions
     @OptionGroup var trained: TrainedModelOptions
@@ -222,13 +229,22 @@ struct Predict: ParsableCommand {
     @Option(name: .long, help: "The CSV file to write.")
     var output: String = "predictions.csv"
 
+    @Option(name: .customLong("top-k"), help: "Classification: the k likeliest classes and their probabilities instead of every class's.")
+    var topK: Int?
+
+    func validate() throws {
+        if let topK, topK < 1 { throw ValidationError("--top-k must be >= 1, got \(topK)") }
+    }
+
     func run() throws {
         let session = try Session(options)
         try reportingErrors {
-            let (dataset, learner, _) = try trained.open(session, command: "predict")
+            let (dataset, learner, _) = try trained.open(session, command: "predict", labelsRequired: false)
             let classification = learner.loss.isClassification
+            if topK != nil && !classification { throw fail("--top-k ranks classes; \(options.config) trains mode \(session.cfg.mode)") }
             let multiLabel = session.cfg.mode == "multi_label"
             var lines: [String] = []
+            var named = false
             var index = 0
             let batches = try dataset.source.batches(BatchRequest(epoch: 1, batchSize: 256, training: false, seed: session.cfg.seed))
             while let batch = try batches.next() {
@@ -236,22 +252,33 @@ struct Predict: ParsableCommand {
                 if classification { outputs = outputs.softmax() }
                 if multiLabel { outputs = outputs.sigmoid() }
                 let width = outputs.shape.last ?? 1
+                let k = Swift.min(topK ?? width, width)
                 let values = outputs.scalars
                 let labels = batch.labels.scalars
                 let labelWidth = labels.count / Swift.max(batch.count, 1)
                 if lines.isEmpty {
-                    lines.append(
-                        (["index", "label"] + (classification ? ["prediction"] : [])
-                            + (0..<width).map { classification || multiLabel ? "p\($0)" : "output\($0)" }).joined(separator: ","))
+                    named = batch.names?.contains { !$0.isEmpty } ?? false
+                    var header = ["index"] + (named ? ["filename"] : []) + ["label"] + (classification ? ["prediction"] : [])
+                    if topK != nil {
+                        header += (1...k).flatMap { ["top\($0)", "top\($0)_p"] }
+                    } else {
+                        header += (0..<width).map { classification || multiLabel ? "p\($0)" : "output\($0)" }
+                    }
+                    lines.append(header.joined(separator: ","))
                 }
                 for row in 0..<batch.count {
-                    let rowValues = values[(row * width)..<((row + 1) * width)]
-                    let label = labels[(row * labelWidth)..<((row + 1) * labelWidth)].map { String(format: "%g", $0) }
-                    var fields = [String(index), label.joined(separator: " ")]
-                    if classification, let best = rowValues.indices.max(by: { rowValues[$0] < rowValues[$1] }) {
-                        fields.append(String(best - row * width))
+                    let rowValues = Array(values[(row * width)..<((row + 1) * width)])
+                    let label = labels[(row * labelWidth)..<((row + 1) * labelWidth)].map { $0.isNaN ? "" : String(format: "%g", $0) }
+                    var fields = [String(index)]
+                    if named { fields.append(CSVField.quoted(batch.names?[row] ?? "")) }
+                    fields.append(label.joined(separator: " "))
+                    let ranked = rowValues.indices.sorted { (rowValues[$0], $1) > (rowValues[$1], $0) }
+                    if classification, let best = ranked.first { fields.append(String(best)) }
+                    if topK != nil {
+                        fields += ranked.prefix(k).flatMap { [String($0), String(format: "%.6g", rowValues[$0])] }
+                    } else {
+                        fields += rowValues.map { String(format: "%.6g", $0) }
                     }
-                    fields += rowValues.map { String(format: "%.6g", $0) }
                     lines.append(fields.joined(separator: ","))
                     index += 1
                 }
@@ -259,6 +286,14 @@ struct Predict: ParsableCommand {
             try AtomicFile.write(Data((lines.joined(separator: "\n") + "\n").utf8), to: output)
             if session.verbose > 0 { print("predict: \(dataset.count) rows written to \(output)") }
         }
+    }
+}
+
+/// A CSV field: quoted (with quotes doubled) when it holds a comma, quote or line break.
+enum CSVField {
+    static func quoted(_ text: String) -> String {
+        guard text.contains(where: { ",\"\n\r".contains($0) }) else { return text }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 }
 

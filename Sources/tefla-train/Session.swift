@@ -84,11 +84,12 @@ struct Session {
     /// decoding pipeline (to `shape` when given, the training set's, else as `data` says or the
     /// images are stored), feature vectors read into memory (class-balanced for training when
     /// `data.balancing` asks).
-    func data(_ directory: String, training: Bool, shape: [Int]? = nil) throws -> SessionData {
+    func data(_ directory: String, training: Bool, shape: [Int]? = nil, labelsRequired: Bool = true) throws -> SessionData {
         let spec = cfg.data
         let files = try Shards.resolve(directory)
         if case .encodedImage = try RecordContent.probe(files: files, keys: keys) {
-            let images = spec.imageOptions
+            var images = spec.imageOptions
+            images.labelsRequired = labelsRequired
             let sampleShape = try shape ?? images.sampleShape(files: files, key: keys.input)
             if let mean = spec.normalizeMean, mean.count != sampleShape[0], let place = spec.imageKeys["normalize"] {
                 throw ConfigError(
@@ -110,6 +111,14 @@ struct Session {
             source = try BalancedDataset(dataset, classCount: classes, epochs: cfg.epochs, initProbabilities: spec.initProbs)
         }
         return SessionData(source: source, count: dataset.count, sampleShape: [dataset.featureSize], inMemory: dataset)
+    }
+
+    /// The image shape the model was trained on, for evaluating or predicting on `directory`:
+    /// nil when its records are no images (or hold the training shape anyway); else from
+    /// `data.image_size` and `data.channels`, read from the training images where they are not given.
+    func trainingImageShape(for directory: String) throws -> [Int]? {
+        guard case .encodedImage = try RecordContent.probe(files: try Shards.resolve(directory), keys: keys) else { return nil }
+        return try cfg.data.imageOptions.sampleShape(files: try Shards.resolve(cfg.trainDir), key: keys.input)
     }
 
     /// "balanced" class weights (`data.class_weights: balanced`), computed from the training

@@ -108,3 +108,32 @@ public struct ImageFolder: Sendable {
         ])
     }
 }
+
+/// JPEG and PNG files read as data: a folder of them is a data set of unlabelled records.
+public enum ImageFiles {
+    /// Whether `path` names an image file by its extension (`.jpg`, `.jpeg`, `.png`).
+    public static func isImage(_ path: String) -> Bool {
+        ImageFolder.imageExtensions.contains((path as NSString).pathExtension.lowercased())
+    }
+
+    /// The file as the one record of its own shard: an Example with `image/encoded` (the file's
+    /// bytes) and `image/filename` (its name).
+    static func record(_ path: String, key: String) throws -> RawRecord {
+        let bytes = try contents(path)
+        let example = Example([
+            key: .bytes([bytes]), "image/filename": .bytes([Array((path as NSString).lastPathComponent.utf8)]),
+        ])
+        return RawRecord(bytes: example.serialized(), location: RecordLocation(file: path, record: 0, offset: 0))
+    }
+
+    /// The bytes of the file at `path`.
+    static func contents(_ path: String) throws -> [UInt8] {
+        let bytes: [UInt8]
+        do {
+            bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            throw DataError.io(path: path, operation: "read", message: "\(error.localizedDescription)")
+        }
+        return bytes
+    }
+}

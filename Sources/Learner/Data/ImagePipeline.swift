@@ -14,8 +14,11 @@ public enum LastBatch: String, Sendable, Equatable {
 public struct ImageBatch: Sendable, Equatable {
     /// `count * channels * height * width` values, NCHW.
     public var inputs: [Float]
-    /// One value per sample: a class index or a regression target.
+    /// One value per sample: a class index or a regression target (NaN where a record has no
+    /// label and ``ImagePipelineOptions/labelsRequired`` is false).
     public var labels: [Float]
+    /// Each sample's `image/filename` (the file's name for image files), "" where a record has none.
+    public var names: [String] = []
     /// `[count, channels, height, width]`.
     public var shape: [Int]
     /// The epoch and zero-based batch number within it.
@@ -61,6 +64,9 @@ public struct ImagePipelineOptions: Sendable {
     /// ``ImageBatchIterator/skipped`` and left out, later samples filling the batches; a damaged
     /// framing or file tail, or an empty shard, ends that file with one skip.
     public var skipCorrupt = false
+    /// false: a record without the label feature gets the label NaN instead of an error
+    /// (prediction on unlabelled data).
+    public var labelsRequired = true
 
     public init(
         batchSize: Int, height: Int, width: Int, channels: Int = 3, shuffle: Bool = false, seed: UInt64 = 0,
@@ -87,6 +93,9 @@ public struct ImagePipelineOptions: Sendable {
 }
 
 /// Streams batches of decoded, augmented images from TFRecord shards of `tf.train.Example`s.
+///
+/// A JPEG or PNG file among the files (``ImageFiles/isImage(_:)``) is read as a shard of one
+/// unlabelled record, so a plain folder of images can be predicted on.
 ///
 /// One producer thread per epoch reads the shards in (shuffled) order through a shuffle buffer,
 /// gathers a batch of raw records, has `workers` threads parse, decode, augment and write them
@@ -176,7 +185,7 @@ public final class ImageBatchIterator {
 }
 
 /// A record copied out of its reader's buffer, with where it came from.
-private struct RawRecord: Sendable {
+struct RawRecord: Sendable {
     var bytes: [UInt8]
     var location: RecordLocation
 }
@@ -196,6 +205,7 @@ private final class BatchProducer {
     /// Decoded samples waiting for a batch once skips have shifted the batch boundaries.
     private var carryInputs: [Float] = []
     private var carryLabels: [Float] = []
+    private var carryNames: [String] = []
 
     init(pipeline: ImagePipeline, epoch: Int, queue: BoundedQueue<Result<ImageBatch, Error>>, log: SkipLog) {
         self.options = pipeline.options
@@ -232,6 +242,18 @@ private final class BatchProducer {
         var random = SampleRandom(seed: options.seed, epoch: epoch, index: -2)
         let bufferSize = options.shuffle ? options.shuffleBufferSize : 1
         for file in files {
+            if ImageFiles.isImage(file) {
+                let record = try ImageFiles.record(file, key: options.keys.input)
+                if buffer.count < bufferSize {
+                    buffer.append(record)
+                } else {
+                    let pick = options.shuffle ? random.below(buffer.count) : 0
+                    let out = buffer[pick]
+                    buffer[pick] = record
+                    if try !emit(out) { return }
+                }
+                continue
+            }
             let reader = try TFRecordReader(path: file, compression: options.compression)
             fileCutShort = false
             while let record = try nextRecord(reader) {
@@ -258,7 +280,7 @@ private final class BatchProducer {
             if try !flushBatch() { return }
         }
         if !carryLabels.isEmpty && options.lastBatch == .keep {
-            _ = push(inputs: carryInputs, labels: carryLabels)
+            _ = push(inputs: carryInputs, labels: carryLabels, names: carryNames)
         }
     }
 
@@ -270,10 +292,11 @@ private final class BatchProducer {
     }
 
     /// Queues one batch; false when the consumer has gone.
-    private func push(inputs: [Float], labels: [Float]) -> Bool {
-        let batch = ImageBatch(
+    private func push(inputs: [Float], labels: [Float], names: [String]) -> Bool {
+        var batch = ImageBatch(
             inputs: inputs, labels: labels, shape: [labels.count, options.channels, options.height, options.width],
             epoch: epoch, index: batchIndex)
+        batch.names = names
         batchIndex += 1
         return queue.push(.success(batch))
     }
@@ -281,22 +304,26 @@ private final class BatchProducer {
     /// Decodes the gathered records in parallel and queues them as a batch; with skipped samples,
     /// the intact ones join the carry, which is queued a full batch at a time.
     private func flushBatch() throws -> Bool {
-        let (inputs, labels, failures) = try decode()
+        let (inputs, labels, names, failures) = try decode()
         let good = failures.indices.filter { failures[$0] == nil }
         for failure in failures.compactMap({ $0 }) { try skip(failure) }
         if carryLabels.isEmpty && good.count == failures.count {
-            return push(inputs: inputs, labels: labels)
+            return push(inputs: inputs, labels: labels, names: names)
         }
         let sampleSize = options.channels * options.height * options.width
         for i in good {
             carryInputs.append(contentsOf: inputs[i * sampleSize..<(i + 1) * sampleSize])
             carryLabels.append(labels[i])
+            carryNames.append(names[i])
         }
         while carryLabels.count >= options.batchSize {
             let n = options.batchSize
-            let full = push(inputs: Array(carryInputs.prefix(n * sampleSize)), labels: Array(carryLabels.prefix(n)))
+            let full = push(
+                inputs: Array(carryInputs.prefix(n * sampleSize)), labels: Array(carryLabels.prefix(n)),
+                names: Array(carryNames.prefix(n)))
             carryInputs.removeFirst(n * sampleSize)
             carryLabels.removeFirst(n)
+            carryNames.removeFirst(n)
             if !full { return false }
         }
         return true
@@ -304,7 +331,7 @@ private final class BatchProducer {
 
     /// Parses, decodes and augments the gathered records on the workers; failed samples are zeros
     /// with their error beside them.
-    private func decode() throws -> (inputs: [Float], labels: [Float], failures: [Error?]) {
+    private func decode() throws -> (inputs: [Float], labels: [Float], names: [String], failures: [Error?]) {
         let records = pending
         pending.removeAll(keepingCapacity: true)
         let count = records.count
@@ -313,6 +340,7 @@ private final class BatchProducer {
         produced += count
         var failures = [Error?](repeating: nil, count: count)
         var labels = [Float](repeating: 0, count: count)
+        var names = [String](repeating: "", count: count)
         let inputs = [Float](unsafeUninitializedCapacity: count * sampleSize) { buffer, initialized in
             guard let base = buffer.baseAddress else {
                 initialized = 0
@@ -320,18 +348,20 @@ private final class BatchProducer {
             }
             labels.withUnsafeMutableBufferPointer { labelBuffer in
                 failures.withUnsafeMutableBufferPointer { failureBuffer in
-                    guard let labelBase = labelBuffer.baseAddress, let failureBase = failureBuffer.baseAddress else {
-                        return
-                    }
-                    let workers = min(options.workers, count)
-                    let work = SampleWork(
-                        records: records, options: options, epoch: epoch, firstPosition: first, inputs: base,
-                        labels: labelBase, failures: failureBase)
-                    if workers <= 1 {
-                        for i in 0..<count { work.run(i) }
-                    } else {
-                        DispatchQueue.concurrentPerform(iterations: workers) { w in
-                            for i in stride(from: w, to: count, by: workers) { work.run(i) }
+                    names.withUnsafeMutableBufferPointer { nameBuffer in
+                        guard let labelBase = labelBuffer.baseAddress, let failureBase = failureBuffer.baseAddress,
+                            let nameBase = nameBuffer.baseAddress
+                        else { return }
+                        let workers = min(options.workers, count)
+                        let work = SampleWork(
+                            records: records, options: options, epoch: epoch, firstPosition: first, inputs: base,
+                            labels: labelBase, names: nameBase, failures: failureBase)
+                        if workers <= 1 {
+                            for i in 0..<count { work.run(i) }
+                        } else {
+                            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                                for i in stride(from: w, to: count, by: workers) { work.run(i) }
+                            }
                         }
                     }
                 }
@@ -340,7 +370,7 @@ private final class BatchProducer {
         }
         // Unless skipping, the first failure in batch order, so the error too is the same for any worker count.
         if !options.skipCorrupt, let error = failures.lazy.compactMap({ $0 }).first { throw error }
-        return (inputs, labels, failures)
+        return (inputs, labels, names, failures)
     }
 }
 
@@ -348,7 +378,8 @@ private final class BatchProducer {
 /// so workers run them without locks.
 // @unchecked Sendable for the pointers: they address the batch's buffers, which outlive the
 // workers (concurrentPerform returns when every iteration has), and sample i writes only its
-// own slice of `inputs` and `labels` and `failures[i]`. The other fields are Sendable constants.
+// own slice of `inputs`, `labels[i]`, `names[i]` and `failures[i]`. The other fields are
+// Sendable constants.
 private struct SampleWork: @unchecked Sendable {
     let records: [RawRecord]
     let options: ImagePipelineOptions
@@ -356,6 +387,7 @@ private struct SampleWork: @unchecked Sendable {
     let firstPosition: Int
     let inputs: UnsafeMutablePointer<Float>
     let labels: UnsafeMutablePointer<Float>
+    let names: UnsafeMutablePointer<String>
     let failures: UnsafeMutablePointer<Error?>
 
     func run(_ i: Int) {
@@ -365,6 +397,7 @@ private struct SampleWork: @unchecked Sendable {
             try record.bytes.withUnsafeBytes { bytes in
                 let example = try ExampleHandle(parsing: bytes)
                 labels[i] = try readLabel(example)
+                if let name = example.bytes("image/filename", at: 0) { names[i] = String(decoding: name, as: UTF8.self) }
                 guard let encoded = example.bytes(options.keys.input, at: 0) else {
                     throw missingImage(example)
                 }
@@ -419,6 +452,7 @@ private struct SampleWork: @unchecked Sendable {
     private func readLabel(_ example: ExampleHandle) throws -> Float {
         let key = options.keys.label
         guard let (kind, count) = example.find(key) else {
+            if !options.labelsRequired { return .nan }
             throw DataError.missingFeature(key: key, present: example.keys, at: nil)
         }
         guard count >= 1 else { throw DataError.wrongLength(key: key, expected: 1, found: count, at: nil) }

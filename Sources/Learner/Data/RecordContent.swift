@@ -21,6 +21,15 @@ public enum RecordContent: Sendable, Equatable {
         -> RecordContent
     {
         for file in files {
+            if ImageFiles.isImage(file) {
+                let bytes = try ImageFiles.contents(file)
+                guard let format = ImageDecoder.format(of: bytes) else {
+                    throw DataError.undecodableImage(
+                        key: keys.input, message: "the file is neither JPEG nor PNG (unknown magic bytes)",
+                        at: RecordLocation(file: file, record: 0, offset: 0))
+                }
+                return .encodedImage(format)
+            }
             let reader = try TFRecordReader(path: file, compression: compression)
             let found = try reader.withNextRecord { bytes, location in
                 try content(of: bytes, key: keys.input).mapError { $0.located(at: location) }.get()
@@ -107,6 +116,16 @@ public struct StoredImageSize: Sendable, Equatable, CustomStringConvertible {
             }
         }
         for file in files where count < limit {
+            if ImageFiles.isImage(file) {
+                let location = RecordLocation(file: file, record: 0, offset: 0)
+                do {
+                    let record = try ImageFiles.record(file, key: key)
+                    try record.bytes.withUnsafeBytes { try note($0, location) }
+                } catch let error as DataError {
+                    guard skipCorrupt, error.isCorruptRecord else { throw error.located(at: location) }
+                }
+                continue
+            }
             let reader = try TFRecordReader(path: file, compression: compression)
             while count < limit {
                 do {

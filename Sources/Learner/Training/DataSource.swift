@@ -73,6 +73,9 @@ public struct DataBatch {
     public var labels: Tensor
     /// `[B]` weights multiplying each sample's loss (Keras' `sample_weight`), nil for 1.
     public var sampleWeights: Tensor?
+    /// Each sample's name where the source knows one (`image/filename` of image records, the
+    /// file of an image file), for predictions people can trace back; nil otherwise.
+    public var names: [String]?
 
     public init(inputs: Tensor, labels: Tensor, sampleWeights: Tensor? = nil) {
         precondition(

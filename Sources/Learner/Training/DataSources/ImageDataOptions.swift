@@ -50,6 +50,8 @@ public struct ImageDataOptions: Sendable {
     /// Count and leave out damaged records instead of stopping at the first.
     public var skipCorrupt = false
     public var jpegDCT = ImageDecoder.DCTMethod.integerAccurate
+    /// false: records without a label get NaN (prediction on unlabelled images).
+    public var labelsRequired = true
 
     public init() {}
 
@@ -85,6 +87,7 @@ public struct ImageDataOptions: Sendable {
             transform: Self.compose(training))
         options.skipCorrupt = skipCorrupt
         options.jpegDCT = jpegDCT
+        options.labelsRequired = labelsRequired
         return try ImageDataSource(files: files, options: options, evaluationTransform: Self.compose(evaluation))
     }
 

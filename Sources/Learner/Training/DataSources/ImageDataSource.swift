@@ -62,9 +62,11 @@ final class ImageBatchStream: BatchStream {
 
     func next() throws -> DataBatch? {
         guard let batch = try iterator.next() else { return nil }
-        return DataBatch(
+        var out = DataBatch(
             inputs: Tensor(shape: batch.shape, scalars: batch.inputs),
             labels: Tensor(shape: [batch.count], scalars: batch.labels))
+        out.names = batch.names
+        return out
     }
 }
 
@@ -75,6 +77,7 @@ extension ImageDataSource {
     /// not its 140 GB); a compressed one, or one whose headers do not add up to its size, is
     /// read through.
     static func recordCount(_ path: String, compression: TFRecordCompression?, skipCorrupt: Bool) throws -> Int {
+        if ImageFiles.isImage(path) { return 1 }
         if let index = try RecordIndex.stored(for: path) { return index.count }
         if compression == nil || compression == TFRecordCompression.none, let handle = FileHandle(forReadingAtPath: path) {
             defer { try? handle.close() }
