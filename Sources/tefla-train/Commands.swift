@@ -66,7 +66,7 @@ struct Train: ParsableCommand {
             learner.checkpoint?.discardsNewerCheckpoints = force
             if let balanced = try session.balancedClassWeights(for: training) { learner.options.classWeights = balanced }
             if findLR {
-                try LRFind.sweep(learner, session.cfg, try LRFind.inMemory(training, session))
+                try LRFind.sweep(learner, session.cfg, training.source)
                 return
             }
             // Under mpirun every process is one data-parallel rank; rank 0 alone prints and writes.
@@ -134,19 +134,11 @@ struct LRFind: ParsableCommand {
         try reportingErrors {
             let training = try session.data(session.cfg.trainDir, training: true)
             let learner = try session.makeLearner(sampleShape: training.sampleShape)
-            try LRFind.sweep(learner, session.cfg, try LRFind.inMemory(training, session))
+            try LRFind.sweep(learner, session.cfg, training.source)
         }
     }
 
-    /// The range test sweeps feature-vector data held in memory.
-    static func inMemory(_ data: SessionData, _ session: Session) throws -> InMemoryDataset {
-        guard let dataset = data.inMemory else {
-            throw fail("the learning-rate finder runs on feature-vector data; the records of \(session.cfg.trainDir) hold encoded images")
-        }
-        return dataset
-    }
-
-    static func sweep(_ learner: SupervisedLearner, _ cfg: TrainConfig, _ training: InMemoryDataset) throws {
+    static func sweep(_ learner: SupervisedLearner, _ cfg: TrainConfig, _ training: any DataSource) throws {
         let spec = cfg.lrFinder
         let result = try learner.findLearningRate(
             training: training, startLR: Float(spec.startLR), endLR: Float(spec.endLR),

@@ -124,8 +124,9 @@ struct Session {
     /// "balanced" class weights (`data.class_weights: balanced`), computed from the training
     /// labels (scikit-learn's formula); nil when the config lists them or asks for none.
     func balancedClassWeights(for training: SessionData) throws -> [Float]? {
-        guard cfg.data.balancedClassWeights, let dataset = training.inMemory else { return nil }
-        let labels = dataset.labels.map { Int($0) }
+        guard cfg.data.balancedClassWeights else { return nil }
+        let values = try training.inMemory?.labels ?? (training.source as? ImageDataSource)?.labels() ?? []
+        let labels = values.map { Int($0) }
         let balancer = try ClassBalancer(labels: labels, classCount: (labels.max() ?? 0) + 1, epochs: 1)
         return balancer.balancedClassWeights()
     }

@@ -125,11 +125,6 @@ struct DataSpec: Equatable {
             if spec.balancing {
                 reader.report(data.node("balancing"), "data.balancing", "works on feature-vector data, not on encoded images yet")
             }
-            if spec.balancedClassWeights {
-                reader.report(
-                    data.node("class_weights"), "data.class_weights",
-                    "'balanced' needs the labels in memory; give the weights as a list for encoded images")
-            }
         }
         return spec
     }

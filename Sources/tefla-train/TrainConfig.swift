@@ -124,11 +124,6 @@ struct TrainConfig {
             }
             if let keys = data.section("features_keys", known: ["input", "label", "sample_weight"]) {
                 config.sampleWeightKey = keys.string("sample_weight")
-                if config.sampleWeightKey != nil && config.data.declaresImages {
-                    reader.report(
-                        keys.node("sample_weight"), "data.features_keys.sample_weight",
-                        "per-sample weights are read from feature-vector data, not from encoded images yet")
-                }
                 config.inputKey = keys.string("input", default: config.inputKey) ?? config.inputKey
                 config.labelKey = keys.string("label", default: config.labelKey) ?? config.labelKey
             }

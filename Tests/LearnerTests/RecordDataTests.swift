@@ -166,4 +166,45 @@ final class RecordDataTests: XCTestCase {
             XCTAssertTrue(text.contains("image/format is 'bmp'") && text.contains("bmp-00000-of-00001.tfrecord"), text)
         }
     }
+
+    /// Every option on image shards as on feature vectors: the label scan that `balanced` class
+    /// weights need, per-sample weights from a feature, the LR finder over decoded batches.
+    func testLabelsSampleWeightsAndTheLRFinderOnImageShards() throws {
+        let dir = try Scratch.directory("tefla-image-options", for: self)
+        let source = Self.data.appendingPathComponent("digits-png/val").path
+        let records = try Shards.list(in: source).flatMap { try TFRecordReader.readAll(path: $0) }
+        let shard = dir.appendingPathComponent("weighted-00000-of-00001.tfrecord").path
+        let writer = try TFRecordWriter(path: shard)
+        var labels: [Float] = []
+        for (n, record) in records.enumerated() {
+            var example = try Example(serialized: record)
+            example["weight"] = .floats([Float(n % 3)])
+            if case .int64s(let label)? = example["image/class/label"] { labels.append(Float(label[0])) }
+            try writer.write(example.serialized())
+        }
+        try writer.close()
+        var options = ImageDataOptions()
+        let keys = FeatureKeys(input: "image/encoded", label: "image/class/label", sampleWeight: "weight")
+        let data = try options.source(files: [shard], keys: keys, shape: [1, 32, 32])
+        XCTAssertEqual(try data.labels(), labels, "the label scan reads every record in file order")
+        let stream = try data.batches(BatchRequest(epoch: 1, batchSize: 100, training: false, seed: 0))
+        var weights: [Float] = []
+        var seen: [Float] = []
+        while let batch = try stream.next() {
+            weights += try XCTUnwrap(batch.sampleWeights).scalars
+            seen += batch.labels.scalars
+        }
+        XCTAssertEqual(weights, (0..<records.count).map { Float($0 % 3) })
+        XCTAssertEqual(seen, labels)
+
+        options.normalize = Normalize(mean: [0.3], std: [0.4])
+        let learner = SupervisedLearner(
+            model: smallCNN(channels: 1), loss: .softmaxCrossEntropy(), optimizer: Adam(learningRate: 1e-3), seed: 1)
+        let sweep = try learner.findLearningRate(
+            training: try options.source(files: [shard], keys: Self.imageKeys, shape: [1, 32, 32]), startLR: 1e-5, endLR: 10,
+            iterations: 30, batchSize: 32)
+        XCTAssertGreaterThanOrEqual(sweep.learningRates.count, 10)
+        XCTAssertLessThan(sweep.suggestedRange.upper, 10)
+        XCTAssertGreaterThan(sweep.suggestedRange.upper, 1e-5)
+    }
 }

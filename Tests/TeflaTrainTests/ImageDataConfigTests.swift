@@ -16,6 +16,24 @@ final class ImageDataConfigTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(accuracy, 0.98, result.output)
     }
 
+    /// `balanced` class weights, the LR finder and a weight per sample on image shards.
+    func testTrainingOptionsWorkOnImageShards() throws {
+        let dir = try Scratch.directory("tefla-image-options", for: self)
+        let balanced = try Trainer.run([
+            "--config", "Configs/digits-png-cnn.yml", "--epochs", "1", "--verbose", "0",
+            "--override", "data.class_weights=balanced",
+        ])
+        XCTAssertEqual(balanced.status, 0, balanced.error)
+        let plot = dir.appendingPathComponent("lr.svg").path
+        let sweep = try Trainer.run([
+            "lr-find", "--config", "Configs/digits-png-cnn.yml", "--override", "lr_finder.plot=\(plot)",
+            "--override", "lr_finder.iterations=20",
+        ])
+        XCTAssertEqual(sweep.status, 0, sweep.error)
+        XCTAssertTrue(sweep.output.contains("lr finder: suggested range"), sweep.output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: plot))
+    }
+
     func testDataKeysReachThePipelineAndTheLearner() throws {
         _ = FileManager.default.changeCurrentDirectoryPath(ConfigTests.root.path)
         let yaml = """

@@ -19,6 +19,8 @@ public struct ImageBatch: Sendable, Equatable {
     public var labels: [Float]
     /// Each sample's `image/filename` (the file's name for image files), "" where a record has none.
     public var names: [String] = []
+    /// Each sample's loss weight, read from ``FeatureKeys/sampleWeight`` when the keys name one.
+    public var sampleWeights: [Float]?
     /// `[count, channels, height, width]`.
     public var shape: [Int]
     /// The epoch and zero-based batch number within it.
@@ -206,6 +208,7 @@ private final class BatchProducer {
     private var carryInputs: [Float] = []
     private var carryLabels: [Float] = []
     private var carryNames: [String] = []
+    private var carryWeights: [Float] = []
 
     init(pipeline: ImagePipeline, epoch: Int, queue: BoundedQueue<Result<ImageBatch, Error>>, log: SkipLog) {
         self.options = pipeline.options
@@ -280,7 +283,7 @@ private final class BatchProducer {
             if try !flushBatch() { return }
         }
         if !carryLabels.isEmpty && options.lastBatch == .keep {
-            _ = push(inputs: carryInputs, labels: carryLabels, names: carryNames)
+            _ = push(inputs: carryInputs, labels: carryLabels, names: carryNames, weights: carryWeights)
         }
     }
 
@@ -292,11 +295,12 @@ private final class BatchProducer {
     }
 
     /// Queues one batch; false when the consumer has gone.
-    private func push(inputs: [Float], labels: [Float], names: [String]) -> Bool {
+    private func push(inputs: [Float], labels: [Float], names: [String], weights: [Float]) -> Bool {
         var batch = ImageBatch(
             inputs: inputs, labels: labels, shape: [labels.count, options.channels, options.height, options.width],
             epoch: epoch, index: batchIndex)
         batch.names = names
+        if options.keys.sampleWeight != nil { batch.sampleWeights = weights }
         batchIndex += 1
         return queue.push(.success(batch))
     }
@@ -304,26 +308,28 @@ private final class BatchProducer {
     /// Decodes the gathered records in parallel and queues them as a batch; with skipped samples,
     /// the intact ones join the carry, which is queued a full batch at a time.
     private func flushBatch() throws -> Bool {
-        let (inputs, labels, names, failures) = try decode()
+        let (inputs, labels, names, weights, failures) = try decode()
         let good = failures.indices.filter { failures[$0] == nil }
         for failure in failures.compactMap({ $0 }) { try skip(failure) }
         if carryLabels.isEmpty && good.count == failures.count {
-            return push(inputs: inputs, labels: labels, names: names)
+            return push(inputs: inputs, labels: labels, names: names, weights: weights)
         }
         let sampleSize = options.channels * options.height * options.width
         for i in good {
             carryInputs.append(contentsOf: inputs[i * sampleSize..<(i + 1) * sampleSize])
             carryLabels.append(labels[i])
             carryNames.append(names[i])
+            carryWeights.append(weights[i])
         }
         while carryLabels.count >= options.batchSize {
             let n = options.batchSize
             let full = push(
                 inputs: Array(carryInputs.prefix(n * sampleSize)), labels: Array(carryLabels.prefix(n)),
-                names: Array(carryNames.prefix(n)))
+                names: Array(carryNames.prefix(n)), weights: Array(carryWeights.prefix(n)))
             carryInputs.removeFirst(n * sampleSize)
             carryLabels.removeFirst(n)
             carryNames.removeFirst(n)
+            carryWeights.removeFirst(n)
             if !full { return false }
         }
         return true
@@ -331,7 +337,7 @@ private final class BatchProducer {
 
     /// Parses, decodes and augments the gathered records on the workers; failed samples are zeros
     /// with their error beside them.
-    private func decode() throws -> (inputs: [Float], labels: [Float], names: [String], failures: [Error?]) {
+    private func decode() throws -> (inputs: [Float], labels: [Float], names: [String], weights: [Float], failures: [Error?]) {
         let records = pending
         pending.removeAll(keepingCapacity: true)
         let count = records.count
@@ -341,6 +347,7 @@ private final class BatchProducer {
         var failures = [Error?](repeating: nil, count: count)
         var labels = [Float](repeating: 0, count: count)
         var names = [String](repeating: "", count: count)
+        var weights = [Float](repeating: 1, count: count)
         let inputs = [Float](unsafeUninitializedCapacity: count * sampleSize) { buffer, initialized in
             guard let base = buffer.baseAddress else {
                 initialized = 0
@@ -349,18 +356,20 @@ private final class BatchProducer {
             labels.withUnsafeMutableBufferPointer { labelBuffer in
                 failures.withUnsafeMutableBufferPointer { failureBuffer in
                     names.withUnsafeMutableBufferPointer { nameBuffer in
-                        guard let labelBase = labelBuffer.baseAddress, let failureBase = failureBuffer.baseAddress,
-                            let nameBase = nameBuffer.baseAddress
-                        else { return }
-                        let workers = min(options.workers, count)
-                        let work = SampleWork(
-                            records: records, options: options, epoch: epoch, firstPosition: first, inputs: base,
-                            labels: labelBase, names: nameBase, failures: failureBase)
-                        if workers <= 1 {
-                            for i in 0..<count { work.run(i) }
-                        } else {
-                            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                                for i in stride(from: w, to: count, by: workers) { work.run(i) }
+                        weights.withUnsafeMutableBufferPointer { weightBuffer in
+                            guard let labelBase = labelBuffer.baseAddress, let failureBase = failureBuffer.baseAddress,
+                                let nameBase = nameBuffer.baseAddress, let weightBase = weightBuffer.baseAddress
+                            else { return }
+                            let workers = min(options.workers, count)
+                            let work = SampleWork(
+                                records: records, options: options, epoch: epoch, firstPosition: first, inputs: base,
+                                labels: labelBase, names: nameBase, weights: weightBase, failures: failureBase)
+                            if workers <= 1 {
+                                for i in 0..<count { work.run(i) }
+                            } else {
+                                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                                    for i in stride(from: w, to: count, by: workers) { work.run(i) }
+                                }
                             }
                         }
                     }
@@ -370,7 +379,7 @@ private final class BatchProducer {
         }
         // Unless skipping, the first failure in batch order, so the error too is the same for any worker count.
         if !options.skipCorrupt, let error = failures.lazy.compactMap({ $0 }).first { throw error }
-        return (inputs, labels, names, failures)
+        return (inputs, labels, names, weights, failures)
     }
 }
 
@@ -388,6 +397,7 @@ private struct SampleWork: @unchecked Sendable {
     let inputs: UnsafeMutablePointer<Float>
     let labels: UnsafeMutablePointer<Float>
     let names: UnsafeMutablePointer<String>
+    let weights: UnsafeMutablePointer<Float>
     let failures: UnsafeMutablePointer<Error?>
 
     func run(_ i: Int) {
@@ -397,6 +407,7 @@ private struct SampleWork: @unchecked Sendable {
             try record.bytes.withUnsafeBytes { bytes in
                 let example = try ExampleHandle(parsing: bytes)
                 labels[i] = try readLabel(example)
+                if let key = options.keys.sampleWeight { weights[i] = try readWeight(example, key: key) }
                 if let name = example.bytes("image/filename", at: 0) { names[i] = String(decoding: name, as: UTF8.self) }
                 guard let encoded = example.bytes(options.keys.input, at: 0) else {
                     throw missingImage(example)
@@ -446,6 +457,26 @@ private struct SampleWork: @unchecked Sendable {
                 key: key, expected: "bytes", found: kind == TL_FEATURE_FLOAT ? "float" : "int64", at: nil)
         }
         return .wrongLength(key: key, expected: 1, found: count, at: nil)
+    }
+
+    /// The sample's loss weight: the first value of a float or int64 feature.
+    private func readWeight(_ example: ExampleHandle, key: String) throws -> Float {
+        guard let (kind, count) = example.find(key) else {
+            throw DataError.missingFeature(key: key, present: example.keys, at: nil)
+        }
+        guard count == 1 else { throw DataError.wrongLength(key: key, expected: 1, found: count, at: nil) }
+        switch kind {
+        case TL_FEATURE_FLOAT:
+            var value: Float = 0
+            _ = withUnsafeMutablePointer(to: &value) { example.copyFloats(key, into: UnsafeMutableBufferPointer(start: $0, count: 1)) }
+            return value
+        case TL_FEATURE_INT64:
+            var value: Int64 = 0
+            _ = withUnsafeMutablePointer(to: &value) { example.copyInt64s(key, into: UnsafeMutableBufferPointer(start: $0, count: 1)) }
+            return Float(value)
+        default:
+            throw DataError.wrongFeatureKind(key: key, expected: "float or int64", found: "bytes", at: nil)
+        }
     }
 
     /// The first value of the int64 or float label feature.

@@ -94,18 +94,22 @@ extension SupervisedLearner {
     ///
     /// Afterwards the model's parameters, the optimizer's state and learning rate, the global
     /// step, the schedule and the weight average are as they were (the optimizer's informational `stepCount` keeps counting).
+    ///
+    /// `training` is any source (in memory, image shards through the decoding pipeline, a user's
+    /// own): the sweep takes its shuffled, augmented training batches, a fresh pass when one ends.
     public func findLearningRate(
-        training: InMemoryDataset, startLR: Float = 1e-7, endLR: Float = 10,
+        training: any DataSource, startLR: Float = 1e-7, endLR: Float = 10,
         iterations: Int = 100, batchSize: Int = 32, smoothing: Float = 0.98,
         divergence: Float = 4
     ) throws -> LRFinderResult {
         guard startLR > 0, endLR > startLR else {
             throw LearnerError.invalidArgument("LR finder needs 0 < startLR < endLR, got \(startLR) and \(endLR)")
         }
-        guard iterations >= 2, batchSize > 0, training.count > 0 else {
+        guard iterations >= 2, batchSize > 0, training.sampleCount != 0 else {
             throw LearnerError.invalidArgument(
                 "LR finder needs iterations >= 2, batchSize > 0 and a non-empty data set")
         }
+        try checkData(training, batchSize: batchSize)
         // Snapshot everything the sweep changes: weights and batch-norm statistics, the
         // optimizer's buffers and rate, the step, the schedule and the weight average.
         let savedModel = ModuleState(of: model)
@@ -144,20 +148,18 @@ extension SupervisedLearner {
         let beta = Double(smoothing)
         let ratio = Double(endLR) / Double(startLR)
         var epoch = 1
-        var order = SupervisedLearner.shuffledOrder(count: training.count, seed: seed, epoch: epoch)
-        var position = 0
+        var batches = try training.batches(BatchRequest(epoch: epoch, batchSize: batchSize, training: true, seed: seed))
         for i in 0..<iterations {
-            if position >= training.count {
+            var next = try batches.next()
+            if next == nil {
                 epoch += 1
-                order = SupervisedLearner.shuffledOrder(count: training.count, seed: seed, epoch: epoch)
-                position = 0
+                batches = try training.batches(BatchRequest(epoch: epoch, batchSize: batchSize, training: true, seed: seed))
+                next = try batches.next()
             }
-            let indices = Array(order[position..<Swift.min(training.count, position + batchSize)])
-            position += batchSize
+            guard let batch = next else { throw LearnerError.invalidArgument("LR finder: \(training.dataDescription) gave no batch") }
             let lr = Float(Double(startLR) * Foundation.pow(ratio, Double(i) / Double(iterations - 1)))
             optimizer.learningRate = lr
-            let (x, y) = deviceBatch(training, indices)
-            let loss = try trainStep(inputs: x, labels: y).loss
+            let loss = try trainStep(inputs: batch.inputs, labels: batch.labels, sampleWeights: batch.sampleWeights).loss
             rates.append(lr)
             losses.append(loss)
             guard loss.isFinite else {

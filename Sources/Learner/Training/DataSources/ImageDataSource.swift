@@ -66,11 +66,49 @@ final class ImageBatchStream: BatchStream {
             inputs: Tensor(shape: batch.shape, scalars: batch.inputs),
             labels: Tensor(shape: [batch.count], scalars: batch.labels))
         out.names = batch.names
+        out.sampleWeights = batch.sampleWeights.map { Tensor(shape: [batch.count], scalars: $0) }
         return out
     }
 }
 
 extension ImageDataSource {
+    /// Every record's label, in file order, read without decoding an image: what class weights
+    /// computed from the data (`balanced`) need. A record without the label is an error naming it.
+    public func labels() throws -> [Float] {
+        let key = options.keys.label
+        var labels: [Float] = []
+        for file in files where !ImageFiles.isImage(file) {
+            try TFRecordReader(path: file, compression: options.compression).forEachRecord { bytes, location in
+                let example: ExampleHandle
+                do {
+                    example = try ExampleHandle(parsing: bytes)
+                } catch let error as DataError {
+                    throw error.located(at: location)
+                }
+                guard let (kind, count) = example.find(key), count >= 1 else {
+                    throw DataError.missingFeature(key: key, present: example.keys, at: location)
+                }
+                switch kind {
+                case TL_FEATURE_INT64:
+                    var value: Int64 = 0
+                    _ = withUnsafeMutablePointer(to: &value) {
+                        example.copyInt64s(key, into: UnsafeMutableBufferPointer(start: $0, count: 1))
+                    }
+                    labels.append(Float(value))
+                case TL_FEATURE_FLOAT:
+                    var value: Float = 0
+                    _ = withUnsafeMutablePointer(to: &value) {
+                        example.copyFloats(key, into: UnsafeMutableBufferPointer(start: $0, count: 1))
+                    }
+                    labels.append(value)
+                default:
+                    throw DataError.wrongFeatureKind(key: key, expected: "int64 or float", found: "bytes", at: location)
+                }
+            }
+        }
+        return labels
+    }
+
     /// Records in a shard: from its index (``RecordIndex``) when it has one, with no read of the
     /// shard at all. Otherwise an uncompressed file is counted from its record headers alone,
     /// seeking over the payloads (a pass over an ImageNet-sized set costs a few thousand reads,
