@@ -17,7 +17,7 @@ struct TeflaData: ParsableCommand {
               tefla-data index data/train data/val
               tefla-data bench-read data/train/train-00000-of-00004.tfrecord
             """,
-        subcommands: [Inspect.self, Verify.self, Convert.self, Index.self, BenchRead.self, BenchDecode.self])
+        subcommands: [Inspect.self, Verify.self, Convert.self, Index.self, BenchRead.self, BenchDecode.self, BenchPipeline.self])
 }
 
 /// The TFRecord files `source` names: the file itself, the shards of a directory, or a glob.

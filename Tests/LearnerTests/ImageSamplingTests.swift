@@ -74,6 +74,32 @@ final class ImageSamplingTests: XCTestCase {
         }
     }
 
+    /// ImageNet's training transform (random resized crop to 10x10, flip, normalise) as the
+    /// pipeline's one pass equals `apply`'s crop-then-resize, for every draw.
+    func testRandomResizedCropInOnePassEqualsTheSteps() throws {
+        let normalize = Normalize(mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225])
+        let transform = Compose([RandomResizedCrop(height: 10, width: 10), RandomHorizontalFlip(), normalize])
+        var regions = Set<[Int]>()
+        for (index, blob) in try blobs().enumerated() {
+            for epoch in 0..<4 {
+                try ImageDecoder.withPixels(blob, channels: 3) { pixels in
+                    var random = SampleRandom(seed: 5, epoch: epoch, index: index)
+                    let whole = CropWindow.whole(height: pixels.height, width: pixels.width)
+                    let window = try XCTUnwrap(transform.window(of: whole, random: &random))
+                    regions.insert([window.top, window.left, window.height, window.width])
+                    var again = SampleRandom(seed: 5, epoch: epoch, index: index)
+                    let want = transform.apply(pixels.image(), random: &again)
+                    var chw = [Float](repeating: 0, count: want.pixels.count)
+                    chw.withUnsafeMutableBufferPointer { want.copyCHW(to: $0.baseAddress!) }
+                    assertClose(
+                        resampled(pixels, .window(window, height: 10, width: 10), layout: .chw), chw,
+                        "record \(index), epoch \(epoch)")
+                }
+            }
+        }
+        XCTAssertGreaterThan(regions.count, 10, "the regions vary from draw to draw")
+    }
+
     /// Same size, no transform: exactly the decoded bytes over 255 (no interpolation error).
     func testIdentityIsBytesOver255() throws {
         for blob in try blobs() {

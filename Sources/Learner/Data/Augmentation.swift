@@ -100,37 +100,42 @@ public struct RandomResizedCrop: ImageTransform {
     }
 
     public func apply(_ image: Image, random: inout SampleRandom) -> Image {
-        let area = Float(image.height * image.width)
+        let r = region(height: image.height, width: image.width, random: &random)
+        // Crop, then resize: the edges the resize replicates are the crop's (torchvision's
+        // `resized_crop`), as the pipeline's one-pass window gives them.
+        return image.cropped(top: r.top, left: r.left, height: r.height, width: r.width).resized(height: height, width: width)
+    }
+
+    /// The region of a `height` × `width` image to keep (torchvision's `get_params`): ten tries
+    /// at a random area and aspect, else the centred largest region within `ratio`.
+    func region(height imageHeight: Int, width imageWidth: Int, random: inout SampleRandom)
+        -> (top: Int, left: Int, height: Int, width: Int)
+    {
+        let area = Float(imageHeight * imageWidth)
         let logRatio = log(ratio.lowerBound)...log(ratio.upperBound)
         for _ in 0..<10 {
             let target = area * random.uniform(scale)
             let aspect = exp(random.uniform(logRatio))
             let w = Int((target * aspect).squareRoot().rounded())
             let h = Int((target / aspect).squareRoot().rounded())
-            if w > 0, h > 0, w <= image.width, h <= image.height {
-                let top = random.below(image.height - h + 1)
-                let left = random.below(image.width - w + 1)
-                return crop(image, top: top, left: left, h: h, w: w)
+            if w > 0, h > 0, w <= imageWidth, h <= imageHeight {
+                let top = random.below(imageHeight - h + 1)
+                let left = random.below(imageWidth - w + 1)
+                return (top, left, h, w)
             }
         }
-        let aspect = Float(image.width) / Float(image.height)
+        let aspect = Float(imageWidth) / Float(imageHeight)
         let (h, w): (Int, Int)
         if aspect < ratio.lowerBound {
-            w = image.width
+            w = imageWidth
             h = Int((Float(w) / ratio.lowerBound).rounded())
         } else if aspect > ratio.upperBound {
-            h = image.height
+            h = imageHeight
             w = Int((Float(h) * ratio.upperBound).rounded())
         } else {
-            (h, w) = (image.height, image.width)
+            (h, w) = (imageHeight, imageWidth)
         }
-        return crop(image, top: (image.height - h) / 2, left: (image.width - w) / 2, h: h, w: w)
-    }
-
-    private func crop(_ image: Image, top: Int, left: Int, h: Int, w: Int) -> Image {
-        let sx = Double(w) / Double(width)
-        let sy = Double(h) / Double(height)
-        return image.warped(matrix: [sx, 0, Double(left), 0, sy, Double(top), 0, 0, 1], height: height, width: width)
+        return ((imageHeight - h) / 2, (imageWidth - w) / 2, h, w)
     }
 }
 

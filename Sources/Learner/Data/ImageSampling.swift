@@ -118,6 +118,15 @@ extension RandomCrop: WindowTransform {
     }
 }
 
+extension RandomResizedCrop: WindowTransform {
+    /// The region `apply` keeps (the same draws), which the pipeline resizes to the output size in
+    /// its one resampling pass.
+    public func window(of current: CropWindow, random: inout SampleRandom) -> CropWindow? {
+        let r = region(height: current.height, width: current.width, random: &random)
+        return current.cropped(top: r.top, left: r.left, height: r.height, width: r.width)
+    }
+}
+
 extension Normalize: WindowTransform {
     /// Normalising commutes with crops, flips and bilinear resizing (weights sum to 1), so it can
     /// come last; a second normalisation is left to `apply`.
