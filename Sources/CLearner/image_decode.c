@@ -155,6 +155,11 @@ struct decode_opts {
     int scratch;      // write into the thread's scratch buffer instead of a fresh one
     int dct_fast;     // JDCT_IFAST (TensorFlow decode_jpeg's default) instead of JDCT_ISLOW (libjpeg's)
     int header_only;  // stop after the header: sizes and channels, no pixels (*pixels stays NULL)
+    // JPEG only, when region_height > 0: decode just the rows top..top+height and the iMCU
+    // columns covering left..left+width (libjpeg-turbo's skip and crop); where the pixels
+    // start comes back in *origin_top and *origin_left. Other formats decode whole.
+    int region_top, region_left, region_height, region_width;
+    int *origin_top, *origin_left;
 };
 
 static int decode_jpeg(const uint8_t *data, size_t len, struct decode_opts opts, uint8_t **pixels, int *height,
@@ -196,22 +201,51 @@ static int decode_jpeg(const uint8_t *data, size_t len, struct decode_opts opts,
     cinfo.dct_method = opts.dct_fast ? JDCT_IFAST : JDCT_ISLOW;
     jpeg_start_decompress(&cinfo);
     int w = (int)cinfo.output_width, h = (int)cinfo.output_height, c = cinfo.output_components;
-    size_t stride = (size_t)w * (size_t)c;
+    int top = 0;
+    JDIMENSION left = 0;
+    if (opts.region_height > 0 && opts.region_top >= 0 && opts.region_left >= 0 && opts.region_width > 0 &&
+        opts.region_top + opts.region_height <= h && opts.region_left + opts.region_width <= w &&
+        (opts.region_height < h || opts.region_width < w)) {
+        // One iMCU of margin on every side: the rows and columns next to where decoding starts or
+        // stops lack the neighbours that chroma upsampling blends, so they are decoded but not
+        // part of the region, whose pixels then equal a whole decode's.
+        int margin_y = cinfo.max_v_samp_factor * DCTSIZE, margin_x = cinfo.max_h_samp_factor * DCTSIZE;
+        int y0 = opts.region_top - margin_y < 0 ? 0 : opts.region_top - margin_y;
+        int y1 = opts.region_top + opts.region_height + margin_y > h ? h : opts.region_top + opts.region_height + margin_y;
+        int x0 = opts.region_left - margin_x < 0 ? 0 : opts.region_left - margin_x;
+        int x1 = opts.region_left + opts.region_width + margin_x > w ? w : opts.region_left + opts.region_width + margin_x;
+        JDIMENSION width = (JDIMENSION)(x1 - x0);
+        left = (JDIMENSION)x0;
+        if (width < (JDIMENSION)w) jpeg_crop_scanline(&cinfo, &left, &width);  // widens to iMCU edges
+        w = (int)width;
+        top = y0;
+        h = y1 - y0;
+    }
+    if (opts.origin_top != NULL) *opts.origin_top = top;
+    if (opts.origin_left != NULL) *opts.origin_left = (int)left;
+    size_t stride = (size_t)cinfo.output_width * (size_t)c;  // after the crop: the cropped width
     out = output_buffer(opts.scratch, stride * (size_t)h);
     if (out == NULL) {
         image_error(err, errlen, "out of memory");
         jpeg_destroy_decompress(&cinfo);
         return 4;
     }
-    while (cinfo.output_scanline < cinfo.output_height) {
+    if (top > 0) jpeg_skip_scanlines(&cinfo, (JDIMENSION)top);
+    JDIMENSION end = (JDIMENSION)(top + h);
+    while (cinfo.output_scanline < end) {
         // Several rows per call: libjpeg produces up to rec_outbuf_height at once.
         JSAMPROW rows[16];
-        JDIMENSION want = cinfo.output_height - cinfo.output_scanline;
+        JDIMENSION want = end - cinfo.output_scanline;
         if (want > 16) want = 16;
-        for (JDIMENSION r = 0; r < want; r++) rows[r] = out + stride * (cinfo.output_scanline + r);
+        for (JDIMENSION r = 0; r < want; r++) rows[r] = out + stride * (cinfo.output_scanline - (JDIMENSION)top + r);
         jpeg_read_scanlines(&cinfo, rows, want);
     }
-    jpeg_finish_decompress(&cinfo);
+    // Rows below a region are never decoded: abort rather than finish.
+    if (cinfo.output_scanline < cinfo.output_height) {
+        jpeg_abort_decompress(&cinfo);
+    } else {
+        jpeg_finish_decompress(&cinfo);
+    }
     jpeg_destroy_decompress(&cinfo);
     *pixels = out;
     *height = h;
@@ -338,13 +372,13 @@ static int decode_any(const uint8_t *data, size_t len, int channels, struct deco
 
 int tl_image_decode(const uint8_t *data, size_t len, int channels, uint8_t **pixels, int *height, int *width,
                     int *out_channels, char *err, size_t errlen) {
-    struct decode_opts opts = {0, 0, 0};
+    struct decode_opts opts = {0, 0, 0, 0, 0, 0, 0, NULL, NULL};
     return decode_any(data, len, channels, opts, pixels, height, width, out_channels, err, errlen);
 }
 
 int tl_image_decode_scratch(const uint8_t *data, size_t len, int channels, int dct_fast, const uint8_t **pixels,
                             int *height, int *width, int *out_channels, char *err, size_t errlen) {
-    struct decode_opts opts = {1, dct_fast != 0, 0};
+    struct decode_opts opts = {1, dct_fast != 0, 0, 0, 0, 0, 0, NULL, NULL};
     uint8_t *out = NULL;
     int rc = decode_any(data, len, channels, opts, &out, height, width, out_channels, err, errlen);
     if (pixels != NULL) *pixels = rc == 0 ? out : NULL;
@@ -353,7 +387,19 @@ int tl_image_decode_scratch(const uint8_t *data, size_t len, int channels, int d
 
 
 int tl_image_info(const uint8_t *data, size_t len, int *height, int *width, int *channels, char *err, size_t errlen) {
-    struct decode_opts opts = {0, 0, 1};
+    struct decode_opts opts = {0, 0, 1, 0, 0, 0, 0, NULL, NULL};
     uint8_t *none = NULL;
     return decode_any(data, len, 0, opts, &none, height, width, channels, err, errlen);
+}
+
+int tl_image_decode_region_scratch(const uint8_t *data, size_t len, int channels, int dct_fast, int top, int left,
+                                   int height, int width, const uint8_t **pixels, int *origin_top, int *origin_left,
+                                   int *out_height, int *out_width, int *out_channels, char *err, size_t errlen) {
+    if (origin_top != NULL) *origin_top = 0;
+    if (origin_left != NULL) *origin_left = 0;
+    struct decode_opts opts = {1, dct_fast != 0, 0, top, left, height, width, origin_top, origin_left};
+    uint8_t *out = NULL;
+    int rc = decode_any(data, len, channels, opts, &out, out_height, out_width, out_channels, err, errlen);
+    if (pixels != NULL) *pixels = rc == 0 ? out : NULL;
+    return rc;
 }

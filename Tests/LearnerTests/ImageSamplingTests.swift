@@ -100,6 +100,40 @@ final class ImageSamplingTests: XCTestCase {
         XCTAssertGreaterThan(regions.count, 10, "the regions vary from draw to draw")
     }
 
+    /// Decoding only a crop's rows and iMCU columns (libjpeg-turbo's skip and crop) gives the
+    /// pixels a whole decode gives there: the resampled output is the same for every window,
+    /// colour (4:2:0 chroma) and grey, both DCTs.
+    func testRegionDecodeEqualsTheWholeDecode() throws {
+        var g = SampleRandom(seed: 11, epoch: 0, index: 0)
+        for channels in [3, 1] {
+            let (height, width) = (72, 90)
+            let pixels = (0..<(height * width * channels)).map { i -> UInt8 in
+                let p = i / channels, y = p / width, x = p % width
+                return UInt8(truncatingIfNeeded: x * 3 + y * 2 + (i % channels) * 40 + Int(g.below(24)))
+            }
+            let jpeg = try ImageEncoder.jpeg(pixels, height: height, width: width, channels: channels, quality: 90)
+            let crop = Compose([RandomResizedCrop(height: 20, width: 20), RandomHorizontalFlip()])
+            var cropped = 0
+            for draw in 0..<40 {
+                for dct in [ImageDecoder.DCTMethod.integerFast, .integerAccurate] {
+                    var random = SampleRandom(seed: 2, epoch: draw, index: channels)
+                    let window = try XCTUnwrap(crop.window(of: .whole(height: height, width: width), random: &random))
+                    let want = try ImageDecoder.withPixels(jpeg, channels: 3, dct: dct) {
+                        resampled($0, .window(window, height: 20, width: 20), layout: .chw)
+                    }
+                    let got = try jpeg.withUnsafeBytes { bytes in
+                        try ImageDecoder.withPixels(bytes, channels: 3, dct: dct, keeping: window) { region, moved in
+                            if region.height < height || region.width < width { cropped += 1 }
+                            return resampled(region, .window(moved, height: 20, width: 20), layout: .chw)
+                        }
+                    }
+                    assertClose(got, want, "channels \(channels), draw \(draw), window \(window)")
+                }
+            }
+            XCTAssertGreaterThan(cropped, 40, "most draws decode a part of the image")
+        }
+    }
+
     /// Same size, no transform: exactly the decoded bytes over 255 (no interpolation error).
     func testIdentityIsBytesOver255() throws {
         for blob in try blobs() {

@@ -225,6 +225,18 @@ size_t tl_image_max_pixels(void);
 /// instead of the accurate one (JDCT_ISLOW, libjpeg's and Pillow's default).
 int tl_image_decode_scratch(const uint8_t *data, size_t len, int channels, int dct_fast, const uint8_t **pixels,
                             int *height, int *width, int *out_channels, char *err, size_t errlen);
+/// tl_image_decode_scratch of the part of the image a crop keeps: for a JPEG only rows
+/// top..top+height are decoded (those above skipped, those below never read) and only the iMCU
+/// columns covering left..left+width (libjpeg-turbo's jpeg_skip_scanlines and
+/// jpeg_crop_scanline), so a random resized crop decodes about the area it keeps. The pixels
+/// returned start at (*origin_top, *origin_left) of the whole image and are *out_height x
+/// *out_width (the region asked for with an iMCU of margin on each side, so chroma upsampling
+/// sees the neighbours it would in a whole decode and the region's pixels equal that decode's).
+/// PNGs, and a region outside the image, decode whole
+/// (origin 0, 0).
+int tl_image_decode_region_scratch(const uint8_t *data, size_t len, int channels, int dct_fast, int top, int left,
+                                   int height, int width, const uint8_t **pixels, int *origin_top, int *origin_left,
+                                   int *out_height, int *out_width, int *out_channels, char *err, size_t errlen);
 /// One axis of an axis-aligned bilinear resample: output index i (counted from the far end when
 /// `reversed`, a flip) samples the source at scale*(i+0.5)+offset, pixel centres at integer+0.5,
 /// with taps clamped to source pixels [lower, upper) (the edges of the window being resized).

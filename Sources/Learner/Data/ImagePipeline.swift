@@ -412,6 +412,7 @@ private struct SampleWork: @unchecked Sendable {
                 guard let encoded = example.bytes(options.keys.input, at: 0) else {
                     throw missingImage(example)
                 }
+                if try placeCropped(encoded, sample: i, into: inputs + i * sampleSize) { return }
                 try ImageDecoder.withPixels(
                     encoded, channels: options.channels, dct: options.jpegDCT, key: options.keys.input
                 ) { pixels in
@@ -429,6 +430,29 @@ private struct SampleWork: @unchecked Sendable {
             (inputs + i * sampleSize).initialize(repeating: 0, count: sampleSize)
             failures[i] = error
         }
+    }
+
+    /// A JPEG whose window transform keeps part of it: the window is drawn from the header's
+    /// size (the same draws ``place(_:sample:into:)`` makes) and only that part is decoded
+    /// (``ImageDecoder/withPixels(_:channels:dct:key:keeping:_:)``), the same output for about
+    /// the cost of the area kept. False (nothing written) for anything else.
+    private func placeCropped(_ encoded: UnsafeRawBufferPointer, sample i: Int, into out: UnsafeMutablePointer<Float>) throws
+        -> Bool
+    {
+        guard ImageDecoder.format(of: encoded) == .jpeg, let transform = options.transform as? any WindowTransform else {
+            return false
+        }
+        let info = try ImageDecoder.info(encoded, key: options.keys.input)
+        var random = SampleRandom(seed: options.seed, epoch: epoch, index: firstPosition + i)
+        guard let window = transform.window(of: .whole(height: info.height, width: info.width), random: &random),
+            window.height < info.height || window.width < info.width
+        else { return false }
+        try ImageDecoder.withPixels(
+            encoded, channels: options.channels, dct: options.jpegDCT, key: options.keys.input, keeping: window
+        ) { pixels, moved in
+            pixels.resample(.window(moved, height: options.height, width: options.width), layout: .chw, into: out)
+        }
+        return true
     }
 
     /// Crops, flips and normalisation fold into one resample straight into the batch; any other

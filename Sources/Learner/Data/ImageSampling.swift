@@ -266,6 +266,36 @@ extension ImageDecoder {
         return try body(DecodedPixels(height: Int(h), width: Int(w), channels: Int(c), base: pixels))
     }
 
+    /// ``withPixels(_:channels:dct:key:_:)`` of only the part of the image `window` keeps (a
+    /// window of the whole image, e.g. a random resized crop's): a JPEG decodes just those rows
+    /// and the iMCU columns around them, so the cost follows the area kept. `body` gets the pixels
+    /// decoded and the window moved into their coordinates (their origin subtracted), ready for
+    /// ``DecodedPixels/resample(_:layout:into:)``; its output equals a whole decode's.
+    public static func withPixels<R>(
+        _ data: UnsafeRawBufferPointer, channels: Int = 0, dct: DCTMethod = .integerAccurate,
+        key: String = "image/encoded", keeping window: CropWindow, _ body: (DecodedPixels, CropWindow) throws -> R
+    ) throws -> R {
+        var pixels: UnsafePointer<UInt8>?
+        var h: Int32 = 0
+        var w: Int32 = 0
+        var c: Int32 = 0
+        var top: Int32 = 0
+        var left: Int32 = 0
+        var message = [CChar](repeating: 0, count: 256)
+        let status = tl_image_decode_region_scratch(
+            data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count, Int32(clamping: channels),
+            dct == .integerFast ? 1 : 0, Int32(clamping: window.top), Int32(clamping: window.left),
+            Int32(clamping: window.height), Int32(clamping: window.width), &pixels, &top, &left, &h, &w, &c, &message,
+            message.count)
+        guard status == 0, let pixels else {
+            throw DataError.undecodableImage(key: key, message: cMessage(message), at: nil)
+        }
+        var moved = window
+        moved.top -= Int(top)
+        moved.left -= Int(left)
+        return try body(DecodedPixels(height: Int(h), width: Int(w), channels: Int(c), base: pixels), moved)
+    }
+
     public static func withPixels<R>(
         _ data: [UInt8], channels: Int = 0, dct: DCTMethod = .integerAccurate, key: String = "image/encoded",
         _ body: (DecodedPixels) throws -> R
