@@ -35,6 +35,18 @@ public func fuzzImage(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> CInt {
         let info = try ImageDecoder.info(blob)
         precondition(info.height == image.height && info.width == image.width, "info disagrees with the decoded size")
         precondition(channels != 0 || info.channels == image.channels, "info disagrees with the decoded channels")
+        // The middle quarter alone (a crop's region decode: rows skipped, iMCU columns cropped):
+        // the window lands inside the pixels decoded, and every one of them is read.
+        if image.height >= 2 && image.width >= 2 {
+            let window = CropWindow(top: image.height / 4, left: image.width / 4, height: image.height / 2, width: image.width / 2)
+            try ImageDecoder.withPixels(blob, channels: channels, dct: dct, keeping: window) { region, moved in
+                precondition(
+                    moved.top >= 0 && moved.left >= 0 && moved.top + moved.height <= region.height
+                        && moved.left + moved.width <= region.width, "the region decoded misses the window")
+                let sum = region.image().pixels.reduce(0, +)
+                precondition(sum.isFinite, "a region pixel outside [0, 1]")
+            }
+        }
         precondition(image.height > 0 && image.width > 0, "an empty image")
         precondition(channels == 0 ? [1, 3].contains(image.channels) : image.channels == channels, "wrong channels")
         precondition(image.pixels.count == image.height * image.width * image.channels, "pixels do not fill the image")
