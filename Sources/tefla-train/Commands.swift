@@ -208,7 +208,7 @@ struct Evaluate: ParsableCommand {
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write the model's outputs for a data set to a CSV file.",
-        usage: "tefla-train predict --config <file> [--data <dir>] [--output <csv>] [--top-k <k>] [options]",
+        usage: "tefla-train predict --config <file> [--data <dir>] [--top-k k] [options]",
         discussion: """
             --data takes shards (labelled or not) or a plain folder of JPEG/PNG files. The CSV has the
             record's index, its image/filename (or file name) when there is one, its label (empty when
