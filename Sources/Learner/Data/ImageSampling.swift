@@ -252,18 +252,7 @@ extension ImageDecoder {
         _ data: UnsafeRawBufferPointer, channels: Int = 0, dct: DCTMethod = .integerAccurate,
         key: String = "image/encoded", _ body: (DecodedPixels) throws -> R
     ) throws -> R {
-        var pixels: UnsafePointer<UInt8>?
-        var h: Int32 = 0
-        var w: Int32 = 0
-        var c: Int32 = 0
-        var message = [CChar](repeating: 0, count: 256)
-        let status = tl_image_decode_scratch(
-            data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count, Int32(clamping: channels),
-            dct == .integerFast ? 1 : 0, &pixels, &h, &w, &c, &message, message.count)
-        guard status == 0, let pixels else {
-            throw DataError.undecodableImage(key: key, message: cMessage(message), at: nil)
-        }
-        return try body(DecodedPixels(height: Int(h), width: Int(w), channels: Int(c), base: pixels))
+        try decodeScratch(data, channels: channels, dct: dct, key: key, region: nil) { pixels, _, _ in try body(pixels) }
     }
 
     /// ``withPixels(_:channels:dct:key:_:)`` of only the part of the image `window` keeps (a
@@ -275,6 +264,20 @@ extension ImageDecoder {
         _ data: UnsafeRawBufferPointer, channels: Int = 0, dct: DCTMethod = .integerAccurate,
         key: String = "image/encoded", keeping window: CropWindow, _ body: (DecodedPixels, CropWindow) throws -> R
     ) throws -> R {
+        try decodeScratch(data, channels: channels, dct: dct, key: key, region: window) { pixels, top, left in
+            var moved = window
+            moved.top -= top
+            moved.left -= left
+            return try body(pixels, moved)
+        }
+    }
+
+    /// The one call into the C decoder: the whole image (`region` nil) or the part a window keeps;
+    /// `body` gets the pixels and where they start in the whole image.
+    private static func decodeScratch<R>(
+        _ data: UnsafeRawBufferPointer, channels: Int, dct: DCTMethod, key: String, region: CropWindow?,
+        _ body: (DecodedPixels, _ top: Int, _ left: Int) throws -> R
+    ) throws -> R {
         var pixels: UnsafePointer<UInt8>?
         var h: Int32 = 0
         var w: Int32 = 0
@@ -282,18 +285,16 @@ extension ImageDecoder {
         var top: Int32 = 0
         var left: Int32 = 0
         var message = [CChar](repeating: 0, count: 256)
+        // A region of height 0 decodes the whole image.
         let status = tl_image_decode_region_scratch(
             data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count, Int32(clamping: channels),
-            dct == .integerFast ? 1 : 0, Int32(clamping: window.top), Int32(clamping: window.left),
-            Int32(clamping: window.height), Int32(clamping: window.width), &pixels, &top, &left, &h, &w, &c, &message,
-            message.count)
+            dct == .integerFast ? 1 : 0, Int32(clamping: region?.top ?? 0), Int32(clamping: region?.left ?? 0),
+            Int32(clamping: region?.height ?? 0), Int32(clamping: region?.width ?? 0), &pixels, &top, &left, &h, &w, &c,
+            &message, message.count)
         guard status == 0, let pixels else {
             throw DataError.undecodableImage(key: key, message: cMessage(message), at: nil)
         }
-        var moved = window
-        moved.top -= Int(top)
-        moved.left -= Int(left)
-        return try body(DecodedPixels(height: Int(h), width: Int(w), channels: Int(c), base: pixels), moved)
+        return try body(DecodedPixels(height: Int(h), width: Int(w), channels: Int(c), base: pixels), Int(top), Int(left))
     }
 
     public static func withPixels<R>(
