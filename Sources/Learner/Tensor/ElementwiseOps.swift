@@ -60,12 +60,20 @@ extension Tensor {
         Tensor(shape: shape, storage: backend.affine(storage, scale: scale, shift: shift))
     }
 
-    public static func + (a: Tensor, b: Float) -> Tensor { a + Tensor(repeating: b, shape: [], on: a.device) }
-    public static func + (a: Float, b: Tensor) -> Tensor { Tensor(repeating: a, shape: [], on: b.device) + b }
-    public static func - (a: Tensor, b: Float) -> Tensor { a - Tensor(repeating: b, shape: [], on: a.device) }
-    public static func - (a: Float, b: Tensor) -> Tensor { Tensor(repeating: a, shape: [], on: b.device) - b }
-    public static func * (a: Tensor, b: Float) -> Tensor { a * Tensor(repeating: b, shape: [], on: a.device) }
-    public static func * (a: Float, b: Tensor) -> Tensor { Tensor(repeating: a, shape: [], on: b.device) * b }
+    /// x·scale + shift as one kernel (no scalar tensor to fill, no broadcast: on a GPU each of
+    /// those is a launch), recorded as `kind` with the gradient g·scale. The results are the
+    /// binary op's exactly: x·s + 0, x·1 + t and x·(−1) + t round as x·s, x + t and t − x.
+    private func scalarOp(_ kind: OpKind, scale: Float, shift: Float) -> Tensor {
+        let out = affine(scale: scale, shift: shift)
+        return Tape.record(kind, out, inputs: [self]) { g in [scale == 1 ? g : g * scale] }
+    }
+
+    public static func + (a: Tensor, b: Float) -> Tensor { a.scalarOp(.add, scale: 1, shift: b) }
+    public static func + (a: Float, b: Tensor) -> Tensor { b.scalarOp(.add, scale: 1, shift: a) }
+    public static func - (a: Tensor, b: Float) -> Tensor { a.scalarOp(.subtract, scale: 1, shift: -b) }
+    public static func - (a: Float, b: Tensor) -> Tensor { b.scalarOp(.subtract, scale: -1, shift: a) }
+    public static func * (a: Tensor, b: Float) -> Tensor { a.scalarOp(.multiply, scale: b, shift: 0) }
+    public static func * (a: Float, b: Tensor) -> Tensor { b.scalarOp(.multiply, scale: a, shift: 0) }
     public static func / (a: Tensor, b: Float) -> Tensor { a * (1 / b) }
     public static func / (a: Float, b: Tensor) -> Tensor { Tensor(repeating: a, shape: [], on: b.device) / b }
 
