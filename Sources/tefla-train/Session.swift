@@ -7,8 +7,8 @@ struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "The YAML config file.")
     var config: String
 
-    @Option(name: .long, parsing: .unconditional, help: "GPU index; -1 or absent runs on the CPU.")
-    var gpu: Int = -1
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp(GPUSelection.helpText))
+    var gpu: GPUSelection = .cpu
 
     @Option(
         name: [.customLong("gpu-mem-frac"), .customLong("gpu_mem_frac")],
@@ -30,7 +30,6 @@ struct RunOptions: ParsableArguments {
     var override: [String] = []
 
     func validate() throws {
-        if gpu < -1 { throw ValidationError("--gpu must be -1 (CPU) or a device index >= 0, got \(gpu)") }
         if let verbose, ![0, 1, 2].contains(verbose) { throw ValidationError("--verbose must be 0, 1 or 2, got \(verbose)") }
         if let gpuMemFrac, !(gpuMemFrac > 0 && gpuMemFrac <= 1) {
             throw ValidationError("--gpu-mem-frac must be in (0, 1], got \(gpuMemFrac)")
@@ -64,14 +63,22 @@ struct Session {
         adjust(&cfg)
         self.text = text
         self.options = options
-        if options.gpu >= 0 {
+        let local = MPICommunicator.isLaunched ? GPUSelection.localRank() : nil
+        let chosen: Int?
+        do {
+            chosen = try options.gpu.device(
+                localRank: local?.rank, ranksOnHost: local?.size, devices: options.gpu == .all ? CUDAContext.deviceCount : 0)
+        } catch let error as ValidationError {
+            throw fail(error.message)
+        }
+        if let index = chosen {
             do {
-                try CUDAContext.use(device: options.gpu, memoryFraction: options.gpuMemFrac)
+                try CUDAContext.use(device: index, memoryFraction: options.gpuMemFrac)
             } catch {
-                throw fail("--gpu \(options.gpu): \(error)")
+                throw fail("--gpu \(index): \(error)")
             }
-            device = .cuda(options.gpu)
-            deviceName = "cuda:\(options.gpu) (\(CUDAContext.deviceName(options.gpu)))"
+            device = .cuda(index)
+            deviceName = "cuda:\(index) (\(CUDAContext.deviceName(index)))"
         } else {
             device = .cpu
             deviceName = "cpu"

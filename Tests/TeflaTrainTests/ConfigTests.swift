@@ -83,9 +83,9 @@ final class ConfigTests: XCTestCase {
 
     func testGpuMinusOneParsesAsCPU() throws {
         let command = try XCTUnwrap(TeflaTrain.parseAsRoot(["--config", "x.yml", "--gpu", "-1"]) as? Train)
-        XCTAssertEqual(command.options.gpu, -1)
+        XCTAssertEqual(command.options.gpu, .cpu)
         let other = try XCTUnwrap(TeflaTrain.parseAsRoot(["--config", "x.yml", "--gpu", "0", "--epochs", "3"]) as? Train)
-        XCTAssertEqual(other.options.gpu, 0)
+        XCTAssertEqual(other.options.gpu, .devices([0]))
         XCTAssertEqual(other.epochs, 3)
         XCTAssertNotNil(try TeflaTrain.parseAsRoot(["evaluate", "--config", "x.yml", "--gpu", "-1"]) as? Evaluate)
         XCTAssertThrowsError(try TeflaTrain.parseAsRoot(["--config", "x.yml", "--gpu", "-2"]))

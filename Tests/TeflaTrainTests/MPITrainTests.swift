@@ -16,11 +16,26 @@ final class MPITrainTests: XCTestCase {
 
     func testRanksUnderMpirunTrainAsOneProcessAndResume() throws {
         let common = ["--config", "Configs/digits-mlp.yml", "--verbose", "2"]
-        let single = try Trainer.run(common + ["--epochs", "3", "--override", "checkpoint.weights_dir=\(scratch)/one"])
+        let single = try Trainer.run(
+            common + [
+                "--epochs", "3", "--override", "checkpoint.weights_dir=\(scratch)/one", "--override", "training.csv_log=\(scratch)/one.csv",
+            ])
         XCTAssertEqual(single.status, 0, single.error)
 
-        let first = try mpirun(ranks: 2, common + ["--epochs", "2", "--override", "checkpoint.weights_dir=\(scratch)/two"])
+        let first = try mpirun(
+            ranks: 2,
+            common + [
+                "--epochs", "2", "--override", "checkpoint.weights_dir=\(scratch)/two", "--override", "training.csv_log=\(scratch)/two.csv",
+            ])
         XCTAssertEqual(first.status, 0, first.output)
+        // The training figures logged are the global batch's (each rank's metric counts added up),
+        // as one process's: loss and accuracy of epochs 1 and 2.
+        let oneLog = try csvColumns(scratch + "/one.csv"), twoLog = try csvColumns(scratch + "/two.csv")
+        for column in ["loss", "accuracy", "val_accuracy"] {
+            let a = try XCTUnwrap(oneLog[column]), b = try XCTUnwrap(twoLog[column])
+            XCTAssertEqual(b.count, 2, column)
+            for epoch in 0..<2 { XCTAssertEqual(b[epoch], a[epoch], accuracy: 1e-4, "\(column), epoch \(epoch + 1): 2 ranks against 1") }
+        }
         XCTAssertTrue(first.output.contains("2 data-parallel ranks"), first.output)
         XCTAssertEqual(first.output.components(separatedBy: "Epoch ").count - 1, 2, "rank 0 alone prints: \(first.output)")
         let resumed = try mpirun(ranks: 2, common + ["--epochs", "3", "--resume", "--override", "checkpoint.weights_dir=\(scratch)/two"])
@@ -82,5 +97,18 @@ final class MPITrainTests: XCTestCase {
             environment: extra, directory: ConfigTests.root)
         if run.timedOut { XCTFail("mpirun \(arguments.joined(separator: " ")) did not end within 120 s") }
         return (run.status, run.output)
+    }
+
+    /// A CSV log's numeric columns by header name.
+    private func csvColumns(_ path: String) throws -> [String: [Double]] {
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+        let header = try XCTUnwrap(lines.first).split(separator: ",").map(String.init)
+        var columns: [String: [Double]] = [:]
+        for line in lines.dropFirst() {
+            for (name, field) in zip(header, line.split(separator: ",", omittingEmptySubsequences: false)) {
+                if let value = Double(field) { columns[name, default: []].append(value) }
+            }
+        }
+        return columns
     }
 }

@@ -18,6 +18,10 @@ public struct Accuracy: Metric, Codable {
         correct = 0
         count = 0
     }
+    public var statistics: [Double]? {
+        get { [Double(correct), Double(count)] }
+        set { if let s = newValue, s.count == 2 { (correct, count) = (Int(s[0]), Int(s[1])) } }
+    }
 }
 
 /// 1 − accuracy (fastai's `error_rate`).
@@ -31,6 +35,10 @@ public struct ErrorRate: Metric, Codable {
         [name: accuracy.count > 0 ? 1 - (accuracy.values()["accuracy"] ?? 0) : 0]
     }
     public mutating func reset() { accuracy.reset() }
+    public var statistics: [Double]? {
+        get { accuracy.statistics }
+        set { accuracy.statistics = newValue }
+    }
 }
 
 /// Fraction of samples whose label is among the `k` highest outputs; a label tied with the
@@ -63,6 +71,10 @@ public struct TopKAccuracy: Metric, Codable {
     public mutating func reset() {
         correct = 0
         count = 0
+    }
+    public var statistics: [Double]? {
+        get { [Double(correct), Double(count)] }
+        set { if let s = newValue, s.count == 2 { (correct, count) = (Int(s[0]), Int(s[1])) } }
     }
 }
 
@@ -105,6 +117,10 @@ public struct PrecisionRecall: Metric, Codable {
     }
 
     public mutating func reset() { confusion.reset() }
+    public var statistics: [Double]? {
+        get { confusion.cells }
+        set { if let cells = newValue { confusion.cells = cells } }
+    }
 }
 
 /// Counts of (true class, predicted class); predictions are the arg-max, or the rounded value
@@ -142,6 +158,12 @@ struct ConfusionMatrix: Sendable, Codable {
     mutating func reset() { counts = [Double](repeating: 0, count: counts.count) }
 
     var total: Double { counts.reduce(0, +) }
+
+    /// The counts, row-major (classes² cells); set with as many cells to replace them.
+    var cells: [Double] {
+        get { counts }
+        set { if newValue.count == counts.count { counts = newValue } }
+    }
 }
 
 /// Cohen's kappa with quadratic weights (Cohen 1968; sklearn's `cohen_kappa_score(weights="quadratic")`):
@@ -179,4 +201,8 @@ public struct QuadraticWeightedKappa: Metric, Codable {
     }
 
     public mutating func reset() { confusion.reset() }
+    public var statistics: [Double]? {
+        get { confusion.cells }
+        set { if let cells = newValue { confusion.cells = cells } }
+    }
 }

@@ -15,6 +15,34 @@ public protocol Metric: Sendable {
     func values() -> [String: Float]
     /// Forgets every batch.
     mutating func reset()
+    /// The sufficient statistics behind ``values()`` as numbers that add up across data-parallel
+    /// replicas (counts, sums, confusion-matrix cells), so that a training metric is the whole
+    /// global batch's, not one replica's share; nil (the default) for a metric whose state does
+    /// not add up, which then reports the share of the replica that logs. Setting them replaces
+    /// the state.
+    var statistics: [Double]? { get set }
+}
+
+extension Metric {
+    public var statistics: [Double]? {
+        get { nil }
+        set {}
+    }
+}
+
+/// Adds the replicas' statistics of each metric, so that every replica holds the global batch's
+/// (one all-reduce per metric; a metric whose statistics differ in length between replicas, or
+/// that has none, keeps its own).
+func mergeAcrossReplicas(_ metrics: inout [any Metric], _ sync: any GradientSynchronizer) throws {
+    guard sync.worldSize > 1 else { return }
+    for i in metrics.indices {
+        let mine = metrics[i].statistics ?? []
+        let lengths = try sync.allReduceSum([Double(mine.count), Double(mine.count * mine.count)])
+        // Equal lengths on every replica: Σn = N·n and Σn² = N·n².
+        let n = Double(mine.count), replicas = Double(sync.worldSize)
+        guard !mine.isEmpty, lengths[0] == replicas * n, lengths[1] == replicas * n * n else { continue }
+        metrics[i].statistics = try sync.allReduceSum(mine)
+    }
 }
 
 /// Host copies of a batch's outputs as rows `[N][C]` (C = 1 for rank-1 outputs) and its labels.

@@ -80,6 +80,21 @@ public struct FBeta: Metric, Codable {
         fp = []
         fn = []
     }
+
+    /// The score sum and sample count, then the per-class true positives, false positives and
+    /// false negatives.
+    public var statistics: [Double]? {
+        get { [sampleScoreSum, Double(samples)] + tp + fp + fn }
+        set {
+            guard let s = newValue, s.count >= 2, (s.count - 2) % 3 == 0 else { return }
+            let classes = (s.count - 2) / 3
+            sampleScoreSum = s[0]
+            samples = Int(s[1])
+            tp = Array(s[2..<(2 + classes)])
+            fp = Array(s[(2 + classes)..<(2 + 2 * classes)])
+            fn = Array(s[(2 + 2 * classes)...])
+        }
+    }
 }
 
 /// Fraction of all (sample, label) pairs predicted right at a threshold (fastai's `accuracy_thresh`):
@@ -112,5 +127,9 @@ public struct AccuracyThresh: Metric, Codable {
     public mutating func reset() {
         correct = 0
         count = 0
+    }
+    public var statistics: [Double]? {
+        get { [Double(correct), Double(count)] }
+        set { if let s = newValue, s.count == 2 { (correct, count) = (Int(s[0]), Int(s[1])) } }
     }
 }

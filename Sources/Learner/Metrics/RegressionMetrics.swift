@@ -19,6 +19,14 @@ struct RegressionSums: Sendable, Codable {
         }
         count += Double(p.count)
     }
+
+    var all: [Double] {
+        get { [count, absError, squaredError, target, targetSquared] }
+        set {
+            guard newValue.count == 5 else { return }
+            (count, absError, squaredError, target, targetSquared) = (newValue[0], newValue[1], newValue[2], newValue[3], newValue[4])
+        }
+    }
 }
 
 /// Mean absolute error, `Σ|ŷ − y| / N`.
@@ -29,6 +37,10 @@ public struct MeanAbsoluteError: Metric, Codable {
     public mutating func update(outputs: Tensor, labels: Tensor) { sums.update(outputs: outputs, labels: labels) }
     public func values() -> [String: Float] { [name: sums.count > 0 ? Float(sums.absError / sums.count) : 0] }
     public mutating func reset() { sums = RegressionSums() }
+    public var statistics: [Double]? {
+        get { sums.all }
+        set { if let s = newValue { sums.all = s } }
+    }
 }
 
 /// Root mean squared error, `√(Σ(ŷ − y)² / N)`.
@@ -41,6 +53,10 @@ public struct RootMeanSquaredError: Metric, Codable {
         [name: sums.count > 0 ? Float((sums.squaredError / sums.count).squareRoot()) : 0]
     }
     public mutating func reset() { sums = RegressionSums() }
+    public var statistics: [Double]? {
+        get { sums.all }
+        set { if let s = newValue { sums.all = s } }
+    }
 }
 
 /// Coefficient of determination, `R² = 1 − SS_res / SS_tot` with `SS_tot = Σy² − (Σy)²/N`
@@ -56,4 +72,8 @@ public struct RSquared: Metric, Codable {
         return [name: total > 0 ? Float(1 - sums.squaredError / total) : 0]
     }
     public mutating func reset() { sums = RegressionSums() }
+    public var statistics: [Double]? {
+        get { sums.all }
+        set { if let s = newValue { sums.all = s } }
+    }
 }

@@ -111,6 +111,8 @@ extension SupervisedLearner {
             epoch: epoch, trainLoss: run.progress.meanLoss, trainAccuracy: nil, validationLoss: nil,
             validationAccuracy: nil, seconds: 0,
             trainSamplesPerSecond: Double(run.progress.seenThisRun) / max(trainTime, 1e-9))
+        // Each replica measured its share of every global batch: add them up first.
+        if let sync = gradientSynchronizer { try mergeAcrossReplicas(&run.progress.metrics, sync) }
         entry.metrics = SupervisedLearner.values(of: run.progress.metrics)
         entry.trainAccuracy = entry.metrics["accuracy"]
         entry.learningRate = optimizer.learningRate
