@@ -6,10 +6,10 @@
 
 small: 28×28×1 → conv32 3×3 pad 1 → ReLU → maxpool 2 → conv64 3×3 pad 1 → ReLU → maxpool 2 →
 flatten → dense 128 → ReLU → dense 10, batch 64. resnet18: torchvision's ResNet-18 layout (written
-out here, so torchvision is not needed) with 10 classes on 64×64 RGB, batch 32. Softmax
-cross-entropy, SGD lr 0.01 momentum 0.9; a pool of 8 random batches; each step is zero_grad,
-forward, loss, backward, step and loss.item(); the median of `rounds` rounds of `steps` steps
-after `warmup` steps.
+out in torch_models.py, so torchvision is not needed) with 10 classes on 64×64 RGB, batch 32.
+Softmax cross-entropy, SGD lr 0.01 momentum 0.9; a pool of 8 random batches; each step is
+zero_grad, forward, loss, backward, step and loss.item(); the median of `rounds` rounds of `steps`
+steps after `warmup` steps.
 """
 import argparse
 import json
@@ -17,6 +17,7 @@ import resource
 import torch
 import torch.nn as nn
 
+from torch_models import ResNet18, small_cnn
 from torch_steps import median_rate
 
 SPECS = {  # name: (image shape, batch, steps, warmup)
@@ -36,56 +37,6 @@ shape, batch, steps, warmup = SPECS[a.model]
 batch, steps, warmup = a.batch or batch, a.steps or steps, a.warmup if a.warmup is not None else warmup
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
-
-
-def small_cnn():
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        y = self.relu(self.bn1(self.conv1(x)))
-        y = self.bn2(self.conv2(y))
-        return self.relu(y + (x if self.downsample is None else self.downsample(x)))
-
-
-class ResNet18(nn.Module):
-    """torchvision.models.resnet18's structure and names."""
-
-    def __init__(self, classes):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        cin, stages = 64, []
-        for i in range(4):
-            width = 64 << i
-            stages.append(nn.Sequential(BasicBlock(cin, width, 1 if i == 0 else 2), BasicBlock(width, width, 1)))
-            cin = width
-        self.layer1, self.layer2, self.layer3, self.layer4 = stages
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(512, classes)
-
-    def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
-
 
 model = small_cnn() if a.model == "small" else ResNet18(10)
 model.train()

@@ -29,6 +29,13 @@ template <class T> T __shfl_xor_sync(unsigned, T v, int o) {
 }
 std::mutex atom;
 inline float atomicAdd(float *p, float v) { std::lock_guard<std::mutex> l(atom); float o = *p; *p += v; return o; }
+inline unsigned long long atomicMin(unsigned long long *p, unsigned long long v) {
+    std::lock_guard<std::mutex> l(atom);
+    unsigned long long o = *p;
+    if (v < o) *p = v;
+    return o;
+}
+inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }
 #include <math.h>
 inline void launch(unsigned gx, unsigned bx, std::function<void()> k) {
     gridDim = {gx, 1, 1};

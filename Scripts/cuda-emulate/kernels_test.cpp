@@ -99,24 +99,31 @@ int main() {
         for (auto &v : x) v = v * 2 + 3;
         std::vector<float> cm(c), cv(c), gm(c, NAN), gv(c, NAN);
         tl_batchnorm_stats(x.data(), n, c, s, 0, c, cm.data(), cv.data());
-        for (unsigned bx : {32u, 64u, 256u}) {
-            launch(2, bx, [&] { tl_k_bn_stats(x.data(), n, c, s, gm.data(), gv.data()); });
-            cmp("bn mean", gm, cm, 1e-6);
-            cmp("bn var", gv, cv, 1e-6);
-        }
-        auto wt = rnd(c), bs = rnd(c);
-        std::vector<float> cy(x.size()), gy(x.size(), NAN);
-        tl_batchnorm_forward(x.data(), n, c, s, 0, c, cm.data(), cv.data(), 1e-5f, wt.data(), bs.data(), cy.data());
-        launch(3, 32, [&] { tl_k_bn_forward(x.data(), n, c, s, cm.data(), cv.data(), 1e-5f, wt.data(), bs.data(), gy.data()); });
-        cmp("bn forward", gy, cy, 1e-6);
-        auto g = rnd(x.size());
-        for (int bst = 0; bst < 2; bst++) {
-            std::vector<float> cdx(x.size()), cdw(c), cdb(c), gdx(x.size(), NAN), gdw(c, NAN), gdb(c, NAN);
-            tl_batchnorm_backward(g.data(), x.data(), n, c, s, 0, c, cm.data(), cv.data(), 1e-5f, wt.data(), bst, cdx.data(), cdw.data(), cdb.data());
-            launch(2, 64, [&] { tl_k_bn_backward(g.data(), x.data(), n, c, s, cm.data(), cv.data(), 1e-5f, wt.data(), bst, gdx.data(), gdw.data(), gdb.data()); });
-            cmp(bst ? "bn backward dx (batch stats)" : "bn backward dx (eval)", gdx, cdx, 1e-5);
-            cmp("bn backward dw", gdw, cdw, 1e-5);
-            cmp("bn backward db", gdb, cdb, 1e-5);
+        for (size_t chunks : {(size_t)1, (size_t)3}) {
+            unsigned blocks = (unsigned)(c * chunks);
+            std::vector<double> part(c * chunks * 2);
+            for (unsigned bx : {32u, 64u, 256u}) {
+                launch(blocks, bx, [&] { tl_k_bn_stats(x.data(), n, c, s, chunks, part.data()); });
+                launch(1, 32, [&] { tl_k_bn_stats_finish(part.data(), c, chunks, n * s, gm.data(), gv.data()); });
+                cmp("bn mean", gm, cm, 1e-6);
+                cmp("bn var", gv, cv, 1e-6);
+            }
+            auto wt = rnd(c), bs = rnd(c);
+            std::vector<float> cy(x.size()), gy(x.size(), NAN);
+            tl_batchnorm_forward(x.data(), n, c, s, 0, c, cm.data(), cv.data(), 1e-5f, wt.data(), bs.data(), cy.data());
+            launch(blocks, 32, [&] { tl_k_bn_forward(x.data(), n, c, s, chunks, cm.data(), cv.data(), 1e-5f, wt.data(), bs.data(), gy.data()); });
+            cmp("bn forward", gy, cy, 1e-6);
+            auto g = rnd(x.size());
+            for (int bst = 0; bst < 2; bst++) {
+                std::vector<float> cdx(x.size()), cdw(c), cdb(c), gdx(x.size(), NAN), gdw(c, NAN), gdb(c, NAN), totals(2 * c);
+                tl_batchnorm_backward(g.data(), x.data(), n, c, s, 0, c, cm.data(), cv.data(), 1e-5f, wt.data(), bst, cdx.data(), cdw.data(), cdb.data());
+                launch(blocks, 64, [&] { tl_k_bn_backward(g.data(), x.data(), n, c, s, chunks, cm.data(), part.data()); });
+                launch(1, 32, [&] { tl_k_bn_backward_finish(part.data(), c, chunks, cv.data(), 1e-5f, gdw.data(), gdb.data(), totals.data()); });
+                launch(blocks, 64, [&] { tl_k_bn_backward_dx(g.data(), x.data(), n, c, s, chunks, cm.data(), cv.data(), 1e-5f, wt.data(), bst, totals.data(), gdx.data()); });
+                cmp(bst ? "bn backward dx (batch stats)" : "bn backward dx (eval)", gdx, cdx, 1e-5);
+                cmp("bn backward dw", gdw, cdw, 1e-5);
+                cmp("bn backward db", gdb, cdb, 1e-5);
+            }
         }
     }
     // max mid
@@ -177,10 +184,29 @@ int main() {
         }
         std::vector<float> gpl(rows, NAN), gpg(rows * cols, NAN);
         for (unsigned bx : {32u, 64u}) {
-            launch(3, bx, [&] { tl_k_xent_forward(x.data(), lab.data(), gpl.data(), rows, cols, eps); });
+            launch(3, bx, [&] { tl_k_xent_forward(x.data(), lab.data(), gpl.data(), rows, cols, eps, nullptr); });
             cmp("xent forward smoothing", gpl, refl, 1e-5);
-            launch(3, bx, [&] { tl_k_xent_backward(x.data(), lab.data(), gl.data(), 0.5f, gpg.data(), rows, cols, eps); });
+            launch(3, bx, [&] { tl_k_xent_backward(x.data(), lab.data(), gl.data(), 0.5f, gpg.data(), rows, cols, eps, nullptr); });
             cmp("xent backward smoothing", gpg, refg, 1e-5);
+        }
+        // Bad labels (out of range, negative, fractional) are reported: the first row, its label.
+        std::vector<float> bad = lab;
+        bad[rows - 1] = (float)cols;
+        bad[3] = -1.0f;
+        bad[5] = 0.5f;
+        for (int backward = 0; backward < 2; backward++) {
+            unsigned long long fault[2] = {~0ull, 0};
+            if (backward)
+                launch(3, 64, [&] { tl_k_xent_backward(x.data(), bad.data(), gl.data(), 0.5f, gpg.data(), rows, cols, eps, fault); });
+            else
+                launch(3, 64, [&] { tl_k_xent_forward(x.data(), bad.data(), gpl.data(), rows, cols, eps, fault); });
+            float label;
+            unsigned bits = (unsigned)(fault[0] & 0xffffffffu);
+            memcpy(&label, &bits, 4);
+            bool ok = (fault[0] >> 32) == 3 && label == -1.0f && fault[1] == cols;
+            std::printf("%s xent %s reports bad labels (row %llu, label %g)\n", ok ? "PASS" : "FAIL",
+                        backward ? "backward" : "forward", fault[0] >> 32, label);
+            if (!ok) fails++;
         }
     }
     // sigmoid cross-entropy

@@ -51,6 +51,8 @@ int tl_cuda_memory_stats(tl_cuda_mem_stats *out) {
     return tl_cuda_fail(TL_CUDA_ERR_NOT_BUILT, TL_NOT_BUILT_MSG);
 }
 
+int tl_cuda_reset_peak_memory(void) { return tl_cuda_fail(TL_CUDA_ERR_NOT_BUILT, TL_NOT_BUILT_MSG); }
+
 #else // TL_CUDA_ENABLED
 
 // ------------------------------------------------------------------ size classes
@@ -315,6 +317,17 @@ int tl_cuda_memory_stats(tl_cuda_mem_stats *out) {
     if (s) return s;
     pthread_mutex_lock(&d->pool.lock);
     *out = d->pool.stats;
+    pthread_mutex_unlock(&d->pool.lock);
+    return TL_CUDA_OK;
+}
+
+int tl_cuda_reset_peak_memory(void) {
+    tl_cuda_device *d;
+    int s = tl_cuda_current(&d);
+    if (s) return s;
+    pthread_mutex_lock(&d->pool.lock);
+    d->pool.stats.peak_in_use = d->pool.stats.in_use;
+    d->pool.stats.peak_reserved = d->pool.stats.reserved;
     pthread_mutex_unlock(&d->pool.lock);
     return TL_CUDA_OK;
 }

@@ -57,7 +57,10 @@ int tl_cuda_sgemm(int transA, int transB, int M, int N, int K, float alpha, cons
     // and the M/N sizes, keep each operand's transpose flag.
     cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
-    return TL_CUBLAS(tl_cublas.cublasSgemm(d->cublas, opB, opA, N, M, K, &alpha, B, ldb, A, lda, &beta, C, ldc));
+    int timed = tl_profile_begin(d);
+    int st = TL_CUBLAS(tl_cublas.cublasSgemm(d->cublas, opB, opA, N, M, K, &alpha, B, ldb, A, lda, &beta, C, ldc));
+    if (timed) tl_profile_end(d, TLP_SGEMM);
+    return st;
 }
 
 int tl_cuda_sgemm_strided_batched(int transA, int transB, int M, int N, int K, float alpha, const float *A,
@@ -82,8 +85,11 @@ int tl_cuda_sgemm_strided_batched(int transA, int transB, int M, int N, int K, f
     // Row-major to column-major as in tl_cuda_sgemm: swap the operands and M/N.
     cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
-    return TL_CUBLAS(tl_cublas.cublasSgemmStridedBatched(d->cublas, opB, opA, N, M, K, &alpha, B, ldb, strideB, A, lda,
-                                                         strideA, &beta, C, ldc, strideC, batch));
+    int timed = tl_profile_begin(d);
+    int st = TL_CUBLAS(tl_cublas.cublasSgemmStridedBatched(d->cublas, opB, opA, N, M, K, &alpha, B, ldb, strideB, A,
+                                                           lda, strideA, &beta, C, ldc, strideC, batch));
+    if (timed) tl_profile_end(d, TLP_SGEMM_BATCHED);
+    return st;
 }
 
 // Checks a window the way Window2D builds it: positive sizes, an output that fits.

@@ -70,29 +70,76 @@ int tl_cuda_avgpool2d_backward(const float *g, const tl_window2d *w, size_t plan
     return launch_pooling(TLK_tl_k_avgpool_bwd, __func__, w, p, 1, args);
 }
 
+// ------------------------------------------------------------------ batch norm
+// The batch-norm kernels run on a (channel, chunk) grid (conv_kernels.cuh): chunks per channel
+// so that there are about four blocks per multiprocessor in all, each with at least 2048 values.
+#define TL_BN_THREADS 256u
+
+static unsigned long long multiprocessors(void) {
+#if TL_CUDA_ENABLED
+    tl_cuda_device *d;
+    if (tl_cuda_current(&d) == TL_CUDA_OK && d->sm_count > 0) return (unsigned long long)d->sm_count;
+#endif
+    return 1;
+}
+
+// Checks the sizes and picks the chunks per channel.
+static int bn_grid(const char *what, size_t n, size_t c, size_t s, unsigned long long *chunks) {
+    if (n == 0 || s == 0) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "%s: no values per channel", what);
+    unsigned long long m = (unsigned long long)n * s;
+    if (m >= (1ull << 32) || c >= (1ull << 31))
+        return tl_cuda_fail(TL_CUDA_ERR_INVALID, "%s: %zu channels of %llu values are more than the kernels index", what,
+                            c, m);
+    unsigned long long want = (4 * multiprocessors() + c - 1) / c, most = (m + 2047) / 2048;
+    if (want > most) want = most;
+    if (want < 1) want = 1;
+    while (want > 1 && want * c >= (1ull << 31)) want /= 2;
+    *chunks = want;
+    return TL_CUDA_OK;
+}
+
 int tl_cuda_batchnorm_stats(const float *x, size_t n, size_t c, size_t s, float *mean, float *var) {
     if (c == 0) return TL_CUDA_OK;
-    if (n == 0 || s == 0) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_batchnorm_stats: no values per channel");
-    unsigned long long nn = n, cc = c, ss = s;
-    void *args[] = {&x, &nn, &cc, &ss, &mean, &var};
-    return tl_cuda_launch_rows(TLK_tl_k_bn_stats, c, n * s, args);
+    unsigned long long chunks, nn = n, cc = c, ss = s, m = (unsigned long long)n * s;
+    int st = bn_grid("tl_cuda_batchnorm_stats", n, c, s, &chunks);
+    if (st) return st;
+    void *part = NULL;
+    if ((st = tl_cuda_malloc(c * chunks * 2 * sizeof(double), &part))) return st;
+    void *a1[] = {&x, &nn, &cc, &ss, &chunks, &part};
+    st = tl_cuda_launch(TLK_tl_k_bn_stats, (unsigned)(c * chunks), 1, TL_BN_THREADS, 1, a1);
+    void *a2[] = {&part, &cc, &chunks, &m, &mean, &var};
+    if (!st) st = tl_cuda_launch_items(TLK_tl_k_bn_stats_finish, c, a2);
+    tl_cuda_free(part); // reuse is ordered after the queued kernels
+    return st;
 }
 
 int tl_cuda_batchnorm_forward(const float *x, size_t n, size_t c, size_t s, const float *mean, const float *var,
                               float eps, const float *weight, const float *bias, float *y) {
-    unsigned long long nn = n, cc = c, ss = s, total = nn * cc * ss;
-    if (total == 0) return TL_CUDA_OK;
-    void *args[] = {&x, &nn, &cc, &ss, &mean, &var, &eps, &weight, &bias, &y};
-    return tl_cuda_launch_items(TLK_tl_k_bn_forward, total, args);
+    if (c == 0 || n == 0 || s == 0) return TL_CUDA_OK;
+    unsigned long long chunks, nn = n, cc = c, ss = s;
+    int st = bn_grid("tl_cuda_batchnorm_forward", n, c, s, &chunks);
+    if (st) return st;
+    void *args[] = {&x, &nn, &cc, &ss, &chunks, &mean, &var, &eps, &weight, &bias, &y};
+    return tl_cuda_launch(TLK_tl_k_bn_forward, (unsigned)(c * chunks), 1, TL_BN_THREADS, 1, args);
 }
 
 int tl_cuda_batchnorm_backward(const float *g, const float *x, size_t n, size_t c, size_t s, const float *mean,
                                const float *var, float eps, const float *weight, int batch_stats, float *dx,
                                float *dweight, float *dbias) {
     if (c == 0) return TL_CUDA_OK;
-    if (n == 0 || s == 0) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_batchnorm_backward: no values per channel");
-    unsigned long long nn = n, cc = c, ss = s;
-    void *args[] = {&g, &x, &nn, &cc, &ss, &mean, &var, &eps, &weight, &batch_stats, &dx, &dweight, &dbias};
-    return tl_cuda_launch_rows(TLK_tl_k_bn_backward, c, n * s, args);
+    unsigned long long chunks, nn = n, cc = c, ss = s;
+    int st = bn_grid("tl_cuda_batchnorm_backward", n, c, s, &chunks);
+    if (st) return st;
+    // The chunks' sums (doubles), then the channels' totals (floats), in one scratch block.
+    void *part = NULL;
+    if ((st = tl_cuda_malloc(c * chunks * 2 * sizeof(double) + c * 2 * sizeof(float), &part))) return st;
+    float *totals = (float *)((char *)part + c * chunks * 2 * sizeof(double));
+    void *a1[] = {&g, &x, &nn, &cc, &ss, &chunks, &mean, &part};
+    st = tl_cuda_launch(TLK_tl_k_bn_backward, (unsigned)(c * chunks), 1, TL_BN_THREADS, 1, a1);
+    void *a2[] = {&part, &cc, &chunks, &var, &eps, &dweight, &dbias, &totals};
+    if (!st) st = tl_cuda_launch_items(TLK_tl_k_bn_backward_finish, c, a2);
+    void *a3[] = {&g, &x, &nn, &cc, &ss, &chunks, &mean, &var, &eps, &weight, &batch_stats, &totals, &dx};
+    if (!st && dx) st = tl_cuda_launch(TLK_tl_k_bn_backward_dx, (unsigned)(c * chunks), 1, TL_BN_THREADS, 1, a3);
+    tl_cuda_free(part);
+    return st;
 }
-

@@ -43,6 +43,7 @@ void tl_cuda_copy_message(char *dst, size_t len, const char *src);
     X(tl_k_dropout_mask) X(tl_k_gather_rows) X(tl_k_scatter_add_rows) X(tl_k_im2col)               \
     X(tl_k_col2im) X(tl_k_channel_bias) X(tl_k_maxpool_fwd) X(tl_k_maxpool_bwd) X(tl_k_avgpool_fwd) \
     X(tl_k_avgpool_bwd) X(tl_k_bn_stats) X(tl_k_bn_forward) X(tl_k_bn_backward) X(tl_k_max_mid)     \
+    X(tl_k_bn_stats_finish) X(tl_k_bn_backward_finish) X(tl_k_bn_backward_dx)     \
     X(tl_k_permute) X(tl_k_sigmoid_xent) X(tl_k_binary_strided)
 
 enum {
@@ -89,7 +90,8 @@ int tl_cuda_launch(int kernel, unsigned gx, unsigned gy, unsigned bx, unsigned b
     X(cuStreamSynchronize) X(cuMemAlloc) X(cuMemFree) X(cuMemGetInfo) X(cuMemcpyHtoDAsync)      \
     X(cuMemcpyDtoHAsync) X(cuMemcpyDtoDAsync) X(cuModuleLoadData) X(cuModuleLoadDataEx)         \
     X(cuModuleGetFunction) X(cuModuleUnload) X(cuLaunchKernel) X(cuEventCreate)                 \
-    X(cuEventRecord) X(cuEventSynchronize) X(cuEventElapsedTime) X(cuEventDestroy)
+    X(cuEventRecord) X(cuEventSynchronize) X(cuEventElapsedTime) X(cuEventDestroy)              \
+    X(cuMemHostAlloc) X(cuMemHostGetDevicePointer) X(cuMemFreeHost)
 
 typedef struct tl_cu_api {
 #define TL_CU_MEMBER(name) PFN_##name name;
@@ -166,6 +168,10 @@ typedef struct tl_cuda_device {
     cublasHandle_t cublas;
     int cublas_tf32;      // math mode the handle is in
     CUevent ev_start, ev_stop;
+    // Two words of host memory the loss kernels write when they meet a bad label (see
+    // tl_k_xent_forward); NULL (no reports) when mapped host memory is unavailable.
+    volatile unsigned long long *label_fault;
+    CUdeviceptr label_fault_dev;
     tl_pool pool;
 } tl_cuda_device;
 
@@ -228,6 +234,18 @@ int tl_kernel_cache_path(const char *arch, const char *const *opts, int nopts, i
 char *tl_kernel_cache_read(const char *path, size_t *size);
 // Writes atomically (a 0600 temporary file, fsync, rename); 0 on success.
 int tl_kernel_cache_write(const char *dir, const char *path, const void *data, size_t size);
+
+// The device-time profile (cuda_launch.c): while on, each kernel, cuBLAS and cuDNN call is
+// bracketed by events and waited for, and its time added to its slot: the kernels' own slots
+// (0..TLK_COUNT-1), then these library slots.
+enum {
+    TLP_SGEMM = TLK_COUNT, TLP_SGEMM_BATCHED, TLP_CUDNN_FORWARD, TLP_CUDNN_BACKWARD_DATA, TLP_CUDNN_BACKWARD_FILTER,
+    TLP_COUNT
+};
+extern int tl_profile_on;
+// Starts timing a call on d's stream; returns whether it is being timed (then call tl_profile_end).
+int tl_profile_begin(tl_cuda_device *d);
+void tl_profile_end(tl_cuda_device *d, int slot);
 
 // Module loading (cuda_launch.c): compiles or loads the kernels for device d once.
 int tl_cuda_ensure_kernels(tl_cuda_device *d);

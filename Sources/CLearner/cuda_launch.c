@@ -106,12 +106,70 @@ int tl_cuda_prepare_kernels(int *cache_hit, double *millis, char *path, size_t p
     return s;
 }
 
+// ------------------------------------------------------------------ device-time profile
+int tl_profile_on;
+static pthread_mutex_t profile_lock = PTHREAD_MUTEX_INITIALIZER;
+static double profile_ms[TLP_COUNT];
+static long long profile_calls[TLP_COUNT];
+static CUevent profile_events[TL_CUDA_MAX_DEVICES][2];
+
+int tl_profile_begin(tl_cuda_device *d) {
+    if (!__atomic_load_n(&tl_profile_on, __ATOMIC_RELAXED)) return 0;
+    CUevent *ev = profile_events[d->index];
+    if (!ev[0] && (tl_cu.cuEventCreate(&ev[0], CU_EVENT_DEFAULT) || tl_cu.cuEventCreate(&ev[1], CU_EVENT_DEFAULT)))
+        return 0;
+    return tl_cu.cuEventRecord(ev[0], d->stream) == CUDA_SUCCESS;
+}
+
+void tl_profile_end(tl_cuda_device *d, int slot) {
+    CUevent *ev = profile_events[d->index];
+    float ms = 0;
+    if (tl_cu.cuEventRecord(ev[1], d->stream) || tl_cu.cuEventSynchronize(ev[1]) ||
+        tl_cu.cuEventElapsedTime(&ms, ev[0], ev[1]))
+        return;
+    pthread_mutex_lock(&profile_lock);
+    profile_ms[slot] += ms;
+    profile_calls[slot]++;
+    pthread_mutex_unlock(&profile_lock);
+}
+
+int tl_cuda_profile(int on) {
+    pthread_mutex_lock(&profile_lock);
+    if (on) {
+        memset(profile_ms, 0, sizeof profile_ms);
+        memset(profile_calls, 0, sizeof profile_calls);
+    }
+    __atomic_store_n(&tl_profile_on, on ? 1 : 0, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&profile_lock);
+    return TL_CUDA_OK;
+}
+
+int tl_cuda_profile_slots(void) { return TLP_COUNT; }
+
+const char *tl_cuda_profile_name(int slot) {
+    static const char *const library[] = {"cublas sgemm", "cublas sgemm (strided batched)", "cudnn convolution",
+                                          "cudnn convolution backward data", "cudnn convolution backward filter"};
+    if (slot < 0 || slot >= TLP_COUNT) return "";
+    return slot < TLK_COUNT ? tl_cuda_kernel_names[slot] : library[slot - TLK_COUNT];
+}
+
+int tl_cuda_profile_read(int slot, double *ms, long long *calls) {
+    if (slot < 0 || slot >= TLP_COUNT) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "no profile slot %d", slot);
+    pthread_mutex_lock(&profile_lock);
+    if (ms) *ms = profile_ms[slot];
+    if (calls) *calls = profile_calls[slot];
+    pthread_mutex_unlock(&profile_lock);
+    return TL_CUDA_OK;
+}
+
 // Launches kernel k on device d's stream, compiling or loading the kernels first.
 static int launch(tl_cuda_device *d, int k, unsigned gx, unsigned gy, unsigned bx, unsigned by, void **args) {
     if (k < 0 || k >= TLK_COUNT) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "no kernel %d", k);
     int s = tl_cuda_ensure_kernels(d);
     if (s) return s;
+    int timed = tl_profile_begin(d);
     CUresult r = tl_cu.cuLaunchKernel(d->fn[k], gx, gy, 1, bx, by, 1, 0, d->stream, args, NULL);
+    if (timed) tl_profile_end(d, k);
     if (r != CUDA_SUCCESS) {
         char what[96];
         snprintf(what, sizeof what, "cuLaunchKernel(%s)", tl_cuda_kernel_names[k]);

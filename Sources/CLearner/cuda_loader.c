@@ -436,6 +436,17 @@ static int setup_device(int i) {
     if ((s = TL_CU(tl_cu.cuStreamCreate(&d->stream, CU_STREAM_NON_BLOCKING)))) return s;
     pthread_mutex_init(&d->lock, NULL);
     if ((s = tl_pool_setup(d))) return s;
+    // Mapped host memory for the loss kernels' label reports; training works without it.
+    void *fault = NULL;
+    if (tl_cu.cuMemHostAlloc(&fault, 2 * sizeof(unsigned long long), CU_MEMHOSTALLOC_DEVICEMAP) == CUDA_SUCCESS) {
+        if (tl_cu.cuMemHostGetDevicePointer(&d->label_fault_dev, fault, 0) == CUDA_SUCCESS) {
+            d->label_fault = fault;
+            d->label_fault[0] = ~0ull;
+            d->label_fault[1] = 0;
+        } else {
+            tl_cu.cuMemFreeHost(fault);
+        }
+    }
     __atomic_store_n(&d->ready, 1, __ATOMIC_RELEASE);
     return TL_CUDA_OK;
 }

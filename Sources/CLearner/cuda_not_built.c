@@ -19,6 +19,7 @@
     X(tl_cuda_synchronize, (void))                                                                                   \
     X(tl_cuda_timer_start, (void))                                                                                   \
     X(tl_cuda_set_tf32, (int enabled))                                                                               \
+    X(tl_cuda_profile, (int on))                                                                                     \
     X(tl_cuda_sgemm, (int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,            \
                       const float *B, int ldb, float beta, float *C, int ldc))                                       \
     X(tl_cuda_sgemm_strided_batched,                                                                                 \
@@ -30,7 +31,20 @@
 TL_NOT_BUILT_ENTRY_POINTS(TL_NOT_BUILT_DEFINE)
 #undef TL_NOT_BUILT_DEFINE
 
+int tl_cuda_profile_slots(void) { return 0; }
+const char *tl_cuda_profile_name(int slot) {
+    (void)slot;
+    return "";
+}
+
 // Entry points with outputs, which are cleared so that a caller never reads garbage.
+int tl_cuda_profile_read(int slot, double *ms, long long *calls) {
+    (void)slot;
+    if (ms) *ms = 0;
+    if (calls) *calls = 0;
+    TL_NOT_BUILT;
+}
+
 int tl_cuda_timer_stop(float *ms) {
     if (ms) *ms = 0;
     TL_NOT_BUILT;

@@ -70,12 +70,44 @@ int tl_cuda_softmax_rows(const float *x, float *out, size_t rows, size_t cols, i
     return tl_cuda_launch_rows(TLK_tl_k_softmax_rows, rows, cols, args);
 }
 
+// The current device's label-report words as the kernels see them, NULL when there are none
+// (or without the toolkit, where the launch reports TL_CUDA_ERR_NOT_BUILT anyway).
+static unsigned long long *label_fault_words(void) {
+#if TL_CUDA_ENABLED
+    tl_cuda_device *d;
+    if (tl_cuda_current(&d) == TL_CUDA_OK && d->label_fault) return (unsigned long long *)(uintptr_t)d->label_fault_dev;
+#endif
+    return NULL;
+}
+
+int tl_cuda_take_label_fault(long long *row, float *label, long long *classes) {
+#if TL_CUDA_ENABLED
+    // Never sets CUDA up: a device no kernel has run on has nothing to report.
+    tl_cuda_device *d = tl_cuda_device_at(tl_cuda_get_device());
+    if (d && d->label_fault && d->label_fault[0] != ~0ull) {
+        unsigned long long packed = d->label_fault[0];
+        uint32_t bits = (uint32_t)(packed & 0xffffffffu);
+        float value;
+        memcpy(&value, &bits, sizeof value);
+        if (row) *row = (long long)(packed >> 32);
+        if (label) *label = value;
+        if (classes) *classes = (long long)d->label_fault[1];
+        d->label_fault[0] = ~0ull;
+        return 1;
+    }
+#endif
+    if (row) *row = -1;
+    if (label) *label = 0;
+    if (classes) *classes = 0;
+    return 0;
+}
+
 int tl_cuda_softmax_xent_smooth_forward(const float *logits, const float *labels, float *loss, size_t rows,
                                         size_t cols, float eps) {
     if (rows == 0) return TL_CUDA_OK;
     if (cols == 0) return tl_cuda_fail(TL_CUDA_ERR_INVALID, "tl_cuda_softmax_xent_forward: cols is 0");
-    unsigned long long r = rows, c = cols;
-    void *args[] = {&logits, &labels, &loss, &r, &c, &eps};
+    unsigned long long r = rows, c = cols, *fault = label_fault_words();
+    void *args[] = {&logits, &labels, &loss, &r, &c, &eps, &fault};
     return tl_cuda_launch_rows(TLK_tl_k_xent_forward, rows, cols, args);
 }
 
@@ -86,8 +118,8 @@ int tl_cuda_softmax_xent_forward(const float *logits, const float *labels, float
 int tl_cuda_softmax_xent_smooth_backward(const float *logits, const float *labels, const float *gloss, float scale,
                                          float eps, float *dlogits, size_t rows, size_t cols) {
     if (rows == 0 || cols == 0) return TL_CUDA_OK;
-    unsigned long long r = rows, c = cols;
-    void *args[] = {&logits, &labels, &gloss, &scale, &dlogits, &r, &c, &eps};
+    unsigned long long r = rows, c = cols, *fault = label_fault_words();
+    void *args[] = {&logits, &labels, &gloss, &scale, &dlogits, &r, &c, &eps, &fault};
     return tl_cuda_launch_rows(TLK_tl_k_xent_backward, rows, cols, args);
 }
 

@@ -25,7 +25,16 @@ struct TeflaTrain: ParsableCommand {
         defaultSubcommand: Train.self)
 
     static var versionString: String {
-        "tefla-train \(LearnerVersion.string) (CUDA support: \(CUDAContext.isBuiltIn ? "built in, libraries loaded at run time" : "not built in"); CPU: OpenBLAS)"
+        guard CUDAContext.isBuiltIn else { return "tefla-train \(LearnerVersion.string) (CUDA support: not built in; CPU: OpenBLAS)" }
+        let convolutions: String
+        switch CUDABackend.cuDNNStatus() {
+        case .success(let found) where CUDABackend.usesCuDNN:
+            convolutions = "cuDNN \(found.version / 10000).\(found.version / 100 % 100) (\(found.library))"
+        case .success: convolutions = "built-in kernels (cuDNN turned off by TEFLA_CUDNN=0)"
+        case .failure: convolutions = "built-in kernels (no cuDNN library found)"
+        }
+        return "tefla-train \(LearnerVersion.string) (CUDA support: built in, libraries loaded at run time; "
+            + "GPU convolutions: \(convolutions); CPU: OpenBLAS)"
     }
 }
 

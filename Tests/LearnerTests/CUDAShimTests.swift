@@ -4,6 +4,7 @@
 // The full GPU comparison against the CPU kernels is `tefla-cuda-check`.
 import CLearner
 import Foundation
+import Learner
 import TestSupport
 import XCTest
 
@@ -173,5 +174,52 @@ final class CUDAShimTests: XCTestCase {
                 0, dc!.assumingMemoryBound(to: Float.self), 2), 0, lastError())
         XCTAssertEqual(tl_cuda_memcpy_dtoh(&g, dc, 24), 0, lastError())
         for i in 0..<6 { XCTAssertEqual(g[i], c[i], accuracy: 1e-5) }
+    }
+
+    /// cuDNN is loaded at run time and needs no GPU to be found: where it is absent the reason
+    /// names the libraries tried, convolutions fall back to the built-in kernels and
+    /// `CUDABackend.convolutionEngine` says so.
+    func testCuDNNLoaderSaysWhyItIsAbsent() throws {
+        guard tl_cuda_built_in() == 1 else {
+            if case .failure(let error) = CUDABackend.cuDNNStatus() {
+                XCTAssertEqual(error.status, Int32(TL_CUDA_ERR_NOT_BUILT.rawValue))
+            } else {
+                XCTFail("cuDNN reported usable in a build without CUDA")
+            }
+            return
+        }
+        switch CUDABackend.cuDNNStatus() {
+        case .success(let found):
+            XCTAssertGreaterThanOrEqual(found.version, 8000)
+            XCTAssertTrue(found.library.contains("cudnn"), found.library)
+            XCTAssertTrue(CUDABackend.convolutionEngine.hasPrefix("cuDNN"), CUDABackend.convolutionEngine)
+        case .failure(let error):
+            XCTAssertEqual(error.status, Int32(TL_CUDA_ERR_LIBRARY.rawValue))
+            XCTAssertTrue(error.message.contains("cuDNN not found"), error.message)
+            XCTAssertTrue(error.message.contains("libcudnn.so.9") || error.message.contains("TEFLA_LIBCUDNN"), error.message)
+            XCTAssertTrue(CUDABackend.convolutionEngine.hasPrefix("built-in kernels (cuDNN not found"), CUDABackend.convolutionEngine)
+        }
+        // A convolution cuDNN is asked for without a GPU fails cleanly, with a status, no trap.
+        var g = tl_cudnn_conv(
+            batch: 1, channels: 1, height: 4, width: 4, out_channels: 1, kernel_h: 3, kernel_w: 3, pad_h: 1, pad_w: 1,
+            stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, groups: 1, out_h: 4, out_w: 4, fma_only: 1)
+        var a: Float = 0, b: Float = 0, out: Float = 0
+        if CUDAContext.deviceCount == 0 {
+            XCTAssertNotEqual(tl_cudnn_convolution(Int32(TL_CUDNN_FORWARD), &g, &a, &b, &out, 0), 0)
+            XCTAssertEqual(tl_cudnn_plan_count(), 0)
+        }
+        g.groups = 0
+        XCTAssertEqual(tl_cudnn_convolution(Int32(TL_CUDNN_FORWARD), &g, &a, &b, &out, 0), Int32(TL_CUDA_ERR_INVALID.rawValue))
+    }
+
+    /// The loss kernels' label reports are read without setting CUDA up: on a thread that never
+    /// ran a kernel there is nothing to report, and the check costs no device.
+    func testLabelReportNeedsNoDevice() throws {
+        var row: Int64 = 7, classes: Int64 = 7
+        var label: Float = 7
+        XCTAssertEqual(tl_cuda_take_label_fault(&row, &label, &classes), 0)
+        XCTAssertEqual(row, -1)
+        XCTAssertEqual(classes, 0)
+        XCTAssertNoThrow(try CUDAContext.throwIfFailed())
     }
 }

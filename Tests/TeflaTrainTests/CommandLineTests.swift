@@ -36,6 +36,17 @@ final class CommandLineTests: XCTestCase {
         let version = try Trainer.run(["--version"])
         XCTAssertTrue(
             version.output.contains(CUDAContext.isBuiltIn ? "CUDA support: built in" : "CUDA support: not built in"), version.output)
+        if CUDAContext.isBuiltIn {
+            // Which convolution engine a GPU run would use: the built-in kernels when cuDNN is absent.
+            var environment = ProcessInfo.processInfo.environment
+            environment["TEFLA_LIBCUDNN"] = "/nonexistent/libcudnn.so.9"
+            let without = try Trainer.run(["--version"], environment: environment)
+            XCTAssertTrue(without.output.contains("GPU convolutions: built-in kernels (no cuDNN library found)"), without.output)
+            environment["TEFLA_LIBCUDNN"] = nil
+            environment["TEFLA_CUDNN"] = "0"
+            let off = try Trainer.run(["--version"], environment: environment)
+            XCTAssertTrue(off.output.contains("GPU convolutions: built-in kernels"), off.output)
+        }
     }
 
     func testVersionAndHelp() throws {

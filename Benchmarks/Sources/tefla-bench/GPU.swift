@@ -94,6 +94,103 @@ struct GPUCheck {
         )
     }
 
+    /// Every convolution shape the engine meets, forward and both gradients, against the CPU.
+    mutating func checkConvolutions(engine: String, tolerance: Double) {
+        var g = RandomGenerator(seed: 21)
+        let img = Tensor.randomNormal([2, 4, 9, 9], generator: &g), k = Tensor.randomNormal([6, 4, 3, 3], generator: &g)
+        let kb = Tensor.randomNormal([6], generator: &g)
+        check("[\(engine)] conv2d 3×3 padding 1 bias", [img, k, kb], tolerance: tolerance) {
+            $0[0].conv2d(weight: $0[1], bias: $0[2], padding: 1)
+        }
+        check("[\(engine)] conv2d stride 2 dilation 2", [img, k], tolerance: tolerance) {
+            $0[0].conv2d(weight: $0[1], stride: 2, padding: 2, dilation: 2)
+        }
+        check("[\(engine)] conv2d groups 2", [img, random([6, 2, 3, 3])], tolerance: tolerance) {
+            $0[0].conv2d(weight: $0[1], padding: .same, groups: 2)
+        }
+        check("[\(engine)] conv2d depthwise stride 2 bias", [img, random([8, 1, 3, 3]), random([8])], tolerance: tolerance) {
+            $0[0].conv2d(weight: $0[1], bias: $0[2], stride: 2, padding: 1, groups: 4)
+        }
+        check("[\(engine)] conv2d asymmetric 3×2 stride (2,1)", [random([3, 4, 8, 7]), random([6, 4, 3, 2])], tolerance: tolerance) {
+            $0[0].conv2d(
+                weight: $0[1], stride: Size2D(2, 1), padding: .explicit(top: 0, bottom: 1, left: 2, right: 0),
+                dilation: Size2D(1, 2))
+        }
+        check("[\(engine)] conv2d 1×1 pointwise bias", [img, random([5, 4, 1, 1]), random([5])], tolerance: tolerance) {
+            $0[0].conv2d(weight: $0[1], bias: $0[2])
+        }
+        check("[\(engine)] conv2d 1×1 pointwise groups 2", [img, random([6, 2, 1, 1])], tolerance: tolerance) {
+            $0[0].conv2d(weight: $0[1], groups: 2)
+        }
+        check("[\(engine)] conv2d 1×1 stride 2", [img, random([5, 4, 1, 1])], tolerance: tolerance) {
+            $0[0].conv2d(weight: $0[1], stride: 2)
+        }
+        do {
+            // A scratch budget of two images' columns: the batch of 5 runs in chunks 2, 2, 1.
+            let saved = CUDABackend.convolutionScratchFloats
+            CUDABackend.convolutionScratchFloats = 2 * (4 * 9 * 81 + 6 * 4 * 9)
+            check("[\(engine)] conv2d chunked batch 5 (small scratch)", [random([5, 4, 9, 9]), k, kb], tolerance: tolerance) {
+                $0[0].conv2d(weight: $0[1], bias: $0[2], padding: 1)
+            }
+            CUDABackend.convolutionScratchFloats = saved
+        }
+        check("[\(engine)] convTranspose2d stride 2", [img, random([4, 3, 3, 3])], tolerance: tolerance) {
+            $0[0].convTranspose2d(weight: $0[1], stride: 2, padding: 1, outputPadding: 1)
+        }
+        check("[\(engine)] convTranspose2d groups 2 dilation 2 bias", [img, random([4, 3, 3, 3]), random([6])], tolerance: tolerance) {
+            $0[0].convTranspose2d(weight: $0[1], bias: $0[2], stride: 2, padding: 1, dilation: 2, groups: 2)
+        }
+        check("[\(engine)] conv2d 64→64 3×3 8×64×28×28", [random([8, 64, 28, 28]), random([64, 64, 3, 3]) * 0.05], tolerance: tolerance) {
+            $0[0].conv2d(weight: $0[1], padding: 1)
+        }
+        check("[\(engine)] conv2d 7×7/2 stem 4×3×64×64", [random([4, 3, 64, 64]), random([16, 3, 7, 7]) * 0.1], tolerance: tolerance) {
+            $0[0].conv2d(weight: $0[1], stride: 2, padding: 3)
+        }
+    }
+
+    /// A label outside the classes is an error on the GPU too: named before the step when a
+    /// batch on the device reaches trainStep, and reported by the loss kernel when the loss is
+    /// used directly.
+    mutating func checkLabelReports() {
+        guard case .cuda = device else { return }
+        let x = random([6, 5]).to(device)
+        var labels: [Float] = [0, 1, 2, 3, 4, 0]
+        labels[3] = 12
+        let y = Tensor(shape: [6], scalars: labels).to(device)
+        let learner = SupervisedLearner(
+            model: Sequential([Dense(inputSize: 5, units: 10, seed: 1)]), loss: .softmaxCrossEntropy(),
+            optimizer: SGD(learningRate: 0.1), seed: 0, device: device)
+        learner.options.verbose = 0
+        var message = ""
+        do {
+            _ = try learner.trainStep(inputs: x, labels: y)
+        } catch {
+            message = "\(error)"
+        }
+        let named = message.contains("sample 3") && message.contains("label 12")
+        if named { passed += 1 } else { failed += 1 }
+        print(
+            "\(named ? "PASS" : "FAIL") \("bad device label before trainStep".padding(toLength: 40, withPad: " ", startingAt: 0)) \(message)"
+        )
+        // The loss op itself, on the device: the kernel's report comes out at the next check.
+        let logits = random([6, 10]).to(device)
+        _ = logits.softmaxCrossEntropy(labels: y).scalar
+        var reported = ""
+        do {
+            try CUDAContext.throwIfFailed()
+        } catch {
+            reported = "\(error)"
+        }
+        let flagged = reported.contains("row 3") && reported.contains("label 12") && reported.contains("10 class")
+        if flagged { passed += 1 } else { failed += 1 }
+        print(
+            "\(flagged ? "PASS" : "FAIL") \("bad label met by the loss kernel".padding(toLength: 40, withPad: " ", startingAt: 0)) \(reported)"
+        )
+        let cleared = (try? CUDAContext.throwIfFailed()) != nil
+        if cleared { passed += 1 } else { failed += 1 }
+        print("\(cleared ? "PASS" : "FAIL") \("label report cleared once thrown".padding(toLength: 40, withPad: " ", startingAt: 0))")
+    }
+
     mutating func runAll() {
         let a = random([33, 17]), b = random([33, 17]), bias = random([17]), col = random([33, 1])
         let p = random([33, 17], positive: true)
@@ -162,38 +259,29 @@ struct GPUCheck {
         }
         check("meanSquaredError", [logits, random([50, 10])]) { Loss.meanSquaredError($0[0], $0[1]) }
         check("meanAbsoluteError", [logits, random([50, 10])]) { Loss.meanAbsoluteError($0[0], $0[1]) }
-        // Convolution, pooling and batch norm: CUDA kernels (im2col/col2im + cuBLAS, pooling and
-        // batch-norm kernels); each must match the CPU and leave no host fallback behind.
-        let img = random([2, 4, 9, 9]), k = random([6, 4, 3, 3]), kb = random([6])
-        check("conv2d 3×3 padding 1 bias", [img, k, kb]) { $0[0].conv2d(weight: $0[1], bias: $0[2], padding: 1) }
-        check("conv2d stride 2 dilation 2", [img, k]) { $0[0].conv2d(weight: $0[1], stride: 2, padding: 2, dilation: 2) }
-        check("conv2d groups 2", [img, random([6, 2, 3, 3])]) { $0[0].conv2d(weight: $0[1], padding: .same, groups: 2) }
-        check("conv2d depthwise stride 2 bias", [img, random([8, 1, 3, 3]), random([8])]) {
-            $0[0].conv2d(weight: $0[1], bias: $0[2], stride: 2, padding: 1, groups: 4)
+        // Convolutions through each engine: cuDNN (plain fp32 math, then TF32 at a TF32
+        // tolerance) when it is installed, and the built-in im2col kernels with cuBLAS.
+        let savedEngine = (CUDABackend.usesCuDNN, CUDABackend.convolutionAllowsTF32)
+        if case .cuda = device, case .success(let found) = CUDABackend.cuDNNStatus() {
+            print("cuDNN \(found.version) (\(found.library)): convolutions checked through it and through the built-in kernels")
+            (CUDABackend.usesCuDNN, CUDABackend.convolutionAllowsTF32) = (true, false)
+            let plansBefore = CUDABackend.cuDNNPlanCount
+            checkConvolutions(engine: "cuDNN", tolerance: 1e-4)
+            let plans = CUDABackend.cuDNNPlanCount - plansBefore
+            let used = plans > 0
+            if used { passed += 1 } else { failed += 1 }
+            print("\(used ? "PASS" : "FAIL") \("cuDNN used".padding(toLength: 40, withPad: " ", startingAt: 0)) \(plans) plans searched")
+            CUDABackend.convolutionAllowsTF32 = true
+            checkConvolutions(engine: "cuDNN TF32", tolerance: 5e-3)
+        } else if case .cuda = device {
+            print("cuDNN not used: \(CUDABackend.convolutionEngine)")
         }
-        check("conv2d asymmetric 3×2 stride (2,1)", [random([3, 4, 8, 7]), random([6, 4, 3, 2])]) {
-            $0[0].conv2d(
-                weight: $0[1], stride: Size2D(2, 1), padding: .explicit(top: 0, bottom: 1, left: 2, right: 0),
-                dilation: Size2D(1, 2))
-        }
-        check("conv2d 1×1 pointwise bias", [img, random([5, 4, 1, 1]), random([5])]) { $0[0].conv2d(weight: $0[1], bias: $0[2]) }
-        check("conv2d 1×1 pointwise groups 2", [img, random([6, 2, 1, 1])]) { $0[0].conv2d(weight: $0[1], groups: 2) }
-        check("conv2d 1×1 stride 2", [img, random([5, 4, 1, 1])]) { $0[0].conv2d(weight: $0[1], stride: 2) }
-        do {
-            // A scratch budget of two images' columns: the batch of 5 runs in chunks 2, 2, 1.
-            let saved = CUDABackend.convolutionScratchFloats
-            CUDABackend.convolutionScratchFloats = 2 * (4 * 9 * 81 + 6 * 4 * 9)
-            check("conv2d chunked batch 5 (small scratch)", [random([5, 4, 9, 9]), k, kb]) {
-                $0[0].conv2d(weight: $0[1], bias: $0[2], padding: 1)
-            }
-            CUDABackend.convolutionScratchFloats = saved
-        }
-        check("convTranspose2d stride 2", [img, random([4, 3, 3, 3])]) {
-            $0[0].convTranspose2d(weight: $0[1], stride: 2, padding: 1, outputPadding: 1)
-        }
-        check("convTranspose2d groups 2 dilation 2 bias", [img, random([4, 3, 3, 3]), random([6])]) {
-            $0[0].convTranspose2d(weight: $0[1], bias: $0[2], stride: 2, padding: 1, dilation: 2, groups: 2)
-        }
+        CUDABackend.usesCuDNN = false
+        checkConvolutions(engine: "built-in", tolerance: 1e-4)
+        (CUDABackend.usesCuDNN, CUDABackend.convolutionAllowsTF32) = savedEngine
+        checkLabelReports()
+        // Pooling and batch norm: one or two kernels each.
+        let img = random([2, 4, 9, 9])
         let gamma = random([4], positive: true), beta = random([4])
         check("batchNorm train", [img, gamma, beta]) { $0[0].batchNorm(weight: $0[1], bias: $0[2]).output }
         check("batchNorm train batch statistics", [img * 3 + 2, gamma, beta]) {

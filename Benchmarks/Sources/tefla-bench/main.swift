@@ -34,6 +34,7 @@ struct Options {
     var profile = false
     var model = "small"
     var device = 0
+    var quick = false
 }
 
 func parseOptions() -> Options {
@@ -55,6 +56,7 @@ func parseOptions() -> Options {
         case "--threads": o.threads = value()
         case "--reps": o.reps = value()
         case "--json": o.json = true
+        case "--quick": o.quick = true
         case "--device": o.device = value()
         case "--phases": o.phases = true
         case "--profile": o.profile = true
@@ -413,10 +415,12 @@ case "gpu-check":
     runGPUCheck(options)
 case "gpu-mlp":
     runGPUMLP(options)
+case "gpu-cnn":
+    runGPUCNN(options)
 case "all":
     runMLP(options)
     for n in [512, 1024, 2048] { runSgemm(n, options) }
     runStepGemms(options)
 default:
-    fail("unknown command \(options.command) (mlp, sgemm, gemms, adam, conv, cnn, all, gpu-check, gpu-mlp)")
+    fail("unknown command \(options.command) (mlp, sgemm, gemms, adam, conv, cnn, all, gpu-check, gpu-mlp, gpu-cnn)")
 }

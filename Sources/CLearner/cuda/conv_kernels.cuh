@@ -126,21 +126,50 @@ extern "C" __global__ void tl_k_maxpool_fwd(const float *x, tl_win w, u64 planes
     }
 
 // Max pooling backward as a gather: dx [planes, H, W] (overwritten) = Σ g[o] over the outputs o
-// whose argmax is this pixel. One thread per input pixel: no atomics, deterministic.
+// whose argmax is this pixel. One thread per input pixel: no atomics, deterministic. Indices
+// are split in 32-bit arithmetic when they fit (a 64-bit division costs several times more),
+// and an undilated window's covering outputs are a rectangle walked directly (at most 4
+// outputs for ResNet's 3×3 stride-2 pooling, where the general walk tests 9 kernel taps).
+__device__ __forceinline__ float tl_maxpool_bwd_pixel(const float *gp, const float *ap, const tl_win &w, int iy,
+                                                      int ix) {
+    const int me = iy * w.width + ix;
+    float s = 0.0f;
+    if (w.dilation_h == 1 && w.dilation_w == 1) {
+        // Outputs oy with oy·sh − pt ≤ iy ≤ oy·sh − pt + kh − 1, in ascending order as the CPU adds them.
+        const int ty = iy + w.pad_top, tx = ix + w.pad_left;
+        const int y0 = ty - w.kernel_h + 1 > 0 ? (ty - w.kernel_h + 1 + w.stride_h - 1) / w.stride_h : 0;
+        const int x0 = tx - w.kernel_w + 1 > 0 ? (tx - w.kernel_w + 1 + w.stride_w - 1) / w.stride_w : 0;
+        const int y1 = ty / w.stride_h < w.out_h - 1 ? ty / w.stride_h : w.out_h - 1;
+        const int x1 = tx / w.stride_w < w.out_w - 1 ? tx / w.stride_w : w.out_w - 1;
+        for (int oy = y0; oy <= y1; oy++)
+            for (int ox = x0; ox <= x1; ox++) {
+                const int o = oy * w.out_w + ox;
+                if ((int)ap[o] == me) s += gp[o];
+            }
+        return s;
+    }
+    TL_FOR_COVERING_OUTPUTS(w, iy, ix, {
+        const u64 o = (u64)oy * w.out_w + (u64)ox;
+        if ((int)ap[o] == me) s += gp[o];
+    })
+    return s;
+}
+
 extern "C" __global__ void tl_k_maxpool_bwd(const float *g, const float *argmax, tl_win w, u64 planes, float *dx) {
     const u64 OH = w.out_h, OW = w.out_w, H = w.height, W = w.width;
     const u64 n = planes * H * W;
+    if (n < (1ull << 32)) {
+        const unsigned W32 = (unsigned)W, HW32 = (unsigned)(H * W);
+        for (u64 e = tl_tid(); e < n; e += tl_nthreads()) {
+            const unsigned e32 = (unsigned)e, p = e32 / HW32, r = e32 - p * HW32, iy = r / W32, ix = r - iy * W32;
+            dx[e] = tl_maxpool_bwd_pixel(g + (u64)p * OH * OW, argmax + (u64)p * OH * OW, w, (int)iy, (int)ix);
+        }
+        return;
+    }
     for (u64 e = tl_tid(); e < n; e += tl_nthreads()) {
         const int ix = (int)(e % W), iy = (int)((e / W) % H);
         const u64 p = e / (H * W);
-        const float *gp = g + p * OH * OW, *ap = argmax + p * OH * OW;
-        const int me = iy * w.width + ix;
-        float s = 0.0f;
-        TL_FOR_COVERING_OUTPUTS(w, iy, ix, {
-            const u64 o = (u64)oy * OW + (u64)ox;
-            if ((int)ap[o] == me) s += gp[o];
-        })
-        dx[e] = s;
+        dx[e] = tl_maxpool_bwd_pixel(g + p * OH * OW, argmax + p * OH * OW, w, iy, ix);
     }
 }
 
@@ -215,78 +244,137 @@ __device__ double tl_block_sum_d(double v) {
     return v;
 }
 
-// Batch-norm statistics of x [n, c, s]: per channel the mean and the biased variance over its
-// n·s values, two passes as tl_batchnorm_stats (variance of x − (float)mean, sums in double).
-// One block per channel (grid-stride over channels); blockDim.x = power of two in [32, 1024].
-extern "C" __global__ void tl_k_bn_stats(const float *x, u64 n, u64 c, u64 s, float *mean, float *var) {
-    const u64 m = n * s;
-    for (u64 ch = blockIdx.x; ch < c; ch += gridDim.x) {
-        double sum = 0.0;
-        for (u64 e = threadIdx.x; e < m; e += blockDim.x) {
-            const u64 i = e / s, k = e - i * s;
-            sum += (double)x[(i * c + ch) * s + k];
+// Batch norm over x [n, c, s] on a (channel, chunk) grid: block b works on channel
+// b / chunks, and on part b % chunks of that channel's m = n·s values, taken image-major
+// (value v is offset v % s of image v / s); m < 2^32. Enough chunks per channel keep every
+// multiprocessor busy however few the channels are (one block per channel left most of the
+// GPU idle on ResNet's 64-channel layers at 112×112), and each block reads a contiguous run
+// of each image's plane, so the warps' loads are coalesced.
+struct tl_bn_part {
+    u64 ch, lo, hi;
+};
+
+__device__ __forceinline__ tl_bn_part tl_bn_block(u64 n, u64 s, u64 chunks) {
+    const u64 m = n * s, len = (m + chunks - 1) / chunks, b = blockIdx.x % chunks;
+    tl_bn_part p;
+    p.ch = blockIdx.x / chunks;
+    p.lo = b * len < m ? b * len : m;
+    p.hi = p.lo + len < m ? p.lo + len : m;
+    return p;
+}
+
+// The element of x [n, c, s] holding value v of channel ch.
+__device__ __forceinline__ u64 tl_bn_index(u64 v, u64 c, u64 s, u64 ch) {
+    const unsigned i = (unsigned)v / (unsigned)s, k = (unsigned)v - i * (unsigned)s;
+    return ((u64)i * c + ch) * s + k;
+}
+
+// Per (channel, chunk): Σx and Σx² in double, into part[2·block], part[2·block + 1].
+extern "C" __global__ void tl_k_bn_stats(const float *x, u64 n, u64 c, u64 s, u64 chunks, double *part) {
+    const tl_bn_part p = tl_bn_block(n, s, chunks);
+    if (p.ch >= c) return;
+    double sum = 0.0, sq = 0.0;
+    for (u64 v = p.lo + threadIdx.x; v < p.hi; v += blockDim.x) {
+        const float xv = x[tl_bn_index(v, c, s, p.ch)];
+        sum += (double)xv;
+        sq += (double)xv * (double)xv;
+    }
+    sum = tl_block_sum_d(sum);
+    sq = tl_block_sum_d(sq);
+    if (threadIdx.x == 0) {
+        part[2 * blockIdx.x] = sum;
+        part[2 * blockIdx.x + 1] = sq;
+    }
+}
+
+// Per channel (grid-stride over threads): the mean and the biased variance from the chunks'
+// sums, E[x²] − mean² in double (the CPU's two-pass figures to within rounding).
+extern "C" __global__ void tl_k_bn_stats_finish(const double *part, u64 c, u64 chunks, u64 m, float *mean,
+                                                float *var) {
+    for (u64 ch = tl_tid(); ch < c; ch += tl_nthreads()) {
+        double sum = 0.0, sq = 0.0;
+        for (u64 b = 0; b < chunks; b++) {
+            sum += part[2 * (ch * chunks + b)];
+            sq += part[2 * (ch * chunks + b) + 1];
         }
-        const double mu = tl_block_sum_d(sum) / (double)m;
-        const float fm = (float)mu;
-        double sq = 0.0;
-        for (u64 e = threadIdx.x; e < m; e += blockDim.x) {
-            const u64 i = e / s, k = e - i * s;
-            const float d = x[(i * c + ch) * s + k] - fm;
-            sq += (double)(d * d);
-        }
-        sq = tl_block_sum_d(sq);
-        if (threadIdx.x == 0) {
-            mean[ch] = (float)mu;
-            var[ch] = (float)(sq / (double)m);
-        }
+        const double mu = sum / (double)m, v = sq / (double)m - mu * mu;
+        mean[ch] = (float)mu;
+        var[ch] = (float)(v > 0.0 ? v : 0.0);
     }
 }
 
 // Batch-norm forward: y = x·scale + shift per channel of x [n, c, s] with
-// scale = weight/√(var + eps), shift = bias − mean·scale (as tl_batchnorm_forward). Elementwise.
-extern "C" __global__ void tl_k_bn_forward(const float *x, u64 n, u64 c, u64 s, const float *mean, const float *var,
-                                           float eps, const float *weight, const float *bias, float *y) {
-    const u64 total = n * c * s;
-    for (u64 e = tl_tid(); e < total; e += tl_nthreads()) {
-        const u64 ch = (e / s) % c;
-        const float inv = 1.0f / sqrtf(var[ch] + eps);
-        const float scale = weight[ch] * inv, shift = bias[ch] - mean[ch] * scale;
-        y[e] = x[e] * scale + shift;
+// scale = weight/√(var + eps), shift = bias − mean·scale (as tl_batchnorm_forward), on the
+// (channel, chunk) grid: each block works out its channel's scale and shift once.
+extern "C" __global__ void tl_k_bn_forward(const float *x, u64 n, u64 c, u64 s, u64 chunks, const float *mean,
+                                           const float *var, float eps, const float *weight, const float *bias,
+                                           float *y) {
+    const tl_bn_part p = tl_bn_block(n, s, chunks);
+    if (p.ch >= c) return;
+    const float inv = 1.0f / sqrtf(var[p.ch] + eps);
+    const float scale = weight[p.ch] * inv, shift = bias[p.ch] - mean[p.ch] * scale;
+    for (u64 v = p.lo + threadIdx.x; v < p.hi; v += blockDim.x) {
+        const u64 at = tl_bn_index(v, c, s, p.ch);
+        y[at] = x[at] * scale + shift;
     }
 }
 
 // Batch-norm backward, as tl_batchnorm_backward. g, x, dx [n, c, s]; dweight, dbias [c].
 // Per channel: dbias = Σ g, dweight = Σ g·(x − μ) / √(var + eps) (sums in double); dx = g·k1 when
 // the statistics are constants (batch_stats == 0), else k1·(g − Σg/m − x̂·dweight/m) with
-// k1 = weight/√(var + eps). One block per channel (grid-stride); each block writes its own
-// channel's dx, so no two blocks touch the same element.
-extern "C" __global__ void tl_k_bn_backward(const float *g, const float *x, u64 n, u64 c, u64 s, const float *mean,
-                                            const float *var, float eps, const float *weight, int batch_stats,
-                                            float *dx, float *dweight, float *dbias) {
-    const u64 m = n * s;
-    for (u64 ch = blockIdx.x; ch < c; ch += gridDim.x) {
-        const float inv = 1.0f / sqrtf(var[ch] + eps), mu = mean[ch];
+// k1 = weight/√(var + eps). Three launches: the chunks' sums (tl_k_bn_backward), the channels'
+// totals (tl_k_bn_backward_finish, which also writes dweight and dbias), then dx
+// (tl_k_bn_backward_dx), each chunk writing its own elements.
+extern "C" __global__ void tl_k_bn_backward(const float *g, const float *x, u64 n, u64 c, u64 s, u64 chunks,
+                                            const float *mean, double *part) {
+    const tl_bn_part p = tl_bn_block(n, s, chunks);
+    if (p.ch >= c) return;
+    const float mu = mean[p.ch];
+    double sg = 0.0, sgx = 0.0;
+    for (u64 v = p.lo + threadIdx.x; v < p.hi; v += blockDim.x) {
+        const u64 at = tl_bn_index(v, c, s, p.ch);
+        const float gv = g[at];
+        sg += (double)gv;
+        sgx += (double)(gv * (x[at] - mu));
+    }
+    sg = tl_block_sum_d(sg);
+    sgx = tl_block_sum_d(sgx);
+    if (threadIdx.x == 0) {
+        part[2 * blockIdx.x] = sg;
+        part[2 * blockIdx.x + 1] = sgx;
+    }
+}
+
+// Per channel: dbias and dweight from the chunks' sums; totals[2·ch] = dbias, totals[2·ch + 1] =
+// dweight for the dx pass (dweight and dbias may be NULL).
+extern "C" __global__ void tl_k_bn_backward_finish(const double *part, u64 c, u64 chunks, const float *var,
+                                                   float eps, float *dweight, float *dbias, float *totals) {
+    for (u64 ch = tl_tid(); ch < c; ch += tl_nthreads()) {
         double sg = 0.0, sgx = 0.0;
-        for (u64 e = threadIdx.x; e < m; e += blockDim.x) {
-            const u64 i = e / s, k = e - i * s, at = (i * c + ch) * s + k;
-            const float gv = g[at];
-            sg += (double)gv;
-            sgx += (double)(gv * (x[at] - mu));
+        for (u64 b = 0; b < chunks; b++) {
+            sg += part[2 * (ch * chunks + b)];
+            sgx += part[2 * (ch * chunks + b) + 1];
         }
-        sg = tl_block_sum_d(sg);
-        sgx = tl_block_sum_d(sgx);
+        const float inv = 1.0f / sqrtf(var[ch] + eps);
         const float dbeta = (float)sg, dgamma = (float)(sgx * (double)inv);
-        if (threadIdx.x == 0) {
-            if (dweight) dweight[ch] = dgamma;
-            if (dbias) dbias[ch] = dbeta;
-        }
-        if (!dx) continue;
-        const float k1 = weight[ch] * inv;
-        const float mg = dbeta / (float)m, mgx = dgamma / (float)m;
-        for (u64 e = threadIdx.x; e < m; e += blockDim.x) {
-            const u64 i = e / s, k = e - i * s, at = (i * c + ch) * s + k;
-            dx[at] = batch_stats ? k1 * (g[at] - mg - (x[at] - mu) * inv * mgx) : g[at] * k1;
-        }
+        if (dweight) dweight[ch] = dgamma;
+        if (dbias) dbias[ch] = dbeta;
+        totals[2 * ch] = dbeta;
+        totals[2 * ch + 1] = dgamma;
+    }
+}
+
+extern "C" __global__ void tl_k_bn_backward_dx(const float *g, const float *x, u64 n, u64 c, u64 s, u64 chunks,
+                                               const float *mean, const float *var, float eps, const float *weight,
+                                               int batch_stats, const float *totals, float *dx) {
+    const tl_bn_part p = tl_bn_block(n, s, chunks);
+    if (p.ch >= c) return;
+    const float inv = 1.0f / sqrtf(var[p.ch] + eps), mu = mean[p.ch];
+    const float k1 = weight[p.ch] * inv, m = (float)(n * s);
+    const float mg = totals[2 * p.ch] / m, mgx = totals[2 * p.ch + 1] / m;
+    for (u64 v = p.lo + threadIdx.x; v < p.hi; v += blockDim.x) {
+        const u64 at = tl_bn_index(v, c, s, p.ch);
+        dx[at] = batch_stats ? k1 * (g[at] - mg - (x[at] - mu) * inv * mgx) : g[at] * k1;
     }
 }
 

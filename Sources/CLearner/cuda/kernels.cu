@@ -213,10 +213,23 @@ extern "C" __global__ void tl_k_softmax_rows(const float *x, float *out, u64 row
 // Fused softmax cross-entropy, forward, with label smoothing eps (0: none). logits[rows, cols],
 // labels[rows] (class indices stored as float) -> loss[rows] = (1 − eps)·(lse − logits[r, label])
 // + eps·(lse − mean_c logits[r, c]), lse = logsumexp(logits[r]): the cross-entropy against the
-// target (1 − eps)·onehot + eps/cols. A row whose label is outside [0, cols) (for instance −1
-// or −100, "ignore") gets loss 0.
+// target (1 − eps)·onehot + eps/cols.
+// A label is a class index: an integer in [0, cols). A row whose label is not gets loss and
+// gradient 0 and, when `fault` is set (two words of host-mapped memory), is reported there:
+// fault[0] keeps the smallest (row << 32 | label bits) met, fault[1] the class count, so the
+// host can name the first bad row and its label after any synchronisation.
+__device__ __forceinline__ bool tl_label_valid(float lab, u64 cols) {
+    return lab >= 0.0f && lab < (float)cols && floorf(lab) == lab;
+}
+
+__device__ __forceinline__ void tl_label_report(u64 *fault, u64 row, float lab, u64 cols) {
+    if (!fault) return;
+    atomicMin(fault, (row << 32) | (u64)__float_as_uint(lab));
+    fault[1] = cols;
+}
+
 extern "C" __global__ void tl_k_xent_forward(const float *logits, const float *labels, float *loss,
-                                             u64 rows, u64 cols, float eps) {
+                                             u64 rows, u64 cols, float eps, u64 *fault) {
     for (u64 r = blockIdx.x; r < rows; r += gridDim.x) {
         const float *src = logits + r * cols;
         float m, s;
@@ -229,7 +242,9 @@ extern "C" __global__ void tl_k_xent_forward(const float *logits, const float *l
         if (threadIdx.x == 0) {
             float lab = labels[r];
             float l = 0.0f;
-            if (lab >= 0.0f && lab < (float)cols) {
+            if (!tl_label_valid(lab, cols)) {
+                tl_label_report(fault, r, lab, cols);
+            } else {
                 float lse = logf(s) + m;
                 l = lse - src[(u64)lab];
                 if (eps != 0.0f) l = (1.0f - eps) * l + eps * (lse - sx / (float)cols);
@@ -242,9 +257,10 @@ extern "C" __global__ void tl_k_xent_forward(const float *logits, const float *l
 // Fused softmax cross-entropy, backward, with label smoothing eps. dlogits[r, c] = scale · gr ·
 // (softmax(logits[r])[c] − eps/cols − (1 − eps)·(c == label[r])), with gr = gloss[r] (per-row
 // upstream gradient or sample weight) or 1 when gloss is NULL. For a mean over the batch pass
-// scale = 1/rows. Ignored rows (label outside [0, cols)) get 0. dlogits may alias logits.
+// scale = 1/rows. Rows with an invalid label get 0 (and are reported). dlogits may alias logits.
 extern "C" __global__ void tl_k_xent_backward(const float *logits, const float *labels, const float *gloss,
-                                              float scale, float *dlogits, u64 rows, u64 cols, float eps) {
+                                              float scale, float *dlogits, u64 rows, u64 cols, float eps,
+                                              u64 *fault) {
     const float off = eps / (float)cols, on = 1.0f - eps;
     for (u64 r = blockIdx.x; r < rows; r += gridDim.x) {
         const float *src = logits + r * cols;
@@ -252,7 +268,8 @@ extern "C" __global__ void tl_k_xent_backward(const float *logits, const float *
         float m, s;
         tl_row_lse(src, cols, m, s);
         float lab = labels[r];
-        bool valid = lab >= 0.0f && lab < (float)cols;
+        bool valid = tl_label_valid(lab, cols);
+        if (!valid && threadIdx.x == 0) tl_label_report(fault, r, lab, cols);
         u64 target = valid ? (u64)lab : 0;
         float k = valid ? scale * (gloss ? gloss[r] : 1.0f) : 0.0f;
         float inv = 1.0f / s;

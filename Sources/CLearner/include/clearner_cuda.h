@@ -44,7 +44,10 @@ enum tl_cuda_status {
     TL_CUDA_ERR_NVRTC = 6,         ///< kernel compilation failed (message has the NVRTC log)
     TL_CUDA_ERR_CUBLAS = 7,        ///< a cuBLAS call failed
     TL_CUDA_ERR_INVALID = 8,       ///< bad argument (unknown op, shape mismatch, double free...)
-    TL_CUDA_ERR_NOT_INITIALIZED = 9 ///< tl_cuda_init has not succeeded
+    TL_CUDA_ERR_NOT_INITIALIZED = 9, ///< tl_cuda_init has not succeeded
+    TL_CUDA_ERR_UNSUPPORTED = 10,   ///< cuDNN cannot take this geometry: use the built-in kernels
+    TL_CUDA_ERR_CUDNN = 11,         ///< a cuDNN call failed (message has its error string)
+    TL_CUDA_ERR_LABEL = 12          ///< a loss kernel met a label outside the classes
 };
 
 // ---------------------------------------------------------------- loading and devices
@@ -106,6 +109,9 @@ int tl_cuda_set_memory_fraction(float fraction);
 /// Gives every cached (free) block of the current device back to the driver.
 int tl_cuda_empty_cache(void);
 int tl_cuda_memory_stats(tl_cuda_mem_stats *out);
+/// Starts the peaks of tl_cuda_memory_stats afresh from what the current device holds now
+/// (as torch.cuda.reset_peak_memory_stats).
+int tl_cuda_reset_peak_memory(void);
 
 // ---------------------------------------------------------------- copies and sync
 /// Host to device. Queued on the stream; the host buffer may be reused on return (pageable
@@ -165,6 +171,12 @@ int tl_cuda_unary(int op, const float *x, float *out, size_t n);
 int tl_cuda_unary_backward(int op, const float *x, const float *y, const float *g, float *out, size_t n);
 /// out[n] = x * s + t.
 int tl_cuda_affine(const float *x, float s, float t, float *out, size_t n);
+
+/// Whether a loss kernel on the current device met a label that is not a class index in
+/// [0, classes) since the last call: 1 with the first such row, its label and the class count
+/// (then the report is cleared), else 0. Reads what the kernels wrote so far without waiting:
+/// call it after a synchronisation to see everything queued before it.
+int tl_cuda_take_label_fault(long long *row, float *label, long long *classes);
 
 // ---------------------------------------------------------------- rows and reductions
 /// Softmax (log != 0: log-softmax) along each row of x[rows, cols] into out (may alias x).
@@ -252,6 +264,41 @@ int tl_cuda_batchnorm_forward(const float *x, size_t n, size_t c, size_t s, cons
 int tl_cuda_batchnorm_backward(const float *g, const float *x, size_t n, size_t c, size_t s, const float *mean,
                                const float *var, float eps, const float *weight, int batch_stats, float *dx,
                                float *dweight, float *dbias);
+
+// ---------------------------------------------------------------- device-time profile
+/// Turns the profile on (clearing it) or off. While on, every kernel, cuBLAS and cuDNN call is
+/// timed with events and waited for (slow: for finding where a step's device time goes).
+int tl_cuda_profile(int on);
+/// Slots: one per kernel, then the cuBLAS and cuDNN calls; each with a name, ms and calls.
+int tl_cuda_profile_slots(void);
+const char *tl_cuda_profile_name(int slot);
+int tl_cuda_profile_read(int slot, double *ms, long long *calls);
+
+// ---------------------------------------------------------------- cuDNN convolutions
+/// Loads cuDNN (libcudnn.so.9, then .so.8; TEFLA_LIBCUDNN overrides) once; needs no GPU. 0 with
+/// its version (e.g. 90100) in *version, or TL_CUDA_ERR_LIBRARY with the reason copied to err.
+int tl_cudnn_load(int *version, char *err, size_t errlen);
+/// The cuDNN library loaded ("" before tl_cudnn_load succeeds).
+const char *tl_cudnn_library(void);
+/// One convolution's geometry for cuDNN: x [batch, channels, height, width], w [out_channels,
+/// channels/groups, kernel_h, kernel_w], y [batch, out_channels, out_h, out_w]; symmetric padding.
+typedef struct tl_cudnn_conv {
+    int32_t batch, channels, height, width;
+    int32_t out_channels, kernel_h, kernel_w;
+    int32_t pad_h, pad_w, stride_h, stride_w, dilation_h, dilation_w, groups;
+    int32_t out_h, out_w;
+    int32_t fma_only; ///< 1: plain fp32 FMA math; 0: TF32 tensor cores allowed (PyTorch's default)
+} tl_cudnn_conv;
+enum { TL_CUDNN_FORWARD = 0, TL_CUDNN_BACKWARD_DATA = 1, TL_CUDNN_BACKWARD_FILTER = 2 };
+/// One pass on the current device, overwriting out: FORWARD y = conv(a = x, b = w);
+/// BACKWARD_DATA dx from a = dy, b = w; BACKWARD_FILTER dw from a = x, b = dy. The first call of
+/// each geometry and pass searches the fastest algorithm using at most workspace_limit bytes of
+/// workspace (less when the memory cap allows less) and keeps it. TL_CUDA_ERR_UNSUPPORTED when
+/// cuDNN cannot take the geometry (the caller uses the built-in kernels).
+int tl_cudnn_convolution(int pass, const tl_cudnn_conv *g, const float *a, const float *b, float *out,
+                         size_t workspace_limit);
+/// Plans (geometry, pass) searched so far on the current device.
+int tl_cudnn_plan_count(void);
 
 // ---------------------------------------------------------------- max and permute
 /// Max over the middle axis of x [outer, mid, inner] into out [outer, inner], as tl_reduce_mid

@@ -291,8 +291,9 @@ public struct CUDABackend: Backend {
 }
 
 /// Convolution, pooling and batch normalisation on a CUDA device, with the CPU kernels'
-/// semantics (CPUBackend+Conv.swift, conv.c): convolutions are ``ConvSchedule`` over
-/// im2col/col2im kernels and cuBLAS strided-batched sgemm; pooling and batch norm are one or
+/// semantics (CPUBackend+Conv.swift, conv.c): convolutions go through cuDNN where it is
+/// installed (CUDABackend+cuDNN.swift), else ``ConvSchedule`` over im2col/col2im kernels and
+/// cuBLAS strided-batched sgemm; pooling and batch norm are one or
 /// two kernels each. Nothing here goes through the host.
 extension CUDABackend: ConvPrimitives {
     /// Floats of scratch (im2col columns, weight-gradient partials) one convolution call may
@@ -347,15 +348,17 @@ extension CUDABackend: ConvPrimitives {
     }
 
     public func conv2d(_ x: Storage, weight: Storage, bias: Storage?, geometry g: Conv2DGeometry) -> Storage {
-        schedule.conv2d(x, weight: weight, bias: bias, geometry: g)
+        cuDNNConv2d(x, weight: weight, bias: bias, geometry: g) ?? schedule.conv2d(x, weight: weight, bias: bias, geometry: g)
     }
 
     public func conv2dBackwardInput(_ gradient: Storage, weight: Storage, geometry g: Conv2DGeometry) -> Storage {
-        schedule.conv2dBackwardInput(gradient, weight: weight, geometry: g)
+        cuDNNConv2dBackwardInput(gradient, weight: weight, geometry: g)
+            ?? schedule.conv2dBackwardInput(gradient, weight: weight, geometry: g)
     }
 
     public func conv2dBackwardWeight(_ gradient: Storage, input x: Storage, geometry g: Conv2DGeometry) -> Storage {
-        schedule.conv2dBackwardWeight(gradient, input: x, geometry: g)
+        cuDNNConv2dBackwardWeight(gradient, input: x, geometry: g)
+            ?? schedule.conv2dBackwardWeight(gradient, input: x, geometry: g)
     }
 
     public func maxPool2d(_ x: Storage, window: Window2D, planes: Int) -> (output: Storage, argmax: Storage) {

@@ -74,9 +74,20 @@ public enum CUDAContext {
     /// The first CUDA failure of this process, nil while there was none.
     public static var failure: CUDAError? { firstFailure.current }
 
-    /// Throws the first CUDA failure of this process, if there was one.
+    /// Throws the first CUDA failure of this process, if there was one, or a label the loss
+    /// kernels of the calling thread's device met outside the classes
+    /// (``LearnerError/labelOutOfRange(label:classes:location:)``; such a row added nothing to
+    /// the loss or the gradients). The label report is seen once the kernel that made it has
+    /// run: after a synchronisation, such as reading a loss, for everything queued before it.
     public static func throwIfFailed() throws {
         if let failure { throw failure }
+        var row: Int64 = 0, classes: Int64 = 0
+        var label: Float = 0
+        if tl_cuda_take_label_fault(&row, &label, &classes) != 0 {
+            throw LearnerError.labelOutOfRange(
+                label: label, classes: Int(classes),
+                location: "row \(row) of a batch whose labels were on cuda:\(tl_cuda_get_device()) (met by the cross-entropy kernel)")
+        }
     }
 
     static func record(_ error: CUDAError) {

@@ -63,12 +63,12 @@ extension SupervisedLearner {
     func checkBatch(_ batch: DataBatch, data: String, locate: (Int) -> String) throws {
         guard batch.count > 0 else { return }
         let shape = try outputShape(forSample: Array(batch.inputs.shape.dropFirst()), data: data)
-        if batch.labels.device == .cpu {
-            let perSample = batch.labels.scalarCount / batch.count
-            try withExtendedLifetime(batch.labels.storage) {
-                let labels = UnsafeBufferPointer(batch.labels.storage.buffer)
-                try loss.checkLabels(labels, perSample: perSample, outputShape: shape, locate: locate)
-            }
+        // Labels already on a device come back for the check (a copy of one value per sample),
+        // so that a bad one is named before the step, as for labels on the host.
+        let labels = batch.labels.device == .cpu ? batch.labels : batch.labels.to(.cpu)
+        let perSample = labels.scalarCount / batch.count
+        try withExtendedLifetime(labels.storage) {
+            try loss.checkLabels(UnsafeBufferPointer(labels.storage.buffer), perSample: perSample, outputShape: shape, locate: locate)
         }
         if options.checksInputsAreFinite && batch.inputs.device == .cpu {
             let perSample = batch.inputs.scalarCount / batch.count
