@@ -15,6 +15,8 @@ struct LayerSpec: Equatable {
     var stride = 1
     /// Explicit padding, or nil for "same".
     var padding: Int? = 0
+    /// `batch_norm`: statistics over every data-parallel rank's samples.
+    var synchronized = false
     /// Where the layer is written in the file.
     var place = ConfigPlace()
 }
@@ -32,7 +34,7 @@ struct ZooSpec: Equatable {
 
 extension TrainConfig {
     static let modelKeys = ["layers", "name", "classes", "hidden", "dropout"]
-    static let layerKeys = ["type", "units", "activation", "rate", "filters", "kernel_size", "stride", "padding", "pool_size"]
+    static let layerKeys = ["type", "units", "activation", "rate", "filters", "kernel_size", "stride", "padding", "pool_size", "sync"]
 
     mutating func parseModel(_ model: Section, reader: ConfigReader) {
         if model.node("name") != nil {
@@ -118,6 +120,8 @@ extension TrainConfig {
                 reader.report(p, "\(path).padding", "expected an integer or 'same', found \(ConfigReader.kind(p))")
             }
             layer.activation = activation()
+        case .batch_norm:
+            layer.synchronized = s.bool("sync", default: false)
         case .max_pool, .avg_pool:
             layer.kernelSize = s.int("pool_size", default: 2, minimum: 1) ?? 2
             layer.stride = s.int("stride", default: layer.kernelSize, minimum: 1) ?? layer.kernelSize
@@ -206,7 +210,7 @@ extension TrainConfig {
                     inputChannels: shape[0], outputChannels: layer.units, kernelSize: Size2D(layer.kernelSize, layer.kernelSize),
                     stride: Size2D(layer.stride, layer.stride), padding: layer.padding.map { Padding2D(integerLiteral: $0) } ?? .same,
                     activation: layer.activation, seed: layerSeed)
-            case .batch_norm: module = BatchNorm2D(features: shape[0])
+            case .batch_norm: module = BatchNorm2D(features: shape[0], synchronized: layer.synchronized)
             case .max_pool:
                 module = MaxPool2D(kernelSize: Size2D(layer.kernelSize, layer.kernelSize), stride: Size2D(layer.stride, layer.stride))
             case .avg_pool:

@@ -7,20 +7,6 @@ import XCTest
 /// `fit` with a replica group: N replicas, each given its share of every global batch by `fit`,
 /// end where one replica with the whole batch ends (within float rounding of the sums).
 final class DataParallelFitTests: XCTestCase {
-    // @unchecked Sendable: `weights` and `losses` are only written with `lock` held, and read
-    // after every rank's thread has ended.
-    final class Results: @unchecked Sendable {
-        let lock = NSLock()
-        var weights: [Int: [[Float]]] = [:]
-        var losses: [Int: [Float]] = [:]
-        func set(_ rank: Int, _ w: [[Float]], _ l: [Float]) {
-            lock.lock()
-            weights[rank] = w
-            losses[rank] = l
-            lock.unlock()
-        }
-    }
-
     static func learner(initSeed: UInt64) -> SupervisedLearner {
         let model = Sequential([
             Dense(inputSize: 64, units: 32, activation: .relu, seed: initSeed),
@@ -41,27 +27,27 @@ final class DataParallelFitTests: XCTestCase {
 
         let logs = try Scratch.directory("tefla-dp-fit", for: self).path
         for n in [2, 4] {
-            let results = Results()
+            let results = PerRank<(weights: [[Float]], losses: [Float])>()
             try InProcessGroup(size: n, timeout: 60).run { communicator in
                 // Other initial weights on other ranks: rank 0's are broadcast before the first step.
                 let replica = Self.learner(initSeed: 1 + UInt64(communicator.rank) * 100)
                 replica.gradientSynchronizer = DataParallel(communicator)
                 replica.callbacks = [CSVLogger(path: logs + "/n\(n)-rank\(communicator.rank).csv")]
                 let history = try replica.fit(data, epochs: 2, batchSize: 64)
-                results.set(communicator.rank, replica.model.parameters.map(\.value.scalars), history.epochs.map(\.trainLoss))
+                results.set(communicator.rank, (replica.model.parameters.map(\.value.scalars), history.epochs.map(\.trainLoss)))
             }
             for rank in 0..<n {
-                let weights = try XCTUnwrap(results.weights[rank])
+                let weights = try XCTUnwrap(results[rank]?.weights)
                 for (got, want) in zip(weights, expected) {
                     XCTAssertTrue(got.allSatisfy(\.isFinite), "N = \(n), rank \(rank): not finite")  // max() passes over NaN
                     let worst = zip(got, want).map { abs($0 - $1) }.max() ?? 0
                     XCTAssertLessThan(worst, 1e-5, "N = \(n), rank \(rank)")
                 }
-                for (got, want) in zip(try XCTUnwrap(results.losses[rank]), reference.epochs.map(\.trainLoss)) {
+                for (got, want) in zip(try XCTUnwrap(results[rank]?.losses), reference.epochs.map(\.trainLoss)) {
                     XCTAssertEqual(got, want, accuracy: 1e-5 * max(1, abs(want)), "N = \(n), rank \(rank): epoch loss")
                 }
             }
-            XCTAssertEqual(results.weights[0]!, results.weights[n - 1]!, "every replica holds the same weights")
+            XCTAssertEqual(results[0]!.weights, results[n - 1]!.weights, "every replica holds the same weights")
             let written = try FileManager.default.contentsOfDirectory(atPath: logs).filter { $0.hasPrefix("n\(n)-") }
             XCTAssertEqual(written, ["n\(n)-rank0.csv"], "rank 0 alone runs callbacks that write files")
         }

@@ -89,6 +89,48 @@ final class MPITrainTests: XCTestCase {
     }
 
     /// Runs the built `tefla-train` as `ranks` MPI ranks; gives up after two minutes.
+    /// The image CNN with `batch_norm` layers marked `sync: true`: two ranks log the figures of
+    /// one process (their batch statistics are the global batch's), where unsynchronized ranks,
+    /// each normalising its own half, do not. SGD rather than the config's Adam: the convolutions'
+    /// biases before batch norm have no gradient in exact arithmetic, and Adam turns the rounding
+    /// noise left in their place into steps of the full learning rate, which the order of the
+    /// sums decides; the running means then differ although training does not.
+    func testSynchronizedBatchNormUnderMpirunTrainsAsOneProcess() throws {
+        let text = try String(contentsOfFile: "Configs/digits-png-cnn.yml", encoding: .utf8)
+        XCTAssertTrue(text.contains("{type: batch_norm}"))
+        for (name, layer) in [("sync", "{type: batch_norm, sync: true}"), ("local", "{type: batch_norm}")] {
+            try text.replacingOccurrences(of: "{type: batch_norm}", with: layer).write(
+                toFile: scratch + "/\(name).yml", atomically: true, encoding: .utf8)
+        }
+        let sgd = [
+            "--verbose", "0", "--epochs", "2", "--override", "optimizer.name=sgd", "--override", "optimizer.momentum=0.9",
+            "--override", "optimizer.learning_rate=0.05", "--override", "schedule.max_lr=0.05",
+        ]
+        func log(_ name: String, ranks: Int) throws -> [String: [Double]] {
+            let arguments =
+                ["--config", scratch + "/\(name).yml"] + sgd + ["--override", "training.csv_log=\(scratch)/\(name)-\(ranks).csv"]
+            if ranks == 1 {
+                let run = try Trainer.run(arguments)
+                XCTAssertEqual(run.status, 0, run.error)
+            } else {
+                let run = try mpirun(ranks: ranks, arguments)
+                XCTAssertEqual(run.status, 0, run.output)
+            }
+            return try csvColumns(scratch + "/\(name)-\(ranks).csv")
+        }
+        let one = try log("sync", ranks: 1), two = try log("sync", ranks: 2)
+        for column in ["loss", "accuracy", "val_loss", "val_accuracy"] {
+            let a = try XCTUnwrap(one[column]), b = try XCTUnwrap(two[column])
+            XCTAssertEqual(b.count, 2, column)
+            XCTAssertEqual(b[0], a[0], accuracy: 1e-5 * max(1, abs(a[0])), "\(column), epoch 1: 2 ranks against 1")
+            // The second epoch carries the first's rounding differences through a learning rate at its peak.
+            XCTAssertEqual(b[1], a[1], accuracy: column.hasSuffix("accuracy") ? 6e-3 : 1e-3, "\(column), epoch 2: 2 ranks against 1")
+        }
+        let local = try log("local", ranks: 2)
+        let apart = abs(try XCTUnwrap(local["val_loss"])[0] - (try XCTUnwrap(one["val_loss"])[0]))
+        XCTAssertGreaterThan(apart, 1e-3, "unsynchronized ranks normalise their own halves and end elsewhere")
+    }
+
     private func mpirun(ranks: Int, _ arguments: [String], environment extra: [String: String] = [:]) throws -> (
         status: Int32, output: String
     ) {

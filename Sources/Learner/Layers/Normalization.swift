@@ -18,8 +18,13 @@ public final class BatchNorm2D: Module {
     public let batchesTracked: Parameter
     public let momentum: Float?
     public let epsilon: Float
+    /// Batch statistics over the global batch of every data-parallel replica (PyTorch's
+    /// `SyncBatchNorm`), so that N replicas with B/N samples each train as one with B; off, each
+    /// replica normalises its own share. One all-reduce of 2C + 1 values in the forward pass and
+    /// one of 2C in the backward pass per layer and step. Without replicas it changes nothing.
+    public var synchronized: Bool
 
-    public init(features: Int, momentum: Float? = 0.1, epsilon: Float = 1e-5) {
+    public init(features: Int, momentum: Float? = 0.1, epsilon: Float = 1e-5, synchronized: Bool = false) {
         weight = Parameter(.ones([features]))
         bias = Parameter(.zeros([features]))
         runningMean = .buffer(.zeros([features]))
@@ -27,6 +32,7 @@ public final class BatchNorm2D: Module {
         batchesTracked = .buffer(.zeros([]))
         self.momentum = momentum
         self.epsilon = epsilon
+        self.synchronized = synchronized
         super.init()
     }
 
@@ -50,9 +56,15 @@ public final class BatchNorm2D: Module {
                 weight: weight.value, bias: bias.value, mean: runningMean.value,
                 variance: runningVariance.value, epsilon: epsilon)
         }
-        let count = input.scalarCount / features
+        let output: Tensor, mean: Tensor, variance: Tensor, count: Int
+        if synchronized, ReplicaContext.current != nil {
+            (output, mean, variance, count) = input.synchronizedBatchNorm(
+                weight: weight.value, bias: bias.value, epsilon: epsilon, allReduceSum: ReplicaContext.allReduceSum)
+        } else {
+            count = input.scalarCount / features
+            (output, mean, variance) = input.batchNorm(weight: weight.value, bias: bias.value, epsilon: epsilon)
+        }
         precondition(count > 1, "BatchNorm2D(\(features)): training needs more than one value per channel, input shape \(input.shape)")
-        let (output, mean, variance) = input.batchNorm(weight: weight.value, bias: bias.value, epsilon: epsilon)
         withoutGradients {
             let tracked = batchesTracked.value + 1
             batchesTracked.assign(tracked)

@@ -37,6 +37,9 @@ extension SupervisedLearner {
         let n = batch.count
         var local = batch, share: Float = 1, offset = 0
         if let sync = gradientSynchronizer, sync.worldSize > 1 {
+            // Synchronized batch norm needs samples on every replica (each one's layers reduce
+            // together); a last batch smaller than the replica count is left out by all of them.
+            if n < sync.worldSize && synchronizesBatchNorm { return }
             // Contiguous shares, floor-split: rank r takes samples r·n/N ..< (r+1)·n/N.
             let range = (sync.rank * n / sync.worldSize)..<((sync.rank + 1) * n / sync.worldSize)
             local = batch.slice(range)
@@ -84,6 +87,18 @@ extension SupervisedLearner {
         model.train()
         model.setRandomKey(seed: seed, step: globalStep, sampleOffset: sampleOffset)
         let parameters = model.parameters.filter { !$0.isFrozen }
+        if synchronizesBatchNorm, let sync = gradientSynchronizer, sync.worldSize > 1 {
+            // The layers' own reductions run inside the passes, between the gradient all-reduce's:
+            // the plain path keeps every replica's collectives in one order.
+            let (value, outputs, grads) = try ReplicaContext.run(sync) {
+                accumulatedGradients(
+                    inputs: batch.inputs, labels: batch.labels, sampleWeights: batch.sampleWeights, parameters: parameters,
+                    scale: share)
+            }
+            for (p, g) in zip(parameters, grads) { p.gradient = g }
+            try sync.allReduceGradients(parameters)
+            return finishStep(parameters, loss: value, outputs: outputs)
+        }
         if let overlapped = gradientSynchronizer as? any OverlappedGradientSynchronizer, options.accumulationSteps <= 1, batch.count > 0 {
             // Each gradient bucket's all-reduce starts while the backward pass goes on.
             let outputs = model(batch.inputs)
@@ -150,5 +165,14 @@ extension SupervisedLearner {
             outputs.append(out.detached())
         }
         return (total ?? Tensor.zeros([], on: device), Tensor.concatenate(outputs, alongAxis: 0), summed)
+    }
+
+    /// Whether a layer of the model reduces across replicas (``BatchNorm2D/synchronized``).
+    var synchronizesBatchNorm: Bool {
+        func any(_ module: Module) -> Bool {
+            if let norm = module as? BatchNorm2D, norm.synchronized { return true }
+            return module.children.contains { any($0.1) }
+        }
+        return any(model)
     }
 }
