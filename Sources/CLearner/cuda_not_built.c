@@ -6,6 +6,12 @@
 
 #if !TL_CUDA_ENABLED
 
+// Said while building, so that a CPU-only build is never a surprise.
+#if !defined(TL_FORCE_NO_CUDA)
+#pragma message("tefla: the CUDA layer is not compiled in: cuda.h, cudaTypedefs.h, nvrtc.h and cublas_v2.h were not " \
+                "found (Debian: Scripts/install-cuda-toolkit; NVIDIA's installer: build with CPATH=/usr/local/cuda/include)")
+#endif
+
 #define TL_NOT_BUILT return tl_cuda_fail(TL_CUDA_ERR_NOT_BUILT, TL_NOT_BUILT_MSG)
 
 // Entry points with nothing to report but the status, each with its parameter list.

@@ -131,6 +131,49 @@ final class MPITrainTests: XCTestCase {
         XCTAssertGreaterThan(apart, 1e-3, "unsynchronized ranks normalise their own halves and end elsewhere")
     }
 
+    /// SIGTERM to `mpirun` (a scheduler pre-empting the job): Open MPI passes it to every rank,
+    /// the ranks agree on one step to stop after (the first step boundary any of them saw the
+    /// signal at), rank 0 saves it, and `--resume` under the same launch ends with the weights
+    /// of the run that was never stopped, byte for byte.
+    func testSIGTERMToMpirunStopsEveryRankAtOneStepAndResumesExactly() throws {
+        let launcher = try MPIRun.requireLauncher()
+        let common = ["--config", "Configs/digits-mlp.yml", "--verbose", "2", "--epochs", "30"]
+        let whole = try mpirun(ranks: 2, common + ["--override", "checkpoint.weights_dir=\(scratch)/whole"])
+        XCTAssertEqual(whole.status, 0, whole.output)
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: launcher)
+        process.arguments =
+            MPIRun.launchArguments(ranks: 2, executable: Trainer.executable.path) + common
+            + ["--override", "checkpoint.weights_dir=\(scratch)/stopped"]
+        process.environment = MPIRun.environment()
+        process.currentDirectoryURL = ConfigTests.root
+        let log = URL(fileURLWithPath: scratch + "/stopped.txt")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        Thread.sleep(forTimeInterval: 2.5)
+        XCTAssertTrue(process.isRunning, "the run ended before the signal: make it longer")
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        try handle.close()
+        let output = try String(contentsOf: log, encoding: .utf8)
+        XCTAssertNotEqual(process.terminationStatus, 0, output)
+        let stops = output.split(separator: "\n").filter { $0.contains("stopped by SIGTERM after step") }
+        XCTAssertFalse(stops.isEmpty, output)
+        let steps = Set(stops.compactMap { line in line.split(separator: " ").drop { $0 != "step" }.dropFirst().first.map(String.init) })
+        XCTAssertEqual(steps.count, 1, "every rank stops after the same step: \(stops)")
+
+        let resumed = try mpirun(ranks: 2, common + ["--resume", "--override", "checkpoint.weights_dir=\(scratch)/stopped"])
+        XCTAssertEqual(resumed.status, 0, resumed.output)
+        XCTAssertTrue(resumed.output.contains("resuming"), resumed.output)
+        let want = try Data(contentsOf: URL(fileURLWithPath: scratch + "/whole/epoch-0030/model.safetensors"))
+        let got = try Data(contentsOf: URL(fileURLWithPath: scratch + "/stopped/epoch-0030/model.safetensors"))
+        XCTAssertEqual(got, want, "the resumed run ends with the uninterrupted run's weights")
+    }
+
     private func mpirun(ranks: Int, _ arguments: [String], environment extra: [String: String] = [:]) throws -> (
         status: Int32, output: String
     ) {

@@ -27,14 +27,23 @@ public enum MPIRun {
         environment extra: [String: String] = [:], directory: URL? = nil,
         limit: TimeInterval = 120
     ) throws -> ProcessResult {
-        // As root, Open MPI refuses to start without --allow-run-as-root; in containers its
-        // shared-memory transport cannot use cross-memory attach.
-        let launch = (getuid() == 0 ? ["--allow-run-as-root"] : []) + ["--oversubscribe", "-np", "\(ranks)", executable]
+        try Subprocess.run(
+            URL(fileURLWithPath: launcher), launchArguments(ranks: ranks, executable: executable) + arguments,
+            environment: environment(extra), directory: directory, mergingErrors: true, timeout: limit)
+    }
+
+    /// The launcher's own arguments before the program's: as root, Open MPI refuses to start
+    /// without --allow-run-as-root.
+    public static func launchArguments(ranks: Int, executable: String) -> [String] {
+        (getuid() == 0 ? ["--allow-run-as-root"] : []) + ["--oversubscribe", "-np", "\(ranks)", executable]
+    }
+
+    /// This process's environment plus `extra`; in containers Open MPI's shared-memory
+    /// transport cannot use cross-memory attach.
+    public static func environment(_ extra: [String: String] = [:]) -> [String: String] {
         var environment = ProcessInfo.processInfo.environment
         environment["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
         environment.merge(extra) { _, new in new }
-        return try Subprocess.run(
-            URL(fileURLWithPath: launcher), launch + arguments, environment: environment,
-            directory: directory, mergingErrors: true, timeout: limit)
+        return environment
     }
 }
