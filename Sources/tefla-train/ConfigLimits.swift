@@ -104,6 +104,13 @@ enum ConfigLimits {
 
     /// `[-+]?[1-9][0-9_]*(:[0-5]?[0-9])+`, YAML 1.1's base-60 integer.
     static func isSexagesimal(_ text: String) -> Bool {
+        // Most scalars fail on their first bytes: reject them without allocating (the check
+        // runs on every value of the expanded document, up to maximumValues of them).
+        let allowed: (UInt8) -> Bool = { byte in
+            (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: ":") || byte == UInt8(ascii: "_")
+                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "+")
+        }
+        guard text.utf8.allSatisfy(allowed), text.utf8.contains(UInt8(ascii: ":")) else { return false }
         var parts = text.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count >= 2 else { return false }
         var head = Substring(parts.removeFirst())
