@@ -71,13 +71,16 @@ enum ConfigLimits {
     /// Throws the first plain scalar that YAML 1.1 reads as a base-60 integer (`1:30` is 90):
     /// Yams multiplies those out without overflow checks, so `7777777777777777777:0` would trap
     /// in the parser's integer conversion. Nobody means one in a config; decimal says it plainly.
-    /// Throws too when the document expands to more than ``maximumValues`` values.
+    /// Throws too when the document expands to more than ``maximumValues`` values, and for any
+    /// other plain scalar that Yams's integer reading would overflow on (``overflowsYamsBaseSixty(_:)``).
     static func checkScalars(_ node: Node) throws {
         var visited = 0
-        try checkScalars(node, visited: &visited)
+        var passed = Set<String>()
+        try checkScalars(node, visited: &visited, passed: &passed)
     }
 
-    private static func checkScalars(_ node: Node, visited: inout Int) throws {
+    /// `passed`: scalars already found harmless (aliases repeat the same ones many times).
+    private static func checkScalars(_ node: Node, visited: inout Int, passed: inout Set<String>) throws {
         visited += 1
         if visited > maximumValues {
             // The whole file is at fault, not the value where the count ran out.
@@ -87,19 +90,47 @@ enum ConfigLimits {
         }
         switch node {
         case .scalar(let scalar):
-            if scalar.style == .plain, isSexagesimal(scalar.string) {
+            guard scalar.style == .plain, scalar.string.utf8.contains(UInt8(ascii: ":")), !passed.contains(scalar.string) else { break }
+            if isSexagesimal(scalar.string) {
                 throw ConfigIssue(
                     line: node.mark?.line ?? 0, column: node.mark?.column ?? 0, path: "",
                     message: "'\(scalar.string)' is a YAML 1.1 base-60 number; write it in decimal (or quote it as text)")
             }
+            if overflowsYamsBaseSixty(scalar.string) {
+                throw ConfigIssue(
+                    line: node.mark?.line ?? 0, column: node.mark?.column ?? 0, path: "",
+                    message: "'\(scalar.string)' would be read as a YAML 1.1 base-60 number too large for an integer; quote it as text")
+            }
+            passed.insert(scalar.string)
         case .mapping(let mapping):
             for (key, value) in mapping {
-                try checkScalars(key, visited: &visited)
-                try checkScalars(value, visited: &visited)
+                try checkScalars(key, visited: &visited, passed: &passed)
+                try checkScalars(value, visited: &visited, passed: &passed)
             }
         case .sequence(let sequence):
-            for item in sequence { try checkScalars(item, visited: &visited) }
+            for item in sequence { try checkScalars(item, visited: &visited, passed: &passed) }
         }
+    }
+
+    /// Whether Yams (5.x) would trap reading `text` as an integer: it sends every plain scalar
+    /// with a colon (and no 0x/0b/0o/0 prefix) through a base-60 conversion of its numeric
+    /// parts, non-numeric parts dropped (`host:7777777777777777777:0`), with unchecked
+    /// arithmetic. The same steps here, checked; any other scalar with a colon reads as an
+    /// integer harmlessly (or not at all), so it is left to the key's own check.
+    static func overflowsYamsBaseSixty(_ text: String) -> Bool {
+        guard text.utf8.contains(UInt8(ascii: ":")) else { return false }
+        var scalar = Substring(text.replacingOccurrences(of: "_", with: ""))
+        if scalar.first == "-" || scalar.first == "+" { scalar = scalar.dropFirst() }
+        if scalar.first == "0" { return false }  // Yams reads 0x…, 0b…, 0o…, 0… by radix, checked
+        var base = 1, value = 0
+        for part in scalar.components(separatedBy: ":").compactMap({ Int($0, radix: 10) }).reversed() {
+            let (term, o1) = part.multipliedReportingOverflow(by: base)
+            let (sum, o2) = value.addingReportingOverflow(term)
+            let (next, o3) = base.multipliedReportingOverflow(by: 60)
+            if o1 || o2 || o3 { return true }
+            (value, base) = (sum, next)
+        }
+        return false
     }
 
     /// `[-+]?[1-9][0-9_]*(:[0-5]?[0-9])+`, YAML 1.1's base-60 integer.

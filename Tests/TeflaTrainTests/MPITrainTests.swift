@@ -137,7 +137,7 @@ final class MPITrainTests: XCTestCase {
     /// of the run that was never stopped, byte for byte.
     func testSIGTERMToMpirunStopsEveryRankAtOneStepAndResumesExactly() throws {
         let launcher = try MPIRun.requireLauncher()
-        let common = ["--config", "Configs/digits-mlp.yml", "--verbose", "2", "--epochs", "30"]
+        let common = ["--config", "Configs/digits-mlp.yml", "--verbose", "2", "--epochs", "100"]
         let whole = try mpirun(ranks: 2, common + ["--override", "checkpoint.weights_dir=\(scratch)/whole"])
         XCTAssertEqual(whole.status, 0, whole.output)
 
@@ -154,8 +154,15 @@ final class MPITrainTests: XCTestCase {
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
-        Thread.sleep(forTimeInterval: 2.5)
-        XCTAssertTrue(process.isRunning, "the run ended before the signal: make it longer")
+        // The signal goes in as soon as rank 0 has saved its second epoch (the file system shows
+        // it at once, where mpirun's forwarded output lags): early in the run however fast the
+        // machine is.
+        let started = Date()
+        while process.isRunning && Date().timeIntervalSince(started) < 60 {
+            if FileManager.default.fileExists(atPath: scratch + "/stopped/epoch-0002") { break }
+            usleep(2_000)
+        }
+        XCTAssertTrue(process.isRunning, "the run ended before the signal")
         kill(process.processIdentifier, SIGTERM)
         process.waitUntilExit()
         try handle.close()
@@ -169,8 +176,8 @@ final class MPITrainTests: XCTestCase {
         let resumed = try mpirun(ranks: 2, common + ["--resume", "--override", "checkpoint.weights_dir=\(scratch)/stopped"])
         XCTAssertEqual(resumed.status, 0, resumed.output)
         XCTAssertTrue(resumed.output.contains("resuming"), resumed.output)
-        let want = try Data(contentsOf: URL(fileURLWithPath: scratch + "/whole/epoch-0030/model.safetensors"))
-        let got = try Data(contentsOf: URL(fileURLWithPath: scratch + "/stopped/epoch-0030/model.safetensors"))
+        let want = try Data(contentsOf: URL(fileURLWithPath: scratch + "/whole/epoch-0100/model.safetensors"))
+        let got = try Data(contentsOf: URL(fileURLWithPath: scratch + "/stopped/epoch-0100/model.safetensors"))
         XCTAssertEqual(got, want, "the resumed run ends with the uninterrupted run's weights")
     }
 
