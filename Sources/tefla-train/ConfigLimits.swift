@@ -64,9 +64,10 @@ enum ConfigLimits {
         return nil
     }
 
-    /// Values a config may hold once its aliases are expanded: a config has hundreds; 64 aliases
-    /// of ten items each would otherwise make 10⁶⁴ for every walk over the document.
-    static let maximumValues = 100_000
+    /// Values a config may hold once its aliases are expanded: a config has hundreds (the longest
+    /// lists are per-class values, 1,000 for ImageNet); 64 aliases of ten items each would
+    /// otherwise make 10⁶⁴ for every walk over the document.
+    static let maximumValues = 10_000
 
     /// Throws the first plain scalar that YAML 1.1 reads as a base-60 integer (`1:30` is 90):
     /// Yams multiplies those out without overflow checks, so `7777777777777777777:0` would trap
@@ -90,7 +91,10 @@ enum ConfigLimits {
         }
         switch node {
         case .scalar(let scalar):
-            guard scalar.style == .plain, scalar.string.utf8.contains(UInt8(ascii: ":")), !passed.contains(scalar.string) else { break }
+            // Aliases repeat scalars: each distinct one is looked at once (a hash, not a scan).
+            guard scalar.style == .plain, !passed.contains(scalar.string) else { break }
+            passed.insert(scalar.string)
+            guard scalar.string.utf8.contains(UInt8(ascii: ":")) else { break }
             if isSexagesimal(scalar.string) {
                 throw ConfigIssue(
                     line: node.mark?.line ?? 0, column: node.mark?.column ?? 0, path: "",
@@ -101,7 +105,6 @@ enum ConfigLimits {
                     line: node.mark?.line ?? 0, column: node.mark?.column ?? 0, path: "",
                     message: "'\(scalar.string)' would be read as a YAML 1.1 base-60 number too large for an integer; quote it as text")
             }
-            passed.insert(scalar.string)
         case .mapping(let mapping):
             for (key, value) in mapping {
                 try checkScalars(key, visited: &visited, passed: &passed)
