@@ -108,23 +108,7 @@ static int loaded_version;
 
 static int load_locked(void) {
     char why[1024] = "";
-    void *lib = NULL;
-    const char *override = getenv("TEFLA_LIBCUDNN");
-    if (override && *override) {
-        lib = dlopen(override, RTLD_NOW | RTLD_LOCAL);
-        if (lib) tl_cuda_copy_message(library_name, sizeof library_name, override);
-        else snprintf(why, sizeof why, "TEFLA_LIBCUDNN=%s: %s", override, dlerror());
-    } else {
-        for (int i = 0; cudnn_names[i] && !lib; i++) {
-            lib = dlopen(cudnn_names[i], RTLD_NOW | RTLD_LOCAL);
-            if (lib) {
-                tl_cuda_copy_message(library_name, sizeof library_name, cudnn_names[i]);
-            } else {
-                size_t u = strlen(why);
-                snprintf(why + u, sizeof why - u, "%s%s", u ? "; " : "", dlerror());
-            }
-        }
-    }
+    void *lib = tl_cuda_open_library("TEFLA_LIBCUDNN", cudnn_names, 0, library_name, sizeof library_name, why, sizeof why);
     if (!lib)
         return tl_cuda_fail(TL_CUDA_ERR_LIBRARY,
                             "cuDNN not found: %s", why);

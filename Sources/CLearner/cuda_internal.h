@@ -179,6 +179,11 @@ typedef struct tl_cuda_device {
 
 // Loader (cuda_loader.c).
 int tl_cuda_ensure_init(void);
+// dlopen of `env`'s path when set, else of the first of `candidates` (NULL-terminated) that
+// loads, skipping CUDA majors above `max_major` (0: none skipped); what was opened goes to
+// `name`, each failure is appended to `why`. NULL when none loads.
+void *tl_cuda_open_library(const char *env, const char *const *candidates, int max_major, char *name, size_t namelen,
+                           char *why, size_t whylen);
 int tl_cuda_ensure_nvrtc(void);
 int tl_cuda_ensure_cublas(void);
 // The calling thread's current device, set up and with its context current on this thread.

@@ -148,15 +148,16 @@ static int soname_major(const char *name) {
 }
 
 // Opens the override path from `env` if set, else the first candidate that loads and whose CUDA
-// major version is at most `max_major` (0: any). Appends every failure to `why`.
-static void *open_library(const char *env, const char *const *candidates, int max_major, int which,
-                          char *why, size_t whylen) {
+// major version is at most `max_major` (0: any), copying what it opened into `name`. Appends
+// every failure to `why`. Shared with the cuDNN loader (cuda_cudnn.c).
+void *tl_cuda_open_library(const char *env, const char *const *candidates, int max_major, char *name, size_t namelen,
+                           char *why, size_t whylen) {
     const char *override = getenv(env);
     size_t used = strlen(why);
     if (override && *override) {
         void *h = dlopen(override, RTLD_NOW | RTLD_LOCAL);
         if (h) {
-            tl_cuda_copy_message(lib_names[which], sizeof lib_names[which], override);
+            tl_cuda_copy_message(name, namelen, override);
             return h;
         }
         snprintf(why + used, whylen - used, "%s=%s: %s", env, override, dlerror());
@@ -172,13 +173,18 @@ static void *open_library(const char *env, const char *const *candidates, int ma
         }
         void *h = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL);
         if (h) {
-            tl_cuda_copy_message(lib_names[which], sizeof lib_names[which], candidates[i]);
+            tl_cuda_copy_message(name, namelen, candidates[i]);
             return h;
         }
         used = strlen(why);
         snprintf(why + used, whylen - used, "%s%s", used ? "; " : "", dlerror());
     }
     return NULL;
+}
+
+static void *open_library(const char *env, const char *const *candidates, int max_major, int which, char *why,
+                          size_t whylen) {
+    return tl_cuda_open_library(env, candidates, max_major, lib_names[which], sizeof lib_names[which], why, whylen);
 }
 
 static const char *const cuda_names[] = {"libcuda.so.1", "libcuda.so", NULL};

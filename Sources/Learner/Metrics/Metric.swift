@@ -31,17 +31,18 @@ extension Metric {
 }
 
 /// Adds the replicas' statistics of each metric, so that every replica holds the global batch's
-/// (one all-reduce per metric; a metric whose statistics differ in length between replicas, or
-/// that has none, keeps its own).
+/// (one all-reduce for the lengths, then one per metric; a metric whose statistics differ in
+/// length between replicas, or that has none, keeps its own).
 func mergeAcrossReplicas(_ metrics: inout [any Metric], _ sync: any GradientSynchronizer) throws {
-    guard sync.worldSize > 1 else { return }
+    guard sync.worldSize > 1, !metrics.isEmpty else { return }
+    let mine = metrics.map { $0.statistics ?? [] }
+    // Equal lengths n on every replica: Σn = N·n and Σn² = N·n².
+    let lengths = try sync.allReduceSum(mine.flatMap { [Double($0.count), Double($0.count * $0.count)] })
+    let replicas = Double(sync.worldSize)
     for i in metrics.indices {
-        let mine = metrics[i].statistics ?? []
-        let lengths = try sync.allReduceSum([Double(mine.count), Double(mine.count * mine.count)])
-        // Equal lengths on every replica: Σn = N·n and Σn² = N·n².
-        let n = Double(mine.count), replicas = Double(sync.worldSize)
-        guard !mine.isEmpty, lengths[0] == replicas * n, lengths[1] == replicas * n * n else { continue }
-        metrics[i].statistics = try sync.allReduceSum(mine)
+        let n = Double(mine[i].count)
+        guard n > 0, lengths[2 * i] == replicas * n, lengths[2 * i + 1] == replicas * n * n else { continue }
+        metrics[i].statistics = try sync.allReduceSum(mine[i])
     }
 }
 
