@@ -103,7 +103,12 @@ struct Session {
                     file: cfg.file, at: place, "data.normalize",
                     "has \(mean.count) values per list, but the images of \(directory) have \(sampleShape[0]) channels")
             }
-            let source = try images.source(files: files, keys: keys, shape: sampleShape)
+            var source = try images.source(files: files, keys: keys, shape: sampleShape)
+            if training && spec.balancing {
+                let labels = try source.labels()
+                let classes = spec.initProbs?.count ?? Int(labels.max() ?? 0) + 1
+                source = try source.balanced(classCount: classes, epochs: cfg.epochs, initProbabilities: spec.initProbs)
+            }
             return SessionData(source: source, count: source.sampleCount ?? 0, sampleShape: sampleShape, inMemory: nil)
         }
         if let (key, place) = spec.imageKeys.min(by: { $0.value.line < $1.value.line }) {
@@ -111,13 +116,18 @@ struct Session {
                 file: cfg.file, at: place, "data.\(key)",
                 "applies to encoded images, but the records' '\(keys.input)' in \(directory) holds feature vectors")
         }
-        let dataset = try InMemoryDataset.load(files: files, keys: keys)
-        var source: any DataSource = dataset
+        let data = try RecordData.featureVectors(files: files, keys: keys, memoryBudget: spec.memoryBudget)
+        var source = data.source
         if training && spec.balancing {
+            guard let dataset = data.inMemory else {
+                throw fail(
+                    "data.balancing draws samples by class from data in memory, but \(directory) is larger than "
+                        + "data.memory_budget_mb (\(spec.memoryBudget >> 20) MiB) and is read from disk: raise the budget")
+            }
             let classes = spec.initProbs?.count ?? Int(dataset.labels.max() ?? 0) + 1
             source = try BalancedDataset(dataset, classCount: classes, epochs: cfg.epochs, initProbabilities: spec.initProbs)
         }
-        return SessionData(source: source, count: dataset.count, sampleShape: [dataset.featureSize], inMemory: dataset)
+        return SessionData(source: source, count: data.count, sampleShape: [data.featureSize], inMemory: data.inMemory)
     }
 
     /// The image shape the model was trained on, for evaluating or predicting on `directory`:
@@ -132,7 +142,9 @@ struct Session {
     /// labels (scikit-learn's formula); nil when the config lists them or asks for none.
     func balancedClassWeights(for training: SessionData) throws -> [Float]? {
         guard cfg.data.balancedClassWeights else { return nil }
-        let values = try training.inMemory?.labels ?? (training.source as? ImageDataSource)?.labels() ?? []
+        let values =
+            try training.inMemory?.labels ?? (training.source as? ImageDataSource)?.labels()
+            ?? (training.source as? RecordStreamDataset)?.labels() ?? []
         let labels = values.map { Int($0) }
         let balancer = try ClassBalancer(labels: labels, classCount: (labels.max() ?? 0) + 1, epochs: 1)
         return balancer.balancedClassWeights()

@@ -28,6 +28,8 @@ struct DataSpec: Equatable {
     var iterationsPerEpoch: Int?
     /// Skip (and count) corrupt records instead of stopping at the first.
     var skipCorrupt = false
+    /// Feature vectors larger than this in memory are read from disk every epoch.
+    var memoryBudget = 1 << 30
 
     /// Keys that only encoded images use, found in the config (with their line).
     var imageKeys: [String: ConfigPlace] = [:]
@@ -39,6 +41,7 @@ struct DataSpec: Equatable {
     static let keys =
         imageOnlyKeys + [
             "workers", "max_queue_size", "shuffle_buffer_size", "balancing", "class_weights", "n_iters_per_epoch", "skip_corrupt",
+            "memory_budget_mb",
         ]
 
     static func parse(_ data: Section, reader: ConfigReader) -> DataSpec {
@@ -121,11 +124,7 @@ struct DataSpec: Equatable {
         }
         spec.iterationsPerEpoch = data.int("n_iters_per_epoch", minimum: 1)
         spec.skipCorrupt = data.bool("skip_corrupt", default: false)
-        if spec.declaresImages {
-            if spec.balancing {
-                reader.report(data.node("balancing"), "data.balancing", "works on feature-vector data, not on encoded images yet")
-            }
-        }
+        spec.memoryBudget = min(data.int("memory_budget_mb", default: 1024, minimum: 0) ?? 1024, 1 << 40) << 20
         return spec
     }
 

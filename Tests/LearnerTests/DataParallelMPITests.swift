@@ -17,6 +17,17 @@ final class DataParallelMPITests: XCTestCase {
         try checkEqual(run, ranks: 4)
     }
 
+    /// Image shards through fit: each rank reads and decodes only its share of every batch.
+    func testRanksDecodeTheirSharesOfImageBatchesAndMatchOneReplica() throws {
+        let images = DataTestFiles.root.appendingPathComponent("Data/digits-png/train").path
+        let run = try mpirun(ranks: 2, ["dp-check", "--images", images, "--epochs", "2", "--batch", "64"])
+        try checkEqual(run, ranks: 2)
+        // 64 (the first batch, checked before training) + 2 epochs of 1437 records, split 718/719.
+        XCTAssertTrue(
+            run.output.contains("records decoded by rank: rank 0: 1468, rank 1: 1470 (read: 1468, 1470; one replica: 2938)"),
+            run.output)
+    }
+
     func testAStoppedRankIsNamedByTheOthersWithinTheTimeout() throws {
         let pids = try Scratch.directory("tefla-dp", for: self)
         let timeout = 3.0

@@ -101,6 +101,36 @@ final class ImageDataConfigTests: XCTestCase {
         XCTAssertEqual(History.plotted(in: weights + "/history.svg").map(\.epoch), [1, 2], "the curves beside the checkpoints")
     }
 
+    /// `data.balancing` on image shards, and feature vectors over `data.memory_budget_mb` read
+    /// from disk: both train through the CLI.
+    func testBalancingOnImagesAndStreamedFeatureVectorsTrainThroughTheCLI() throws {
+        let images = try Trainer.run([
+            "--config", "Configs/digits-png-cnn.yml", "--epochs", "3", "--verbose", "2",
+            "--override", "data.balancing={init_probs: [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]}",
+            "--override", "checkpoint.weights_dir=\(try Scratch.directory("tefla-cli-balance", for: self).path)",
+        ])
+        XCTAssertEqual(images.status, 0, images.error)
+        let last = try XCTUnwrap(images.output.split(separator: "\n").last { $0.hasPrefix("Epoch 3/3") })
+        let accuracy = try XCTUnwrap(last.components(separatedBy: "val_accuracy: ").last.flatMap { Float($0.prefix(6)) })
+        XCTAssertGreaterThan(accuracy, 0.85, String(last))
+
+        func mlp(_ budget: Int) throws -> String {
+            let run = try Trainer.run([
+                "--config", "Configs/digits-mlp.yml", "--epochs", "2", "--verbose", "2",
+                "--override", "data.memory_budget_mb=\(budget)",
+                "--override", "checkpoint.weights_dir=\(try Scratch.directory("tefla-cli-budget-\(budget)", for: self).path)",
+            ])
+            XCTAssertEqual(run.status, 0, run.error)
+            return String(run.output.split(separator: "\n").last { $0.hasPrefix("Epoch 2/2") } ?? "")
+        }
+        // A budget of 0 reads any feature vectors from disk: the same epochs as in memory.
+        let streamed = try mlp(0), inMemory = try mlp(1024)
+        XCTAssertFalse(streamed.isEmpty)
+        XCTAssertEqual(
+            streamed.components(separatedBy: " - ").filter { !$0.contains("s/step") && !$0.hasSuffix("s") },
+            inMemory.components(separatedBy: " - ").filter { !$0.contains("s/step") && !$0.hasSuffix("s") })
+    }
+
     func testTheMultiLabelConfigTrainsOnZeroOneLists() throws {
         let result = try Trainer.run(["--config", "Configs/digits-multilabel.yml", "--verbose", "2"])
         XCTAssertEqual(result.status, 0, result.error)

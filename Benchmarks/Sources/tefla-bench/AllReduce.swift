@@ -5,6 +5,10 @@
 //       compare their weights and losses with one replica given the whole batch (exit 1 when
 //       they differ by more than 1e-5). --stall-rank stops that rank with SIGSTOP before step K
 //       (writing its pid to DIR/rank-R.pid), so the others must time out naming it.
+//   dp-check --images DIR [--epochs E] [--batch B]
+//       the same on image shards through fit: N ranks, each reading and decoding only its share
+//       of every global batch of augmented images, against one replica reading them all; prints
+//       the records each rank decoded (exit 1 when they differ or the shares do not add up).
 //   allreduce [--max-mb M] [--steps N] [--timeout S]
 //       all-reduce bus bandwidth (NCCL's definition) from 4 KB to M MB, through the communicator
 //       and through bare MPI_Iallreduce; then the time per MLP training step without gradient
@@ -22,6 +26,8 @@ struct ParallelOptions {
     var stallStep = -1
     var pidDir = ""
     var maxMB = 256
+    var images = ""
+    var epochs = 1
 
     init(_ arguments: [String]) {
         var i = 0
@@ -45,6 +51,8 @@ struct ParallelOptions {
             case "--stall-step": stallStep = Int(number())
             case "--pid-dir": pidDir = value()
             case "--max-mb": maxMB = Int(number())
+            case "--images": images = value()
+            case "--epochs": epochs = Int(number())
             default: fail("unknown option \(arguments[i]) for \(CommandLine.arguments[1])")
             }
             i += 1
@@ -62,7 +70,10 @@ func runParallelCommand(_ command: String) -> Never {
         fail("\(command): \(error) (run it under mpirun)")
     }
     do {
-        let status = command == "dp-check" ? try dataParallelCheck(comm, options) : try allReduceBenchmark(comm, options)
+        let status =
+            command != "dp-check"
+            ? try allReduceBenchmark(comm, options)
+            : options.images.isEmpty ? try dataParallelCheck(comm, options) : try imageDataParallelCheck(comm, options)
         try comm.finalize()
         exit(status)
     } catch {
@@ -159,6 +170,73 @@ private func dataParallelCheck(_ comm: MPICommunicator, _ o: ParallelOptions) th
         print("dp-check: max |weight difference|, max |loss difference|: " + perRank.joined(separator: "; "))
         print(String(format: "dp-check: training moved the weights by up to %.2e (needed: > 1e-3)", moved))
         print("dp-check: " + (equal ? "equal" : "DIFFERENT") + String(format: " (largest difference %.2e, limit 1e-5)", worst))
+    }
+    return equal ? 0 : 1
+}
+
+// MARK: - dp-check --images
+
+/// Augmented grey images at 16×16 from the shards of `directory` (uncompressed: read by record number).
+private func checkImages(_ directory: String) throws -> ImageDataSource {
+    let options = ImagePipelineOptions(
+        batchSize: 1, height: 16, width: 16, channels: 1, shuffle: true, shuffleBufferSize: 512, workers: 2,
+        keys: FeatureKeys(input: "image/encoded", label: "image/class/label"),
+        transform: Compose([RandomResizedCrop(height: 16, width: 16, scale: 0.5...1), RandomHorizontalFlip()]))
+    return try ImageDataSource(files: try Shards.list(in: directory), options: options)
+}
+
+/// A conv net without batch norm, with dropout, as a learner.
+private func checkImageLearner(seed: UInt64) -> SupervisedLearner {
+    let model = Sequential([
+        Conv2D(inputChannels: 1, outputChannels: 6, kernelSize: 3, activation: .relu, seed: seed),
+        MaxPool2D(kernelSize: 2), Dropout(rate: 0.1), Flatten(), Dense(inputSize: 6 * 7 * 7, units: 10, seed: seed + 1),
+    ])
+    let learner = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: Adam(learningRate: 3e-3), seed: 4)
+    learner.options.verbose = 0
+    return learner
+}
+
+private func imageDataParallelCheck(_ comm: MPICommunicator, _ o: ParallelOptions) throws -> Int32 {
+    // Every rank also trains the single replica on whole batches, the reference.
+    let reference = checkImageLearner(seed: 1)
+    let referenceSource = try checkImages(o.images)
+    let referenceLosses = try reference.fit(referenceSource, epochs: o.epochs, batchSize: o.batch).epochs.map(\.trainLoss)
+
+    let replica = checkImageLearner(seed: comm.rank == 0 ? 1 : 100 + UInt64(comm.rank))
+    let sync = DataParallel(comm)
+    replica.gradientSynchronizer = sync
+    let source = try checkImages(o.images)
+    let losses = try replica.fit(source, epochs: o.epochs, batchSize: o.batch).epochs.map(\.trainLoss)
+    var worst: Float = zip(losses, referenceLosses).map { abs($0 - $1) }.reduce(0, worse)
+    for (p, q) in zip(replica.model.parameters, reference.model.parameters) {
+        for (a, b) in zip(p.value.scalars, q.value.scalars) { worst = worse(worst, abs(a - b)) }
+    }
+    var moved: Float = 0
+    for (p, q) in zip(checkImageLearner(seed: 1).model.parameters, reference.model.parameters) {
+        for (a, b) in zip(p.value.scalars, q.value.scalars) { moved = worse(moved, abs(a - b)) }
+    }
+    // Every rank's difference and record counts, gathered on every rank through one sum.
+    var slots = [Double](repeating: 0, count: 3 * comm.size)
+    slots[3 * comm.rank] = Double(worst)
+    slots[3 * comm.rank + 1] = Double(source.counts.read)
+    slots[3 * comm.rank + 2] = Double(source.counts.decoded)
+    let all = try sync.allReduceSum(slots)
+    let largest = (0..<comm.size).map { Float(all[3 * $0]) }.reduce(0, worse)
+    let decoded = (0..<comm.size).map { Int(all[3 * $0 + 2]) }
+    let read = (0..<comm.size).map { Int(all[3 * $0 + 1]) }
+    // The ranks' shares add up to what one replica decodes, each about 1/N of it.
+    let whole = referenceSource.counts.decoded
+    let fair = decoded.allSatisfy { abs($0 * comm.size - whole) <= comm.size * o.batch } && read == decoded
+    let equal = largest <= 1e-5 && moved > 1e-3 && decoded.reduce(0, +) == whole && fair
+    if comm.rank == 0 {
+        print(
+            "dp-check: \(comm.size) ranks through \(MPICommunicator.library), \(o.epochs) epochs of image batches of \(o.batch) "
+                + "from \(o.images), against one replica with the whole batch")
+        print(
+            "dp-check: records decoded by rank: " + decoded.enumerated().map { "rank \($0): \($1)" }.joined(separator: ", ")
+                + " (read: \(read.map(String.init).joined(separator: ", ")); one replica: \(whole))")
+        print(String(format: "dp-check: training moved the weights by up to %.2e (needed: > 1e-3)", moved))
+        print("dp-check: " + (equal ? "equal" : "DIFFERENT") + String(format: " (largest difference %.2e, limit 1e-5)", largest))
     }
     return equal ? 0 : 1
 }

@@ -7,6 +7,7 @@
 //   tefla-bench adam [--json]       the MLP's Adam update alone
 //   tefla-bench conv [--batch N]    a 64→64 3×3 convolution's forward and backward (Conv.swift)
 //   tefla-bench cnn [--model small|resnet18] [--profile]   CNN training steps (CNN.swift)
+//   tefla-bench pipeline-train DIR  ResNet-18 fed by the image pipeline vs from memory (PipelineTrain.swift)
 //   tefla-bench all [--json]        MLP first (so its peak RSS is its own), then sgemm 512/1024/2048
 //                                   and the step's GEMMs
 //
@@ -35,6 +36,7 @@ struct Options {
     var model = "small"
     var device = 0
     var quick = false
+    var workers = 2
 }
 
 func parseOptions() -> Options {
@@ -58,6 +60,7 @@ func parseOptions() -> Options {
         case "--json": o.json = true
         case "--quick": o.quick = true
         case "--device": o.device = value()
+        case "--workers": o.workers = value()
         case "--phases": o.phases = true
         case "--profile": o.profile = true
         case "--model":
@@ -72,6 +75,7 @@ func parseOptions() -> Options {
                        tefla-bench gemms [--batch B] [--json]
                        tefla-bench adam [--json]
                        tefla-bench cnn [--model small|resnet18] [--batch B] [--steps N] [--warmup N] [--rounds N] [--json] [--profile]
+                       tefla-bench pipeline-train DIR [--batch B] [--steps N] [--warmup N] [--workers W] [--threads T] [--json]
                        tefla-bench all [--json]
                 """)
             exit(0)
@@ -411,6 +415,8 @@ case "conv":
     runConvBench(options)
 case "cnn":
     runCNN(options, model: options.model)
+case "pipeline-train":
+    runPipelineTrain(options)
 case "gpu-check":
     runGPUCheck(options)
 case "gpu-mlp":
@@ -422,5 +428,5 @@ case "all":
     for n in [512, 1024, 2048] { runSgemm(n, options) }
     runStepGemms(options)
 default:
-    fail("unknown command \(options.command) (mlp, sgemm, gemms, adam, conv, cnn, all, gpu-check, gpu-mlp, gpu-cnn)")
+    fail("unknown command \(options.command) (mlp, sgemm, gemms, adam, conv, cnn, pipeline-train, all, gpu-check, gpu-mlp, gpu-cnn)")
 }

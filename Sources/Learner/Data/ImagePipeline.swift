@@ -21,6 +21,10 @@ public struct ImageBatch: Sendable, Equatable {
     public var names: [String] = []
     /// Each sample's loss weight, read from ``FeatureKeys/sampleWeight`` when the keys name one.
     public var sampleWeights: [Float]?
+    /// With ``ImagePipelineOptions/replicaShare``: samples in the whole global batch, and the
+    /// position in it of this batch's first sample. Otherwise `count` and 0.
+    public var globalCount: Int = 0
+    public var globalOffset: Int = 0
     /// `[count, channels, height, width]`.
     public var shape: [Int]
     /// The epoch and zero-based batch number within it.
@@ -44,8 +48,10 @@ public struct ImagePipelineOptions: Sendable {
     public var shuffle: Bool
     public var seed: UInt64
     /// Records held for shuffling: a uniform shuffle when at least the data set's size,
-    /// `tf.data`'s buffer shuffle (on top of a shuffled shard order) below that. Costs that many
-    /// encoded records of memory (about 110 MB per 1,000 ImageNet JPEGs).
+    /// `tf.data`'s buffer shuffle (on top of a shuffled shard order) below that. Shards read by
+    /// record number (``RecordStore``) shuffle record numbers, so a buffer the size of the data
+    /// set costs little; streamed (compressed) shards hold that many encoded records in memory
+    /// (about 110 MB per 1,000 ImageNet JPEGs).
     public var shuffleBufferSize: Int
     /// Threads decoding and augmenting each batch (Keras' `workers`).
     public var workers: Int
@@ -69,6 +75,21 @@ public struct ImagePipelineOptions: Sendable {
     /// false: a record without the label feature gets the label NaN instead of an error
     /// (prediction on unlabelled data).
     public var labelsRequired = true
+    /// A data-parallel replica's part of every batch: only those records are read (from shards
+    /// that allow random access, see ``RecordStore``) and decoded, and the batches hold only
+    /// them, each the slice of the batch one replica would have made. A damaged record skipped
+    /// there leaves its batch one short (no later sample fills in, so every replica still sees
+    /// one batch per global batch). nil: whole batches.
+    public var replicaShare: ReplicaShare?
+    /// Batches of the epoch to pass over without decoding them (a run resumed mid-epoch).
+    public var startBatch = 0
+    /// The epoch ends after this many batches (counting those passed over); nil: at the end
+    /// of the data. Nothing beyond them is read ahead.
+    public var maxBatches: Int?
+    /// The epoch's records by number (files in order, records in file order), repeats allowed:
+    /// a class-balanced draw (``ImageDataSource/balanced(classCount:epochs:initProbabilities:)``)
+    /// instead of the shuffle. Needs shards that allow random access (``RecordStore``).
+    public var epochOrder: [Int]?
 
     public init(
         batchSize: Int, height: Int, width: Int, channels: Int = 3, shuffle: Bool = false, seed: UInt64 = 0,
@@ -109,10 +130,29 @@ public final class ImagePipeline: Sendable {
     /// The shard files, in the order an unshuffled epoch reads them.
     public let files: [String]
     public let options: ImagePipelineOptions
+    /// Random access to the files, when they allow it: the epoch's order is then drawn over
+    /// record numbers and each record is read by the worker that decodes it. `.perEpoch`:
+    /// each epoch opens the files itself (``RecordStore/open(files:compression:imageKey:)``).
+    let store: StoreChoice
+    /// Records read and decoded so far, over every epoch of this pipeline.
+    public let counts: RecordCounts
 
-    public init(files: [String], options: ImagePipelineOptions) {
+    enum StoreChoice: Sendable {
+        case perEpoch
+        case opened(RecordStore?)
+    }
+
+    /// Each epoch opens the files for random access when they allow it (uncompressed shards,
+    /// image files) and streams them otherwise; either way the batches are the same.
+    public convenience init(files: [String], options: ImagePipelineOptions) {
+        self.init(files: files, options: options, store: .perEpoch, counts: RecordCounts())
+    }
+
+    init(files: [String], options: ImagePipelineOptions, store: StoreChoice, counts: RecordCounts) {
         self.files = files
         self.options = options
+        self.store = store
+        self.counts = counts
     }
 
     /// The shards of a directory or a glob pattern (see ``Shards/resolve(_:)``).
@@ -127,10 +167,10 @@ public final class ImagePipeline: Sendable {
         ImageBatchIterator(pipeline: self, epoch: epoch)
     }
 
-    /// Shard order of `epoch`: a seeded Fisher-Yates permutation when shuffling.
-    func shardOrder(epoch: Int) -> [String] {
-        guard options.shuffle else { return files }
-        var order = files
+    /// Shard order of `epoch` as file numbers: a seeded Fisher-Yates permutation when shuffling.
+    func shardOrder(epoch: Int) -> [Int] {
+        var order = Array(files.indices)
+        guard options.shuffle else { return order }
         var random = SampleRandom(seed: options.seed, epoch: epoch, index: -1)
         for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, random.below(i + 1)) }
         return order
@@ -192,14 +232,25 @@ struct RawRecord: Sendable {
     var location: RecordLocation
 }
 
+/// A record of the epoch's order: already read (streamed shards), or to be read by the worker
+/// that decodes it (random-access shards).
+enum PendingRecord: Sendable {
+    case read(RawRecord)
+    case stored(RecordStore.Reference)
+}
+
 /// The producer thread's work for one epoch.
 private final class BatchProducer {
     let options: ImagePipelineOptions
     let files: [String]
+    let order: [Int]
     let epoch: Int
     let queue: BoundedQueue<Result<ImageBatch, Error>>
     let log: SkipLog
-    private var pending: [RawRecord] = []
+    let counts: RecordCounts
+    let storeChoice: ImagePipeline.StoreChoice
+    private var store: RecordStore?
+    private var pending: [PendingRecord] = []
     private var produced = 0
     private var batchIndex = 0
     /// Whether damage ended the current file early (so it is not also an empty file).
@@ -212,10 +263,13 @@ private final class BatchProducer {
 
     init(pipeline: ImagePipeline, epoch: Int, queue: BoundedQueue<Result<ImageBatch, Error>>, log: SkipLog) {
         self.options = pipeline.options
-        self.files = pipeline.shardOrder(epoch: epoch)
+        self.files = pipeline.files
+        self.order = pipeline.shardOrder(epoch: epoch)
         self.epoch = epoch
         self.queue = queue
         self.log = log
+        self.counts = pipeline.counts
+        self.storeChoice = pipeline.store
     }
 
     /// Records a damaged record when skipping; rethrows anything else.
@@ -240,44 +294,85 @@ private final class BatchProducer {
         }
     }
 
+    /// tf.data's buffer shuffle over the records in shard order: the same draws whether the
+    /// records are read here (`.read`) or are numbers read later (`.stored`).
+    private struct ShuffleBuffer {
+        var records: [PendingRecord] = []
+        var random: SampleRandom
+        let size: Int
+        let shuffle: Bool
+
+        /// Adds a record; returns the one it displaces once the buffer is full.
+        mutating func add(_ record: PendingRecord) -> PendingRecord? {
+            if records.count < size {
+                records.append(record)
+                return nil
+            }
+            // Emit a random buffered record, put the new one in its place.
+            let pick = shuffle ? random.below(records.count) : 0
+            let out = records[pick]
+            records[pick] = record
+            return out
+        }
+
+        /// The records left at the end, one at a time.
+        mutating func drain() -> PendingRecord? {
+            guard !records.isEmpty else { return nil }
+            // Swap-remove: O(1), and as random as the buffer already is.
+            let pick = shuffle ? random.below(records.count) : 0
+            records.swapAt(pick, records.count - 1)
+            return records.popLast()
+        }
+    }
+
     func run() throws {
-        var buffer: [RawRecord] = []
-        var random = SampleRandom(seed: options.seed, epoch: epoch, index: -2)
-        let bufferSize = options.shuffle ? options.shuffleBufferSize : 1
-        for file in files {
-            if ImageFiles.isImage(file) {
-                let record = try ImageFiles.record(file, key: options.keys.input)
-                if buffer.count < bufferSize {
-                    buffer.append(record)
-                } else {
-                    let pick = options.shuffle ? random.below(buffer.count) : 0
-                    let out = buffer[pick]
-                    buffer[pick] = record
-                    if try !emit(out) { return }
+        switch storeChoice {
+        case .opened(let opened): store = opened
+        case .perEpoch:
+            store = try RecordStore.open(files: files, compression: options.compression, imageKey: options.keys.input)
+        }
+        if let epochOrder = options.epochOrder {
+            guard let store else {
+                throw LearnerError.invalidArgument(
+                    "an epoch drawn by record number (class balancing) needs shards that allow random access; "
+                        + "\(files.first ?? "the data") is compressed or damaged")
+            }
+            for n in epochOrder {
+                if try !emit(.stored(store.reference(n))) { return }
+            }
+            if !pending.isEmpty && options.lastBatch == .keep { _ = try flushBatch() }
+            return
+        }
+        var buffer = ShuffleBuffer(
+            random: SampleRandom(seed: options.seed, epoch: epoch, index: -2),
+            size: options.shuffle ? options.shuffleBufferSize : 1, shuffle: options.shuffle)
+        for f in order {
+            let file = files[f]
+            if let store {
+                let records = store.recordCount(ofFile: f)
+                if records == 0 { try skip(DataError.emptyFile(path: file)) }
+                for r in 0..<records {
+                    if let out = buffer.add(.stored(RecordStore.Reference(file: f, record: r))), try !emit(out) { return }
                 }
+                continue
+            }
+            if ImageFiles.isImage(file) {
+                counts.add(read: 1)
+                if let out = buffer.add(.read(try ImageFiles.record(file, key: options.keys.input))), try !emit(out) { return }
                 continue
             }
             let reader = try TFRecordReader(path: file, compression: options.compression)
             fileCutShort = false
             while let record = try nextRecord(reader) {
-                if buffer.count < bufferSize {
-                    buffer.append(record)
-                    continue
-                }
-                // tf.data's shuffle: emit a random buffered record, put the new one in its place.
-                let pick = options.shuffle ? random.below(buffer.count) : 0
-                let out = buffer[pick]
-                buffer[pick] = record
-                if try !emit(out) { return }
+                counts.add(read: 1)
+                if let out = buffer.add(.read(record)), try !emit(out) { return }
             }
             if reader.recordIndex == 0 && !fileCutShort { try skip(DataError.emptyFile(path: file)) }
         }
-        while !buffer.isEmpty {
-            // Swap-remove: O(1), and as random as the buffer already is.
-            let pick = options.shuffle ? random.below(buffer.count) : 0
-            buffer.swapAt(pick, buffer.count - 1)
-            if let out = buffer.popLast(), try !emit(out) { return }
+        while let out = buffer.drain() {
+            if try !emit(out) { return }
         }
+        if let limit = options.maxBatches, batchIndex >= limit { return }
         // Skips may have left decoded samples over that the tail completes into a batch.
         if !pending.isEmpty && (options.lastBatch == .keep || !carryLabels.isEmpty) {
             if try !flushBatch() { return }
@@ -287,28 +382,60 @@ private final class BatchProducer {
         }
     }
 
-    /// Adds a record to the batch being gathered; false when the consumer has gone.
-    private func emit(_ record: RawRecord) throws -> Bool {
+    /// Adds a record to the batch being gathered; false when the consumer has gone or no
+    /// more batches are wanted.
+    private func emit(_ record: PendingRecord) throws -> Bool {
+        if let limit = options.maxBatches, batchIndex >= limit { return false }
         pending.append(record)
         if pending.count == options.batchSize { return try flushBatch() }
         return true
     }
 
     /// Queues one batch; false when the consumer has gone.
-    private func push(inputs: [Float], labels: [Float], names: [String], weights: [Float]) -> Bool {
+    private func push(
+        inputs: [Float], labels: [Float], names: [String], weights: [Float], globalCount: Int? = nil, globalOffset: Int = 0
+    ) -> Bool {
         var batch = ImageBatch(
             inputs: inputs, labels: labels, shape: [labels.count, options.channels, options.height, options.width],
             epoch: epoch, index: batchIndex)
         batch.names = names
+        batch.globalCount = globalCount ?? labels.count
+        batch.globalOffset = globalOffset
         if options.keys.sampleWeight != nil { batch.sampleWeights = weights }
         batchIndex += 1
         return queue.push(.success(batch))
     }
 
     /// Decodes the gathered records in parallel and queues them as a batch; with skipped samples,
-    /// the intact ones join the carry, which is queued a full batch at a time.
+    /// the intact ones join the carry, which is queued a full batch at a time. A replica's
+    /// share is decoded alone, and its skipped samples simply leave the batch.
     private func flushBatch() throws -> Bool {
-        let (inputs, labels, names, weights, failures) = try decode()
+        let records = pending
+        pending.removeAll(keepingCapacity: true)
+        let first = produced
+        produced += records.count
+        if batchIndex < options.startBatch {
+            batchIndex += 1  // resumed past this batch: nothing to decode
+            return true
+        }
+        if let share = options.replicaShare {
+            let range = share.range(ofBatch: records.count)
+            let (inputs, labels, names, weights, failures) = try decode(
+                Array(records[range]), firstPosition: first + range.lowerBound)
+            for failure in failures.compactMap({ $0 }) { try skip(failure) }
+            let good = failures.indices.filter { failures[$0] == nil }
+            if good.count == failures.count {
+                return push(
+                    inputs: inputs, labels: labels, names: names, weights: weights, globalCount: records.count,
+                    globalOffset: range.lowerBound)
+            }
+            let sampleSize = options.channels * options.height * options.width
+            return push(
+                inputs: good.flatMap { inputs[$0 * sampleSize..<($0 + 1) * sampleSize] }, labels: good.map { labels[$0] },
+                names: good.map { names[$0] }, weights: good.map { weights[$0] }, globalCount: records.count,
+                globalOffset: range.lowerBound)
+        }
+        let (inputs, labels, names, weights, failures) = try decode(records, firstPosition: first)
         let good = failures.indices.filter { failures[$0] == nil }
         for failure in failures.compactMap({ $0 }) { try skip(failure) }
         if carryLabels.isEmpty && good.count == failures.count {
@@ -335,15 +462,14 @@ private final class BatchProducer {
         return true
     }
 
-    /// Parses, decodes and augments the gathered records on the workers; failed samples are zeros
-    /// with their error beside them.
-    private func decode() throws -> (inputs: [Float], labels: [Float], names: [String], weights: [Float], failures: [Error?]) {
-        let records = pending
-        pending.removeAll(keepingCapacity: true)
+    /// Reads (when stored), parses, decodes and augments `records` on the workers; failed
+    /// samples are zeros with their error beside them. `firstPosition` is the first record's
+    /// position in the epoch, the key of its augmentation draws.
+    private func decode(_ records: [PendingRecord], firstPosition first: Int) throws -> (
+        inputs: [Float], labels: [Float], names: [String], weights: [Float], failures: [Error?]
+    ) {
         let count = records.count
         let sampleSize = options.channels * options.height * options.width
-        let first = produced
-        produced += count
         var failures = [Error?](repeating: nil, count: count)
         var labels = [Float](repeating: 0, count: count)
         var names = [String](repeating: "", count: count)
@@ -362,8 +488,8 @@ private final class BatchProducer {
                             else { return }
                             let workers = min(options.workers, count)
                             let work = SampleWork(
-                                records: records, options: options, epoch: epoch, firstPosition: first, inputs: base,
-                                labels: labelBase, names: nameBase, weights: weightBase, failures: failureBase)
+                                records: records, store: store, options: options, epoch: epoch, firstPosition: first,
+                                inputs: base, labels: labelBase, names: nameBase, weights: weightBase, failures: failureBase)
                             if workers <= 1 {
                                 for i in 0..<count { work.run(i) }
                             } else {
@@ -377,6 +503,8 @@ private final class BatchProducer {
             }
             initialized = count * sampleSize  // failed samples were zero-filled
         }
+        let stored = records.reduce(0) { n, record in if case .stored = record { return n + 1 } else { return n } }
+        counts.add(read: stored, decoded: count)
         // Unless skipping, the first failure in batch order, so the error too is the same for any worker count.
         if !options.skipCorrupt, let error = failures.lazy.compactMap({ $0 }).first { throw error }
         return (inputs, labels, names, weights, failures)
@@ -388,9 +516,10 @@ private final class BatchProducer {
 // @unchecked Sendable for the pointers: they address the batch's buffers, which outlive the
 // workers (concurrentPerform returns when every iteration has), and sample i writes only its
 // own slice of `inputs`, `labels[i]`, `names[i]` and `failures[i]`. The other fields are
-// Sendable constants.
+// Sendable constants (the store reads with pread, from any thread).
 private struct SampleWork: @unchecked Sendable {
-    let records: [RawRecord]
+    let records: [PendingRecord]
+    let store: RecordStore?
     let options: ImagePipelineOptions
     let epoch: Int
     let firstPosition: Int
@@ -401,34 +530,49 @@ private struct SampleWork: @unchecked Sendable {
     let failures: UnsafeMutablePointer<Error?>
 
     func run(_ i: Int) {
-        let record = records[i]
         let sampleSize = options.channels * options.height * options.width
+        var location: RecordLocation?
         do {
-            try record.bytes.withUnsafeBytes { bytes in
-                let example = try ExampleHandle(parsing: bytes)
-                labels[i] = try readLabel(example)
-                if let key = options.keys.sampleWeight { weights[i] = try readWeight(example, key: key) }
-                if let name = example.bytes("image/filename", at: 0) { names[i] = String(decoding: name, as: UTF8.self) }
-                guard let encoded = example.bytes(options.keys.input, at: 0) else {
-                    throw missingImage(example)
-                }
-                if try placeCropped(encoded, sample: i, into: inputs + i * sampleSize) { return }
-                try ImageDecoder.withPixels(
-                    encoded, channels: options.channels, dct: options.jpegDCT, key: options.keys.input
-                ) { pixels in
-                    guard pixels.channels == options.channels else {
-                        throw DataError.wrongLength(
-                            key: options.keys.input, expected: options.channels, found: pixels.channels, at: nil)
-                    }
-                    place(pixels, sample: i, into: inputs + i * sampleSize)
-                }
+            try withRecord(records[i]) { bytes, at in
+                location = at
+                try decodeSample(bytes, i, sampleSize: sampleSize)
             }
         } catch let error as DataError {
             (inputs + i * sampleSize).initialize(repeating: 0, count: sampleSize)
-            failures[i] = error.located(at: record.location)
+            failures[i] = location.map { error.located(at: $0) } ?? error
         } catch {
             (inputs + i * sampleSize).initialize(repeating: 0, count: sampleSize)
             failures[i] = error
+        }
+    }
+
+    /// The record's payload and location: the bytes already read, or read now from the store.
+    private func withRecord(_ record: PendingRecord, _ body: (UnsafeRawBufferPointer, RecordLocation) throws -> Void) throws {
+        switch record {
+        case .read(let raw): try raw.bytes.withUnsafeBytes { try body($0, raw.location) }
+        case .stored(let ref):
+            guard let store else { preconditionFailure("a stored record without its store") }
+            try store.withRecord(ref, body)
+        }
+    }
+
+    private func decodeSample(_ bytes: UnsafeRawBufferPointer, _ i: Int, sampleSize: Int) throws {
+        let example = try ExampleHandle(parsing: bytes)
+        labels[i] = try readLabel(example)
+        if let key = options.keys.sampleWeight { weights[i] = try readWeight(example, key: key) }
+        if let name = example.bytes("image/filename", at: 0) { names[i] = String(decoding: name, as: UTF8.self) }
+        guard let encoded = example.bytes(options.keys.input, at: 0) else {
+            throw missingImage(example)
+        }
+        if try placeCropped(encoded, sample: i, into: inputs + i * sampleSize) { return }
+        try ImageDecoder.withPixels(
+            encoded, channels: options.channels, dct: options.jpegDCT, key: options.keys.input
+        ) { pixels in
+            guard pixels.channels == options.channels else {
+                throw DataError.wrongLength(
+                    key: options.keys.input, expected: options.channels, found: pixels.channels, at: nil)
+            }
+            place(pixels, sample: i, into: inputs + i * sampleSize)
         }
     }
 

@@ -102,8 +102,9 @@ private func fileSize(_ path: String) -> Int {
     return (attributes?[.size] as? NSNumber)?.intValue ?? 0
 }
 
-/// Accumulates decoded samples; the first record fixes the feature size.
-private struct Builder {
+/// Accumulates decoded samples; the first record fixes the feature size (or a caller sets
+/// the sizes every record must have).
+struct Builder {
     let keys: FeatureKeys
     /// Bytes in all shards, to size the arrays once from the first record instead of regrowing
     /// (and briefly holding twice) a multi-gigabyte array.

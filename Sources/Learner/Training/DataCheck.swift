@@ -16,12 +16,20 @@ extension SupervisedLearner {
     /// batches need no check of their own).
     @discardableResult
     public func checkData(_ source: any DataSource, batchSize: Int = 32) throws -> Bool {
+        try checkData(source, batchSize: batchSize, replica: nil)
+    }
+
+    /// ``checkData(_:batchSize:)`` of a data-parallel replica's share of the first batch.
+    func checkData(_ source: any DataSource, batchSize: Int, replica: ReplicaShare?) throws -> Bool {
         if let data = source as? InMemoryDataset ?? (source as? BalancedDataset)?.data {
             try checkEverySample(data, description: source.dataDescription)
             return true
         }
-        guard source is ImageDataSource || source is TensorDataSource else { return false }
-        let stream = try source.batches(BatchRequest(epoch: 1, batchSize: Swift.max(batchSize, 1), training: false, seed: seed))
+        guard source is ImageDataSource || source is TensorDataSource || source is RecordStreamDataset else { return false }
+        let stream = try source.batches(
+            BatchRequest(
+                epoch: 1, batchSize: Swift.max(batchSize, 1), training: false, seed: seed,
+                replica: source.readsReplicaShares ? replica : nil, batchLimit: 1))
         if let batch = try stream.next() {
             try checkBatch(batch, data: source.dataDescription) { "sample \($0) of the first batch of \(source.dataDescription)" }
         }

@@ -17,10 +17,15 @@ public protocol DataSource {
     /// What the samples are and where they come from (`feature 'image' of data/train`), as
     /// errors about them name it.
     var dataDescription: String { get }
+    /// Whether the source honours ``BatchRequest/replica``: each data-parallel replica then
+    /// reads only its share of every global batch. Otherwise `fit` asks every replica for the
+    /// whole batches and slices them.
+    var readsReplicaShares: Bool { get }
 }
 
 extension DataSource {
     public var dataDescription: String { "the \(type(of: self))'s samples" }
+    public var readsReplicaShares: Bool { false }
 }
 
 /// What `fit` asks a ``DataSource`` for.
@@ -37,11 +42,19 @@ public struct BatchRequest: Sendable, Equatable {
     public var dropLastBatch: Bool
     /// Batches of this pass to skip (a run resumed mid-epoch).
     public var startBatch: Int
+    /// A data-parallel replica's part of every batch (sources whose ``DataSource/readsReplicaShares``):
+    /// each batch then holds only that slice of the global batch, with its ``DataBatch/share``.
+    public var replica: ReplicaShare?
+    /// At most this many batches will be taken (a check of the first batch): a source that
+    /// prepares batches ahead prepares no more. nil: the whole pass.
+    public var batchLimit: Int?
 
     public init(
         epoch: Int, pass: Int = 0, batchSize: Int, training: Bool, seed: UInt64, dropLastBatch: Bool = false,
-        startBatch: Int = 0
+        startBatch: Int = 0, replica: ReplicaShare? = nil, batchLimit: Int? = nil
     ) {
+        self.replica = replica
+        self.batchLimit = batchLimit
         self.epoch = epoch
         self.pass = pass
         self.batchSize = batchSize
@@ -76,6 +89,9 @@ public struct DataBatch {
     /// Each sample's name where the source knows one (`image/filename` of image records, the
     /// file of an image file), for predictions people can trace back; nil otherwise.
     public var names: [String]?
+    /// Where this batch sits in its global batch, when it is one replica's share of it
+    /// (``BatchRequest/replica``); nil for a whole batch.
+    public var share: BatchShare?
 
     public init(inputs: Tensor, labels: Tensor, sampleWeights: Tensor? = nil) {
         precondition(
@@ -115,6 +131,18 @@ public struct DataBatch {
         return DataBatch(
             inputs: Tensor.concatenate(parts.map(\.inputs), alongAxis: 0),
             labels: Tensor.concatenate(parts.map(\.labels), alongAxis: 0), sampleWeights: weights)
+    }
+}
+
+/// A replica's share of a global batch: where its first sample sits and how many the whole
+/// batch holds (a damaged record skipped from the share leaves it one short, not the whole).
+public struct BatchShare: Sendable, Equatable {
+    public var offset: Int
+    public var globalCount: Int
+
+    public init(offset: Int, globalCount: Int) {
+        self.offset = offset
+        self.globalCount = globalCount
     }
 }
 

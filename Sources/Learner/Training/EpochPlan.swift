@@ -30,8 +30,8 @@ struct EpochPlan {
 
     /// The batches of `epoch` from batch `startBatch` on, across passes when the epoch is longer
     /// than one.
-    func cursor(epoch: Int, seed: UInt64, startBatch: Int) throws -> PassCursor {
-        try PassCursor(plan: self, epoch: epoch, seed: seed, startBatch: startBatch)
+    func cursor(epoch: Int, seed: UInt64, startBatch: Int, replica: ReplicaShare? = nil) throws -> PassCursor {
+        try PassCursor(plan: self, epoch: epoch, seed: seed, startBatch: startBatch, replica: replica)
     }
 }
 
@@ -40,6 +40,7 @@ final class PassCursor {
     private let plan: EpochPlan
     private let epoch: Int
     private let seed: UInt64
+    private let replica: ReplicaShare?
     private var pass: Int
     private var stream: any BatchStream
     private var batchesThisPass = 0
@@ -54,10 +55,11 @@ final class PassCursor {
         return all
     }
 
-    init(plan: EpochPlan, epoch: Int, seed: UInt64, startBatch: Int) throws {
+    init(plan: EpochPlan, epoch: Int, seed: UInt64, startBatch: Int, replica: ReplicaShare?) throws {
         self.plan = plan
         self.epoch = epoch
         self.seed = seed
+        self.replica = replica
         var skip = startBatch
         if let perPass = plan.batchesPerPass, perPass > 0 {
             pass = startBatch / perPass
@@ -68,7 +70,7 @@ final class PassCursor {
         stream = try plan.source.batches(
             BatchRequest(
                 epoch: epoch, pass: pass, batchSize: plan.batchSize, training: true,
-                seed: seed, dropLastBatch: plan.dropLastBatch, startBatch: skip))
+                seed: seed, dropLastBatch: plan.dropLastBatch, startBatch: skip, replica: replica))
         batchesThisPass = skip
     }
 
@@ -84,7 +86,7 @@ final class PassCursor {
         stream = try plan.source.batches(
             BatchRequest(
                 epoch: epoch, pass: pass, batchSize: plan.batchSize, training: true,
-                seed: seed, dropLastBatch: plan.dropLastBatch))
+                seed: seed, dropLastBatch: plan.dropLastBatch, replica: replica))
         return try next()
     }
 }

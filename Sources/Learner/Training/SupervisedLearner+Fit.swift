@@ -5,7 +5,8 @@ extension SupervisedLearner {
     /// (1-based, as tefla counts), evaluating on `validationDir` after each epoch.
     ///
     /// What the records hold is read from the first one (``RecordContent``): fixed-size feature
-    /// vectors are read into memory once; encoded JPEG or PNG images (tefla's `image/encoded`)
+    /// vectors are read into memory once (or from disk every epoch, when larger than
+    /// ``TrainingOptions/dataMemoryBudget``); encoded JPEG or PNG images (tefla's `image/encoded`)
     /// are decoded on worker threads as ``TrainingOptions/images`` says, to `imageSize` when
     /// given (else the options' size, else the size every training image is stored at), the
     /// validation images to the same size.
@@ -16,7 +17,8 @@ extension SupervisedLearner {
     ) throws -> History {
         var images = options.images
         if let imageSize { images.size = imageSize }
-        let data = try RecordData(training: dataDir, validation: validationDir, keys: featureKeys, images: images)
+        let data = try RecordData(
+            training: dataDir, validation: validationDir, keys: featureKeys, images: images, memoryBudget: options.dataMemoryBudget)
         return try fit(
             data.training, validation: data.validation, startEpoch: startEpoch, epochs: epochs,
             batchSize: batchSize, dropLastBatch: dropLastBatch)
@@ -56,7 +58,7 @@ extension SupervisedLearner {
             source: training, batchSize: batchSize, dropLastBatch: dropLastBatch,
             iterationsPerEpoch: iterationsPerEpoch)
         // A model that does not fit its data fails here, before any hook opens a file or a step runs.
-        let trainingChecked = try checkData(training, batchSize: batchSize)
+        let trainingChecked = try checkData(training, batchSize: batchSize, replica: replicaShare)
         if let validation { try checkData(validation, batchSize: batchSize) }
         let run = makeRun(plan, startEpoch: startEpoch, epochs: epochs)
         run.checksBatches = !trainingChecked
@@ -86,7 +88,8 @@ extension SupervisedLearner {
     ) throws {
         run.begin(epoch: epoch, metrics: metrics)
         try run.each { try $0.onEpochBegin(self, epoch: epoch) }
-        let batches = try plan.cursor(epoch: epoch, seed: seed, startBatch: run.firstBatch)
+        let replica = training.readsReplicaShares ? replicaShare : nil
+        let batches = try plan.cursor(epoch: epoch, seed: seed, startBatch: run.firstBatch, replica: replica)
         model.train()
         for b in run.firstBatch..<plan.batchesPerEpoch where !stopTraining {
             run.batch = b
@@ -141,6 +144,13 @@ extension SupervisedLearner {
         return FitRun(
             plan: plan, startEpoch: startEpoch, epochs: epochs, schedule: options.schedule, metrics: metrics,
             components: ordered, readsEveryBatch: !defers || ordered.contains(where: \.readsBatchLoss))
+    }
+
+    /// This data-parallel replica's part of every batch, for sources that read only it; nil
+    /// without replicas.
+    var replicaShare: ReplicaShare? {
+        guard let sync = gradientSynchronizer, sync.worldSize > 1 else { return nil }
+        return ReplicaShare(rank: sync.rank, count: sync.worldSize)
     }
 
     /// Whether this learner writes logs and checkpoints: data-parallel rank 0 alone does.

@@ -34,9 +34,15 @@ extension SupervisedLearner {
     /// One optimizer step on a global batch: this rank's share goes to the device (with its class
     /// weights), and its loss and outputs wait in `progress` to be read back.
     func trainGlobalBatch(_ batch: DataBatch, into progress: inout EpochProgress) throws {
-        let n = batch.count
+        var n = batch.count
         var local = batch, share: Float = 1, offset = 0
-        if let sync = gradientSynchronizer, sync.worldSize > 1 {
+        if let part = batch.share, let sync = gradientSynchronizer, sync.worldSize > 1 {
+            // The source read this rank's share alone.
+            n = part.globalCount
+            if n < sync.worldSize && synchronizesBatchNorm { return }
+            share = Float(batch.count) / Float(max(n, 1))
+            offset = part.offset
+        } else if let sync = gradientSynchronizer, sync.worldSize > 1 {
             // Synchronized batch norm needs samples on every replica (each one's layers reduce
             // together); a last batch smaller than the replica count is left out by all of them.
             if n < sync.worldSize && synchronizesBatchNorm { return }

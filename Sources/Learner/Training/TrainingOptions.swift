@@ -59,6 +59,9 @@ public struct TrainingOptions {
     /// How ``SupervisedLearner/fit(dataDir:featureKeys:startEpoch:validationDir:epochs:batchSize:dropLastBatch:imageSize:)``
     /// decodes shards of encoded images: size, channels, augmentation, normalisation, threads.
     public var images = ImageDataOptions()
+    /// Feature-vector shards whose samples would take more bytes than this in memory are read
+    /// from disk every epoch (``RecordStreamDataset``) instead of into memory; 1 GiB by default.
+    public var dataMemoryBudget = 1 << 30
 
     public init() {}
 

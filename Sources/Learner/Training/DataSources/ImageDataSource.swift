@@ -14,16 +14,48 @@ public final class ImageDataSource: DataSource {
     public let evaluationTransform: (any ImageTransform)?
     /// Records across all shards, counted once when the source is made.
     public let sampleCount: Int?
+    /// Random access to the shards (nil for compressed or damaged ones, which are streamed).
+    let store: RecordStore?
+    /// Records read and decoded so far, over every batch this source has handed out.
+    public let counts = RecordCounts()
 
     public init(files: [String], options: ImagePipelineOptions, evaluationTransform: (any ImageTransform)? = nil) throws {
         self.files = files
         self.options = options
         self.evaluationTransform = evaluationTransform
-        var records = 0
-        for file in files {
-            records += try ImageDataSource.recordCount(file, compression: options.compression, skipCorrupt: options.skipCorrupt)
+        store = try RecordStore.open(files: files, compression: options.compression, imageKey: options.keys.input)
+        if let store {
+            sampleCount = store.count
+        } else {
+            var records = 0
+            for file in files {
+                records += try ImageDataSource.recordCount(file, compression: options.compression, skipCorrupt: options.skipCorrupt)
+            }
+            sampleCount = records
         }
-        self.sampleCount = records
+    }
+
+    /// tefla's `data_balancing` when set: training epochs draw their records by class.
+    public private(set) var balancer: ClassBalancer?
+
+    /// Each data-parallel replica reads and decodes only its share of every batch.
+    public var readsReplicaShares: Bool { true }
+
+    /// This source with training epochs drawn by class (tefla's `data_balancing`, as
+    /// ``BalancedDataset`` does in memory): epoch e samples classes with p(e), from uniform at
+    /// epoch 1 to the target distribution at epoch `epochs`, as many records as the data set
+    /// holds. The labels are read once, without decoding an image; the shards must allow
+    /// random access (uncompressed).
+    public func balanced(classCount: Int, epochs: Int, initProbabilities: [Double]? = nil) throws -> ImageDataSource {
+        guard store != nil else {
+            throw LearnerError.invalidArgument(
+                "class balancing draws records by number, but \(dataDescription) is compressed or damaged: "
+                    + "write the shards uncompressed (`tefla-data verify` names damage)")
+        }
+        let copy = try ImageDataSource(files: files, options: options, evaluationTransform: evaluationTransform)
+        copy.balancer = try ClassBalancer(
+            labels: try labels().map { Int($0) }, classCount: classCount, epochs: epochs, initProbabilities: initProbabilities)
+        return copy
     }
 
     /// The shards of a directory or glob (``Shards/resolve(_:)``).
@@ -44,19 +76,30 @@ public final class ImageDataSource: DataSource {
             o.shuffle = false
             o.transform = evaluationTransform
         }
+        if request.training, let balancer {
+            // A later pass of an epoch draws afresh, with the epoch's probabilities.
+            o.epochOrder = balancer.sampleOrder(epoch: request.epoch, seed: request.seed ^ (UInt64(request.pass) << 40))
+        }
+        o.replicaShare = request.replica
+        o.startBatch = request.startBatch
+        o.maxBatches = request.batchLimit.map { request.startBatch + $0 }
         // A later pass of an epoch draws its own shuffle and augmentation.
         let key = request.epoch + request.pass * 1_000_003
-        let stream = ImageBatchStream(ImagePipeline(files: files, options: o).batches(epoch: key))
-        for _ in 0..<request.startBatch where try stream.next() != nil {}
-        return stream
+        let pipeline = ImagePipeline(files: files, options: o, store: .opened(store), counts: counts)
+        return ImageBatchStream(pipeline.batches(epoch: key), shares: request.replica != nil)
     }
 }
 
 /// Wraps the pipeline's batches as tensors.
 final class ImageBatchStream: BatchStream {
     private let iterator: ImageBatchIterator
+    /// Whether the batches are a replica's shares of the global batches.
+    private let shares: Bool
 
-    init(_ iterator: ImageBatchIterator) { self.iterator = iterator }
+    init(_ iterator: ImageBatchIterator, shares: Bool) {
+        self.iterator = iterator
+        self.shares = shares
+    }
 
     var skipped: SkipReport? { iterator.skipped }
 
@@ -67,6 +110,9 @@ final class ImageBatchStream: BatchStream {
             labels: Tensor(shape: [batch.count], scalars: batch.labels))
         out.names = batch.names
         out.sampleWeights = batch.sampleWeights.map { Tensor(shape: [batch.count], scalars: $0) }
+        if shares {
+            out.share = BatchShare(offset: batch.globalOffset, globalCount: batch.globalCount)
+        }
         return out
     }
 }
