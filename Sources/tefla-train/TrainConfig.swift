@@ -32,6 +32,8 @@ struct TrainConfig {
     var seed: UInt64 = 0
     var mode = "classification"
     var labelSmoothing = 0.0
+    /// The `loss:` section; nil: the loss `mode` implies.
+    var lossSpec: LossSpec?
     var dropLastBatch = false
     /// Images, augmentation, pipeline, balancing and class weights (TrainConfig+Data.swift).
     var data = DataSpec()
@@ -57,7 +59,7 @@ struct TrainConfig {
 
     var checkpoint = CheckpointSpec()
 
-    static let topLevelKeys = ["model", "data", "optimizer", "training", "schedule", "summary", "lr_finder", "checkpoint"]
+    static let topLevelKeys = ["model", "data", "optimizer", "training", "loss", "schedule", "summary", "lr_finder", "checkpoint"]
 
     /// Parses and validates the whole file; throws every problem at once.
     static func parse(yaml text: String, file: String, overrides: [ConfigOverride] = []) throws -> TrainConfig {
@@ -155,6 +157,23 @@ struct TrainConfig {
             }
             config.labelSmoothing = training.float("label_smoothing", default: 0, minimum: 0) ?? 0
         }
+        if let spec = LossSpec.parse(top, reader: reader) {
+            config.lossSpec = spec
+            // The loss's labels imply the task (and so the metrics) unless training.mode says.
+            let implied: String
+            switch spec.loss.target {
+            case .classIndices: implied = "classification"
+            case .binary: implied = "multi_label"
+            case .values: implied = "regression"
+            }
+            if training?.node("mode") == nil {
+                config.mode = implied
+            } else if config.mode != implied {
+                reader.report(
+                    top.node("loss"), "loss",
+                    "\(spec.name) is a \(implied.replacingOccurrences(of: "_", with: "-")) loss, but training.mode is \(config.mode)")
+            }
+        }
         config.parseFeatures(training: training, top: top, reader: reader)
 
         if let s = top.section("checkpoint", known: CheckpointSpec.keys) { config.checkpoint = CheckpointSpec.parse(s) }
@@ -174,6 +193,7 @@ struct TrainConfig {
     }
 
     var loss: Loss {
+        if let lossSpec { return lossSpec.loss }
         switch mode {
         case "regression": return .meanSquaredError
         case "multi_label": return .sigmoidCrossEntropy

@@ -169,6 +169,43 @@ extension TrainingConfigTests {
     }
 
     /// Validated values also reach the objects the trainer builds from them.
+    /// `loss:` names a built-in loss with its parameters; the mode follows its labels, and a
+    /// wrong name, a parameter it does not take or a clash with the mode names the line.
+    func testTheLossSectionReachesTheLoss() throws {
+        let head = """
+            model: {layers: [{type: dense, units: 10}]}
+            data: {train_dir: Data/digits/train}
+            optimizer: {name: adam}
+
+            """
+        func parse(_ tail: String) throws -> TrainConfig { try TrainConfig.parse(yaml: head + tail, file: "loss.yml") }
+        let focal = try XCTUnwrap(try parse("loss: {name: focal, gamma: 1.5, ignore_index: 255}\n").loss.function as? FocalLoss)
+        XCTAssertEqual([focal.gamma, focal.alpha], [1.5, 1])
+        XCTAssertEqual(focal.ignoreIndex, 255)
+        let weighted = try parse("loss: {name: cross_entropy, class_weights: [1, 2.5], label_smoothing: 0.1}\n")
+        let ce = try XCTUnwrap(weighted.loss.function as? SoftmaxCrossEntropy)
+        XCTAssertEqual(ce.classWeights, [1, 2.5])
+        XCTAssertEqual(ce.labelSmoothing, 0.1)
+        let bce = try parse("loss: {name: binary_cross_entropy, pos_weight: 3}\n")
+        XCTAssertEqual((bce.loss.function as? BinaryCrossEntropy)?.positiveWeights, [3])
+        XCTAssertEqual(bce.taskMode, .multiLabel(threshold: 0.5), "a 0/1 loss makes the task multi-label")
+        let huber = try parse("loss: huber\n")
+        XCTAssertEqual(huber.loss.name, "huber")
+        XCTAssertEqual(huber.taskMode, .regression)
+        XCTAssertEqual(try parse("loss: dice\n").taskMode, .classification)
+
+        XCTAssertThrowsError(try parse("loss: {name: focal, delta: 2}\ntraining: {mode: regression}\n")) { error in
+            let text = "\(error)"
+            XCTAssertTrue(
+                text.contains("loss.delta") && text.contains("does not apply to focal, which takes gamma, alpha, ignore_index"), text)
+            XCTAssertTrue(text.contains("focal is a classification loss, but training.mode is regression"), text)
+            XCTAssertTrue(text.contains("line 4, column 21: loss.delta"), text)
+        }
+        XCTAssertThrowsError(try parse("loss: hinge\n")) { error in
+            XCTAssertTrue("\(error)".contains("unknown loss 'hinge'; one of binary_cross_entropy, dice, focal"), "\(error)")
+        }
+    }
+
     func testValuesReachTheObjects() throws {
         let yaml = """
             model: {layers: [{type: dense, units: 10}]}
@@ -182,8 +219,8 @@ extension TrainingConfigTests {
         XCTAssertEqual(sgd.momentum, 0.8)
         XCTAssertTrue(sgd.nesterov)
         XCTAssertEqual(sgd.weightDecay, 0.01)
-        guard case .softmaxCrossEntropy(let smoothing) = cfg.loss else { return XCTFail("loss \(cfg.loss)") }
-        XCTAssertEqual(smoothing, 0.1)
+        let crossEntropy = try XCTUnwrap(cfg.loss.function as? SoftmaxCrossEntropy, "loss \(cfg.loss.name)")
+        XCTAssertEqual(crossEntropy.labelSmoothing, 0.1)
         let options = cfg.trainingOptions(verbose: 0)
         XCTAssertEqual(options.clipValue, 0.5)
         XCTAssertEqual(options.clipNorm, 2)
@@ -208,9 +245,7 @@ extension TrainingConfigTests {
         // TaskMode.multiLabel is `multi_label`; earlier configs' `multilabel` still reads as it.
         for spelling in ["multi_label", "multilabel"] {
             let text = yaml.replacingOccurrences(of: "training: {", with: "training: {mode: \(spelling), ")
-            guard case .sigmoidCrossEntropy = try TrainConfig.parse(yaml: text, file: "values.yml").loss else {
-                return XCTFail("mode: \(spelling)")
-            }
+            XCTAssertEqual(try TrainConfig.parse(yaml: text, file: "values.yml").loss.name, "binary_cross_entropy", spelling)
         }
     }
 }

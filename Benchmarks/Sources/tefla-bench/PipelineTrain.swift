@@ -1,4 +1,4 @@
-// tefla-bench pipeline-train DIR [--batch B] [--steps N] [--warmup N] [--workers W]
+// tefla-bench pipeline-train DIR [--batch B] [--steps N] [--warmup N] [--workers W] [--rounds R]
 //
 // ResNet-18 training on the CPU fed by the image pipeline (decode, random resized crop 224, flip,
 // normalise on W worker threads) against the same steps fed from tensors already in memory: the
@@ -53,7 +53,7 @@ private final class StepClock: Callback {
 func runPipelineTrain(_ o: Options) {
     guard let dir = o.positional.first else { fail("pipeline-train needs a directory of JPEG shards") }
     let size = 224, batch = o.batch == 128 ? 32 : o.batch, steps = o.steps == 50 ? 8 : o.steps
-    let warmup = o.warmup == 20 ? 2 : o.warmup
+    let warmup = o.warmup == 20 ? 2 : o.warmup, rounds = o.rounds == 5 ? 2 : o.rounds
     var options = ImagePipelineOptions(
         batchSize: batch, height: size, width: size, channels: 3, shuffle: true, workers: o.workers, maxQueueSize: 4,
         keys: FeatureKeys(input: "image/encoded", label: "image/class/label"),
@@ -80,17 +80,24 @@ func runPipelineTrain(_ o: Options) {
             // The waits of the timed steps: one next() per step; fit's first-batch check comes first.
             return (perStep, Array(timed.waits.suffix(steps)))
         }
-        // The same labels and pixels, decoded once: one batch from the pipeline, repeated.
-        let first = try firstBatch(images)
+        // The same images, decoded ahead into memory: as many distinct batches as the run takes,
+        // so both sides train on the same images.
+        let ahead = try decodedBatches(images, count: warmup + steps)
         let repeated = TensorDataSource(
-            inputs: Tensor.concatenate(Array(repeating: first.inputs, count: warmup + steps), alongAxis: 0),
-            labels: Tensor.concatenate(Array(repeating: first.labels, count: warmup + steps), alongAxis: 0))
-        let memory = try train(repeated)
-        let fed = try train(images)
+            inputs: Tensor.concatenate(ahead.map(\.inputs), alongAxis: 0),
+            labels: Tensor.concatenate(ahead.map(\.labels), alongAxis: 0))
+        // Rounds alternate which side runs first, so neither always gets the colder process.
+        var memory: (perStep: [Double], waits: [Double]) = ([], []), fed = memory
+        for round in 0..<rounds {
+            for side in round % 2 == 0 ? [0, 1] : [1, 0] {
+                let r = try train(side == 0 ? repeated : images)
+                if side == 0 { memory.perStep += r.perStep } else { fed.perStep += r.perStep; fed.waits += r.waits }
+            }
+        }
         let rate = { (r: (perStep: [Double], waits: [Double])) in Double(batch) / median(r.perStep) }
         let waitShare = fed.waits.reduce(0, +) / fed.perStep.reduce(0, +)
         let line = jsonLine([
-            ("bench", "pipeline_train"), ("model", "resnet18"), ("size", size), ("batch", batch), ("steps", steps),
+            ("bench", "pipeline_train"), ("model", "resnet18"), ("size", size), ("batch", batch), ("steps", steps), ("rounds", rounds),
             ("workers", o.workers), ("threads", o.threads), ("fed_images_per_s", rate(fed)),
             ("memory_images_per_s", rate(memory)), ("ratio", rate(fed) / rate(memory)), ("data_wait_share", waitShare),
             ("median_wait_ms", 1000 * median(fed.waits)),
@@ -101,10 +108,10 @@ func runPipelineTrain(_ o: Options) {
             print(
                 String(
                     format:
-                        "ResNet-18 224, batch %d, %d timed steps, %d pipeline workers, %d compute threads:\n"
+                        "ResNet-18 224, batch %d, %d timed steps × %d rounds, %d pipeline workers, %d compute threads:\n"
                         + "  fed by the pipeline: %.2f images/s (median step %.2f s); waiting for data: %.1f%% of the steps (median wait %.1f ms)\n"
                         + "  from tensors in memory: %.2f images/s (median step %.2f s)\n  ratio: %.3f",
-                    batch, steps, o.workers, o.threads, rate(fed), median(fed.perStep), 100 * waitShare,
+                    batch, steps, rounds, o.workers, o.threads, rate(fed), median(fed.perStep), 100 * waitShare,
                     1000 * median(fed.waits), rate(memory), median(memory.perStep), rate(fed) / rate(memory)))
         }
     } catch {
@@ -112,10 +119,12 @@ func runPipelineTrain(_ o: Options) {
     }
 }
 
-/// The first evaluation batch of `source` (no augmentation), for the in-memory reference.
-private func firstBatch(_ source: ImageDataSource) throws -> DataBatch {
+/// The first `count` training batches of `source`, decoded and augmented.
+private func decodedBatches(_ source: ImageDataSource, count: Int) throws -> [DataBatch] {
     let stream = try source.batches(
-        BatchRequest(epoch: 1, batchSize: source.options.batchSize, training: true, seed: 1, batchLimit: 1))
-    guard let batch = try stream.next() else { fail("pipeline-train: the data set is empty") }
-    return batch
+        BatchRequest(epoch: 1, batchSize: source.options.batchSize, training: true, seed: 1, batchLimit: count))
+    var batches: [DataBatch] = []
+    while let batch = try stream.next() { batches.append(batch) }
+    guard batches.count == count else { fail("pipeline-train: the data set holds fewer than \(count) batches") }
+    return batches
 }

@@ -105,27 +105,35 @@ extension SupervisedLearner {
 
 extension Loss {
     /// Throws unless `labels` (`perSample` values per sample) fit this loss for model outputs of
-    /// `outputShape` per sample: one class index in 0..<classes for softmax cross-entropy, as
-    /// many targets as outputs otherwise. `locate` names sample `i` in errors.
+    /// `outputShape` per sample: one class index in 0..<classes (or the ignored label) per
+    /// sample, or per pixel for `[C, H, W]` outputs, for class-index losses; as many targets
+    /// as outputs otherwise. `locate` names sample `i` in errors.
     func checkLabels(
         _ labels: UnsafeBufferPointer<Float>, perSample: Int, outputShape: [Int], locate: (Int) -> String
     ) throws {
         let outputs = outputShape.reduce(1, *)
-        switch self {
-        case .softmaxCrossEntropy:
-            guard outputShape.count == 1 else {
+        switch target {
+        case .classIndices(let ignored):
+            let pixels = outputShape.count == 3 ? outputShape[1] * outputShape[2] : 1
+            guard outputShape.count == 1 || outputShape.count == 3 else {
                 throw LearnerError.labelMismatch(
-                    "softmax cross-entropy needs [classes] outputs per sample; the model gives \(ShapeError.text(outputShape))")
+                    "\(name) needs [classes] (or [classes, height, width]) outputs per sample; the model gives "
+                        + ShapeError.text(outputShape))
             }
-            guard perSample == 1 else {
+            guard perSample == pixels else {
                 throw LearnerError.labelMismatch(
-                    "softmax cross-entropy takes one class index per sample, but \(locate(0)) has \(perSample) label values "
-                        + "(multi-hot labels need mode multi_label, a sigmoid cross-entropy)")
+                    pixels == 1
+                        ? "\(name) takes one class index per sample, but \(locate(0)) has \(perSample) label values "
+                            + "(multi-hot labels need mode multi_label, a sigmoid cross-entropy)"
+                        : "\(name) takes one class index per pixel (\(outputShape[1])×\(outputShape[2]) = \(pixels)), but "
+                            + "\(locate(0)) has \(perSample) label values")
             }
-            for (i, label) in labels.enumerated() where !(label >= 0 && label < Float(outputs) && label.rounded() == label) {
-                throw LearnerError.labelOutOfRange(label: label, classes: outputs, location: locate(i))
+            let classes = outputShape[0]
+            for (i, label) in labels.enumerated() where !(label >= 0 && label < Float(classes) && label.rounded() == label) {
+                if let ignored, label == Float(ignored) { continue }
+                throw LearnerError.labelOutOfRange(label: label, classes: classes, location: locate(i / perSample))
             }
-        case .sigmoidCrossEntropy, .meanSquaredError, .meanAbsoluteError:
+        case .binary, .values:
             guard perSample == outputs else {
                 throw LearnerError.labelMismatch(
                     "\(locate(0)) has \(perSample) label value\(perSample == 1 ? "" : "s"), but the model gives \(outputs) "

@@ -97,7 +97,7 @@ extension SupervisedLearner {
             // The layers' own reductions run inside the passes, between the gradient all-reduce's:
             // the plain path keeps every replica's collectives in one order.
             let (value, outputs, grads) = try ReplicaContext.run(sync) {
-                accumulatedGradients(
+                try accumulatedGradients(
                     inputs: batch.inputs, labels: batch.labels, sampleWeights: batch.sampleWeights, parameters: parameters,
                     scale: share)
             }
@@ -108,7 +108,7 @@ extension SupervisedLearner {
         if let overlapped = gradientSynchronizer as? any OverlappedGradientSynchronizer, options.accumulationSteps <= 1, batch.count > 0 {
             // Each gradient bucket's all-reduce starts while the backward pass goes on.
             let outputs = model(batch.inputs)
-            var value = loss(outputs, batch.labels, sampleWeights: batch.sampleWeights)
+            var value = try lossValue(outputs, batch.labels, sampleWeights: batch.sampleWeights)
             if share != 1 { value = value * share }
             try overlapped.backward(value, parameters: parameters)
             return finishStep(parameters, loss: value.detached(), outputs: outputs)
@@ -118,7 +118,7 @@ extension SupervisedLearner {
             // A rank whose share of a short last batch is empty contributes nothing.
             (value, outputs, grads) = (Tensor.zeros([], on: device), batch.inputs, parameters.map { Tensor.zeros($0.shape, on: device) })
         } else {
-            (value, outputs, grads) = accumulatedGradients(
+            (value, outputs, grads) = try accumulatedGradients(
                 inputs: batch.inputs, labels: batch.labels,
                 sampleWeights: batch.sampleWeights, parameters: parameters,
                 scale: share)
@@ -146,12 +146,12 @@ extension SupervisedLearner {
     private func accumulatedGradients(
         inputs: Tensor, labels: Tensor, sampleWeights: Tensor?,
         parameters: [Parameter], scale: Float
-    ) -> (Tensor, Tensor, [Tensor]) {
+    ) throws -> (Tensor, Tensor, [Tensor]) {
         let n = inputs.shape.first ?? 1
         let k = Swift.min(Swift.max(options.accumulationSteps, 1), n)
         if k == 1 {
             let outputs = model(inputs)
-            var value = loss(outputs, labels, sampleWeights: sampleWeights)
+            var value = try lossValue(outputs, labels, sampleWeights: sampleWeights)
             if scale != 1 { value = value * scale }
             return (value.detached(), outputs, gradients(of: value, wrt: parameters.map(\.value)))
         }
@@ -162,7 +162,7 @@ extension SupervisedLearner {
             let range = (part * n / k)..<((part + 1) * n / k)
             let out = model(inputs.slice(alongAxis: 0, range).detached())
             let value =
-                loss(
+                try lossValue(
                     out, labels.slice(alongAxis: 0, range).detached(),
                     sampleWeights: sampleWeights?.slice(alongAxis: 0, range).detached()) * (scale * Float(range.count) / Float(n))
             let grads = gradients(of: value, wrt: parameters.map(\.value))
@@ -171,6 +171,18 @@ extension SupervisedLearner {
             outputs.append(out.detached())
         }
         return (total ?? Tensor.zeros([], on: device), Tensor.concatenate(outputs, alongAxis: 0), summed)
+    }
+
+    /// The loss of a batch, checked to be one scalar: a user's loss that forgot its reduction
+    /// is named, not trained on.
+    func lossValue(_ outputs: Tensor, _ labels: Tensor, sampleWeights: Tensor?) throws -> Tensor {
+        let value = loss(outputs, labels, sampleWeights: sampleWeights)
+        guard value.scalarCount == 1 else {
+            throw LearnerError.invalidArgument(
+                "the loss '\(loss.name)' gave a tensor of shape \(ShapeError.text(value.shape)) for a batch of \(outputs.shape.first ?? 0): "
+                    + "a loss reduces the batch to one scalar (end it with .mean() or .sum())")
+        }
+        return value.rank == 0 ? value : value.reshaped(to: [])
     }
 
     /// Whether a layer of the model reduces across replicas (``BatchNorm2D/synchronized``).

@@ -123,7 +123,7 @@ public final class SupervisedLearner {
                     index += hostBatch.count
                     let batch = hostBatch.to(device)
                     let out = evaluationOutputs(batch.inputs)
-                    lossSum += Double(loss(out, batch.labels, sampleWeights: batch.sampleWeights).scalar) * Double(batch.count)
+                    lossSum += Double(try lossValue(out, batch.labels, sampleWeights: batch.sampleWeights).scalar) * Double(batch.count)
                     try CUDAContext.throwIfFailed()
                     seen += batch.count
                     for i in measured.indices { measured[i].update(outputs: out, labels: batch.labels) }

@@ -24,12 +24,12 @@ public enum TaskMode: Sendable, Equatable {
         }
     }
 
-    /// The mode a loss implies.
+    /// The mode a loss implies: its labels say.
     public init(loss: Loss) {
-        switch loss {
-        case .softmaxCrossEntropy: self = .classification
-        case .sigmoidCrossEntropy: self = .multiLabel()
-        case .meanSquaredError, .meanAbsoluteError: self = .regression
+        switch loss.target {
+        case .classIndices: self = .classification
+        case .binary: self = .multiLabel()
+        case .values: self = .regression
         }
     }
 }

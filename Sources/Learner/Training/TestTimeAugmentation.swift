@@ -17,13 +17,13 @@ extension SupervisedLearner {
         let plain = model(inputs)
         guard options.testTimeFlip, inputs.rank == 4 else { return plain }
         let mirrored = model(inputs.flippedHorizontally())
-        switch loss {
-        case .softmaxCrossEntropy:
+        switch loss.target {
+        case .classIndices where plain.rank == 2:
             return ((plain.softmax() + mirrored.softmax()) * 0.5).log()
-        case .sigmoidCrossEntropy:
+        case .binary:
             let p = (plain.sigmoid() + mirrored.sigmoid()) * 0.5
             return (p / (1 - p)).log()
-        case .meanSquaredError, .meanAbsoluteError:
+        case .classIndices, .values:
             return (plain + mirrored) * 0.5
         }
     }
