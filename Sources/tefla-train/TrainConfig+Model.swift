@@ -4,8 +4,9 @@ import Yams
 /// One entry of `model.layers`.
 struct LayerSpec: Equatable {
     enum Kind: String, CaseIterable {
-        case dense, dropout, relu, gelu, sigmoid, tanh, flatten
+        case dense, dropout, relu, gelu, sigmoid, tanh, silu, leaky_relu, softmax, flatten
         case conv2d, batch_norm, max_pool, avg_pool, global_avg_pool
+        case layer_norm, group_norm, upsample, embedding
     }
     var kind: Kind
     var units: Int = 0
@@ -17,6 +18,12 @@ struct LayerSpec: Equatable {
     var padding: Int? = 0
     /// `batch_norm`: statistics over every data-parallel rank's samples.
     var synchronized = false
+    /// `group_norm`: groups; `upsample`: scale; `embedding`: table size (`units` its width).
+    var groups = 1
+    var scale = 2
+    var count = 0
+    /// `leaky_relu`: the slope below zero.
+    var negativeSlope = 0.01
     /// Where the layer is written in the file.
     var place = ConfigPlace()
 }
@@ -34,7 +41,10 @@ struct ZooSpec: Equatable {
 
 extension TrainConfig {
     static let modelKeys = ["layers", "name", "classes", "hidden", "dropout"]
-    static let layerKeys = ["type", "units", "activation", "rate", "filters", "kernel_size", "stride", "padding", "pool_size", "sync"]
+    static let layerKeys = [
+        "type", "units", "activation", "rate", "filters", "kernel_size", "stride", "padding", "pool_size", "sync", "groups", "scale",
+        "count", "negative_slope",
+    ]
 
     mutating func parseModel(_ model: Section, reader: ConfigReader) {
         if model.node("name") != nil {
@@ -72,7 +82,7 @@ extension TrainConfig {
         }
     }
 
-    static let imageLayers: [LayerSpec.Kind] = [.conv2d, .batch_norm, .max_pool, .avg_pool, .global_avg_pool]
+    static let imageLayers: [LayerSpec.Kind] = [.conv2d, .batch_norm, .max_pool, .avg_pool, .global_avg_pool, .group_norm, .upsample]
 
     /// The first layer that needs samples shaped [C, H, W], with its place: such a model needs
     /// records of encoded images or `data.input_shape` (checked once the data is known).
@@ -125,6 +135,15 @@ extension TrainConfig {
         case .max_pool, .avg_pool:
             layer.kernelSize = s.int("pool_size", default: 2, minimum: 1) ?? 2
             layer.stride = s.int("stride", default: layer.kernelSize, minimum: 1) ?? layer.kernelSize
+        case .group_norm:
+            layer.groups = s.int("groups", required: true, minimum: 1) ?? 1
+        case .upsample:
+            layer.scale = s.int("scale", default: 2, minimum: 1) ?? 2
+        case .leaky_relu:
+            layer.negativeSlope = s.float("negative_slope", default: 0.01) ?? 0.01
+        case .embedding:
+            layer.count = s.int("count", required: true, minimum: 1) ?? 1
+            layer.units = s.int("units", required: true, minimum: 1) ?? 1
         default:
             break
         }
@@ -216,6 +235,19 @@ extension TrainConfig {
             case .avg_pool:
                 module = AvgPool2D(kernelSize: Size2D(layer.kernelSize, layer.kernelSize), stride: Size2D(layer.stride, layer.stride))
             case .global_avg_pool: module = GlobalAvgPool2D()
+            case .silu: module = ActivationLayer(.silu)
+            case .softmax: module = ActivationLayer(.softmax)
+            case .leaky_relu: module = LeakyReLU(negativeSlope: Float(layer.negativeSlope))
+            case .layer_norm:
+                // Over each sample's last axis: the features of [features] or [tokens, features].
+                module = LayerNorm(features: shape.last ?? 1)
+            case .group_norm:
+                guard shape.count >= 2, shape[0] % layer.groups == 0 else {
+                    throw problem("\(layer.groups) groups must divide the \(shape.first ?? 0) channels of \(ShapeError.text(shape))")
+                }
+                module = GroupNorm(groups: layer.groups, channels: shape[0])
+            case .upsample: module = Upsample(scale: layer.scale)
+            case .embedding: module = Embedding(count: layer.count, dimension: layer.units, seed: layerSeed)
             }
             do {
                 shape = try module.outputShape(forInput: shape)

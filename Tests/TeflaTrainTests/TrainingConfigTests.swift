@@ -206,6 +206,34 @@ extension TrainingConfigTests {
         }
     }
 
+    /// The layers of modern networks from the config: embeddings and layer norm for tokens,
+    /// group norm and upsampling for images, the new activations; a shape that cannot flow is
+    /// named by its layer.
+    func testTheNewLayerTypesBuildAndNameTheirShapes() throws {
+        func model(_ layers: String, sample: [Int]) throws -> Sequential {
+            let yaml = """
+                model: {layers: [\(layers)]}
+                data: {train_dir: Data/digits/train}
+                optimizer: {name: adam}
+                """
+            return try TrainConfig.parse(yaml: yaml, file: "layers.yml").makeModel(sampleShape: sample)
+        }
+        let tokens = try model(
+            "{type: embedding, count: 10, units: 6}, {type: layer_norm}, {type: flatten}, "
+                + "{type: dense, units: 16, activation: silu}, {type: leaky_relu, negative_slope: 0.1}, {type: dense, units: 2}",
+            sample: [8])
+        XCTAssertEqual(try tokens.outputShape(forInput: [8]), [2])
+        XCTAssertTrue(tokens.layers[0] is Embedding && tokens.layers[1] is LayerNorm)
+        XCTAssertEqual((tokens.layers[4] as? LeakyReLU)?.negativeSlope, 0.1)
+        let image = try model(
+            "{type: conv2d, filters: 4, padding: same}, {type: group_norm, groups: 2}, {type: upsample, scale: 2}, {type: softmax}",
+            sample: [1, 8, 8])
+        XCTAssertEqual(try image.outputShape(forInput: [1, 8, 8]), [4, 16, 16])
+        XCTAssertThrowsError(try model("{type: conv2d, filters: 4}, {type: group_norm, groups: 3}", sample: [1, 8, 8])) { error in
+            XCTAssertTrue("\(error)".contains("model.layers[1]: group_norm: 3 groups must divide the 4 channels"), "\(error)")
+        }
+    }
+
     func testValuesReachTheObjects() throws {
         let yaml = """
             model: {layers: [{type: dense, units: 10}]}

@@ -3,6 +3,12 @@ import Foundation
 /// Element-wise activations usable inside layers and as layers of their own.
 public enum Activation: String, Sendable, CaseIterable {
     case identity, relu, gelu, sigmoid, tanh
+    /// x·σ(x) (PyTorch's `SiLU`, Swish).
+    case silu
+    /// max(x, 0.01·x) (PyTorch's `LeakyReLU` default slope; ``LeakyReLU`` takes another).
+    case leakyRelu = "leaky_relu"
+    /// Softmax over the features (axis 1: classes of [N, C], channels of [N, C, H, W]).
+    case softmax
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
         switch self {
@@ -11,6 +17,9 @@ public enum Activation: String, Sendable, CaseIterable {
         case .gelu: return x.gelu()
         case .sigmoid: return x.sigmoid()
         case .tanh: return x.tanh()
+        case .silu: return x * x.sigmoid()
+        case .leakyRelu: return x.leakyRelu(negativeSlope: 0.01)
+        case .softmax: return x.softmaxOverFeatures()
         }
     }
 }

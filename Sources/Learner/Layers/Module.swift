@@ -53,6 +53,14 @@ open class Module {
     /// The computation of the layer. Subclasses override this.
     open func forward(_ input: Tensor) -> Tensor { input }
 
+    /// For a layer that reads the data itself (an ``Embedding``'s indices): the first sample of
+    /// a host batch it cannot take, and why; `fit` names it before the step. nil: all fine.
+    open func firstInvalidSample(_ input: Tensor) -> (sample: Int, reason: String)? { nil }
+
+    /// Whether ``firstInvalidSample(_:)`` checks anything (so data held in memory is checked
+    /// once, before training, only when it does).
+    open var checksSamples: Bool { false }
+
     public func callAsFunction(_ input: Tensor) -> Tensor { forward(input) }
 
     /// The shape of one sample's output for one sample's input of `shape` (the batch axis left

@@ -18,5 +18,11 @@ public final class Sequential: Module {
         return shape
     }
 
+    public override var checksSamples: Bool { layers.first?.checksSamples ?? false }
+
+    public override func firstInvalidSample(_ input: Tensor) -> (sample: Int, reason: String)? {
+        layers.first?.firstInvalidSample(input)
+    }
+
     public override var children: [(String, Module)] { layers.enumerated().map { ("\($0.offset)", $0.element) } }
 }

@@ -44,6 +44,19 @@ extension SupervisedLearner {
         try data.labels.withUnsafeBufferPointer { labels in
             try loss.checkLabels(labels, perSample: data.labelSize, outputShape: shape) { data.location(ofSample: $0) }
         }
+        if model.checksSamples {
+            // In chunks, so the check never holds a second copy of the data.
+            let chunk = 4096
+            for start in stride(from: 0, to: data.count, by: chunk) {
+                let end = Swift.min(data.count, start + chunk)
+                let inputs = Tensor(
+                    shape: [end - start, data.featureSize],
+                    scalars: Array(data.inputs[(start * data.featureSize)..<(end * data.featureSize)]))
+                if let (i, reason) = model.firstInvalidSample(inputs) {
+                    throw LearnerError.invalidArgument("\(data.location(ofSample: start + i)): \(reason)")
+                }
+            }
+        }
         if options.checksInputsAreFinite, let i = data.inputs.firstIndex(where: { !$0.isFinite }) {
             throw LearnerError.nonFiniteInput(
                 value: data.inputs[i], location: "\(data.location(ofSample: i / data.featureSize)) (value \(i % data.featureSize))")
@@ -77,6 +90,9 @@ extension SupervisedLearner {
         let perSample = labels.scalarCount / batch.count
         try withExtendedLifetime(labels.storage) {
             try loss.checkLabels(UnsafeBufferPointer(labels.storage.buffer), perSample: perSample, outputShape: shape, locate: locate)
+        }
+        if model.checksSamples, let (i, reason) = model.firstInvalidSample(batch.inputs) {
+            throw LearnerError.invalidArgument("\(locate(i)): \(reason)")
         }
         if options.checksInputsAreFinite && batch.inputs.device == .cpu {
             let perSample = batch.inputs.scalarCount / batch.count
