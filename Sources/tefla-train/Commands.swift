@@ -305,40 +305,7 @@ struct Summary: ParsableCommand {
         try reportingErrors {
             let shape = try inputSize.map { [$0] } ?? session.data(session.cfg.trainDir, training: false).sampleShape
             let model = try session.cfg.makeModel(sampleShape: shape)
-            print(ModelSummary.table(model, input: Tensor.zeros([1] + shape)))
+            print(try model.summary(inputShape: shape))
         }
-    }
-}
-
-/// Keras-style summary of a ``Sequential``.
-enum ModelSummary {
-    static func table(_ model: Sequential, input: Tensor) -> String {
-        var rows: [(String, String, String, Int)] = []
-        var x = input
-        withoutGradients {
-            model.eval()
-            for (name, layer) in model.children {
-                x = layer(x)
-                let params = layer.namedParameters.reduce(0) { $0 + $1.parameter.value.scalarCount }
-                rows.append(
-                    (name, String(describing: type(of: layer)), "[None" + x.shape.dropFirst().map { ", \($0)" }.joined() + "]", params))
-            }
-        }
-        let header = ("Layer", "Type", "Output shape", "Params")
-        let widths = [
-            max(5, rows.map { $0.0.count }.max() ?? 0), max(4, rows.map { $0.1.count }.max() ?? 0),
-            max(12, rows.map { $0.2.count }.max() ?? 0),
-        ]
-        func pad(_ s: String, _ w: Int) -> String { s + String(repeating: " ", count: max(0, w - s.count)) }
-        var lines = [pad(header.0, widths[0]) + "  " + pad(header.1, widths[1]) + "  " + pad(header.2, widths[2]) + "  " + header.3]
-        lines.append(String(repeating: "-", count: lines[0].count + 6))
-        for r in rows { lines.append(pad(r.0, widths[0]) + "  " + pad(r.1, widths[1]) + "  " + pad(r.2, widths[2]) + "  " + String(r.3)) }
-        let trainable = model.parameterCount
-        let buffers = model.namedBuffers.reduce(0) { $0 + $1.parameter.value.scalarCount }
-        lines.append(String(repeating: "-", count: lines[0].count + 6))
-        lines.append("Total params: \(trainable + buffers)")
-        lines.append("Trainable params: \(trainable)")
-        lines.append("Non-trainable params: \(buffers)")
-        return lines.joined(separator: "\n")
     }
 }
