@@ -25,6 +25,7 @@ static inline FILE *tl_stdout(void) { return stdout; }
 /// budgets) that kernels read on any thread while the program may set them.
 static inline long tl_atomic_load_long(const long *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void tl_atomic_store_long(long *p, long v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline long tl_atomic_fetch_add_long(long *p, long v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 
 // ---------------------------------------------------------------- BLAS (OpenBLAS)
 /// Row-major C = alpha * op(A) * op(B) + beta * C. op(X) = X^T when trans != 0.

@@ -493,8 +493,13 @@ private final class BatchProducer {
                             if workers <= 1 {
                                 for i in 0..<count { work.run(i) }
                             } else {
-                                DispatchQueue.concurrentPerform(iterations: workers) { w in
-                                    for i in stride(from: w, to: count, by: workers) { work.run(i) }
+                                // Samples are handed out one at a time, so a worker that drew
+                                // small crops takes more of them and neither waits long at the
+                                // batch's end; where each sample lands does not depend on who
+                                // decodes it.
+                                let next = SampleCounter()
+                                DispatchQueue.concurrentPerform(iterations: workers) { _ in
+                                    while case let i = next.take(), i < count { work.run(i) }
                                 }
                             }
                         }
@@ -672,4 +677,15 @@ private struct SampleWork: @unchecked Sendable {
             throw DataError.wrongFeatureKind(key: key, expected: "int64 or float", found: "bytes", at: nil)
         }
     }
+}
+
+/// Hands out sample numbers 0, 1, 2, ... to the workers of one batch, each number once.
+// @unchecked Sendable: the one word is only touched through the shim's atomic fetch-add.
+private final class SampleCounter: @unchecked Sendable {
+    private let word = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+
+    init() { word.initialize(to: 0) }
+    deinit { word.deallocate() }
+
+    func take() -> Int { tl_atomic_fetch_add_long(word, 1) }
 }
