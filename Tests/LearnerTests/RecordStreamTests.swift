@@ -105,4 +105,23 @@ final class RecordStreamTests: XCTestCase {
             XCTAssertTrue(text.contains("part-0.tfrecord") && text.contains("record 7") && text.contains("'image'"), text)
         }
     }
+
+    /// A data set of many shards keeps no file open between reads (ImageNet's TFRecords are
+    /// 1,024 shards; a process may open 1,024 files by default).
+    func testManyShardsHoldNoDescriptorsOpen() throws {
+        let dir = try Scratch.directory("tefla-many-shards", for: self)
+        let records = try TFRecordReader.readAll(path: try Shards.list(in: Self.train)[0])
+        for n in 0..<64 {
+            let writer = try TFRecordWriter(path: dir.appendingPathComponent(String(format: "part-%05d.tfrecord", n)).path)
+            try writer.write(records[n])
+            try writer.close()
+        }
+        func openFiles() throws -> Int { try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count }
+        let before = try openFiles()
+        let streamed = try RecordStreamDataset(files: try Shards.list(in: dir.path))
+        let batch = try streamed.read(Array(0..<64))
+        XCTAssertEqual(try openFiles(), before, "no descriptor stays open")
+        let memory = try InMemoryDataset.load(directory: dir.path, keys: FeatureKeys())
+        XCTAssertEqual(batch.inputs.scalars, memory.inputs)
+    }
 }

@@ -6,8 +6,10 @@ import Foundation
 /// and a data set larger than memory be read in any order from disk.
 ///
 /// Each shard's ``RecordIndex`` is the one stored beside it, or one built by walking its record
-/// headers (payloads are seeked over). Records are read with `pread`, so any number of threads
-/// may read at once; every read checks both of the record's CRCs.
+/// headers (payloads are seeked over). Each read opens its shard, `pread`s the record and closes
+/// it again: any number of threads may read at once, and a data set of thousands of shards
+/// holds no descriptors open (an open costs microseconds; a decode, milliseconds). Every read
+/// checks both of the record's CRCs.
 public final class RecordStore: Sendable {
     /// A record's place: file number (in ``files``) and record number within it.
     public struct Reference: Sendable, Equatable {
@@ -22,7 +24,6 @@ public final class RecordStore: Sendable {
     private let firsts: [Int]
     /// The image feature an image file's record carries its bytes under.
     private let imageKey: String
-    private let descriptors: [Int32]
 
     /// Records in all files.
     public let count: Int
@@ -46,40 +47,21 @@ public final class RecordStore: Sendable {
                 indexes.append(built)
             }
         }
-        return try RecordStore(files: files, indexes: indexes, imageKey: imageKey)
+        return RecordStore(files: files, indexes: indexes, imageKey: imageKey)
     }
 
-    private init(files: [String], indexes: [RecordIndex?], imageKey: String) throws {
+    private init(files: [String], indexes: [RecordIndex?], imageKey: String) {
         var firsts: [Int] = [], total = 0
         for index in indexes {
             firsts.append(total)
             total += index?.count ?? 1
-        }
-        var descriptors: [Int32] = []
-        for (file, index) in zip(files, indexes) where index != nil {
-            let fd = Glibc.open(file, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else {
-                let message = String(cString: strerror(errno))
-                for d in descriptors { close(d) }
-                throw DataError.io(path: file, operation: "open", message: message)
-            }
-            descriptors.append(fd)
         }
         self.files = files
         self.indexes = indexes
         self.firsts = firsts
         self.count = total
         self.imageKey = imageKey
-        // Image files get no descriptor; shards get theirs in file order.
-        var next = 0
-        self.descriptors = indexes.map { index in
-            guard index != nil else { return -1 }
-            defer { next += 1 }
-            return descriptors[next]
-        }
     }
-
-    deinit { for fd in descriptors where fd >= 0 { close(fd) } }
 
     /// Records in file `file`.
     public func recordCount(ofFile file: Int) -> Int { indexes[file]?.count ?? 1 }
@@ -108,11 +90,14 @@ public final class RecordStore: Sendable {
         }
         let entry = index.entries[ref.record]
         let location = RecordLocation(file: file, record: ref.record, offset: entry.offset)
+        let fd = Glibc.open(file, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw DataError.io(path: file, operation: "open", message: String(cString: strerror(errno))) }
+        defer { close(fd) }
         let frame = UnsafeMutableRawBufferPointer.allocate(byteCount: entry.size, alignment: 8)
         defer { frame.deallocate() }
         var done = 0
         while done < entry.size {
-            let n = pread(descriptors[ref.file], frame.baseAddress! + done, entry.size - done, off_t(entry.offset + done))
+            let n = pread(fd, frame.baseAddress! + done, entry.size - done, off_t(entry.offset + done))
             if n < 0 && errno == EINTR { continue }
             if n < 0 { throw DataError.io(path: file, operation: "read", message: String(cString: strerror(errno))) }
             if n == 0 { throw DataError.truncatedRecord(location, needed: entry.size, available: done) }
