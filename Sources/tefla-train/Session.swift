@@ -105,9 +105,7 @@ struct Session {
             }
             var source = try images.source(files: files, keys: keys, shape: sampleShape)
             if training && spec.balancing {
-                let labels = try source.labels()
-                let classes = spec.initProbs?.count ?? Int(labels.max() ?? 0) + 1
-                source = try source.balanced(classCount: classes, epochs: cfg.epochs, initProbabilities: spec.initProbs)
+                source = try source.balanced(epochs: cfg.epochs, initProbabilities: spec.initProbs)
             }
             return SessionData(source: source, count: source.sampleCount ?? 0, sampleShape: sampleShape, inMemory: nil)
         }

@@ -130,6 +130,18 @@ final class LossTests: XCTestCase {
         }
     }
 
+    /// Loss parameters that do not fit the model (from a config) are named before a step.
+    func testLossParametersThatDoNotFitTheModelAreNamed() throws {
+        let data = try InMemoryDataset.load(directory: DataTestFiles.digits + "/train", keys: FeatureKeys())
+        let learner = SupervisedLearner(
+            model: Sequential([Dense(inputSize: 64, units: 10, seed: 1)]), loss: .softmaxCrossEntropy(classWeights: [1, 2, 3]),
+            optimizer: SGD(learningRate: 0.01))
+        learner.options.verbose = 0
+        XCTAssertThrowsError(try learner.fit(data, epochs: 1, batchSize: 16)) { error in
+            XCTAssertTrue("\(error)".contains("has 3 class weights, but the model gives 10 class scores"), "\(error)")
+        }
+    }
+
     func testALossThatIsNotAScalarIsNamed() throws {
         let data = try InMemoryDataset.load(directory: DataTestFiles.digits + "/train", keys: FeatureKeys())
         let perSample = Loss(name: "unreduced", target: .values) { predictions, labels, _ in

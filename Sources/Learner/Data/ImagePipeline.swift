@@ -21,10 +21,9 @@ public struct ImageBatch: Sendable, Equatable {
     public var names: [String] = []
     /// Each sample's loss weight, read from ``FeatureKeys/sampleWeight`` when the keys name one.
     public var sampleWeights: [Float]?
-    /// With ``ImagePipelineOptions/replicaShare``: samples in the whole global batch, and the
-    /// position in it of this batch's first sample. Otherwise `count` and 0.
-    public var globalCount: Int = 0
-    public var globalOffset: Int = 0
+    /// With ``ImagePipelineOptions/replicaShare``: where this share sits in its global batch;
+    /// nil for a whole batch.
+    public var share: BatchShare?
     /// `[count, channels, height, width]`.
     public var shape: [Int]
     /// The epoch and zero-based batch number within it.
@@ -392,15 +391,12 @@ private final class BatchProducer {
     }
 
     /// Queues one batch; false when the consumer has gone.
-    private func push(
-        inputs: [Float], labels: [Float], names: [String], weights: [Float], globalCount: Int? = nil, globalOffset: Int = 0
-    ) -> Bool {
+    private func push(inputs: [Float], labels: [Float], names: [String], weights: [Float], share: BatchShare? = nil) -> Bool {
         var batch = ImageBatch(
             inputs: inputs, labels: labels, shape: [labels.count, options.channels, options.height, options.width],
             epoch: epoch, index: batchIndex)
         batch.names = names
-        batch.globalCount = globalCount ?? labels.count
-        batch.globalOffset = globalOffset
+        batch.share = share
         if options.keys.sampleWeight != nil { batch.sampleWeights = weights }
         batchIndex += 1
         return queue.push(.success(batch))
@@ -420,20 +416,19 @@ private final class BatchProducer {
         }
         if let share = options.replicaShare {
             let range = share.range(ofBatch: records.count)
+            let part = BatchShare(offset: range.lowerBound, globalCount: records.count)
             let (inputs, labels, names, weights, failures) = try decode(
                 Array(records[range]), firstPosition: first + range.lowerBound)
             for failure in failures.compactMap({ $0 }) { try skip(failure) }
             let good = failures.indices.filter { failures[$0] == nil }
             if good.count == failures.count {
                 return push(
-                    inputs: inputs, labels: labels, names: names, weights: weights, globalCount: records.count,
-                    globalOffset: range.lowerBound)
+                    inputs: inputs, labels: labels, names: names, weights: weights, share: part)
             }
             let sampleSize = options.channels * options.height * options.width
             return push(
                 inputs: good.flatMap { inputs[$0 * sampleSize..<($0 + 1) * sampleSize] }, labels: good.map { labels[$0] },
-                names: good.map { names[$0] }, weights: good.map { weights[$0] }, globalCount: records.count,
-                globalOffset: range.lowerBound)
+                names: good.map { names[$0] }, weights: good.map { weights[$0] }, share: part)
         }
         let (inputs, labels, names, weights, failures) = try decode(records, firstPosition: first)
         let good = failures.indices.filter { failures[$0] == nil }

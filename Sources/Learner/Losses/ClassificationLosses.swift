@@ -74,6 +74,11 @@ public struct SoftmaxCrossEntropy: LossFunction {
     public var name: String { "softmax_cross_entropy" }
     public var target: LossTarget { .classIndices(ignoredLabel: ignoreIndex) }
 
+    public func problem(withOutputShape outputShape: [Int]) -> String? {
+        guard let classWeights, let classes = outputShape.first, classWeights.count != classes else { return nil }
+        return "\(name) has \(classWeights.count) class weights, but the model gives \(classes) class scores"
+    }
+
     public func callAsFunction(_ predictions: Tensor, _ labels: Tensor, sampleWeights: Tensor?) -> Tensor {
         if predictions.rank == 2, classWeights == nil, ignoreIndex == nil {
             // The fused kernel: the mean over samples, each weighted (Keras' sample weights).
@@ -81,6 +86,7 @@ public struct SoftmaxCrossEntropy: LossFunction {
         }
         let r = ClassRows(predictions, labels, sampleWeights: sampleWeights, ignoreIndex: ignoreIndex, loss: name)
         let w = classWeights ?? [Float](repeating: 1, count: r.classes)
+        // fit names a mismatch first (problem(withOutputShape:)).
         precondition(w.count == r.classes, "\(name): \(w.count) class weights for \(r.classes) classes")
         let eps = labelSmoothing, smooth = labelSmoothing / Float(r.classes)
         let k = r.matrix { i, c in r.weights[i] * ((c == r.labels[i] ? (1 - eps) * w[c] : 0) + smooth * w[c]) }
@@ -146,6 +152,10 @@ public struct KLDivergence: LossFunction {
 
     public var name: String { "kl_divergence" }
     public var target: LossTarget { .values }
+
+    public func problem(withOutputShape outputShape: [Int]) -> String? {
+        outputShape.count == 1 ? nil : "\(name) needs [classes] outputs per sample; the model gives \(ShapeError.text(outputShape))"
+    }
 
     public func callAsFunction(_ predictions: Tensor, _ labels: Tensor, sampleWeights: Tensor?) -> Tensor {
         precondition(predictions.rank == 2, "kl_divergence: logits [N, C], got \(predictions.shape)")

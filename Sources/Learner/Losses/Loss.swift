@@ -22,6 +22,13 @@ public protocol LossFunction: Sendable {
     var target: LossTarget { get }
     /// The loss's name in errors and summaries.
     var name: String { get }
+    /// Why model outputs of `outputShape` per sample cannot go into this loss (checked with
+    /// the labels before training), nil when they can. By default any shape can.
+    func problem(withOutputShape outputShape: [Int]) -> String?
+}
+
+extension LossFunction {
+    public func problem(withOutputShape outputShape: [Int]) -> String? { nil }
 }
 
 /// A loss as the learner takes it: any ``LossFunction``, with the built-ins as static members

@@ -48,6 +48,11 @@ public struct BinaryCrossEntropy: LossFunction {
     public var name: String { "binary_cross_entropy" }
     public var target: LossTarget { .binary }
 
+    public func problem(withOutputShape outputShape: [Int]) -> String? {
+        guard let positiveWeights, positiveWeights.count != 1, positiveWeights.count != (outputShape.first ?? 1) else { return nil }
+        return "\(name) has \(positiveWeights.count) positive weights, but the model gives \(outputShape.first ?? 1) outputs per sample"
+    }
+
     public func callAsFunction(_ predictions: Tensor, _ labels: Tensor, sampleWeights: Tensor?) -> Tensor {
         let t = labels.reshaped(to: predictions.shape)
         guard let positiveWeights else {

@@ -128,6 +128,7 @@ extension Loss {
         _ labels: UnsafeBufferPointer<Float>, perSample: Int, outputShape: [Int], locate: (Int) -> String
     ) throws {
         let outputs = outputShape.reduce(1, *)
+        if let problem = function.problem(withOutputShape: outputShape) { throw LearnerError.labelMismatch(problem) }
         switch target {
         case .classIndices(let ignored):
             let pixels = outputShape.count == 3 ? outputShape[1] * outputShape[2] : 1

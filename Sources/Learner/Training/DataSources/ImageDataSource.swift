@@ -45,17 +45,29 @@ public final class ImageDataSource: DataSource {
     /// ``BalancedDataset`` does in memory): epoch e samples classes with p(e), from uniform at
     /// epoch 1 to the target distribution at epoch `epochs`, as many records as the data set
     /// holds. The labels are read once, without decoding an image; the shards must allow
-    /// random access (uncompressed).
-    public func balanced(classCount: Int, epochs: Int, initProbabilities: [Double]? = nil) throws -> ImageDataSource {
-        guard store != nil else {
+    /// random access (uncompressed). `classCount` nil: `initProbabilities`' count, else the
+    /// largest label + 1.
+    public func balanced(classCount: Int? = nil, epochs: Int, initProbabilities: [Double]? = nil) throws -> ImageDataSource {
+        guard let store else {
             throw LearnerError.invalidArgument(
                 "class balancing draws records by number, but \(dataDescription) is compressed or damaged: "
                     + "write the shards uncompressed (`tefla-data verify` names damage)")
         }
-        let copy = try ImageDataSource(files: files, options: options, evaluationTransform: evaluationTransform)
-        copy.balancer = try ClassBalancer(
-            labels: try labels().map { Int($0) }, classCount: classCount, epochs: epochs, initProbabilities: initProbabilities)
-        return copy
+        let labels = try labels().map { Int($0) }
+        let balancer = try ClassBalancer(
+            labels: labels, classCount: classCount ?? initProbabilities?.count ?? (labels.max() ?? 0) + 1, epochs: epochs,
+            initProbabilities: initProbabilities)
+        return ImageDataSource(sharing: self, store: store, balancer: balancer)
+    }
+
+    /// `source`'s files, options and opened store, with `balancer`.
+    private init(sharing source: ImageDataSource, store: RecordStore, balancer: ClassBalancer) {
+        files = source.files
+        options = source.options
+        evaluationTransform = source.evaluationTransform
+        sampleCount = source.sampleCount
+        self.store = store
+        self.balancer = balancer
     }
 
     /// The shards of a directory or glob (``Shards/resolve(_:)``).
@@ -86,20 +98,15 @@ public final class ImageDataSource: DataSource {
         // A later pass of an epoch draws its own shuffle and augmentation.
         let key = request.epoch + request.pass * 1_000_003
         let pipeline = ImagePipeline(files: files, options: o, store: .opened(store), counts: counts)
-        return ImageBatchStream(pipeline.batches(epoch: key), shares: request.replica != nil)
+        return ImageBatchStream(pipeline.batches(epoch: key))
     }
 }
 
 /// Wraps the pipeline's batches as tensors.
 final class ImageBatchStream: BatchStream {
     private let iterator: ImageBatchIterator
-    /// Whether the batches are a replica's shares of the global batches.
-    private let shares: Bool
 
-    init(_ iterator: ImageBatchIterator, shares: Bool) {
-        self.iterator = iterator
-        self.shares = shares
-    }
+    init(_ iterator: ImageBatchIterator) { self.iterator = iterator }
 
     var skipped: SkipReport? { iterator.skipped }
 
@@ -110,9 +117,7 @@ final class ImageBatchStream: BatchStream {
             labels: Tensor(shape: [batch.count], scalars: batch.labels))
         out.names = batch.names
         out.sampleWeights = batch.sampleWeights.map { Tensor(shape: [batch.count], scalars: $0) }
-        if shares {
-            out.share = BatchShare(offset: batch.globalOffset, globalCount: batch.globalCount)
-        }
+        out.share = batch.share
         return out
     }
 }
