@@ -19,8 +19,6 @@ import os
 import random
 import struct
 
-from sklearn.datasets import load_digits
-
 SEED = 20240531
 VAL_TOTAL = 360
 TRAIN_SHARDS = 2
@@ -118,6 +116,9 @@ def stratified_split(labels, val_total, rng):
 
 
 def main():
+    # Imported here, so that the other data scripts can use this file's writer without scikit-learn.
+    from sklearn.datasets import load_digits
+
     digits = load_digits()
     images = [[int(p) for p in img.reshape(-1)] for img in digits.images]
     labels = [int(y) for y in digits.target]

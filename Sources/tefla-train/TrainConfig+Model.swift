@@ -7,6 +7,8 @@ struct LayerSpec: Equatable {
         case dense, dropout, relu, gelu, sigmoid, tanh, silu, leaky_relu, softmax, flatten
         case conv2d, batch_norm, max_pool, avg_pool, global_avg_pool
         case layer_norm, group_norm, upsample, embedding
+        case conv_transpose2d, dropout2d, concat, add
+        case multi_head_attention, transformer_encoder, positional_embedding, global_avg_pool_1d
     }
     var kind: Kind
     var units: Int = 0
@@ -24,6 +26,23 @@ struct LayerSpec: Equatable {
     var count = 0
     /// `leaky_relu`: the slope below zero.
     var negativeSlope = 0.01
+    /// `conv2d`, `conv_transpose2d`: dilation and groups (`groups` above); the transposed
+    /// convolution's output padding.
+    var dilation = 1
+    var outputPadding = 0
+    /// `upsample`: bilinear instead of nearest, and PyTorch's `align_corners`.
+    var bilinear = false
+    var alignCorners = false
+    /// `multi_head_attention`, `transformer_encoder`: heads, the feed-forward width (`units`
+    /// is unused), pre-norm; `positional_embedding`: `count` is the longest sequence.
+    var heads = 1
+    var normFirst = false
+    /// `concat`: the axis of the batch tensor (1: channels or features).
+    var axis = 1
+    /// The layer's name (its parameters' prefix) and the layers it takes its input from;
+    /// nil: the layer before it.
+    var name: String?
+    var inputs: [String]?
     /// Where the layer is written in the file.
     var place = ConfigPlace()
 }
@@ -43,7 +62,8 @@ extension TrainConfig {
     static let modelKeys = ["layers", "name", "classes", "hidden", "dropout"]
     static let layerKeys = [
         "type", "units", "activation", "rate", "filters", "kernel_size", "stride", "padding", "pool_size", "sync", "groups", "scale",
-        "count", "negative_slope",
+        "count", "negative_slope", "name", "inputs", "dilation", "output_padding", "mode", "align_corners", "heads",
+        "feed_forward", "norm_first", "axis",
     ]
 
     mutating func parseModel(_ model: Section, reader: ConfigReader) {
@@ -111,6 +131,25 @@ extension TrainConfig {
             return nil
         }
         var layer = LayerSpec(kind: kind, place: ConfigPlace(node))
+        if s.node("name") != nil {
+            layer.name = s.string("name")
+            if let name = layer.name, name.isEmpty || name.contains(".") || name == LayerGraph.inputName {
+                reader.report(
+                    s.node("name"), "\(path).name",
+                    "'\(name)' cannot name a layer (not empty, no dots, not '\(LayerGraph.inputName)', the model's input)")
+            }
+        }
+        if let list = s.list("inputs") {
+            layer.inputs = list.enumerated().compactMap { k, item in
+                guard let name = item.string, !name.isEmpty else {
+                    reader.report(item, "\(path).inputs[\(k)]", "expected a layer name, found \(ConfigReader.kind(item))")
+                    return nil
+                }
+                return name
+            }
+        } else if let single = s.string("inputs") {
+            layer.inputs = [single]
+        }
         func activation() -> Activation {
             Activation(rawValue: s.oneOf("activation", Activation.allCases.map(\.rawValue), default: "identity")) ?? .identity
         }
@@ -118,11 +157,14 @@ extension TrainConfig {
         case .dense:
             layer.units = s.int("units", required: true, minimum: 1) ?? 1
             layer.activation = activation()
-        case .dropout:
+        case .dropout, .dropout2d:
             layer.rate = s.float("rate", required: true, minimum: 0) ?? 0
             if layer.rate >= 1 { reader.report(s.node("rate"), "\(path).rate", "must be < 1, got \(layer.rate)") }
-        case .conv2d:
+        case .conv2d, .conv_transpose2d:
             layer.units = s.int("filters", required: true, minimum: 1) ?? 1
+            layer.dilation = s.int("dilation", default: 1, minimum: 1) ?? 1
+            layer.groups = s.int("groups", default: 1, minimum: 1) ?? 1
+            if kind == .conv_transpose2d { layer.outputPadding = s.int("output_padding", default: 0, minimum: 0) ?? 0 }
             layer.kernelSize = s.int("kernel_size", default: 3, minimum: 1) ?? 3
             layer.stride = s.int("stride", default: 1, minimum: 1) ?? 1
             layer.padding = s.string("padding") == "same" ? nil : s.node("padding").flatMap { $0.int } ?? 0
@@ -139,11 +181,27 @@ extension TrainConfig {
             layer.groups = s.int("groups", required: true, minimum: 1) ?? 1
         case .upsample:
             layer.scale = s.int("scale", default: 2, minimum: 1) ?? 2
+            layer.bilinear = s.oneOf("mode", ["nearest", "bilinear"], default: "nearest") == "bilinear"
+            layer.alignCorners = s.bool("align_corners", default: false)
         case .leaky_relu:
             layer.negativeSlope = s.float("negative_slope", default: 0.01) ?? 0.01
         case .embedding:
             layer.count = s.int("count", required: true, minimum: 1) ?? 1
             layer.units = s.int("units", required: true, minimum: 1) ?? 1
+        case .positional_embedding:
+            layer.count = s.int("count", required: true, minimum: 1) ?? 1
+        case .multi_head_attention, .transformer_encoder:
+            layer.heads = s.int("heads", required: true, minimum: 1) ?? 1
+            layer.rate = s.float("rate", default: kind == .transformer_encoder ? 0.1 : 0, minimum: 0) ?? 0
+            if layer.rate >= 1 { reader.report(s.node("rate"), "\(path).rate", "must be < 1, got \(layer.rate)") }
+            if kind == .transformer_encoder {
+                layer.units = s.int("feed_forward", default: 2048, minimum: 1) ?? 2048
+                layer.normFirst = s.bool("norm_first", default: false)
+                let name = s.oneOf("activation", ["relu", "gelu"], default: "relu")
+                layer.activation = name == "gelu" ? .gelu : .relu
+            }
+        case .concat:
+            layer.axis = s.int("axis", default: 1) ?? 1
         default:
             break
         }
@@ -155,7 +213,7 @@ extension TrainConfig {
     /// Each layer's input size is the shape the layers before it give (shape inference), so any
     /// mix of convolutions, pooling and dense layers fits together; a shape that cannot flow
     /// through a layer is a ``ConfigError`` naming that layer's line.
-    func makeModel(sampleShape: [Int]) throws -> Sequential {
+    func makeModel(sampleShape: [Int]) throws -> Module {
         func problem(_ place: ConfigPlace, _ path: String, _ message: String) -> ConfigError {
             ConfigError(file: file, at: place, path, message)
         }
@@ -198,6 +256,26 @@ extension TrainConfig {
             }
             return Sequential(modules + [model])
         }
+        return try makeLayers(inputShape: shape, prefix: modules)
+    }
+
+    /// The layers of `model.layers` for samples of `inputShape` (after `prefix`, the reshape of
+    /// feature vectors): a ``Sequential`` chain, or a ``LayerGraph`` when a layer has a `name`
+    /// or `inputs`. Each layer's input size is what its inputs give (shape inference).
+    private func makeLayers(inputShape: [Int], prefix: [Module]) throws -> Module {
+        let graphMode = layers.contains { $0.name != nil || $0.inputs != nil }
+        var modules = prefix
+        var nodes: [LayerGraph.Node] = []
+        // Graph mode: every output so far by name; the model's input is `input` (after the prefix).
+        var shapes: [String: [Int]] = [LayerGraph.inputName: inputShape]
+        var inputAlias = LayerGraph.inputName
+        if graphMode, let reshape = prefix.first {
+            nodes.append(LayerGraph.Node("reshaped_input", .layer(reshape), inputs: [LayerGraph.inputName]))
+            shapes["reshaped_input"] = inputShape
+            inputAlias = "reshaped_input"
+        }
+        var previous = inputAlias
+        var shape = inputShape
         for (i, layer) in layers.enumerated() {
             func problem(_ message: String) -> ConfigError {
                 ConfigError(
@@ -208,33 +286,79 @@ extension TrainConfig {
                             message: "\(layer.kind.rawValue): \(message)")
                     ])
             }
+            let nodeName = layer.name ?? "\(i)"
+            var inputNames = (layer.inputs ?? [previous]).map { $0 == LayerGraph.inputName ? inputAlias : $0 }
+            if graphMode {
+                if shapes[nodeName] != nil || nodeName == "reshaped_input" && inputAlias != LayerGraph.inputName {
+                    throw problem("the name '\(nodeName)' is taken by an earlier layer")
+                }
+                for name in inputNames where shapes[name] == nil {
+                    let later = layers[(i + 1)...].contains { $0.name == name }
+                    let known = [LayerGraph.inputName] + layers[..<i].enumerated().map { $0.element.name ?? "\($0.offset)" }
+                    throw problem(
+                        "inputs: '\(name)' "
+                            + (later
+                                ? "is a later layer; a layer takes its inputs from layers above it"
+                                : "names no layer above this one (known: \(known.joined(separator: ", ")))"))
+                }
+            }
+            let isMerge = layer.kind == .concat || layer.kind == .add
+            if isMerge && inputNames.count < 2 {
+                throw problem("merges two or more layers: give inputs: [a, b, ...]")
+            }
+            if !isMerge && inputNames.count != 1 {
+                throw problem("takes one input, given \(inputNames.count) (only concat and add merge several)")
+            }
+            if graphMode { shape = shapes[inputNames[0]] ?? shape }
             let layerSeed = seed &+ UInt64(i) &* 7919
-            let module: Module
+            var module: Module?
             switch layer.kind {
             case .dense:
                 if shape.count != 1 {
-                    modules.append(Flatten())
+                    if graphMode {
+                        let flat = "\(nodeName)_flatten"
+                        nodes.append(LayerGraph.Node(flat, .layer(Flatten()), inputs: inputNames))
+                        inputNames = [flat]
+                    } else {
+                        modules.append(Flatten())
+                    }
                     shape = [shape.reduce(1, *)]
                 }
                 module = Dense(inputSize: shape[0], units: layer.units, activation: layer.activation, seed: layerSeed)
             case .dropout: module = Dropout(rate: Float(layer.rate))
+            case .dropout2d: module = Dropout2D(rate: Float(layer.rate))
             case .relu: module = ActivationLayer(.relu)
             case .gelu: module = ActivationLayer(.gelu)
             case .sigmoid: module = ActivationLayer(.sigmoid)
             case .tanh: module = ActivationLayer(.tanh)
             case .flatten: module = Flatten()
-            case .conv2d:
+            case .conv2d, .conv_transpose2d:
                 guard shape.count == 3 else { throw problem("needs [channels, height, width] samples, gets \(ShapeError.text(shape))") }
-                module = Conv2D(
-                    inputChannels: shape[0], outputChannels: layer.units, kernelSize: Size2D(layer.kernelSize, layer.kernelSize),
-                    stride: Size2D(layer.stride, layer.stride), padding: layer.padding.map { Padding2D(integerLiteral: $0) } ?? .same,
-                    activation: layer.activation, seed: layerSeed)
-            case .batch_norm: module = BatchNorm2D(features: shape[0], synchronized: layer.synchronized)
+                guard shape[0] % layer.groups == 0, layer.units % layer.groups == 0 else {
+                    throw problem("groups \(layer.groups) must divide the \(shape[0]) input channels and the \(layer.units) filters")
+                }
+                let kernel = Size2D(layer.kernelSize, layer.kernelSize), stride = Size2D(layer.stride, layer.stride)
+                let dilation = Size2D(layer.dilation, layer.dilation)
+                if layer.kind == .conv2d {
+                    module = Conv2D(
+                        inputChannels: shape[0], outputChannels: layer.units, kernelSize: kernel, stride: stride,
+                        padding: layer.padding.map { Padding2D(integerLiteral: $0) } ?? .same, dilation: dilation, groups: layer.groups,
+                        activation: layer.activation, seed: layerSeed)
+                } else {
+                    guard let padding = layer.padding else { throw problem("padding: 'same' is for conv2d; give an integer") }
+                    let transposed = ConvTranspose2D(
+                        inputChannels: shape[0], outputChannels: layer.units, kernelSize: kernel, stride: stride,
+                        padding: Size2D(padding, padding), outputPadding: Size2D(layer.outputPadding, layer.outputPadding),
+                        dilation: dilation, groups: layer.groups, seed: layerSeed)
+                    module = layer.activation == .identity ? transposed : Sequential([transposed, ActivationLayer(layer.activation)])
+                }
+            case .batch_norm: module = BatchNorm2D(features: shape.first ?? 1, synchronized: layer.synchronized)
             case .max_pool:
                 module = MaxPool2D(kernelSize: Size2D(layer.kernelSize, layer.kernelSize), stride: Size2D(layer.stride, layer.stride))
             case .avg_pool:
                 module = AvgPool2D(kernelSize: Size2D(layer.kernelSize, layer.kernelSize), stride: Size2D(layer.stride, layer.stride))
             case .global_avg_pool: module = GlobalAvgPool2D()
+            case .global_avg_pool_1d: module = GlobalAvgPool1D()
             case .silu: module = ActivationLayer(.silu)
             case .softmax: module = ActivationLayer(.softmax)
             case .leaky_relu: module = LeakyReLU(negativeSlope: Float(layer.negativeSlope))
@@ -246,17 +370,54 @@ extension TrainConfig {
                     throw problem("\(layer.groups) groups must divide the \(shape.first ?? 0) channels of \(ShapeError.text(shape))")
                 }
                 module = GroupNorm(groups: layer.groups, channels: shape[0])
-            case .upsample: module = Upsample(scale: layer.scale)
+            case .upsample:
+                module = Upsample(scale: layer.scale, mode: layer.bilinear ? .bilinear(alignCorners: layer.alignCorners) : .nearest)
             case .embedding: module = Embedding(count: layer.count, dimension: layer.units, seed: layerSeed)
+            case .positional_embedding:
+                guard shape.count == 2 else { throw problem("needs [tokens, features] samples, gets \(ShapeError.text(shape))") }
+                module = PositionalEmbedding(length: layer.count, dimension: shape[1], seed: layerSeed)
+            case .multi_head_attention, .transformer_encoder:
+                guard shape.count == 2 else {
+                    throw problem(
+                        "needs [tokens, features] samples, gets \(ShapeError.text(shape))"
+                            + (shape.count == 1 ? " (an embedding layer first turns token indices into vectors)" : ""))
+                }
+                guard shape[1] % layer.heads == 0 else {
+                    throw problem("\(layer.heads) heads must divide the width \(shape[1])")
+                }
+                module =
+                    layer.kind == .multi_head_attention
+                    ? MultiHeadAttention(embedDimension: shape[1], heads: layer.heads, dropout: Float(layer.rate), seed: layerSeed)
+                    : TransformerEncoderBlock(
+                        embedDimension: shape[1], heads: layer.heads, feedForwardDimension: layer.units, dropout: Float(layer.rate),
+                        activation: layer.activation, normFirst: layer.normFirst, seed: layerSeed)
+            case .concat, .add: module = nil
             }
+            let node = LayerGraph.Node(
+                nodeName, module.map { .layer($0) } ?? (layer.kind == .add ? .add : .concat(axis: layer.axis)), inputs: inputNames)
             do {
-                shape = try module.outputShape(forInput: shape)
+                if graphMode || isMerge {
+                    shape = try LayerGraph.outputShape(of: node, inputs: inputNames.map { shapes[$0] ?? shape })
+                } else if let module {
+                    shape = try module.outputShape(forInput: shape)
+                }
             } catch let error as ShapeError {
                 throw problem(error.message)
             }
-            modules.append(module)
+            if graphMode {
+                nodes.append(node)
+                shapes[nodeName] = shape
+                previous = nodeName
+            } else if let module {
+                modules.append(module)
+            }
         }
-        return Sequential(modules)
+        guard graphMode else { return Sequential(modules) }
+        do {
+            return try LayerGraph(nodes)
+        } catch let error as LayerGraph.WiringError {
+            throw ConfigError(file: file, issues: [ConfigIssue(line: 0, column: 0, path: "model.layers", message: error.message)])
+        }
     }
 
     private func zooModel(_ zoo: ZooSpec, inputShape shape: [Int]) -> Module {

@@ -371,6 +371,24 @@ final class GradientCheckTests: XCTestCase {
                 unaryCase("gatherRows of rank 3", shape: [3, 2, 2], input: { Inputs.normal($0, &$1) }) { $0.gatherRows([1, 1, 0]) },
                 unaryCase("gatherRows of rank 1", shape: [5], input: { Inputs.normal($0, &$1) }) { $0.gatherRows([4, 4, 1]) },
             ],
+            .batchedMatmul: [
+                // Two matrices of m×k = 3×4 and k×n = 4×2, stored transposed when flagged.
+                C("batchedMatmul A B", inputs: { g in [Inputs.normal([2, 3, 4], &g), Inputs.normal([2, 4, 2], &g)] }) { x in
+                    x[0].batchedMatmul(x[1])
+                },
+                C("batchedMatmul Aᵀ B", inputs: { g in [Inputs.normal([2, 4, 3], &g), Inputs.normal([2, 4, 2], &g)] }) { x in
+                    x[0].batchedMatmul(x[1], transposeSelf: true)
+                },
+                C("batchedMatmul A Bᵀ", inputs: { g in [Inputs.normal([2, 3, 4], &g), Inputs.normal([2, 2, 4], &g)] }) { x in
+                    x[0].batchedMatmul(x[1], transposeOther: true)
+                },
+                C("batchedMatmul Aᵀ Bᵀ", inputs: { g in [Inputs.normal([3, 4, 3], &g), Inputs.normal([3, 2, 4], &g)] }) { x in
+                    x[0].batchedMatmul(x[1], transposeSelf: true, transposeOther: true)
+                },
+                C("batchedMatmul of one matrix", inputs: { g in [Inputs.normal([1, 3, 4], &g), Inputs.normal([1, 4, 2], &g)] }) { x in
+                    x[0].batchedMatmul(x[1])
+                },
+            ],
             .matmul: [
                 // A is m×k = 3×4 (stored 4×3 when transposed), B is k×n = 4×2 (stored 2×4 when transposed).
                 C("matmul A B", inputs: { g in [Inputs.normal([3, 4], &g), Inputs.normal([4, 2], &g)] }) { x in x[0].matmul(x[1]) },

@@ -211,12 +211,9 @@ extension TrainingConfigTests {
     /// named by its layer.
     func testTheNewLayerTypesBuildAndNameTheirShapes() throws {
         func model(_ layers: String, sample: [Int]) throws -> Sequential {
-            let yaml = """
-                model: {layers: [\(layers)]}
-                data: {train_dir: Data/digits/train}
-                optimizer: {name: adam}
-                """
-            return try TrainConfig.parse(yaml: yaml, file: "layers.yml").makeModel(sampleShape: sample)
+            let built = try Self.model(layers, sample: sample)
+            guard let chain = built as? Sequential else { throw LearnerError.invalidArgument("\(type(of: built)) is not a chain") }
+            return chain
         }
         let tokens = try model(
             "{type: embedding, count: 10, units: 6}, {type: layer_norm}, {type: flatten}, "
@@ -231,6 +228,98 @@ extension TrainingConfigTests {
         XCTAssertEqual(try image.outputShape(forInput: [1, 8, 8]), [4, 16, 16])
         XCTAssertThrowsError(try model("{type: conv2d, filters: 4}, {type: group_norm, groups: 3}", sample: [1, 8, 8])) { error in
             XCTAssertTrue("\(error)".contains("model.layers[1]: group_norm: 3 groups must divide the 4 channels"), "\(error)")
+        }
+    }
+
+    static func model(_ layers: String, sample: [Int]) throws -> Module {
+        let yaml = """
+            model: {layers: [\(layers)]}
+            data: {train_dir: Data/digits/train}
+            optimizer: {name: adam}
+            """
+        return try TrainConfig.parse(yaml: yaml, file: "layers.yml").makeModel(sampleShape: sample)
+    }
+
+    /// Layers named and wired by `inputs:` make a graph: a U-Net-like skip through a transposed
+    /// convolution, a concatenation, a grouped convolution and a residual sum; parameters are
+    /// named by the layer names; a wrong wiring is an error naming the layer's line.
+    func testNamedLayersWireAGraph() throws {
+        let layers = """
+            {type: conv2d, filters: 4, padding: same, name: enc1},
+            {type: max_pool, name: down},
+            {type: conv2d, filters: 8, padding: same, dilation: 2, name: mid},
+            {type: conv_transpose2d, filters: 4, kernel_size: 2, stride: 2, padding: 0, name: up},
+            {type: concat, inputs: [enc1, up], name: skip},
+            {type: conv2d, filters: 4, padding: same, groups: 2, name: fuse},
+            {type: add, inputs: [fuse, enc1]},
+            {type: conv2d, filters: 3, kernel_size: 1}
+            """
+        let graph = try XCTUnwrap(Self.model(layers, sample: [1, 8, 8]) as? LayerGraph)
+        XCTAssertEqual(try graph.outputShape(forInput: [1, 8, 8]), [3, 8, 8])
+        XCTAssertEqual(try graph.nodeShapes(forInput: [1, 8, 8])[4], [8, 8, 8], "the concatenation's channels")
+        let names = graph.namedParameters.map(\.name)
+        XCTAssertEqual(
+            names,
+            [
+                "enc1.weight", "enc1.bias", "mid.weight", "mid.bias", "up.weight", "up.bias", "fuse.weight", "fuse.bias", "7.weight",
+                "7.bias",
+            ])
+        XCTAssertEqual((graph.children.first { $0.0 == "mid" }?.1 as? Conv2D)?.dilation, 2)
+        XCTAssertEqual((graph.children.first { $0.0 == "fuse" }?.1 as? Conv2D)?.groups, 2)
+        var generator = RandomGenerator(seed: 5)
+        let y = graph(Tensor.randomNormal([2, 1, 8, 8], generator: &generator))
+        XCTAssertEqual(y.shape, [2, 3, 8, 8])
+        // The gradient reaches the first layer through both paths.
+        let grads = gradients(of: y.sum(), wrt: [graph.namedParameters[0].parameter.value])
+        XCTAssertGreaterThan(grads[0].scalars.map(abs).max() ?? 0, 0)
+
+        func failure(_ layers: String, _ sample: [Int] = [1, 8, 8]) -> String {
+            do {
+                _ = try Self.model(layers, sample: sample)
+                return "no error"
+            } catch { return "\(error)" }
+        }
+        let unknown = failure("{type: conv2d, filters: 4, name: enc1}, {type: concat, inputs: [enc1, enc9]}")
+        XCTAssertTrue(
+            unknown.contains("model.layers[1]: concat: inputs: 'enc9' names no layer above this one (known: input, enc1)"), unknown)
+        XCTAssertTrue(unknown.contains("line 1"), unknown)
+        let later = failure("{type: conv2d, filters: 4, inputs: [b]}, {type: relu, name: b}")
+        XCTAssertTrue(later.contains("model.layers[0]: conv2d: inputs: 'b' is a later layer"), later)
+        let mismatch = failure("{type: conv2d, filters: 4, name: a}, {type: max_pool, name: b}, {type: concat, inputs: [a, b]}")
+        XCTAssertTrue(
+            mismatch.contains("model.layers[2]: concat: input 1 (b) gives [4, 3, 3], input 0 (a) [4, 6, 6]; only axis 1 may differ"),
+            mismatch)
+        let sum = failure("{type: conv2d, filters: 4, padding: same, name: a}, {type: add, inputs: [a, input]}")
+        XCTAssertTrue(sum.contains("model.layers[1]: add: input 1 (input) gives [1, 8, 8], input 0 (a) [4, 8, 8]"), sum)
+        let single = failure("{type: conv2d, filters: 4, name: a}, {type: add, inputs: [a]}")
+        XCTAssertTrue(single.contains("add: merges two or more layers"), single)
+        let twice = failure("{type: conv2d, filters: 4, name: a}, {type: relu, name: a}")
+        XCTAssertTrue(twice.contains("model.layers[1]: relu: the name 'a' is taken"), twice)
+    }
+
+    /// A transformer classifier from the config: token embeddings, learned positions, encoder
+    /// blocks, mean pooling, a dense head.
+    func testATransformerClassifierBuildsFromTheConfig() throws {
+        let layers = """
+            {type: embedding, count: 12, units: 16}, {type: positional_embedding, count: 8},
+            {type: transformer_encoder, heads: 4, feed_forward: 32, rate: 0, norm_first: true, activation: gelu},
+            {type: multi_head_attention, heads: 2}, {type: global_avg_pool_1d}, {type: dense, units: 4}
+            """
+        let model = try XCTUnwrap(Self.model(layers, sample: [8]) as? Sequential)
+        XCTAssertEqual(try model.outputShape(forInput: [8]), [4])
+        let block = try XCTUnwrap(model.layers[2] as? TransformerEncoderBlock)
+        XCTAssertTrue(block.normFirst && block.activation == .gelu && block.feedForwardDimension == 32 && block.selfAttention.heads == 4)
+        XCTAssertTrue(model.namedParameters.map(\.name).contains("2.self_attn.in_proj_weight"))
+        let y = model(Tensor(shape: [2, 8], scalars: (0..<16).map { Float($0 % 12) }))
+        XCTAssertEqual(y.shape, [2, 4])
+        let heads = """
+            {type: embedding, count: 12, units: 10}, {type: transformer_encoder, heads: 4}
+            """
+        XCTAssertThrowsError(try Self.model(heads, sample: [8])) { error in
+            XCTAssertTrue("\(error)".contains("model.layers[1]: transformer_encoder: 4 heads must divide the width 10"), "\(error)")
+        }
+        XCTAssertThrowsError(try Self.model("{type: transformer_encoder, heads: 2}", sample: [8])) { error in
+            XCTAssertTrue("\(error)".contains("needs [tokens, features] samples, gets [8] (an embedding layer first"), "\(error)")
         }
     }
 

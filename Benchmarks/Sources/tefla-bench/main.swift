@@ -415,6 +415,8 @@ case "conv":
     runConvBench(options)
 case "cnn":
     runCNN(options, model: options.model)
+case "transformer":
+    runTransformer(options)
 case "pipeline-train":
     runPipelineTrain(options)
 case "gpu-check":

@@ -9,7 +9,7 @@ public enum OpKind: String, CaseIterable, Sendable {
     case softmax, logSoftmax
     case sum, mean, max
     case reshape, transpose, concat, slice, gatherRows
-    case matmul, linear, dropout
+    case matmul, batchedMatmul, linear, dropout
     case conv2d, convTranspose2d, batchNorm, maxPool2d, avgPool2d
     case softmaxCrossEntropy, sigmoidCrossEntropy
 }

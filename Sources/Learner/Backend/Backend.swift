@@ -30,6 +30,11 @@ public protocol Backend: Sendable {
     func pow(_ x: Storage, _ exponent: Float) -> Storage
     /// Row-major C[M,N] = op(A) op(B) (+ C when accumulate).
     func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: Storage, b: Storage, into c: Storage, accumulate: Bool)
+    /// Row-major C_i[M,N] = op(A_i) op(B_i) (+ C_i when accumulate) for i < batch, each operand
+    /// holding its matrices one after another (attention's per-head products).
+    func gemmBatched(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, batch: Int, a: Storage, b: Storage, into c: Storage,
+        accumulate: Bool)
     /// Sum or max over the middle axis of an [outer, mid, inner] view; max also returns the argmax.
     func reduce(sum: Bool, _ x: Storage, outer: Int, mid: Int, inner: Int) -> (Storage, [Int32]?)
     func softmax(_ x: Storage, rows: Int, columns: Int, log: Bool) -> Storage

@@ -96,6 +96,15 @@ public struct CPUBackend: Backend {
         }
     }
 
+    public func gemmBatched(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, batch: Int, a: Storage, b: Storage, into c: Storage,
+        accumulate: Bool
+    ) {
+        KernelProfile.gemm(.denseGemm, m: m * batch, n: n, k: k) {
+            CPUGemm.sgemmBatched(transA, transB, m: m, n: n, k: k, batch: batch, a.pointer, b.pointer, beta: accumulate ? 1 : 0, c.pointer)
+        }
+    }
+
     public func reduce(sum: Bool, _ x: Storage, outer: Int, mid: Int, inner: Int) -> (Storage, [Int32]?) {
         let out = Storage(count: outer * inner)
         if sum {

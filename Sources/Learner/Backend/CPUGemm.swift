@@ -36,6 +36,28 @@ public enum CPUGemm {
         }
     }
 
+    /// `batch` products C_i = op(A_i)·op(B_i) + beta·C_i of matrices stored one after another.
+    /// Many small products run one per core, each single-threaded (attention's per-head
+    /// scores); large ones run one after another, each split over the cores.
+    public static func sgemmBatched(
+        _ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int, batch: Int, _ a: UnsafePointer<Float>,
+        _ b: UnsafePointer<Float>, beta: Float, _ c: UnsafeMutablePointer<Float>
+    ) {
+        let lda = transA ? m : k, ldb = transB ? k : n
+        if batch == 1 || m * n * k >= parallelThreshold * 4 {
+            for i in 0..<batch {
+                sgemm(transA, transB, m: m, n: n, k: k, a + i * m * k, lda: lda, b + i * k * n, ldb: ldb, beta: beta, c + i * m * n, ldc: n)
+            }
+            return
+        }
+        let workers = Swift.min(CPUParallel.threadCount, batch)
+        CPUParallel.perform(workers) { w in
+            for i in stride(from: w, to: batch, by: workers) {
+                call(transA, transB, m, n, k, a + i * m * k, lda, b + i * k * n, ldb, beta, c + i * m * n, n)
+            }
+        }
+    }
+
     @inline(__always)
     private static func call(
         _ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<Float>, _ lda: Int,

@@ -117,6 +117,16 @@ public struct CUDABackend: Backend {
             "sgemm \(m)×\(n)×\(k)")
     }
 
+    public func gemmBatched(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, batch: Int, a: Storage, b: Storage, into c: Storage,
+        accumulate: Bool
+    ) {
+        batchedGemm(
+            transA: transA, transB: transB, m: m, n: n, k: k, a: a.pointer, lda: transA ? m : k, strideA: m * k,
+            b: b.pointer, ldb: transB ? k : n, strideB: k * n, beta: accumulate ? 1 : 0, c: c.pointer, ldc: n, strideC: m * n,
+            batch: batch)
+    }
+
     public func reduce(sum: Bool, _ x: Storage, outer: Int, mid: Int, inner: Int) -> (Storage, [Int32]?) {
         if sum {
             let out = make(outer * inner)

@@ -32,6 +32,46 @@ extension Tensor {
         }
     }
 
+    /// Batched matrix product of rank-3 tensors: C[i] = op(A[i])·op(B[i]) for each i of the
+    /// leading axis ([B, m, k] × [B, k, n] → [B, m, n]; PyTorch's `torch.bmm`), the transposes
+    /// going to the backend's sgemm without a copy.
+    public func batchedMatmul(_ other: Tensor, transposeSelf: Bool = false, transposeOther: Bool = false) -> Tensor {
+        precondition(
+            rank == 3 && other.rank == 3 && shape[0] == other.shape[0],
+            "batchedMatmul needs rank-3 tensors with one batch size, got \(shape) and \(other.shape)")
+        let batch = shape[0]
+        let m = transposeSelf ? shape[2] : shape[1]
+        let k = transposeSelf ? shape[1] : shape[2]
+        let k2 = transposeOther ? other.shape[2] : other.shape[1]
+        let n = transposeOther ? other.shape[1] : other.shape[2]
+        precondition(
+            k == k2,
+            "batchedMatmul: inner dimensions differ: \(shape)\(transposeSelf ? "ᵀ" : "") × \(other.shape)\(transposeOther ? "ᵀ" : "")")
+        precondition(device == other.device, "batchedMatmul: tensors on \(device) and \(other.device)")
+        let out = Storage(count: batch * m * n, device: device)
+        backend.gemmBatched(
+            transA: transposeSelf, transB: transposeOther, m: m, n: n, k: k, batch: batch, a: storage, b: other.storage, into: out,
+            accumulate: false)
+        let a = self.detached(), b = other.detached()
+        let needA = requiresGradient, needB = other.requiresGradient
+        return Tape.record(.batchedMatmul, Tensor(shape: [batch, m, n], storage: out), inputs: [self, other]) { g in
+            // As matmul's rule, matrix by matrix.
+            let ga: Tensor? =
+                needA
+                ? (transposeSelf
+                    ? b.batchedMatmul(g, transposeSelf: transposeOther, transposeOther: true)
+                    : g.batchedMatmul(b, transposeSelf: false, transposeOther: !transposeOther))
+                : nil
+            let gb: Tensor? =
+                needB
+                ? (transposeOther
+                    ? g.batchedMatmul(a, transposeSelf: true, transposeOther: transposeSelf)
+                    : a.batchedMatmul(g, transposeSelf: !transposeSelf, transposeOther: false))
+                : nil
+            return [ga, gb]
+        }
+    }
+
     /// y = x Wᵀ + b, with W of shape [out, in] (PyTorch's `nn.Linear` layout), fused by the
     /// backend (on the CPU: one sgemm accumulating onto the bias rows).
     public func linear(weight: Tensor, bias: Tensor?) -> Tensor {
