@@ -13,6 +13,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        // `swift package generate-documentation --target Learner` (Scripts/docs): the DocC catalog
+        // Sources/Learner/Learner.docc.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // The C shim: OpenBLAS, CRC32C, tf.Example parsing (protobuf-c as the reference), zlib, libjpeg-turbo, libpng;

@@ -1,6 +1,6 @@
 // swift-tools-version:6.1
-// An example of using Tefla for Swift as a dependency, as a user of the library would.
-// Scripts/check-consumer builds and runs it against a clone of this repository by setting
+// Examples of using Tefla for Swift as a dependency, as a user of the library would.
+// Scripts/check-consumer builds and runs them against a clone of this repository by setting
 // TEFLA_PACKAGE_URL; without it, it depends on the published repository.
 import Foundation
 import PackageDescription
@@ -21,4 +21,10 @@ let package = Package(
             dependencies: [.product(name: "Learner", package: "tefla-swift")]
         )
     ]
+        // The code of the articles of the documentation catalog (Sources/Learner/Learner.docc),
+        // one program per article: each article's code blocks appear verbatim in its program
+        // (DocumentationTests checks it), and Scripts/check-consumer builds and runs them.
+        + ["FirstModel", "CustomLayer", "CustomLoss", "CustomMetric", "CustomDataSource", "Checkpoints", "ConfigMap"].map {
+            .executableTarget(name: $0, dependencies: [.product(name: "Learner", package: "tefla-swift")])
+        }
 )

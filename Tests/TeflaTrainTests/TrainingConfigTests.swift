@@ -264,6 +264,9 @@ extension TrainingConfigTests {
                 "enc1.weight", "enc1.bias", "mid.weight", "mid.bias", "up.weight", "up.bias", "fuse.weight", "fuse.bias", "7.weight",
                 "7.bias",
             ])
+        let table = try graph.summary(inputShape: [1, 8, 8])
+        XCTAssertTrue(table.contains("concat(axis 1) ← enc1, up") && table.contains("add ← fuse, enc1"), table)
+        XCTAssertTrue(table.contains("Trainable params: \(graph.parameterCount)"), table)
         XCTAssertEqual((graph.children.first { $0.0 == "mid" }?.1 as? Conv2D)?.dilation, 2)
         XCTAssertEqual((graph.children.first { $0.0 == "fuse" }?.1 as? Conv2D)?.groups, 2)
         var generator = RandomGenerator(seed: 5)

@@ -23,7 +23,7 @@ public protocol Callback: AnyObject {
     func onBatchBegin(_ learner: SupervisedLearner, batch: Int) throws
     /// `loss` is the batch's training loss; `learner.globalStep` counts this step. NaN when no
     /// callback of the run reads batch losses (every one says `readsBatchLoss` false) and `fit`
-    /// defers reading them from the GPU (``SupervisedLearner/defersHostReads``).
+    /// defers reading them from the GPU (``TrainingOptions/defersHostReads``).
     func onBatchEnd(_ learner: SupervisedLearner, batch: Int, loss: Float) throws
     /// Whether ``onBatchEnd(_:batch:loss:)`` uses `loss`: true (the default) makes `fit` read every
     /// batch's loss back from the device as it ends.

@@ -116,7 +116,7 @@ public final class ModelCheckpoint: Callback {
 
     /// As the run is set up, before any other hook: a run starting after epoch 1
     /// continues from the checkpoint of epoch `startEpoch − 1` (or from the mid-epoch
-    /// checkpoint ``prepareResume()`` chose), and later checkpoints (an abandoned timeline) are
+    /// checkpoint ``SupervisedLearner/resumeEpoch()`` chose), and later checkpoints (an abandoned timeline) are
     /// removed. A fresh run never overwrites another run's checkpoints.
     public func onRunSetup(_ learner: SupervisedLearner) throws {
         best = nil

@@ -52,6 +52,7 @@ extension Module {
     /// PyTorch), on the parameters' own device.
     ///
     /// - Parameters:
+    ///   - path: the safetensors file.
     ///   - nameMap: renames file tensors before matching (file name → model name).
     ///   - strict: throw when anything is missing, unexpected or of another shape, naming it;
     ///     otherwise load what matches and report the rest.

@@ -185,7 +185,7 @@ public enum PixelLayout: Sendable {
 }
 
 /// 8-bit pixels decoded into the calling thread's scratch buffer, valid only inside
-/// ``ImageDecoder/withPixels(_:channels:dct:key:_:)``.
+/// ``ImageDecoder/withPixels(_:channels:dct:key:_:)-(UnsafeRawBufferPointer,_,_,_,_)``.
 public struct DecodedPixels {
     public let height: Int
     public let width: Int
@@ -238,7 +238,7 @@ private func withOptionalBuffer<R>(_ values: [Float]?, _ body: (UnsafePointer<Fl
 extension ImageDecoder {
     /// How a JPEG's inverse DCT is computed, as `tf.io.decode_jpeg(dct_method=)` names it.
     public enum DCTMethod: String, Sendable {
-        /// libjpeg's JDCT_ISLOW: the default of libjpeg, Pillow and ``ImageDecoder/decode(_:channels:size:key:)``.
+        /// libjpeg's JDCT_ISLOW: the default of libjpeg, Pillow and ``ImageDecoder/decode(_:channels:size:key:)-(UnsafeRawBufferPointer,_,_,_)``.
         case integerAccurate
         /// libjpeg's JDCT_IFAST: what TensorFlow's `decode_jpeg` uses when `dct_method` is left empty.
         case integerFast
@@ -255,7 +255,7 @@ extension ImageDecoder {
         try decodeScratch(data, channels: channels, dct: dct, key: key, region: nil) { pixels, _, _ in try body(pixels) }
     }
 
-    /// ``withPixels(_:channels:dct:key:_:)`` of only the part of the image `window` keeps (a
+    /// ``withPixels(_:channels:dct:key:_:)-(UnsafeRawBufferPointer,_,_,_,_)`` of only the part of the image `window` keeps (a
     /// window of the whole image, e.g. a random resized crop's): a JPEG decodes just those rows
     /// and the iMCU columns around them, so the cost follows the area kept. `body` gets the pixels
     /// decoded and the window moved into their coordinates (their origin subtracted), ready for

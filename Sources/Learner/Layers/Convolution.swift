@@ -5,16 +5,24 @@
 /// [outputChannels, inputChannels / groups, kH, kW] and `bias` [outputChannels], PyTorch's
 /// `nn.Conv2d` names and layout. Weights start He-normal, N(0, 2 / fanIn) with
 /// fanIn = inputChannels / groups · kH · kW; the bias starts at zero.
+///
+/// Declared by its outputs alone (``init(outputChannels:kernelSize:stride:padding:dilation:groups:useBias:activation:initializer:seed:)``),
+/// the layer makes its weight when it first learns its input channels: from
+/// ``Module/build(inputShape:)``, from `fit`'s first batch, or from its first input (PyTorch's `LazyConv2d`).
 public final class Conv2D: Module {
-    public let weight: Parameter
+    private var storedWeight: Parameter?
     public let bias: Parameter?
     public let stride: Size2D
     public let padding: Padding2D
     public let dilation: Size2D
     public let groups: Int
     public let activation: Activation
+    public let outputChannels: Int
+    public let kernelSize: Size2D
+    private let initializer: Initializer
+    private let seed: UInt64
 
-    public init(
+    public convenience init(
         inputChannels: Int, outputChannels: Int, kernelSize: Size2D, stride: Size2D = 1,
         padding: Padding2D = .valid, dilation: Size2D = 1, groups: Int = 1, useBias: Bool = true,
         activation: Activation = .identity, initializer: Initializer = .heNormal, seed: UInt64? = nil
@@ -22,13 +30,24 @@ public final class Conv2D: Module {
         precondition(
             groups > 0 && inputChannels % groups == 0 && outputChannels % groups == 0,
             "Conv2D: groups \(groups) must divide inputChannels \(inputChannels) and outputChannels \(outputChannels)")
-        var generator = RandomGenerator(seed: seed ?? Dense.nextSeed())
-        let fanIn = inputChannels / groups * kernelSize.height * kernelSize.width
-        let fanOut = outputChannels / groups * kernelSize.height * kernelSize.width
-        weight = Parameter(
-            initializer.make(
-                [outputChannels, inputChannels / groups, kernelSize.height, kernelSize.width],
-                fanIn: fanIn, fanOut: fanOut, generator: &generator))
+        self.init(
+            outputChannels: outputChannels, kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation,
+            groups: groups, useBias: useBias, activation: activation, initializer: initializer, seed: seed)
+        storedWeight = Parameter(makeWeight(inputChannels: inputChannels))
+    }
+
+    /// A convolution of `outputChannels` filters whose input channels come from its first input (see above).
+    public init(
+        outputChannels: Int, kernelSize: Size2D, stride: Size2D = 1, padding: Padding2D = .valid, dilation: Size2D = 1,
+        groups: Int = 1, useBias: Bool = true, activation: Activation = .identity, initializer: Initializer = .heNormal,
+        seed: UInt64? = nil
+    ) {
+        precondition(
+            groups > 0 && outputChannels % groups == 0, "Conv2D: groups \(groups) must divide outputChannels \(outputChannels)")
+        self.outputChannels = outputChannels
+        self.kernelSize = kernelSize
+        self.initializer = initializer
+        self.seed = seed ?? Dense.nextSeed()
         bias = useBias ? Parameter(.zeros([outputChannels])) : nil
         self.stride = stride
         self.padding = padding
@@ -38,13 +57,40 @@ public final class Conv2D: Module {
         super.init()
     }
 
-    public var inputChannels: Int { weight.shape[1] * groups }
-    public var outputChannels: Int { weight.shape[0] }
-    public var kernelSize: Size2D { Size2D(weight.shape[2], weight.shape[3]) }
+    private func makeWeight(inputChannels: Int) -> Tensor {
+        var generator = RandomGenerator(seed: seed)
+        let fanIn = inputChannels / groups * kernelSize.height * kernelSize.width
+        let fanOut = outputChannels / groups * kernelSize.height * kernelSize.width
+        return initializer.make(
+            [outputChannels, inputChannels / groups, kernelSize.height, kernelSize.width], fanIn: fanIn, fanOut: fanOut,
+            generator: &generator)
+    }
+
+    /// Whether the weight exists (false until a layer declared by its outputs sees its input).
+    public var isBuilt: Bool { storedWeight != nil }
+
+    /// [outputChannels, inputChannels / groups, kH, kW]; none until a layer declared by its
+    /// outputs alone is built.
+    public var weight: Parameter {
+        guard let storedWeight else {
+            preconditionFailure(
+                "Conv2D(→\(outputChannels)) has no weight before its input channels are known: call build(inputShape:) first")
+        }
+        return storedWeight
+    }
+
+    /// The input channels; 0 while a layer declared by its outputs alone is not built.
+    public var inputChannels: Int { (storedWeight?.shape[1] ?? 0) * groups }
+
+    private func buildIfNeeded(inputChannels: Int) {
+        guard storedWeight == nil, inputChannels > 0, inputChannels % groups == 0 else { return }
+        storedWeight = Parameter(makeWeight(inputChannels: inputChannels).to(placement))
+    }
 
     var label: String { "Conv2D(\(inputChannels)→\(outputChannels), kernel \(kernelSize), stride \(stride))" }
 
     public override func forward(_ input: Tensor) -> Tensor {
+        if input.rank == 4 { buildIfNeeded(inputChannels: input.shape[1]) }
         precondition(
             input.rank == 4 && input.shape[1] == inputChannels,
             "\(label): input shape \(input.shape) should be [N, \(inputChannels), H, W] (weight \(weight.shape))")
@@ -55,14 +101,18 @@ public final class Conv2D: Module {
     }
 
     public override func outputShape(forInput shape: [Int]) throws -> [Int] {
-        try requireImage(shape, channels: inputChannels, layer: label)
+        if shape.count == 3 { buildIfNeeded(inputChannels: shape[0]) }
+        if !isBuilt, shape.count == 3 {
+            throw shapeError("\(groups) groups must divide the \(shape[0]) input channels", layer: label)
+        }
+        try requireImage(shape, channels: isBuilt ? inputChannels : nil, layer: label)
         return try windowOutput(
             shape, outputChannels: outputChannels, kernel: kernelSize, stride: stride, padding: padding, dilation: dilation,
             layer: label)
     }
 
     public override var localParameters: [(String, Parameter)] {
-        var p = [("weight", weight)]
+        var p: [(String, Parameter)] = storedWeight.map { [("weight", $0)] } ?? []
         if let bias { p.append(("bias", bias)) }
         return p
     }

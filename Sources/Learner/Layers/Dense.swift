@@ -50,45 +50,91 @@ public enum Initializer: Sendable {
 /// Input [N, inputSize], output [N, units]. `weight` is [units, inputSize] and
 /// `bias` [units], as in PyTorch's `nn.Linear`. Weights start He-normal before a ReLU
 /// and Glorot-uniform otherwise; the bias starts at zero.
+///
+/// Declared by its outputs alone (``init(units:activation:useBias:initializer:seed:)``), the
+/// layer makes its weight when it first learns its input size: from ``Module/build(inputShape:)``,
+/// from `fit`'s first batch, or from the first input it is called on (PyTorch's `LazyLinear`).
 public final class Dense: Module {
-    public let weight: Parameter
+    private var storedWeight: Parameter?
     public let bias: Parameter?
     public let activation: Activation
+    public let units: Int
+    private let initializer: Initializer
+    private let seed: UInt64
 
     public init(
         inputSize: Int, units: Int, activation: Activation = .identity, useBias: Bool = true,
         initializer: Initializer? = nil, seed: UInt64? = nil
     ) {
-        var generator = RandomGenerator(seed: seed ?? Dense.nextSeed())
-        let init_ = initializer ?? (activation == .relu || activation == .gelu ? .heNormal : .glorotUniform)
-        weight = Parameter(init_.make([units, inputSize], fanIn: inputSize, fanOut: units, generator: &generator))
-        bias = useBias ? Parameter(.zeros([units])) : nil
+        self.units = units
         self.activation = activation
+        self.initializer = initializer ?? (activation == .relu || activation == .gelu ? .heNormal : .glorotUniform)
+        self.seed = seed ?? Dense.nextSeed()
+        bias = useBias ? Parameter(.zeros([units])) : nil
+        super.init()
+        storedWeight = Parameter(makeWeight(inputSize: inputSize))
+    }
+
+    /// A layer of `units` outputs whose input size comes from its first input (see above).
+    public init(
+        units: Int, activation: Activation = .identity, useBias: Bool = true, initializer: Initializer? = nil, seed: UInt64? = nil
+    ) {
+        precondition(units > 0, "Dense: units \(units)")
+        self.units = units
+        self.activation = activation
+        self.initializer = initializer ?? (activation == .relu || activation == .gelu ? .heNormal : .glorotUniform)
+        self.seed = seed ?? Dense.nextSeed()
+        bias = useBias ? Parameter(.zeros([units])) : nil
         super.init()
     }
 
-    public var inputSize: Int { weight.shape[1] }
-    public var units: Int { weight.shape[0] }
+    private func makeWeight(inputSize: Int) -> Tensor {
+        var generator = RandomGenerator(seed: seed)
+        return initializer.make([units, inputSize], fanIn: inputSize, fanOut: units, generator: &generator)
+    }
+
+    /// Whether the weight exists (false until a layer declared by its outputs sees its input size).
+    public var isBuilt: Bool { storedWeight != nil }
+
+    /// [units, inputSize]. A layer declared by its outputs alone has none until it is built.
+    public var weight: Parameter {
+        guard let storedWeight else {
+            preconditionFailure("Dense(units: \(units)) has no weight before its input size is known: call build(inputShape:) first")
+        }
+        return storedWeight
+    }
+
+    /// The input size; 0 while a layer declared by its outputs alone is not built.
+    public var inputSize: Int { storedWeight?.shape[1] ?? 0 }
+
+    private func buildIfNeeded(inputSize: Int) {
+        guard storedWeight == nil, inputSize > 0 else { return }
+        storedWeight = Parameter(makeWeight(inputSize: inputSize).to(placement))
+    }
+
+    private var label: String { isBuilt ? "Dense(\(inputSize)→\(units))" : "Dense(→\(units))" }
 
     public override func forward(_ input: Tensor) -> Tensor {
+        if input.rank == 2 { buildIfNeeded(inputSize: input.shape[1]) }
         precondition(
             input.rank == 2 && input.shape[1] == inputSize,
-            "Dense(\(inputSize)→\(units)): input shape \(input.shape) should be [N, \(inputSize)]")
+            "\(label): input shape \(input.shape) should be [N, \(isBuilt ? String(inputSize) : "features")]")
         return activation(input.linear(weight: weight.value, bias: bias?.value))
     }
 
     public override func outputShape(forInput shape: [Int]) throws -> [Int] {
-        guard shape == [inputSize] else {
+        if shape.count == 1 { buildIfNeeded(inputSize: shape[0]) }
+        guard isBuilt, shape == [inputSize] else {
             throw shapeError(
-                "takes \(inputSize) values per sample, gets \(ShapeError.text(shape))"
-                    + (shape.count > 1 && shape.reduce(1, *) == inputSize ? " (flatten it first)" : ""),
-                layer: "Dense(\(inputSize)→\(units))")
+                "takes \(isBuilt ? "\(inputSize) values" : "flat [features]") per sample, gets \(ShapeError.text(shape))"
+                    + (shape.count > 1 && (!isBuilt || shape.reduce(1, *) == inputSize) ? " (flatten it first)" : ""),
+                layer: label)
         }
         return [units]
     }
 
     public override var localParameters: [(String, Parameter)] {
-        var p = [("weight", weight)]
+        var p: [(String, Parameter)] = storedWeight.map { [("weight", $0)] } ?? []
         if let bias { p.append(("bias", bias)) }
         return p
     }

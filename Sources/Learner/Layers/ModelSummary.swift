@@ -5,12 +5,27 @@ extension Module {
     ///
     /// Shapes come from shape inference, not a forward pass, so a ResNet-50 at 224×224 costs
     /// nothing to describe. A shape that cannot flow is a ``ShapeError`` naming the layer. A
-    /// model whose children are not a chain (a graph module) is one row.
+    /// ``LayerGraph`` lists its nodes with the layers each takes its inputs from; another model
+    /// whose children are not a chain is one row. Layers declared by their outputs alone are
+    /// built for `inputShape` first.
     public func summary(inputShape: [Int]) throws -> String {
         var rows: [(name: String, type: String, shape: [Int], parameters: Int)] = []
         var shape = inputShape
+        let output = try outputShape(forInput: inputShape)
         var chained = !children.isEmpty
-        for (name, layer) in children {
+        if let graph = self as? LayerGraph {
+            let shapes = try graph.nodeShapes(forInput: inputShape)
+            for (node, shape) in zip(graph.nodes, shapes) {
+                let from = node.inputs.isEmpty ? "" : " ← " + node.inputs.joined(separator: ", ")
+                switch node.operation {
+                case .layer(let layer): rows.append((node.name, String(describing: type(of: layer)) + from, shape, layer.parameterCount))
+                case .concat(let axis): rows.append((node.name, "concat(axis \(axis))" + from, shape, 0))
+                case .add: rows.append((node.name, "add" + from, shape, 0))
+                }
+            }
+            chained = false
+        }
+        for (name, layer) in children where !(self is LayerGraph) {
             do {
                 shape = try outputShape(of: layer, named: name, forInput: shape)
             } catch is ShapeError where !(self is Sequential) {
@@ -19,8 +34,7 @@ extension Module {
             }
             rows.append((name, String(describing: type(of: layer)), shape, layer.parameterCount))
         }
-        let output = try outputShape(forInput: inputShape)
-        if !chained || rows.last?.shape != output {
+        if !(self is LayerGraph) && (!chained || rows.last?.shape != output) {
             // Not a chain of its children (or no children): the model is one row.
             rows = [("model", String(describing: type(of: self)), output, parameterCount)]
         }

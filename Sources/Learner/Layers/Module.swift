@@ -86,7 +86,7 @@ open class Module {
     /// Non-trainable state owned directly by this module (BatchNorm's `running_mean`,
     /// `running_var`, `num_batches_tracked`), with its local names. Buffers are frozen
     /// ``Parameter``s: checkpoints save and load them like parameters, but they are not in
-    /// ``namedParameters`` (so neither the optimizer nor ``parameterCount`` sees them) and the
+    /// ``Module/namedParameters`` (so neither the optimizer nor ``Module/parameterCount`` sees them) and the
     /// module updates them itself, in place, during its forward pass.
     open var localBuffers: [(String, Parameter)] { [] }
 
@@ -126,7 +126,26 @@ open class Module {
     public func move(to device: Device) {
         for p in parameters { p.move(to: device) }
         for (_, b) in namedBuffers { b.move(to: device) }
+        place(on: device)
     }
+
+    /// The device the module's parameters live on (set by ``move(to:)``): where a layer declared
+    /// by its outputs alone makes its weights once it learns its input size.
+    public private(set) var placement: Device = .cpu
+
+    private func place(on device: Device) {
+        placement = device
+        for (_, child) in children { child.place(on: device) }
+    }
+
+    /// Gives every layer declared by its outputs alone (``Dense/init(units:activation:useBias:initializer:seed:)``,
+    /// ``Conv2D/init(outputChannels:kernelSize:stride:padding:dilation:groups:useBias:activation:initializer:seed:)``)
+    /// its input size, making its weights, and returns the per-sample output shape: Keras'
+    /// `build(input_shape)`. `fit` does this with its first batch; call it before anything that
+    /// needs the parameters first (an optimizer's state, loading weights, `parameterCount`).
+    /// A shape that cannot flow throws the ``ShapeError`` naming the layer.
+    @discardableResult
+    public func build(inputShape: [Int]) throws -> [Int] { try outputShape(forInput: inputShape) }
 
     public func train() { setTraining(true) }
     public func eval() { setTraining(false) }

@@ -9,7 +9,7 @@ import Foundation
 /// - phase 2, up to step `total − 1`: LR down to `maxLR/divFactor/finalDivFactor`, momentum back up.
 ///
 /// Within a phase `pct = (step − start)/(end − start)` and `value = end + (start − end)/2·(cos(π·pct) + 1)`.
-/// The momentum is applied to SGD's momentum or Adam's β₁ (see ``Optimizer/setScheduledMomentum(_:)``).
+/// The momentum is applied to SGD's momentum or Adam's β₁ (see ``Optimizer/scheduledMomentum``).
 public struct OneCycleLR: LearningRateSchedule {
     public var maxLR: Float
     /// The run's optimizer steps; nil: `fit` sets it from its epochs and batches per epoch.

@@ -72,7 +72,7 @@ public final class SummaryWriter {
 ///
 /// Every event's step is the global step (the epoch's values at its last step), one axis as
 /// PyTorch Lightning logs, so that a resumed run continues the same run: it starts by marking
-/// its first step (``SummaryWriter/purge(fromStep:)``), and TensorBoard drops what the stopped
+/// its first step (``SummaryWriter/purge(fromStep:wallTime:)``), and TensorBoard drops what the stopped
 /// run had logged after the checkpoint it resumed from, instead of showing it twice.
 public final class TensorBoardLogger: Callback {
     /// Writes files: rank 0 alone runs it in data-parallel training.

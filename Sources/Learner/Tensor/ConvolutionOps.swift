@@ -41,6 +41,10 @@ extension Tensor {
     /// - Parameters:
     ///   - weight: [outC, C/groups, kH, kW]; `groups` = C with outC = k·C is a depthwise convolution.
     ///   - bias: [outC] or nil.
+    ///   - stride: s, the step of the window along each axis.
+    ///   - padding: zeros around the input: ``Padding2D/valid``, ``Padding2D/same`` or explicit rows and columns.
+    ///   - dilation: d, the spacing of the kernel's taps.
+    ///   - groups: channel groups; each output channel sees the C/groups input channels of its group.
     /// - Returns: [N, outC, OH, OW], OH = ⌊(H + padTop + padBottom − d·(kH − 1) − 1) / s⌋ + 1.
     public func conv2d(
         weight: Tensor, bias: Tensor? = nil, stride: Size2D = 1, padding: Padding2D = .valid,
@@ -73,8 +77,12 @@ extension Tensor {
     ///
     /// - Parameters:
     ///   - weight: [C, outC/groups, kH, kW] (PyTorch's `ConvTranspose2d` layout).
+    ///   - bias: [outC] or nil.
+    ///   - stride: s, the step of the transposed convolution's window along each axis.
     ///   - padding: explicit padding only (the padding of the convolution this one transposes).
     ///   - outputPadding: extra rows/columns at the bottom/right, each < stride (or < dilation).
+    ///   - dilation: d, the spacing of the kernel's taps.
+    ///   - groups: channel groups, as in the convolution this one transposes.
     /// - Returns: [N, outC, OH, OW], OH = (H − 1)·s − padTop − padBottom + d·(kH − 1) + 1 + outputPadding.
     public func convTranspose2d(
         weight: Tensor, bias: Tensor? = nil, stride: Size2D = 1, padding: Padding2D = 0,

@@ -3,6 +3,7 @@ extension Tensor {
     /// (stored as Float), fused with log-softmax for stability.
     ///
     /// - Parameters:
+    ///   - labels: [N] class indices, stored as Float.
     ///   - labelSmoothing: ε; the target is (1 − ε)·one-hot + ε/C (PyTorch's `label_smoothing`).
     ///   - sampleWeights: optional [N] weights; the loss is Σ wᵢ·ℓᵢ / N (Keras' `sample_weight`).
     public func softmaxCrossEntropy(labels: Tensor, labelSmoothing: Float = 0, sampleWeights: Tensor? = nil) -> Tensor {

@@ -4,7 +4,7 @@ import CLearner
 ///
 /// Tensors are values: every op returns a new tensor and leaves its inputs alone. A tensor
 /// produced from inputs that take part in differentiation carries a node of the autodiff tape
-/// (``Tape``), so that ``gradients(of:wrt:)`` can run the chain rule backwards.
+/// (``Tape``), so that ``gradients(of:wrt:onGradientReady:)`` can run the chain rule backwards.
 // @unchecked Sendable: `shape` and `storage` are constants (``Storage`` says when its floats
 // change), and `node` is an immutable tape node. The tape, with the backward closures a node
 // holds, is recorded and run backwards on one thread (recording is per thread); tensors that

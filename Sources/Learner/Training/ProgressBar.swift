@@ -21,6 +21,11 @@ public struct ProgressBar {
     public private(set) var draws = 0
 
     /// - Parameters:
+    ///   - epoch: the epoch the bar shows (1-based).
+    ///   - epochs: the run's last epoch.
+    ///   - totalBatches: batches in the epoch.
+    ///   - isTerminal: whether `write` draws on a terminal (a live bar) or writes lines.
+    ///   - started: when the epoch started.
     ///   - write: receives the text as is (no newline added) on a terminal, whole lines otherwise.
     public init(
         epoch: Int, epochs: Int, totalBatches: Int, isTerminal: Bool, started: Date = Date(),

@@ -40,6 +40,11 @@ extension SupervisedLearner {
     /// `validation` after each epoch: the loop every other `fit` runs.
     ///
     /// - Parameters:
+    ///   - training: the batches to train on.
+    ///   - validation: measured after every epoch, when given.
+    ///   - epochs: the last epoch to train.
+    ///   - batchSize: samples per batch (per optimizer step).
+    ///   - dropLastBatch: whether to leave out a pass's last batch when it is short.
     ///   - iterationsPerEpoch: batches per epoch (tefla's `n_iters_per_epoch`); by default one
     ///     pass over the data. More than a pass holds continues with a freshly shuffled pass.
     ///   - startEpoch: with a ``checkpoint``, a value above 1 continues from the checkpoint

@@ -7,7 +7,7 @@ extension SupervisedLearner {
     ///
     /// Applies the schedule (for step index `globalStep`), clips the gradients and updates the
     /// weight average when those are configured. With a ``gradientSynchronizer`` every rank must
-    /// call it with its own share of the global batch (``fit`` does that). Throws what the
+    /// call it with its own share of the global batch (`fit` does that). Throws what the
     /// replicas' gradient exchange throws.
     @discardableResult
     public func trainStep(inputs: Tensor, labels: Tensor, sampleWeights: Tensor? = nil) throws -> (loss: Float, outputs: Tensor) {

@@ -8,13 +8,6 @@ import Logging
 /// let history = try learner.fit(dataDir: "Data/digits/train", featureKeys: FeatureKeys(input: "image", label: "label"),
 ///                               startEpoch: 1, validationDir: "Data/digits/val", epochs: 20, batchSize: 32)
 /// ```
-/// Trains a model on labelled examples: tefla's `SupervisedLearner`, Keras' `fit`.
-///
-/// ```swift
-/// let learner = SupervisedLearner(model: model, loss: .softmaxCrossEntropy(), optimizer: Adam(), seed: 7)
-/// let history = try learner.fit(dataDir: "Data/digits/train", featureKeys: FeatureKeys(input: "image", label: "label"),
-///                               startEpoch: 1, validationDir: "Data/digits/val", epochs: 20, batchSize: 32)
-/// ```
 ///
 /// The learner holds the model, what trains it (loss, optimizer, ``TrainingOptions``) and the
 /// run's position (``globalStep``). `fit`'s loop (SupervisedLearner+Fit.swift) steps through
@@ -65,8 +58,14 @@ public final class SupervisedLearner {
     /// The model's per-sample output shape for each per-sample input shape it was checked on.
     var inferredShapes: [[Int]: [Int]] = [:]
 
-    /// - Parameter device: `.cpu` or `.cuda(i)`; for a GPU call ``CUDAContext/use(device:memoryFraction:)`` first.
-    ///   The model's parameters are moved there.
+    /// - Parameters:
+    ///   - model: the model to train.
+    ///   - loss: what training minimises.
+    ///   - optimizer: how the parameters are updated.
+    ///   - seed: seeds shuffling and dropout; the same seed gives the same run.
+    ///   - device: `.cpu` or `.cuda(i)`; for a GPU call ``CUDAContext/use(device:memoryFraction:)`` first.
+    ///     The model's parameters are moved there.
+    ///   - options: how the learner trains and reports.
     public init(
         model: Module, loss: Loss, optimizer: Optimizer, seed: UInt64 = 0, device: Device = .cpu,
         options: TrainingOptions = TrainingOptions()
