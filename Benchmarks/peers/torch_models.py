@@ -17,6 +17,7 @@ Importing this module has no side effects.
 """
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 def small_cnn():
@@ -142,3 +143,58 @@ def resnet18(classes=1000):
 
 def resnet50(classes=1000):
     return ResNet(Bottleneck, [3, 4, 6, 3], classes)
+
+
+class UNetBlock(nn.Module):
+    def __init__(self, cin, cout, batch_norm, residual):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1, bias=not batch_norm)
+        self.bn1 = nn.BatchNorm2d(cout) if batch_norm else None
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=not batch_norm)
+        self.bn2 = nn.BatchNorm2d(cout) if batch_norm else None
+        self.shortcut = nn.Conv2d(cin, cout, 1) if residual and cin != cout else None
+        self.residual = residual
+
+    def forward(self, x):
+        y = self.conv1(x)
+        if self.bn1 is not None:
+            y = self.bn1(y)
+        y = self.conv2(F.relu(y))
+        if self.bn2 is not None:
+            y = self.bn2(y)
+        if self.residual:
+            y = y + (self.shortcut(x) if self.shortcut is not None else x)
+        return F.relu(y)
+
+
+class UNet(nn.Module):
+    """The library's UNet (Sources/Learner/Layers/UNet.swift) with its attribute names."""
+
+    def __init__(self, cin, cout, depth=4, base=32, batch_norm=True, residual=False, upsampling="transposed"):
+        super().__init__()
+        self.depth = depth
+        widths = [base << i for i in range(depth + 1)]
+        for i in range(depth):
+            setattr(self, f"down{i}", UNetBlock(cin if i == 0 else widths[i - 1], widths[i], batch_norm, residual))
+        self.bottom = UNetBlock(widths[depth - 1], widths[depth], batch_norm, residual)
+        for k, level in enumerate(range(depth - 1, -1, -1)):
+            wide, narrow = widths[level + 1], widths[level]
+            if upsampling == "transposed":
+                setattr(self, f"up{k}", nn.ConvTranspose2d(wide, narrow, 2, stride=2))
+            else:
+                setattr(self, f"up{k}", nn.Sequential(
+                    nn.Upsample(scale_factor=2, mode=upsampling, **({"align_corners": False} if upsampling == "bilinear" else {})),
+                    nn.Conv2d(wide, narrow, 3, padding=1)))
+            setattr(self, f"dec{k}", UNetBlock(2 * narrow, narrow, batch_norm, residual))
+        self.head = nn.Conv2d(base, cout, 1)
+
+    def forward(self, x):
+        skips = []
+        for i in range(self.depth):
+            x = getattr(self, f"down{i}")(x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2)
+        x = self.bottom(x)
+        for k in range(self.depth):
+            x = getattr(self, f"dec{k}")(torch.cat([skips[self.depth - 1 - k], getattr(self, f"up{k}")(x)], dim=1))
+        return self.head(x)

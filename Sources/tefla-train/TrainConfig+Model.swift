@@ -49,17 +49,25 @@ struct LayerSpec: Equatable {
 
 /// `model: {name: ..., classes: ...}`: a model of the zoo.
 struct ZooSpec: Equatable {
-    enum Name: String, CaseIterable { case mlp, small_cnn, resnet18, resnet34, cifar_resnet20, cifar_resnet56 }
+    enum Name: String, CaseIterable { case mlp, small_cnn, resnet18, resnet34, cifar_resnet20, cifar_resnet56, unet }
     var name: Name
     var classes: Int
     var hidden: [Int] = [128]
     var dropout: Double = 0
+    /// `unet`: micro_dl's options.
+    var depth = 4
+    var baseFilters = 32
+    var batchNorm = true
+    var residual = false
+    var upsampling = UNet.Upsampling.transposed
     /// Where `model.name` is written in the file.
     var place = ConfigPlace()
 }
 
 extension TrainConfig {
-    static let modelKeys = ["layers", "name", "classes", "hidden", "dropout"]
+    static let modelKeys = [
+        "layers", "name", "classes", "hidden", "dropout", "depth", "base_filters", "batch_norm", "residual", "upsampling",
+    ]
     static let layerKeys = [
         "type", "units", "activation", "rate", "filters", "kernel_size", "stride", "padding", "pool_size", "sync", "groups", "scale",
         "count", "negative_slope", "name", "inputs", "dilation", "output_padding", "mode", "align_corners", "heads",
@@ -82,6 +90,21 @@ extension TrainConfig {
                     }
                 }
                 spec.dropout = model.float("dropout", default: 0, minimum: 0) ?? 0
+                if zooName == .unet {
+                    spec.depth = model.int("depth", default: 4, minimum: 1) ?? 4
+                    spec.baseFilters = model.int("base_filters", default: 32, minimum: 1) ?? 32
+                    spec.batchNorm = model.bool("batch_norm", default: true)
+                    spec.residual = model.bool("residual", default: false)
+                    spec.upsampling =
+                        UNet.Upsampling(
+                            rawValue: model.oneOf("upsampling", UNet.Upsampling.allCases.map(\.rawValue), default: "transposed"))
+                        ?? .transposed
+                    if spec.dropout >= 1 { reader.report(model.node("dropout"), "model.dropout", "must be < 1, got \(spec.dropout)") }
+                } else {
+                    for key in ["depth", "base_filters", "batch_norm", "residual", "upsampling"] where model.node(key) != nil {
+                        reader.report(model.node(key), "model.\(key)", "is a unet option; \(name) does not take it")
+                    }
+                }
                 zoo = spec
             }
             if model.node("layers") != nil {
@@ -102,7 +125,9 @@ extension TrainConfig {
         }
     }
 
-    static let imageLayers: [LayerSpec.Kind] = [.conv2d, .batch_norm, .max_pool, .avg_pool, .global_avg_pool, .group_norm, .upsample]
+    static let imageLayers: [LayerSpec.Kind] = [
+        .conv2d, .conv_transpose2d, .dropout2d, .batch_norm, .max_pool, .avg_pool, .global_avg_pool, .group_norm, .upsample,
+    ]
 
     /// The first layer that needs samples shaped [C, H, W], with its place: such a model needs
     /// records of encoded images or `data.input_shape` (checked once the data is known).
@@ -431,6 +456,11 @@ extension TrainConfig {
         case .resnet34: return Zoo.resnet34(classes: zoo.classes, inputChannels: shape.count == 3 ? shape[0] : 3)
         case .cifar_resnet20: return Zoo.cifarResNet(depth: 20, classes: zoo.classes)
         case .cifar_resnet56: return Zoo.cifarResNet(depth: 56, classes: zoo.classes)
+        case .unet:
+            return UNet(
+                inputChannels: shape.count == 3 ? shape[0] : 1, outputChannels: zoo.classes, depth: zoo.depth,
+                baseFilters: zoo.baseFilters, batchNorm: zoo.batchNorm, dropout: Float(zoo.dropout), residual: zoo.residual,
+                upsampling: zoo.upsampling, seed: seed)
         }
     }
 }

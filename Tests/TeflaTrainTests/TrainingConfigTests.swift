@@ -326,6 +326,25 @@ extension TrainingConfigTests {
         }
     }
 
+    /// micro_dl's U-Net from the zoo, with its options; an option another zoo model does not take is named.
+    func testTheUNetOfTheZooTakesItsOptions() throws {
+        let yaml = """
+            model: {name: unet, classes: 3, depth: 2, base_filters: 8, residual: true, upsampling: bilinear, dropout: 0.1}
+            data: {train_dir: Data/digits/train}
+            optimizer: {name: adam}
+            """
+        let model = try TrainConfig.parse(yaml: yaml, file: "unet.yml").makeModel(sampleShape: [3, 32, 32])
+        let unet = try XCTUnwrap((model as? Sequential)?.layers.last as? UNet)
+        XCTAssertEqual(unet.depth, 2)
+        XCTAssertEqual(unet.down[0].conv1.outputChannels, 8)
+        XCTAssertTrue(unet.down[0].residual && unet.up[0] is Sequential)
+        XCTAssertEqual(try model.outputShape(forInput: [3, 32, 32]), [3, 32, 32])
+        XCTAssertThrowsError(try TrainConfig.parse(yaml: "model: {name: mlp, classes: 2, depth: 3}\ndata: {train_dir: x}\n", file: "m.yml"))
+        {
+            XCTAssertTrue("\($0)".contains("model.depth: is a unet option; mlp does not take it"), "\($0)")
+        }
+    }
+
     func testValuesReachTheObjects() throws {
         let yaml = """
             model: {layers: [{type: dense, units: 10}]}

@@ -7,6 +7,8 @@
 // small: 28×28×1 → conv32 3×3 pad 1 → ReLU → maxpool 2 → conv64 3×3 pad 1 → ReLU → maxpool 2
 //        → flatten → dense 128 → ReLU → dense 10; batch 64.
 // resnet18: Zoo.resnet18 (torchvision's ImageNet layout) with 10 classes on 64×64 RGB; batch 32.
+// unet: UNet depth 4, base 32 filters, batch norm, transposed convolutions, 2 classes per pixel on
+//       128×128 RGB; batch 8.
 // Both: softmax cross-entropy, SGD lr 0.01 momentum 0.9, each step
 // `SupervisedLearner.trainStep(inputs:labels:)` (forward, loss, backward, update, loss read back).
 // `--profile` then runs more steps with KernelProfile on and prints the time per kernel kind
@@ -38,6 +40,10 @@ let cnnSpecs: [String: CNNSpec] = [
     "resnet18": CNNSpec(name: "resnet18", inputShape: [3, 64, 64], defaultBatch: 32, defaultSteps: 4, defaultWarmup: 3) {
         Zoo.resnet18(classes: 10)
     },
+    // Segmentation: per-pixel softmax cross-entropy over 2 classes, labels [N, 128, 128].
+    "unet": CNNSpec(name: "unet", inputShape: [3, 128, 128], defaultBatch: 8, defaultSteps: 3, defaultWarmup: 2) {
+        UNet(inputChannels: 3, outputChannels: 2, depth: 4, baseFilters: 32, seed: 1)
+    },
 ]
 
 func runCNN(_ o: Options, model modelName: String) {
@@ -56,7 +62,9 @@ func runCNN(_ o: Options, model modelName: String) {
     let pool: [(Tensor, Tensor)] = (0..<8).map { _ in
         (
             Tensor.randomNormal([batch] + spec.inputShape, generator: &g),
-            Tensor(shape: [batch], scalars: (0..<batch).map { _ in Float(g.next() % 10) })
+            spec.name == "unet"
+                ? Tensor(shape: [batch, 128, 128], scalars: (0..<(batch * 128 * 128)).map { _ in Float(g.next() % 2) })
+                : Tensor(shape: [batch], scalars: (0..<batch).map { _ in Float(g.next() % 10) })
         )
     }
     var run = o
