@@ -28,6 +28,9 @@ struct DataSpec: Equatable {
     var iterationsPerEpoch: Int?
     /// Skip (and count) corrupt records instead of stopping at the first.
     var skipCorrupt = false
+    /// `label_image`: the label feature is an encoded image aligned with the input: `mask`
+    /// (class indices) or `image` (a target image of the input's channels); nil: detected.
+    var labelImage: String?
     /// Feature vectors larger than this in memory are read from disk every epoch.
     var memoryBudget = 1 << 30
 
@@ -37,7 +40,7 @@ struct DataSpec: Equatable {
     /// features_keys); records of images are recognised whatever it says.
     var declaresImages: Bool { !imageKeys.isEmpty }
 
-    static let imageOnlyKeys = ["image_size", "channels", "augmentation", "normalize", "evaluation_resize"]
+    static let imageOnlyKeys = ["image_size", "channels", "augmentation", "normalize", "evaluation_resize", "label_image"]
     static let keys =
         imageOnlyKeys + [
             "workers", "max_queue_size", "shuffle_buffer_size", "balancing", "class_weights", "n_iters_per_epoch", "skip_corrupt",
@@ -124,6 +127,7 @@ struct DataSpec: Equatable {
         }
         spec.iterationsPerEpoch = data.int("n_iters_per_epoch", minimum: 1)
         spec.skipCorrupt = data.bool("skip_corrupt", default: false)
+        if data.node("label_image") != nil { spec.labelImage = data.oneOf("label_image", ["mask", "image"], default: "mask") }
         spec.memoryBudget = min(data.int("memory_budget_mb", default: 1024, minimum: 0) ?? 1024, 1 << 40) << 20
         return spec
     }
@@ -156,6 +160,11 @@ struct DataSpec: Equatable {
         options.maxQueueSize = maxQueueSize
         options.shuffleBufferSize = shuffleBufferSize
         options.skipCorrupt = skipCorrupt
+        switch labelImage {
+        case "mask": options.denseLabel = .classMask()
+        case "image": options.denseLabel = .targetImage(channels: channels ?? 0)  // 0: the input's
+        default: break
+        }
         return options
     }
 

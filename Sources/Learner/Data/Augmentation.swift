@@ -9,6 +9,17 @@ import Foundation
 /// through one C loop.
 public protocol ImageTransform: Sendable {
     func apply(_ image: Image, random: inout SampleRandom) -> Image
+    /// The transform of an image and its dense label (a segmentation mask or a target image):
+    /// a geometric change moves both alike, from the same draws (a mask resampled by nearest
+    /// neighbour, so classes never blend); a photometric one (colour, normalisation) changes
+    /// the image alone. The default is the photometric rule; geometric transforms implement it.
+    func apply(_ image: Image, target: DenseTarget, random: inout SampleRandom) -> (image: Image, target: DenseTarget)
+}
+
+extension ImageTransform {
+    public func apply(_ image: Image, target: DenseTarget, random: inout SampleRandom) -> (image: Image, target: DenseTarget) {
+        (apply(image, random: &random), target)
+    }
 }
 
 /// Transforms applied in order.
@@ -29,7 +40,7 @@ public struct RandomHorizontalFlip: ImageTransform {
 
     public func apply(_ image: Image, random: inout SampleRandom) -> Image {
         guard random.chance(p) else { return image }
-        return flipped(image, horizontal: true)
+        return flippedImage(image, horizontal: true)
     }
 }
 
@@ -40,11 +51,11 @@ public struct RandomVerticalFlip: ImageTransform {
 
     public func apply(_ image: Image, random: inout SampleRandom) -> Image {
         guard random.chance(p) else { return image }
-        return flipped(image, horizontal: false)
+        return flippedImage(image, horizontal: false)
     }
 }
 
-private func flipped(_ image: Image, horizontal: Bool) -> Image {
+func flippedImage(_ image: Image, horizontal: Bool) -> Image {
     var out = image
     out.pixels.withUnsafeMutableBufferPointer {
         tl_image_flip_f32(
@@ -156,14 +167,19 @@ public struct RandomRotation: ImageTransform {
     }
 
     public func apply(_ image: Image, random: inout SampleRandom) -> Image {
+        image.warped(
+            matrix: matrix(height: image.height, width: image.width, random: &random), height: image.height, width: image.width, fill: fill)
+    }
+
+    /// The drawn rotation as a map from output to source pixel coordinates.
+    func matrix(height: Int, width: Int, random: inout SampleRandom) -> [Double] {
         let angle = Double(random.uniform(angles)) * .pi / 180
         // Positive angles turn the picture anticlockwise as displayed (rows downwards), as
         // torchvision's do: output point p shows the source at centre + R(p - centre).
         let (c, s) = (cos(angle), -sin(angle))
-        let cx = Double(image.width) / 2
-        let cy = Double(image.height) / 2
-        let m = [c, s, cx - c * cx - s * cy, -s, c, cy + s * cx - c * cy, 0, 0, 1]
-        return image.warped(matrix: m, height: image.height, width: image.width, fill: fill)
+        let cx = Double(width) / 2
+        let cy = Double(height) / 2
+        return [c, s, cx - c * cx - s * cy, -s, c, cy + s * cx - c * cy, 0, 0, 1]
     }
 }
 
@@ -182,9 +198,16 @@ public struct RandomPerspective: ImageTransform {
     }
 
     public func apply(_ image: Image, random: inout SampleRandom) -> Image {
-        guard random.chance(p) else { return image }
-        let w = Double(image.width)
-        let h = Double(image.height)
+        guard let m = matrix(height: image.height, width: image.width, random: &random) else { return image }
+        return image.warped(matrix: m, height: image.height, width: image.width, fill: fill)
+    }
+
+    /// The drawn warp as a map from output to source pixel coordinates; nil when this sample
+    /// is left as it is (or the corners are degenerate).
+    func matrix(height: Int, width: Int, random: inout SampleRandom) -> [Double]? {
+        guard random.chance(p) else { return nil }
+        let w = Double(width)
+        let h = Double(height)
         let dx = Double(distortion) * w / 2
         let dy = Double(distortion) * h / 2
         func jitter(_ limit: Double) -> Double { Double(random.uniform()) * limit }
@@ -194,8 +217,7 @@ public struct RandomPerspective: ImageTransform {
             (jitter(dx), h - jitter(dy)),
         ]
         // Output corner i shows what was at moved corner i: the map from output to source.
-        guard let m = homography(from: corners, to: moved) else { return image }
-        return image.warped(matrix: m, height: image.height, width: image.width, fill: fill)
+        return homography(from: corners, to: moved)
     }
 }
 

@@ -15,8 +15,12 @@ public struct ImageBatch: Sendable, Equatable {
     /// `count * channels * height * width` values, NCHW.
     public var inputs: [Float]
     /// One value per sample: a class index or a regression target (NaN where a record has no
-    /// label and ``ImagePipelineOptions/labelsRequired`` is false).
+    /// label and ``ImagePipelineOptions/labelsRequired`` is false); with a
+    /// ``ImagePipelineOptions/denseLabel``, each sample's label image of ``labelShape``.
     public var labels: [Float]
+    /// The shape of one sample's label: `[]` for one value, `[height, width]` for a class mask,
+    /// `[channels, height, width]` for a target image.
+    public var labelShape: [Int] = []
     /// Each sample's `image/filename` (the file's name for image files), "" where a record has none.
     public var names: [String] = []
     /// Each sample's loss weight, read from ``FeatureKeys/sampleWeight`` when the keys name one.
@@ -31,7 +35,7 @@ public struct ImageBatch: Sendable, Equatable {
     public var index: Int
 
     /// Number of samples.
-    public var count: Int { labels.count }
+    public var count: Int { shape[0] }
 }
 
 /// How an ``ImagePipeline`` reads, shuffles, decodes, augments and batches.
@@ -85,6 +89,24 @@ public struct ImagePipelineOptions: Sendable {
     /// The epoch ends after this many batches (counting those passed over); nil: at the end
     /// of the data. Nothing beyond them is read ahead.
     public var maxBatches: Int?
+    /// A label that is an image aligned with the input (a segmentation mask, a target image):
+    /// the label feature holds an encoded PNG (or JPEG), decoded and moved by the same geometric
+    /// augmentation as the input (``ImageTransform/apply(_:target:random:)``), resized to the
+    /// input's size. nil: one value per sample.
+    public var denseLabel: DenseLabel?
+
+    /// Values of one sample's label.
+    public var labelSize: Int { denseLabel.map { $0.channels * height * width } ?? 1 }
+
+    /// The shape of one sample's label (see ``ImageBatch/labelShape``).
+    public var labelShape: [Int] {
+        switch denseLabel {
+        case nil: return []
+        case .classMask: return [height, width]
+        case .targetImage(let channels): return [channels, height, width]
+        }
+    }
+
     /// The epoch's records by number (files in order, records in file order), repeats allowed:
     /// a class-balanced draw (``ImageDataSource/balanced(classCount:epochs:initProbabilities:)``)
     /// instead of the shuffle. Needs shards that allow random access (``RecordStore``).
@@ -393,8 +415,9 @@ private final class BatchProducer {
     /// Queues one batch; false when the consumer has gone.
     private func push(inputs: [Float], labels: [Float], names: [String], weights: [Float], share: BatchShare? = nil) -> Bool {
         var batch = ImageBatch(
-            inputs: inputs, labels: labels, shape: [labels.count, options.channels, options.height, options.width],
+            inputs: inputs, labels: labels, shape: [names.count, options.channels, options.height, options.width],
             epoch: epoch, index: batchIndex)
+        batch.labelShape = options.labelShape
         batch.names = names
         batch.share = share
         if options.keys.sampleWeight != nil { batch.sampleWeights = weights }
@@ -425,31 +448,32 @@ private final class BatchProducer {
                 return push(
                     inputs: inputs, labels: labels, names: names, weights: weights, share: part)
             }
-            let sampleSize = options.channels * options.height * options.width
+            let sampleSize = options.channels * options.height * options.width, labelSize = options.labelSize
             return push(
-                inputs: good.flatMap { inputs[$0 * sampleSize..<($0 + 1) * sampleSize] }, labels: good.map { labels[$0] },
+                inputs: good.flatMap { inputs[$0 * sampleSize..<($0 + 1) * sampleSize] },
+                labels: good.flatMap { labels[$0 * labelSize..<($0 + 1) * labelSize] },
                 names: good.map { names[$0] }, weights: good.map { weights[$0] }, share: part)
         }
         let (inputs, labels, names, weights, failures) = try decode(records, firstPosition: first)
         let good = failures.indices.filter { failures[$0] == nil }
         for failure in failures.compactMap({ $0 }) { try skip(failure) }
-        if carryLabels.isEmpty && good.count == failures.count {
+        if carryNames.isEmpty && good.count == failures.count {
             return push(inputs: inputs, labels: labels, names: names, weights: weights)
         }
-        let sampleSize = options.channels * options.height * options.width
+        let sampleSize = options.channels * options.height * options.width, labelSize = options.labelSize
         for i in good {
             carryInputs.append(contentsOf: inputs[i * sampleSize..<(i + 1) * sampleSize])
-            carryLabels.append(labels[i])
+            carryLabels.append(contentsOf: labels[i * labelSize..<(i + 1) * labelSize])
             carryNames.append(names[i])
             carryWeights.append(weights[i])
         }
-        while carryLabels.count >= options.batchSize {
+        while carryNames.count >= options.batchSize {
             let n = options.batchSize
             let full = push(
-                inputs: Array(carryInputs.prefix(n * sampleSize)), labels: Array(carryLabels.prefix(n)),
+                inputs: Array(carryInputs.prefix(n * sampleSize)), labels: Array(carryLabels.prefix(n * labelSize)),
                 names: Array(carryNames.prefix(n)), weights: Array(carryWeights.prefix(n)))
             carryInputs.removeFirst(n * sampleSize)
-            carryLabels.removeFirst(n)
+            carryLabels.removeFirst(n * labelSize)
             carryNames.removeFirst(n)
             carryWeights.removeFirst(n)
             if !full { return false }
@@ -466,7 +490,7 @@ private final class BatchProducer {
         let count = records.count
         let sampleSize = options.channels * options.height * options.width
         var failures = [Error?](repeating: nil, count: count)
-        var labels = [Float](repeating: 0, count: count)
+        var labels = [Float](repeating: 0, count: count * options.labelSize)
         var names = [String](repeating: "", count: count)
         var weights = [Float](repeating: 1, count: count)
         let inputs = [Float](unsafeUninitializedCapacity: count * sampleSize) { buffer, initialized in
@@ -558,6 +582,10 @@ private struct SampleWork: @unchecked Sendable {
 
     private func decodeSample(_ bytes: UnsafeRawBufferPointer, _ i: Int, sampleSize: Int) throws {
         let example = try ExampleHandle(parsing: bytes)
+        if let dense = options.denseLabel {
+            try decodeDense(example, dense, i, sampleSize: sampleSize)
+            return
+        }
         labels[i] = try readLabel(example)
         if let key = options.keys.sampleWeight { weights[i] = try readWeight(example, key: key) }
         if let name = example.bytes("image/filename", at: 0) { names[i] = String(decoding: name, as: UTF8.self) }
@@ -574,6 +602,61 @@ private struct SampleWork: @unchecked Sendable {
             }
             place(pixels, sample: i, into: inputs + i * sampleSize)
         }
+    }
+
+    /// An image and its dense label, decoded, checked to be the same size, augmented together
+    /// and resized to the output size (the label by nearest neighbour when it is a class mask).
+    private func decodeDense(_ example: ExampleHandle, _ dense: DenseLabel, _ i: Int, sampleSize: Int) throws {
+        if let key = options.keys.sampleWeight { weights[i] = try readWeight(example, key: key) }
+        if let name = example.bytes("image/filename", at: 0) { names[i] = String(decoding: name, as: UTF8.self) }
+        guard let encoded = example.bytes(options.keys.input, at: 0) else { throw missingImage(example) }
+        var image = try ImageDecoder.withPixels(encoded, channels: options.channels, dct: options.jpegDCT, key: options.keys.input) {
+            pixels in
+            guard pixels.channels == options.channels else {
+                throw DataError.wrongLength(key: options.keys.input, expected: options.channels, found: pixels.channels, at: nil)
+            }
+            return pixels.image()
+        }
+        let labelKey = options.keys.label
+        let labelSize = options.labelSize
+        guard let encodedLabel = example.bytes(labelKey, at: 0) else {
+            if !options.labelsRequired {
+                (labels + i * labelSize).initialize(repeating: .nan, count: labelSize)
+                image = image.resized(height: options.height, width: options.width)
+                image.copyCHW(to: inputs + i * sampleSize)
+                return
+            }
+            guard let (kind, _) = example.find(labelKey) else {
+                throw DataError.missingFeature(key: labelKey, present: example.keys, at: nil)
+            }
+            throw DataError.wrongFeatureKind(
+                key: labelKey, expected: "bytes (an encoded label image)", found: kind == TL_FEATURE_FLOAT ? "float" : "int64", at: nil)
+        }
+        var labelImage = try ImageDecoder.withPixels(encodedLabel, channels: dense.channels, dct: options.jpegDCT, key: labelKey) {
+            pixels in
+            guard pixels.channels == dense.channels else {
+                throw DataError.wrongLength(key: labelKey, expected: dense.channels, found: pixels.channels, at: nil)
+            }
+            return pixels.image()
+        }
+        guard labelImage.height == image.height, labelImage.width == image.width else {
+            throw DataError.undecodableImage(
+                key: labelKey,
+                message: "the label image is \(labelImage.width)×\(labelImage.height), its input '\(options.keys.input)' "
+                    + "\(image.width)×\(image.height): they must be the same size",
+                at: nil)
+        }
+        var target = DenseTarget(image: labelImage, isMask: false, fill: 0)
+        if case .classMask(let fill) = dense {
+            // Decoded as intensities in [0, 1]: back to the 8-bit class indices.
+            target.image.pixels = labelImage.pixels.map { ($0 * 255).rounded() }
+            (target.isMask, target.fill) = (true, fill)
+        }
+        var random = SampleRandom(seed: options.seed, epoch: epoch, index: firstPosition + i)
+        if let transform = options.transform { (image, target) = transform.apply(image, target: target, random: &random) }
+        labelImage = target.resized(height: options.height, width: options.width).image
+        image.resized(height: options.height, width: options.width).copyCHW(to: inputs + i * sampleSize)
+        labelImage.copyCHW(to: labels + i * labelSize)
     }
 
     /// A JPEG whose window transform keeps part of it: the window is drawn from the header's

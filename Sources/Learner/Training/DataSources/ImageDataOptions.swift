@@ -52,6 +52,11 @@ public struct ImageDataOptions: Sendable {
     public var jpegDCT = ImageDecoder.DCTMethod.integerAccurate
     /// false: records without a label get NaN (prediction on unlabelled images).
     public var labelsRequired = true
+    /// A label that is an image aligned with the input (``ImagePipelineOptions/denseLabel``);
+    /// nil: a class mask when the records' label feature holds an encoded image (DeepLab's
+    /// `image/segmentation/class/encoded`), one value per sample otherwise. A target image of
+    /// 0 channels takes the input's.
+    public var denseLabel: DenseLabel?
 
     public init() {}
 
@@ -88,6 +93,13 @@ public struct ImageDataOptions: Sendable {
         options.skipCorrupt = skipCorrupt
         options.jpegDCT = jpegDCT
         options.labelsRequired = labelsRequired
+        options.denseLabel = denseLabel
+        if case .targetImage(0)? = denseLabel { options.denseLabel = .targetImage(channels: shape[0]) }
+        if denseLabel == nil,
+            case .encodedImage? = try? RecordContent.probe(files: files, keys: FeatureKeys(input: keys.label, label: keys.label))
+        {
+            options.denseLabel = .classMask()
+        }
         return try ImageDataSource(files: files, options: options, evaluationTransform: Self.compose(evaluation))
     }
 

@@ -114,7 +114,7 @@ final class ImageBatchStream: BatchStream {
         guard let batch = try iterator.next() else { return nil }
         var out = DataBatch(
             inputs: Tensor(shape: batch.shape, scalars: batch.inputs),
-            labels: Tensor(shape: [batch.count], scalars: batch.labels))
+            labels: Tensor(shape: [batch.count] + batch.labelShape, scalars: batch.labels))
         out.names = batch.names
         out.sampleWeights = batch.sampleWeights.map { Tensor(shape: [batch.count], scalars: $0) }
         out.share = batch.share
