@@ -95,8 +95,10 @@ public struct ImageDataOptions: Sendable {
         options.labelsRequired = labelsRequired
         options.denseLabel = denseLabel
         if case .targetImage(0)? = denseLabel { options.denseLabel = .targetImage(channels: shape[0]) }
-        if denseLabel == nil,
-            case .encodedImage? = try? RecordContent.probe(files: files, keys: FeatureKeys(input: keys.label, label: keys.label))
+        // Image files among the files are unlabelled records: the shards alone say what the label is.
+        let shards = files.filter { !ImageFiles.isImage($0) }
+        if denseLabel == nil, !shards.isEmpty,
+            case .encodedImage? = try? RecordContent.probe(files: shards, keys: FeatureKeys(input: keys.label, label: keys.label))
         {
             options.denseLabel = .classMask()
         }
