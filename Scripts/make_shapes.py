@@ -13,6 +13,12 @@ Writes TFRecord shards of tf.train.Examples with DeepLab's keys:
 with a fixed seed: 256 training images in 2 shards, 64 validation images:
   Data/shapes/train/shapes-train-0000K-of-00002.tfrecord
   Data/shapes/val/shapes-val-00000-of-00001.tfrecord
+
+and the image-to-image example set, Data/shapes-denoise: 32×32 grey renderings of such shapes
+(image/clean/encoded, PNG) and the same with Gaussian noise of standard deviation 25/255 added
+(image/encoded, PNG), 256 training pairs in 2 shards and 64 validation pairs, for
+Configs/unet-shapes-denoising.yml.
+
 Byte-for-byte the same on every run (make_digits.py's writer; PNGs by zlib, no packages needed).
 Usage: python3 Scripts/make_shapes.py
 """
@@ -34,12 +40,13 @@ def bytes_feature(values):
 
 
 def png(rows, channels):
-    """An 8-bit PNG (colour type 0 grey or 2 RGB) of `rows`, lists of channel values per row."""
+    """An 8-bit PNG (colour type 0 grey or 2 RGB) of `rows`, lists of channel values per row
+    (each row `SIDE` pixels wide, or as wide as it is)."""
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     raw = b"".join(b"\x00" + bytes(row) for row in rows)
-    header = struct.pack(">IIBBBBB", SIDE, len(rows), 8, 0 if channels == 1 else 2, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", len(rows[0]) // channels, len(rows), 8, 0 if channels == 1 else 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
 
 
@@ -101,5 +108,45 @@ def main():
     write_splits(ROOT, "shapes", {"train": order[:TRAIN], "val": order[TRAIN:]}, {"train": 2}, record)
 
 
+DENOISE_SIDE = 32
+
+
+def denoise_pair(rng):
+    """A grey rendering of one to three shapes (smooth background, flat shapes) and its noisy copy."""
+    base = rng.randint(40, 200)
+    slope = rng.uniform(-2, 2)
+    clean = [[base + slope * (x - y) for x in range(DENOISE_SIDE)] for y in range(DENOISE_SIDE)]
+    for _ in range(rng.randint(1, 3)):
+        kind = rng.randint(1, 3)
+        r = rng.uniform(4, 8)
+        cx, cy = rng.uniform(r, DENOISE_SIDE - r), rng.uniform(r, DENOISE_SIDE - r)
+        level = rng.randint(0, 255)
+        for y in range(DENOISE_SIDE):
+            for x in range(DENOISE_SIDE):
+                if inside(kind, cx, cy, r, x, y):
+                    clean[y][x] = level
+    clean = [[min(255, max(0, int(round(v)))) for v in row] for row in clean]
+    noisy = [[min(255, max(0, int(round(v + rng.gauss(0, 25))))) for v in row] for row in clean]
+    return noisy, clean
+
+
+def main_denoise():
+    rng = random.Random(SEED + 1)
+    pairs = [denoise_pair(rng) for _ in range(TRAIN + VAL)]
+
+    def record(i):
+        noisy, clean = pairs[i]
+        return example({
+            "image/encoded": bytes_feature([png(noisy, 1)]),
+            "image/clean/encoded": bytes_feature([png(clean, 1)]),
+            "image/filename": bytes_feature([f"noisy-{i:04d}.png".encode()]),
+        })
+
+    order = list(range(len(pairs)))
+    root = os.path.join(os.path.dirname(ROOT), "shapes-denoise")
+    write_splits(root, "shapes-denoise", {"train": order[:TRAIN], "val": order[TRAIN:]}, {"train": 2}, record)
+
+
 if __name__ == "__main__":
     main()
+    main_denoise()

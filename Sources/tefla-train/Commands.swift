@@ -213,6 +213,9 @@ struct Predict: ParsableCommand {
             --data takes shards (labelled or not) or a plain folder of JPEG/PNG files. The CSV has the
             record's index, its image/filename (or file name) when there is one, its label (empty when
             none), then the predicted class and the class probabilities, or the --top-k classes.
+            A model with dense outputs (a U-Net) writes one PNG per image instead, into the folder
+            <output>-images beside the CSV: each pixel's class (segmentation) or the output image
+            (image-to-image), named after image/filename; the CSV lists the files.
             """)
 
     @OptionGroup var options: RunOptions
@@ -239,8 +242,28 @@ struct Predict: ParsableCommand {
             var named = false
             var index = 0
             let batches = try dataset.source.batches(BatchRequest(epoch: 1, batchSize: 256, training: false, seed: session.cfg.seed))
+            let denseFolder = DensePredictions.folder(forCSV: output)
+            var taken = Set<String>()
             while let batch = try batches.next() {
-                var outputs = learner.predict(batch.inputs.to(learner.device))
+                let raw = learner.predict(batch.inputs.to(learner.device))
+                if raw.rank == 4 {
+                    // Dense outputs: one PNG per image (a class mask, or the output image) beside the CSV.
+                    if lines.isEmpty {
+                        named = batch.names?.contains { !$0.isEmpty } ?? false
+                        try FileManager.default.createDirectory(atPath: denseFolder, withIntermediateDirectories: true)
+                        lines.append((["index"] + (named ? ["filename"] : []) + ["output_file"]).joined(separator: ","))
+                    }
+                    let files = try DensePredictions.write(
+                        raw, classes: classification, names: batch.names ?? [], firstIndex: index, into: denseFolder, taken: &taken)
+                    for (row, file) in files.enumerated() {
+                        lines.append(
+                            ([String(index)] + (named ? [CSVField.quoted(batch.names?[row] ?? "")] : []) + [CSVField.quoted(file)])
+                                .joined(separator: ","))
+                        index += 1
+                    }
+                    continue
+                }
+                var outputs = raw
                 if classification { outputs = outputs.softmax() }
                 if multiLabel { outputs = outputs.sigmoid() }
                 let width = outputs.shape.last ?? 1
@@ -278,6 +301,58 @@ struct Predict: ParsableCommand {
             try AtomicFile.write(Data((lines.joined(separator: "\n") + "\n").utf8), to: output)
             if session.verbose > 0 { print("predict: \(dataset.count) rows written to \(output)") }
         }
+    }
+}
+
+/// The PNGs `predict` writes for dense outputs ([N, C, H, W]): each pixel's most likely class
+/// (segmentation, a one-channel PNG of class indices as DeepLab's masks are) or the output
+/// image clipped to [0, 1] (image-to-image), in a folder named after the CSV, each file named
+/// after the record's image/filename (its extension made .png) or its index.
+enum DensePredictions {
+    static func folder(forCSV csv: String) -> String {
+        let url = URL(fileURLWithPath: csv)
+        return url.deletingPathExtension().path + "-images"
+    }
+
+    /// Writes one PNG per image of `outputs`; `taken` holds the file names used so far (a name
+    /// used twice gets the record's index appended).
+    static func write(
+        _ outputs: Tensor, classes: Bool, names: [String], firstIndex: Int, into folder: String, taken: inout Set<String>
+    ) throws -> [String] {
+        let (n, c, h, w) = (outputs.shape[0], outputs.shape[1], outputs.shape[2], outputs.shape[3])
+        let values = (classes ? outputs.argmax(alongAxis: 1) : outputs).to(.cpu).scalars
+        var files: [String] = []
+        for i in 0..<n {
+            let pixels: [UInt8]
+            let channels: Int
+            if classes {
+                pixels = values[(i * h * w)..<((i + 1) * h * w)].map { UInt8(Swift.min(Swift.max($0, 0), 255)) }
+                channels = 1
+            } else {
+                channels = c
+                var hwc = [UInt8](repeating: 0, count: h * w * c)
+                for k in 0..<c {
+                    for p in 0..<(h * w) {
+                        let v = values[(i * c + k) * h * w + p]
+                        hwc[p * c + k] = UInt8((Swift.min(Swift.max(v, 0), 1) * 255).rounded())
+                    }
+                }
+                pixels = hwc
+            }
+            guard channels == 1 || channels == 3 else {
+                throw LearnerError.invalidArgument("predict writes 1- or 3-channel images; the model gives \(channels) channels")
+            }
+            let stem =
+                names.indices.contains(i) && !names[i].isEmpty
+                ? URL(fileURLWithPath: names[i]).deletingPathExtension().lastPathComponent : String(format: "%06d", firstIndex + i)
+            var file = stem + ".png"
+            if taken.contains(file) { file = stem + String(format: "-%06d.png", firstIndex + i) }
+            taken.insert(file)
+            let png = try ImageEncoder.png(pixels, height: h, width: w, channels: channels)
+            try AtomicFile.write(Data(png), to: folder + "/" + file)
+            files.append(folder + "/" + file)
+        }
+        return files
     }
 }
 
