@@ -376,6 +376,73 @@ int tl_image_decode(const uint8_t *data, size_t len, int channels, uint8_t **pix
     return decode_any(data, len, channels, opts, pixels, height, width, out_channels, err, errlen);
 }
 
+int tl_png_decode_float(const uint8_t *data, size_t len, float **pixels, int *height, int *width, int *channels,
+                        int *bit_depth, char *err, size_t errlen) {
+    if (pixels == NULL || height == NULL || width == NULL || channels == NULL || bit_depth == NULL) return 1;
+    *pixels = NULL;
+    if (tl_image_format(data, len) != TL_IMAGE_PNG) {
+        image_error(err, errlen, "not a PNG");
+        return 5;
+    }
+    struct png_fail fail;
+    struct png_source src = {data, len, 0};
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &fail, tl_png_fail_exit, tl_png_quiet);
+    if (png == NULL) {
+        image_error(err, errlen, "out of memory");
+        return 4;
+    }
+    png_infop info = png_create_info_struct(png);
+    uint16_t *volatile raw = NULL;
+    float *volatile out = NULL;
+    png_bytep *volatile rows = NULL;
+    if (info == NULL || setjmp(fail.jump)) {
+        image_error(err, errlen, info == NULL ? "out of memory" : fail.message);
+        png_destroy_read_struct(&png, info != NULL ? &info : NULL, NULL);
+        free(raw);
+        free(out);
+        free(rows);
+        return 2;
+    }
+    png_set_read_fn(png, &src, png_read_memory);
+    png_read_info(png, info);
+    if (over_pixel_limit(png_get_image_width(png, info), png_get_image_height(png, info), err, errlen)) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return 5;
+    }
+    int color = png_get_color_type(png, info);
+    int depth = png_get_bit_depth(png, info);
+    // Everything as 16-bit grey or RGB in host order: palettes expanded, 8-bit and lower widened
+    // (v * 257, so 255 becomes 65535), alpha dropped; the values then scale by 1/65535.
+    if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+    if (color & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+    png_set_expand_16(png);
+    png_set_swap(png);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    int w = (int)png_get_image_width(png, info), h = (int)png_get_image_height(png, info);
+    int c = png_get_channels(png, info);
+    if (c != 1 && c != 3) png_error(png, "unexpected channel count after conversion");
+    size_t count = (size_t)w * (size_t)h * (size_t)c;
+    raw = malloc(count * sizeof(uint16_t));
+    out = malloc(count * sizeof(float));
+    rows = malloc(sizeof(png_bytep) * (size_t)h);
+    if (raw == NULL || out == NULL || rows == NULL) png_error(png, "out of memory");
+    for (int y = 0; y < h; y++) rows[y] = (png_bytep)(raw + (size_t)y * (size_t)w * (size_t)c);
+    png_read_image(png, rows);
+    png_read_end(png, NULL);
+    png_destroy_read_struct(&png, &info, NULL);
+    for (size_t i = 0; i < count; i++) out[i] = (float)raw[i] / 65535.0f;
+    free(raw);
+    free(rows);
+    *pixels = out;
+    *height = h;
+    *width = w;
+    *channels = c;
+    *bit_depth = depth;
+    return 0;
+}
+
 int tl_image_decode_scratch(const uint8_t *data, size_t len, int channels, int dct_fast, const uint8_t **pixels,
                             int *height, int *width, int *out_channels, char *err, size_t errlen) {
     struct decode_opts opts = {1, dct_fast != 0, 0, 0, 0, 0, 0, NULL, NULL};

@@ -121,6 +121,29 @@ final class SegmentationDataTests: XCTestCase {
         }
     }
 
+    /// A 16-bit PNG target keeps its 16 bits: value v arrives as v / 65535, not rounded to 8 bits.
+    func testASixteenBitTargetKeepsItsPrecision() throws {
+        let dir = try Scratch.directory("tefla-seg-16", for: self)
+        let target = try [UInt8](Data(contentsOf: DataTestFiles.fixtures.appendingPathComponent("images/grey16-6x4.png")))
+        let input = try ImageEncoder.png([UInt8](repeating: 128, count: 24), height: 4, width: 6, channels: 1)
+        let path = dir.appendingPathComponent("16.tfrecord").path
+        let writer = try TFRecordWriter(path: path)
+        try writer.write(Example(["image/encoded": .bytes([input]), "target": .bytes([target])]).serialized())
+        try writer.close()
+        var o = ImagePipelineOptions(
+            batchSize: 1, height: 4, width: 6, channels: 1, keys: FeatureKeys(input: "image/encoded", label: "target"))
+        o.denseLabel = .targetImage(channels: 1)
+        let batch = try XCTUnwrap(try ImagePipeline(files: [path], options: o).batches(epoch: 1).next())
+        let want = (0..<24).map { Float($0 * 2731 + 7) / 65535 }
+        for (got, w) in zip(batch.labels, want) { XCTAssertEqual(got, w, accuracy: 1e-7) }
+        XCTAssertNotEqual(batch.labels[1], (batch.labels[1] * 255).rounded() / 255, "not quantised to 8 bits")
+        // A colour target for a grey model is named.
+        o.denseLabel = .targetImage(channels: 3)
+        XCTAssertThrowsError(try ImagePipeline(files: [path], options: o).batches(epoch: 1).next()) { error in
+            XCTAssertTrue("\(error)".contains("'target'"), "\(error)")
+        }
+    }
+
     func testAMaskOfAnotherSizeIsNamedWithItsRecord() throws {
         let dir = try Scratch.directory("tefla-seg-size", for: self)
         let file = try Self.shard(dir, count: 3, maskSize: (20, 24))

@@ -23,6 +23,19 @@ public func fuzzImage(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     let dct: ImageDecoder.DCTMethod = bytes[0] & 4 != 0 ? .integerFast : .integerAccurate
     let blob = UnsafeRawBufferPointer(start: bytes + 1, count: count - 1)
     let format = ImageDecoder.format(of: blob)
+    // The full-precision PNG decode (16-bit target images): nil for other formats, else an image
+    // whose every value lies in [0, 1], or an undecodableImage error.
+    do {
+        if let precise = try Image.decodingPNGAtFullPrecision(blob, key: "fuzz") {
+            precondition(format == .png, "a full-precision decode of a blob that is not a PNG")
+            precondition(precise.pixels.count == precise.height * precise.width * precise.channels, "pixels do not fill the image")
+            precondition(precise.pixels.allSatisfy { $0 >= 0 && $0 <= 1 }, "a full-precision pixel outside [0, 1]")
+        }
+    } catch DataError.undecodableImage(_, let message, _) {
+        precondition(!message.isEmpty, "an image error without a message")
+    } catch {
+        fatalError("an error other than undecodableImage: \(error)")
+    }
     do {
         let image: Image
         if bytes[0] & 8 != 0 {

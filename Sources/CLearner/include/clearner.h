@@ -187,6 +187,12 @@ int tl_image_format(const uint8_t *data, size_t len);
 int tl_image_decode(const uint8_t *data, size_t len, int channels, uint8_t **pixels, int *height, int *width,
                     int *out_channels, char *err, size_t errlen);
 void tl_image_free(uint8_t *pixels);
+/// Decodes a PNG keeping its precision: HWC floats in [0, 1] (16-bit values / 65535, 8-bit and
+/// lower widened first, so an 8-bit value v becomes v / 255), grey or RGB as stored (palettes
+/// expanded, alpha dropped); *bit_depth is the file's. Free *pixels with free(). 0 on success;
+/// non-zero with a message in err otherwise (not a PNG, damaged data, over the pixel limit).
+int tl_png_decode_float(const uint8_t *data, size_t len, float **pixels, int *height, int *width, int *channels,
+                        int *bit_depth, char *err, size_t errlen);
 /// Encodes 8-bit HWC pixels (channels 1 or 3) as a baseline JPEG of `quality` (1-100) or an
 /// 8-bit PNG into a fresh buffer (free with tl_image_free). 0 on success; non-zero with a
 /// message in err otherwise.

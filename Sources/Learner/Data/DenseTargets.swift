@@ -1,3 +1,4 @@
+import CLearner
 import Foundation
 
 /// A label that is itself an image of the input's size: what dense prediction trains on.
@@ -6,8 +7,9 @@ public enum DenseLabel: Sendable, Equatable {
     /// resampled by nearest neighbour, never normalised or colour-jittered; pixels a rotation or
     /// warp uncovers take `fill` (255: DeepLab's ignore label, so they count nowhere).
     case classMask(fill: Float = 255)
-    /// A target image of `channels` channels (8-bit PNG or JPEG, scaled to [0, 1] as the input
-    /// is): resampled bilinearly like the input, never colour-jittered or normalised.
+    /// A target image of `channels` channels (a PNG of 8 or 16 bits, kept at its precision, or
+    /// a JPEG; scaled to [0, 1]): resampled bilinearly like the input, never colour-jittered or
+    /// normalised.
     case targetImage(channels: Int)
 
     /// Channels per pixel of the label.
@@ -57,6 +59,23 @@ public struct DenseTarget: Sendable, Equatable {
 }
 
 extension Image {
+    /// A PNG decoded at its own precision (16-bit values / 65535; see `tl_png_decode_float`), or
+    /// nil when `data` is not a PNG.
+    public static func decodingPNGAtFullPrecision(_ data: UnsafeRawBufferPointer, key: String) throws -> Image? {
+        guard ImageDecoder.format(of: data) == .png else { return nil }
+        var pixels: UnsafeMutablePointer<Float>?
+        var (h, w, c, depth): (Int32, Int32, Int32, Int32) = (0, 0, 0, 0)
+        var message = [CChar](repeating: 0, count: 256)
+        let rc = tl_png_decode_float(
+            data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count, &pixels, &h, &w, &c, &depth, &message, message.count)
+        guard rc == 0, let pixels else {
+            throw DataError.undecodableImage(key: key, message: String(cString: message), at: nil)
+        }
+        defer { free(pixels) }
+        let count = Int(h) * Int(w) * Int(c)
+        return Image(height: Int(h), width: Int(w), channels: Int(c), pixels: Array(UnsafeBufferPointer(start: pixels, count: count)))
+    }
+
     /// The image warped by `matrix` (as ``warped(matrix:height:width:fill:)``), each output
     /// pixel taking the value of the source pixel its centre falls in: class masks keep their
     /// classes. `fill` nil clamps to the edge.

@@ -632,12 +632,15 @@ private struct SampleWork: @unchecked Sendable {
             throw DataError.wrongFeatureKind(
                 key: labelKey, expected: "bytes (an encoded label image)", found: kind == TL_FEATURE_FLOAT ? "float" : "int64", at: nil)
         }
-        var labelImage = try ImageDecoder.withPixels(encodedLabel, channels: dense.channels, dct: options.jpegDCT, key: labelKey) {
-            pixels in
-            guard pixels.channels == dense.channels else {
-                throw DataError.wrongLength(key: labelKey, expected: dense.channels, found: pixels.channels, at: nil)
+        let precise: Image?
+        if case .targetImage = dense { precise = try Image.decodingPNGAtFullPrecision(encodedLabel, key: labelKey) } else { precise = nil }
+        var labelImage =
+            try precise
+            ?? ImageDecoder.withPixels(encodedLabel, channels: dense.channels, dct: options.jpegDCT, key: labelKey) { pixels in
+                pixels.image()
             }
-            return pixels.image()
+        guard labelImage.channels == dense.channels else {
+            throw DataError.wrongLength(key: labelKey, expected: dense.channels, found: labelImage.channels, at: nil)
         }
         guard labelImage.height == image.height, labelImage.width == image.width else {
             throw DataError.undecodableImage(
