@@ -69,7 +69,7 @@ extension Image {
         let rc = tl_png_decode_float(
             data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count, &pixels, &h, &w, &c, &depth, &message, message.count)
         guard rc == 0, let pixels else {
-            throw DataError.undecodableImage(key: key, message: String(cString: message), at: nil)
+            throw DataError.undecodableImage(key: key, message: cMessage(message), at: nil)
         }
         defer { free(pixels) }
         let count = Int(h) * Int(w) * Int(c)
