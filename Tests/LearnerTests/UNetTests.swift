@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 @testable import Learner
@@ -56,6 +57,25 @@ final class UNetTests: XCTestCase {
             assertClose(net(c.input.tensor), c.train_output, "\(c.args): training output (batch statistics)")
             XCTAssertEqual(try net.outputShape(forInput: [3, 16, 16]), [2, 16, 16])
         }
+    }
+
+    /// The other direction: our seeded U-Net, saved as safetensors (committed beside the fixture),
+    /// loaded by PyTorch (Scripts/fixtures/make_unet_fixtures.py, `strict=True`) gives our outputs
+    /// within 1e-5. The file we write today must equal the one PyTorch loaded, byte for byte.
+    /// TEFLA_WRITE_UNET_FIXTURE=1 rewrites it (then rerun the fixture script).
+    func testOurSafetensorsLoadInPyTorchWithTheSameOutputs() throws {
+        let net = UNet(inputChannels: 3, outputChannels: 2, depth: 2, baseFilters: 4, residual: true, seed: 11)
+        net.eval()
+        let committed = DataTestFiles.fixtures.appendingPathComponent("unet/tefla_unet.safetensors")
+        let scratch = try Scratch.directory("tefla-unet-out", for: self).appendingPathComponent("unet.safetensors")
+        let path = ProcessInfo.processInfo.environment["TEFLA_WRITE_UNET_FIXTURE"] == "1" ? committed : scratch
+        try net.saveWeights(to: path.path)
+        XCTAssertEqual(try Data(contentsOf: path), try Data(contentsOf: committed), "the weights PyTorch loaded are ours today")
+        struct Torch: Decodable { let output: Values }
+        let torch = try JSONDecoder().decode(
+            Torch.self, from: Data(contentsOf: DataTestFiles.fixtures.appendingPathComponent("unet/tefla_unet_in_torch.json")))
+        let x = Tensor(shape: [2, 3, 16, 16], scalars: (0..<1536).map { Float(sin(0.37 * Double($0))) })
+        assertClose(net(x), torch.output, "PyTorch's output on our weights")
     }
 
     func testTheBenchmarkSizeHasTheExpectedParameters() {
