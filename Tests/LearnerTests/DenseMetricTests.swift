@@ -64,4 +64,22 @@ final class DenseMetricTests: XCTestCase {
         identical.update(outputs: same, labels: same)
         XCTAssertEqual(identical.values()["ssim"] ?? 0, 1, accuracy: 1e-6)
     }
+
+    /// A dense metric on a model it cannot measure is an error naming it before any step.
+    func testADenseMetricThatDoesNotFitTheModelIsNamed() throws {
+        let data = InMemoryDataset(inputs: (0..<40).map { Float($0 % 7) }, labels: (0..<10).map { Float($0 % 2) }, featureSize: 4)
+        // A classifier's [N, 2] scores: no target images for PSNR, no images for SSIM; a single
+        // regression output: no class scores for MeanIoU (which does take a classifier's [N, C]).
+        for (metric, units, loss, words) in [
+            (PSNR() as any Metric, 2, Loss.softmaxCrossEntropy(), "metric 'psnr' cannot measure"),
+            (SSIM(), 2, .softmaxCrossEntropy(), "it compares images"), (MeanIoU(), 1, .meanSquaredError, "it takes class scores"),
+        ] {
+            let learner = SupervisedLearner(model: Dense(inputSize: 4, units: units, seed: 1), loss: loss, optimizer: Adam())
+            learner.options.verbose = 0
+            learner.metrics = [metric]
+            XCTAssertThrowsError(try learner.fit(data, epochs: 1, batchSize: 5)) { error in
+                XCTAssertTrue("\(error)".contains(words), "\(error)")
+            }
+        }
+    }
 }

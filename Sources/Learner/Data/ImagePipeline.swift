@@ -582,13 +582,13 @@ private struct SampleWork: @unchecked Sendable {
 
     private func decodeSample(_ bytes: UnsafeRawBufferPointer, _ i: Int, sampleSize: Int) throws {
         let example = try ExampleHandle(parsing: bytes)
+        if let key = options.keys.sampleWeight { weights[i] = try readWeight(example, key: key) }
+        if let name = example.bytes("image/filename", at: 0) { names[i] = String(decoding: name, as: UTF8.self) }
         if let dense = options.denseLabel {
             try decodeDense(example, dense, i, sampleSize: sampleSize)
             return
         }
         labels[i] = try readLabel(example)
-        if let key = options.keys.sampleWeight { weights[i] = try readWeight(example, key: key) }
-        if let name = example.bytes("image/filename", at: 0) { names[i] = String(decoding: name, as: UTF8.self) }
         guard let encoded = example.bytes(options.keys.input, at: 0) else {
             throw missingImage(example)
         }
@@ -607,8 +607,6 @@ private struct SampleWork: @unchecked Sendable {
     /// An image and its dense label, decoded, checked to be the same size, augmented together
     /// and resized to the output size (the label by nearest neighbour when it is a class mask).
     private func decodeDense(_ example: ExampleHandle, _ dense: DenseLabel, _ i: Int, sampleSize: Int) throws {
-        if let key = options.keys.sampleWeight { weights[i] = try readWeight(example, key: key) }
-        if let name = example.bytes("image/filename", at: 0) { names[i] = String(decoding: name, as: UTF8.self) }
         guard let encoded = example.bytes(options.keys.input, at: 0) else { throw missingImage(example) }
         var image = try ImageDecoder.withPixels(encoded, channels: options.channels, dct: options.jpegDCT, key: options.keys.input) {
             pixels in

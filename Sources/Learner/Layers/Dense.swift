@@ -62,16 +62,11 @@ public final class Dense: Module {
     private let initializer: Initializer
     private let seed: UInt64
 
-    public init(
+    public convenience init(
         inputSize: Int, units: Int, activation: Activation = .identity, useBias: Bool = true,
         initializer: Initializer? = nil, seed: UInt64? = nil
     ) {
-        self.units = units
-        self.activation = activation
-        self.initializer = initializer ?? (activation == .relu || activation == .gelu ? .heNormal : .glorotUniform)
-        self.seed = seed ?? Dense.nextSeed()
-        bias = useBias ? Parameter(.zeros([units])) : nil
-        super.init()
+        self.init(units: units, activation: activation, useBias: useBias, initializer: initializer, seed: seed)
         storedWeight = Parameter(makeWeight(inputSize: inputSize))
     }
 

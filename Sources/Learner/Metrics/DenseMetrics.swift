@@ -24,6 +24,18 @@ public struct MeanIoU: Metric, Codable {
         cells = [Double](repeating: 0, count: self.classes * self.classes)
     }
 
+    public func problem(outputShape: [Int], labelsPerSample: Int) -> String? {
+        guard let c = outputShape.first, c >= 2 else {
+            return "it takes class scores per sample or per pixel, the model gives \(ShapeError.text(outputShape))"
+        }
+        if classes > 0 && c != classes { return "it counts \(classes) classes, the model gives \(c) channels" }
+        let pixels = outputShape.dropFirst().reduce(1, *)
+        guard labelsPerSample == pixels else {
+            return "it takes one class index per pixel (\(pixels)), the labels hold \(labelsPerSample) values per sample"
+        }
+        return nil
+    }
+
     public mutating func update(outputs: Tensor, labels: Tensor) {
         let n = outputs.shape.first ?? 0
         guard n > 0, outputs.rank >= 2 else { return }
@@ -95,6 +107,12 @@ public struct PSNR: Metric, Codable {
         self.range = range
     }
 
+    public func problem(outputShape: [Int], labelsPerSample: Int) -> String? {
+        let outputs = outputShape.reduce(1, *)
+        return outputs == labelsPerSample
+            ? nil : "it compares outputs with targets value for value, the model gives \(outputs) per sample, the labels \(labelsPerSample)"
+    }
+
     public mutating func update(outputs: Tensor, labels: Tensor) {
         precondition(outputs.scalarCount == labels.scalarCount, "PSNR: outputs \(outputs.shape) and targets \(labels.shape) differ in size")
         for (o, t) in zip(outputs.scalars, labels.scalars) {
@@ -141,6 +159,13 @@ public struct SSIM: Metric, Codable {
     public init(range: Float = 1) {
         precondition(range > 0, "SSIM: range \(range)")
         self.range = range
+    }
+
+    public func problem(outputShape: [Int], labelsPerSample: Int) -> String? {
+        guard outputShape.count == 3 else { return "it compares images, the model gives \(ShapeError.text(outputShape)) per sample" }
+        let outputs = outputShape.reduce(1, *)
+        return outputs == labelsPerSample
+            ? nil : "it compares each output image with a target image of \(outputs) values, the labels hold \(labelsPerSample)"
     }
 
     public mutating func update(outputs: Tensor, labels: Tensor) {

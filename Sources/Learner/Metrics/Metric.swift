@@ -21,9 +21,15 @@ public protocol Metric: Sendable {
     /// not add up, which then reports the share of the replica that logs. Setting them replaces
     /// the state.
     var statistics: [Double]? { get set }
+    /// Why model outputs of `outputShape` per sample (the batch axis left out) with
+    /// `labelsPerSample` label values per sample cannot be measured, or nil (the default): `fit`
+    /// and `evaluate` name it before the first batch instead of trapping inside ``update(outputs:labels:)``.
+    func problem(outputShape: [Int], labelsPerSample: Int) -> String?
 }
 
 extension Metric {
+    public func problem(outputShape: [Int], labelsPerSample: Int) -> String? { nil }
+
     public var statistics: [Double]? {
         get { nil }
         set {}

@@ -44,6 +44,7 @@ extension SupervisedLearner {
         try data.labels.withUnsafeBufferPointer { labels in
             try loss.checkLabels(labels, perSample: data.labelSize, outputShape: shape) { data.location(ofSample: $0) }
         }
+        try checkMetrics(outputShape: shape, labelsPerSample: data.labelSize, data: description)
         if model.checksSamples {
             // In chunks, so the check never holds a second copy of the data.
             let chunk = 4096
@@ -91,6 +92,7 @@ extension SupervisedLearner {
         try withExtendedLifetime(labels.storage) {
             try loss.checkLabels(UnsafeBufferPointer(labels.storage.buffer), perSample: perSample, outputShape: shape, locate: locate)
         }
+        try checkMetrics(outputShape: shape, labelsPerSample: perSample, data: data)
         if model.checksSamples, let (i, reason) = model.firstInvalidSample(batch.inputs) {
             throw LearnerError.invalidArgument("\(locate(i)): \(reason)")
         }
@@ -101,6 +103,16 @@ extension SupervisedLearner {
                 if let i = values.firstIndex(where: { !$0.isFinite }) {
                     throw LearnerError.nonFiniteInput(value: values[i], location: "\(locate(i / perSample)) (value \(i % perSample))")
                 }
+            }
+        }
+    }
+
+    /// Throws the first of the learner's metrics that cannot measure these outputs and labels
+    /// (``Metric/problem(outputShape:labelsPerSample:)``), naming it and the data.
+    func checkMetrics(outputShape: [Int], labelsPerSample: Int, data: String) throws {
+        for metric in metrics {
+            if let problem = metric.problem(outputShape: outputShape, labelsPerSample: labelsPerSample) {
+                throw LearnerError.invalidArgument("metric '\(metric.name)' cannot measure \(data): \(problem)")
             }
         }
     }
