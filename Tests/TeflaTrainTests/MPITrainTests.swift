@@ -122,7 +122,12 @@ final class MPITrainTests: XCTestCase {
         for column in ["loss", "accuracy", "val_loss", "val_accuracy"] {
             let a = try XCTUnwrap(one[column]), b = try XCTUnwrap(two[column])
             XCTAssertEqual(b.count, 2, column)
-            XCTAssertEqual(b[0], a[0], accuracy: 1e-5 * max(1, abs(a[0])), "\(column), epoch 1: 2 ranks against 1")
+            // The epoch's training figures agree to rounding; the validation after it sees the
+            // weights at the end of the epoch, where the ranks' other order of sums has grown
+            // through a learning rate near its peak (3.7e-4 apart on an AVX-512 machine, 7e-3
+            // for unsynchronized ranks, below).
+            let tolerance = column.hasPrefix("val_") ? 5e-4 : 1e-5
+            XCTAssertEqual(b[0], a[0], accuracy: tolerance * max(1, abs(a[0])), "\(column), epoch 1: 2 ranks against 1")
             // The second epoch carries the first's rounding differences through a learning rate at its peak.
             XCTAssertEqual(b[1], a[1], accuracy: column.hasSuffix("accuracy") ? 6e-3 : 1e-3, "\(column), epoch 2: 2 ranks against 1")
         }
