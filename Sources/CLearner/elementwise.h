@@ -11,8 +11,11 @@
 #if defined(__CUDACC_RTC__) || defined(__CUDACC__)
 #define TL_HD __device__ __forceinline__
 #define TL_SQRTF(x) sqrtf(x)
+#define TL_FLOAT_BITS(x) __float_as_uint(x)
+#define TL_BITS_FLOAT(u) __uint_as_float(u)
 #else
 #include <math.h>
+#include <string.h>
 #define TL_HD static inline
 // sqrtf without errno: with -fmath-errno (the C default) a sqrtf call may set errno for a
 // negative argument, so clang keeps it scalar and calls the library on that path, and every
@@ -28,7 +31,49 @@
 #endif
 #endif
 
+#ifndef TL_FLOAT_BITS
+TL_HD unsigned int tl_float_bits(float x) {
+    unsigned int u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+TL_HD float tl_bits_float(unsigned int u) {
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+#define TL_FLOAT_BITS(x) tl_float_bits(x)
+#define TL_BITS_FLOAT(u) tl_bits_float(u)
+#endif
+
 #define TL_SIGN(x) ((float)(((x) > 0.0f) - ((x) < 0.0f)))
+
+// x rounded to the nearest bfloat16 (ties to even), as a float: the value a bf16 tensor holds
+// (PyTorch's x.to(torch.bfloat16)). Mixed precision rounds the operands and results of matrix
+// products and convolutions with it. A NaN stays a NaN (quiet), infinities stay.
+TL_HD float tl_round_bf16(float x) {
+    unsigned int u = TL_FLOAT_BITS(x);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return TL_BITS_FLOAT((u | 0x00400000u) & 0xffff0000u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return TL_BITS_FLOAT(u & 0xffff0000u);
+}
+
+// x rounded to the nearest IEEE half (ties to even), as a float: overflow above 65504 (from
+// the midpoint 65520 up) gives infinity and tiny values become half subnormals (multiples of
+// 2^-24), as a cast to float16 does. This is what makes fp16 training need loss scaling.
+TL_HD float tl_round_fp16(float x) {
+    unsigned int u = TL_FLOAT_BITS(x);
+    unsigned int a = u & 0x7fffffffu, sign = u & 0x80000000u;
+    if (a >= 0x7f800000u) return x;                              // infinity, NaN
+    if (a >= 0x477ff000u) return TL_BITS_FLOAT(sign | 0x7f800000u); // >= 65520
+    if (a < 0x38800000u) {                                        // below 2^-14: subnormal
+        // |x|·2^24 is exact here, and rintf rounds it to the nearest even integer.
+        float r = rintf(TL_BITS_FLOAT(a) * 16777216.0f) * 5.9604644775390625e-8f;
+        return TL_BITS_FLOAT(sign | TL_FLOAT_BITS(r));
+    }
+    a += 0x0fffu + ((a >> 13) & 1u); // keep 10 of the 23 mantissa bits, ties to even
+    return TL_BITS_FLOAT(sign | (a & 0xffffe000u));
+}
 
 // GELU, tanh approximation (PyTorch's approximate="tanh"), and its derivative.
 TL_HD float tl_gelu(float x) {

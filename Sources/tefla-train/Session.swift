@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Learner
 
+extension Precision: ExpressibleByArgument {}
+
 /// Options every subcommand shares: the config, its overrides, the device, the weights.
 struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "The YAML config file.")
@@ -17,6 +19,11 @@ struct RunOptions: ParsableArguments {
 
     @Option(name: .long, help: "Overrides training.seed.")
     var seed: UInt64?
+
+    @Option(
+        name: .long,
+        help: "Mixed precision of matrix products and convolutions: fp32, bf16 or fp16 (overrides training.precision).")
+    var precision: Precision?
 
     @Option(name: .long, help: "0: silent, 1: a progress bar per epoch, 2: one line per epoch (default: training.verbose, else 2).")
     var verbose: Int?
@@ -60,6 +67,7 @@ struct Session {
             throw fail(error.description)
         }
         if let seed = options.seed { cfg.seed = seed }
+        if let precision = options.precision { cfg.precision = precision }
         adjust(&cfg)
         self.text = text
         self.options = options

@@ -180,8 +180,9 @@ extension TrainConfig {
     static let trainingKeys = [
         "epochs", "start_epoch", "seed", "mode", "label_smoothing", "metrics", "verbose", "clip_norm",
         "clip_value", "ema_decay", "early_stopping", "csv_log", "metric_threshold", "fbeta_beta", "accumulation_steps",
-        "check_finite", "plot",
+        "check_finite", "plot", "precision", "loss_scale",
     ]
+    static let lossScaleKeys = ["initial", "growth_factor", "backoff_factor", "growth_interval", "dynamic"]
     static let summaryKeys = ["dir", "summary_every"]
 
     /// Reads the keys added with schedules, metrics, callbacks and summaries.
@@ -218,6 +219,10 @@ extension TrainConfig {
             emaDecay = training.float("ema_decay", minimum: 0)
             accumulationSteps = training.int("accumulation_steps", default: 1, minimum: 1) ?? 1
             checkFinite = training.bool("check_finite", default: false)
+            precision = Precision(rawValue: training.oneOf("precision", Precision.allCases.map(\.rawValue), default: "fp32")) ?? .fp32
+            if let s = training.section("loss_scale", known: TrainConfig.lossScaleKeys) {
+                lossScaling = Self.parseLossScale(s, reader: reader)
+            }
             if let d = emaDecay, d >= 1 {
                 reader.report(training.node("ema_decay"), "training.ema_decay", "must be < 1, got \(d)")
             }
@@ -247,6 +252,26 @@ extension TrainConfig {
         }
     }
 
+    /// `training.loss_scale`: GradScaler's settings, each checked against its range.
+    static func parseLossScale(_ s: Section, reader: ConfigReader) -> LossScaling {
+        let defaults = LossScaling()
+        let initial = s.float("initial", default: Double(defaults.initialScale), minimum: 0, exclusiveMinimum: true) ?? 1
+        let growth = s.float("growth_factor", default: Double(defaults.growthFactor), minimum: 1) ?? 2
+        let backoff = s.float("backoff_factor", default: Double(defaults.backoffFactor), minimum: 0, exclusiveMinimum: true) ?? 0.5
+        let interval = s.int("growth_interval", default: defaults.growthInterval, minimum: 1) ?? 1
+        if initial > 0 && !Float(initial).isFinite {
+            reader.report(s.node("initial"), "training.loss_scale.initial", "must fit a 32-bit float, got \(initial)")
+        }
+        if backoff >= 1 {
+            reader.report(s.node("backoff_factor"), "training.loss_scale.backoff_factor", "must be < 1, got \(backoff)")
+        }
+        let safeInitial = initial > 0 && Float(initial).isFinite ? Float(initial) : defaults.initialScale
+        return LossScaling(
+            initialScale: safeInitial, growthFactor: Float(Swift.max(growth, 1)),
+            backoffFactor: backoff > 0 && backoff < 1 ? Float(backoff) : defaults.backoffFactor,
+            growthInterval: Swift.max(interval, 1), dynamic: s.bool("dynamic", default: true))
+    }
+
     /// The metrics the config names, or the mode's defaults when it names none.
     func makeMetrics() -> [any Metric] {
         guard !metricNames.isEmpty else { return taskMode.defaultMetrics }
@@ -263,6 +288,8 @@ extension TrainConfig {
         options.emaDecay = emaDecay.map(Float.init)
         options.accumulationSteps = accumulationSteps
         options.checksInputsAreFinite = checkFinite
+        options.precision = precision
+        options.lossScaling = lossScaling
         options.classWeights = data.classWeights?.map(Float.init)
         options.images = data.imageOptions
         return options

@@ -49,6 +49,9 @@ struct TrainConfig {
     var checkFinite = false
     var emaDecay: Double?
     var accumulationSteps = 1
+    /// `training.precision` (mixed precision) and `training.loss_scale` (fp16's loss scaling).
+    var precision = Precision.fp32
+    var lossScaling = LossScaling()
     var earlyStopping: EarlyStoppingSpec?
     var csvLog: String?
     /// `training.plot`: nil when not given, `.some(nil)` when false, else the path.

@@ -12,6 +12,10 @@ extern "C" {
 int tl_tape_disabled_depth(void);
 /// Adds `delta` (+1 on entering a scope, -1 on leaving it) to the calling thread's depth.
 void tl_tape_adjust_disabled(int delta);
+/// The calling thread's compute precision for matrix products and convolutions (the raw value
+/// of Swift's `Precision`: 0 fp32, 1 bf16, 2 fp16); 0 on a new thread.
+int tl_compute_precision(void);
+void tl_set_compute_precision(int precision);
 
 #ifdef __cplusplus
 }

@@ -21,7 +21,9 @@
 #define TL_DOMAIN_POSITIVE 1
 
 // X(ID, swift_name, backward_reads, domain, forward in x, backward in x, y = f(x) and g).
-// The backward is g·f'(x), written in whichever of x and y is cheaper or more exact.
+// The backward is g·f'(x), written in whichever of x and y is cheaper or more exact. The two
+// rounding ops (mixed precision's casts) pass g through: the ops that round their operands
+// round their gradients themselves (Precision.swift).
 #define TL_UNARY_OPS(X)                                                                              \
     X(NEG, negate, TL_READS_NONE, TL_DOMAIN_ANY, -x, -g)                                             \
     X(EXP, exp, TL_READS_Y, TL_DOMAIN_ANY, expf(x), g * y)                                           \
@@ -35,7 +37,9 @@
     X(SIGN, sign, TL_READS_NONE, TL_DOMAIN_ANY, TL_SIGN(x), 0.0f)                                    \
     X(SQUARE, square, TL_READS_X, TL_DOMAIN_ANY, x * x, 2.0f * x * g)                                \
     X(RECIPROCAL, reciprocal, TL_READS_Y, TL_DOMAIN_POSITIVE, 1.0f / x, -g * y * y)                  \
-    X(SOFTPLUS, softplus, TL_READS_X, TL_DOMAIN_ANY, x > 20.0f ? x : log1pf(expf(x)), x > 20.0f ? g : g / (1.0f + expf(-x)))
+    X(SOFTPLUS, softplus, TL_READS_X, TL_DOMAIN_ANY, x > 20.0f ? x : log1pf(expf(x)), x > 20.0f ? g : g / (1.0f + expf(-x))) \
+    X(ROUND_BF16, roundBF16, TL_READS_NONE, TL_DOMAIN_ANY, tl_round_bf16(x), g)                      \
+    X(ROUND_FP16, roundFP16, TL_READS_NONE, TL_DOMAIN_ANY, tl_round_fp16(x), g)
 
 // X(ID, swift_name, result for operands x and y). Comparisons give 1.0 or 0.0.
 #define TL_BINARY_OPS(X)                                                                             \

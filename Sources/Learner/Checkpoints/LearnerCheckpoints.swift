@@ -3,8 +3,8 @@ import Foundation
 /// Saving and restoring a learner's whole training state.
 ///
 /// What makes a resumed run continue exactly as an uninterrupted one: the weights and buffers,
-/// the optimizer's buffers and step counts, the weight average and its update count, and the
-/// global step. Everything else is a pure function of those and the seed: learning-rate
+/// the optimizer's buffers and step counts, the weight average and its update count, fp16's
+/// loss scale, and the global step. Everything else is a pure function of those and the seed: learning-rate
 /// schedules take the step, the epoch's sample order is keyed by (seed, epoch), dropout masks by
 /// (seed, step). ``ModelCheckpoint`` decides when to save and where to resume from.
 extension SupervisedLearner {
@@ -14,6 +14,10 @@ extension SupervisedLearner {
             epoch: epoch, globalStep: globalStep, seed: seed, learningRate: optimizer.learningRate,
             optimizer: String(describing: type(of: optimizer)), config: config, values: values)
         state.emaUpdates = ema?.updates
+        if let lossScaler, options.precision == .fp16 {
+            state.lossScale = lossScaler.scale
+            state.lossScaleGrowthTracker = lossScaler.growthTracker
+        }
         return state
     }
 
@@ -36,6 +40,9 @@ extension SupervisedLearner {
     public func restoreCheckpoint(from folder: String) throws -> TrainingState {
         let state = try WeightsDirectory.restore(folder, model: model, optimizer: optimizer)
         globalStep = state.globalStep
+        if let scale = state.lossScale, let scaler = lossScalerForStep() {
+            scaler.restore(scale: scale, growthTracker: state.lossScaleGrowthTracker ?? 0)
+        }
         let emaPath = folder + "/" + SupervisedLearner.emaFile
         if let ema, FileManager.default.fileExists(atPath: emaPath) {
             let (entries, _) = try SafeTensors.read(emaPath)

@@ -27,6 +27,10 @@ public struct TrainingState: Codable, Equatable {
     public var metricStates: [String]?
     /// Updates folded into the weight average (its warm-up position), when one is kept.
     public var emaUpdates: Int?
+    /// fp16 training: the loss scale of the next step and the clean steps since it last
+    /// changed (``LossScaler``).
+    public var lossScale: Float?
+    public var lossScaleGrowthTracker: Int?
 
     public init(
         epoch: Int, globalStep: UInt64, seed: UInt64, learningRate: Float, optimizer: String,

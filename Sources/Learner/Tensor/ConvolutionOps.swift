@@ -53,19 +53,21 @@ extension Tensor {
         let g = convolutionGeometry("conv2d", weight: weight, stride: stride, padding: padding, dilation: dilation, groups: groups)
         if let bias { precondition(bias.shape == [g.outChannels], "conv2d: bias \(bias.shape) should be [\(g.outChannels)]") }
         let backend = self.backend
+        let precision = Precision.current
+        let x = rounded(to: precision), w = weight.rounded(to: precision)
         let out = Tensor(
             shape: g.outputShape,
-            storage: backend.conv2d(storage, weight: weight.storage, bias: bias?.storage, geometry: g))
-        let x = self.detached(), w = weight.detached()
+            storage: precision.round(backend.conv2d(x.storage, weight: w.storage, bias: bias?.storage, geometry: g), on: backend))
         let needX = requiresGradient, needW = weight.requiresGradient, needB = bias?.requiresGradient ?? false
         var inputs = [self, weight]
         if let bias { inputs.append(bias) }
         return Tape.record(.conv2d, out, inputs: inputs) { grad in
             let (dx, dw) = backend.conv2dBackward(
-                grad.storage, input: needW ? x.storage : nil, weight: needX ? w.storage : nil,
+                precision.round(grad.storage, on: backend), input: needW ? x.storage : nil, weight: needX ? w.storage : nil,
                 geometry: g)
             var grads: [Tensor?] = [
-                dx.map { Tensor(shape: g.inputShape, storage: $0) }, dw.map { Tensor(shape: g.weightShape, storage: $0) },
+                dx.map { Tensor(shape: g.inputShape, storage: precision.round($0, on: backend)) },
+                dw.map { Tensor(shape: g.weightShape, storage: precision.round($0, on: backend)) },
             ]
             if bias != nil { grads.append(needB ? grad.sum(alongAxes: [0, 2, 3]) : nil) }
             return grads
@@ -120,17 +122,19 @@ extension Tensor {
         if let bias { precondition(bias.shape == [outC], "convTranspose2d: bias \(bias.shape) should be [\(outC)]") }
         let g = Conv2DGeometry(batch: shape[0], window: window, outChannels: shape[1], groups: groups)
         let backend = self.backend
+        let precision = Precision.current
+        let x = rounded(to: precision), w = weight.rounded(to: precision)
         var out = Tensor(
             shape: g.inputShape,
-            storage: backend.conv2dBackwardInput(storage, weight: weight.storage, geometry: g))
-        let x = self.detached(), w = weight.detached()
+            storage: precision.round(backend.conv2dBackwardInput(x.storage, weight: w.storage, geometry: g), on: backend))
         let needX = requiresGradient, needW = weight.requiresGradient
         out = Tape.record(.convTranspose2d, out, inputs: [self, weight]) { grad in
-            let dx = needX ? backend.conv2d(grad.storage, weight: w.storage, bias: nil, geometry: g) : nil
-            let dw = needW ? backend.conv2dBackwardWeight(x.storage, input: grad.storage, geometry: g) : nil
+            let gr = precision.round(grad.storage, on: backend)
+            let dx = needX ? backend.conv2d(gr, weight: w.storage, bias: nil, geometry: g) : nil
+            let dw = needW ? backend.conv2dBackwardWeight(x.storage, input: gr, geometry: g) : nil
             return [
-                dx.map { Tensor(shape: g.outputShape, storage: $0) },
-                dw.map { Tensor(shape: g.weightShape, storage: $0) },
+                dx.map { Tensor(shape: g.outputShape, storage: precision.round($0, on: backend)) },
+                dw.map { Tensor(shape: g.weightShape, storage: precision.round($0, on: backend)) },
             ]
         }
         if let bias { out = out + bias.reshaped(to: [1, outC, 1, 1]) }

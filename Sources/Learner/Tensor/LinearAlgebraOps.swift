@@ -9,26 +9,31 @@ extension Tensor {
         let n = transposeOther ? other.shape[0] : other.shape[1]
         precondition(
             k == k2, "matmul: inner dimensions differ: \(shape)\(transposeSelf ? "ᵀ" : "") × \(other.shape)\(transposeOther ? "ᵀ" : "")")
+        let precision = Precision.current
+        let a = rounded(to: precision), b = other.rounded(to: precision)
         let out = Storage(count: m * n, device: device)
         backend.gemm(
-            transA: transposeSelf, transB: transposeOther, m: m, n: n, k: k, a: storage, b: other.storage, into: out, accumulate: false)
-        let a = self.detached(), b = other.detached()
+            transA: transposeSelf, transB: transposeOther, m: m, n: n, k: k, a: a.storage, b: b.storage, into: out,
+            accumulate: false)
         let needA = requiresGradient, needB = other.requiresGradient
-        return Tape.record(.matmul, Tensor(shape: [m, n], storage: out), inputs: [self, other]) { g in
+        let result = Tensor(shape: [m, n], storage: precision.round(out, on: backend))
+        return Tape.record(.matmul, result, inputs: [self, other]) { g in
             // C = op(A) op(B): dop(A) = G op(B)ᵀ, dop(B) = op(A)ᵀ G; transposed back when op was a transpose.
-            let ga: Tensor? =
-                needA
-                ? (transposeSelf
-                    ? b.matmul(g, transposeSelf: transposeOther, transposeOther: true)
-                    : g.matmul(b, transposeSelf: false, transposeOther: !transposeOther))
-                : nil
-            let gb: Tensor? =
-                needB
-                ? (transposeOther
-                    ? g.matmul(a, transposeSelf: true, transposeOther: transposeSelf)
-                    : a.matmul(g, transposeSelf: !transposeSelf, transposeOther: false))
-                : nil
-            return [ga, gb]
+            withComputePrecision(precision) {
+                let ga: Tensor? =
+                    needA
+                    ? (transposeSelf
+                        ? b.matmul(g, transposeSelf: transposeOther, transposeOther: true)
+                        : g.matmul(b, transposeSelf: false, transposeOther: !transposeOther))
+                    : nil
+                let gb: Tensor? =
+                    needB
+                    ? (transposeOther
+                        ? g.matmul(a, transposeSelf: true, transposeOther: transposeSelf)
+                        : a.matmul(g, transposeSelf: !transposeSelf, transposeOther: false))
+                    : nil
+                return [ga, gb]
+            }
         }
     }
 
@@ -48,27 +53,31 @@ extension Tensor {
             k == k2,
             "batchedMatmul: inner dimensions differ: \(shape)\(transposeSelf ? "ᵀ" : "") × \(other.shape)\(transposeOther ? "ᵀ" : "")")
         precondition(device == other.device, "batchedMatmul: tensors on \(device) and \(other.device)")
+        let precision = Precision.current
+        let a = rounded(to: precision), b = other.rounded(to: precision)
         let out = Storage(count: batch * m * n, device: device)
         backend.gemmBatched(
-            transA: transposeSelf, transB: transposeOther, m: m, n: n, k: k, batch: batch, a: storage, b: other.storage, into: out,
-            accumulate: false)
-        let a = self.detached(), b = other.detached()
+            transA: transposeSelf, transB: transposeOther, m: m, n: n, k: k, batch: batch, a: a.storage, b: b.storage,
+            into: out, accumulate: false)
         let needA = requiresGradient, needB = other.requiresGradient
-        return Tape.record(.batchedMatmul, Tensor(shape: [batch, m, n], storage: out), inputs: [self, other]) { g in
+        let result = Tensor(shape: [batch, m, n], storage: precision.round(out, on: backend))
+        return Tape.record(.batchedMatmul, result, inputs: [self, other]) { g in
             // As matmul's rule, matrix by matrix.
-            let ga: Tensor? =
-                needA
-                ? (transposeSelf
-                    ? b.batchedMatmul(g, transposeSelf: transposeOther, transposeOther: true)
-                    : g.batchedMatmul(b, transposeSelf: false, transposeOther: !transposeOther))
-                : nil
-            let gb: Tensor? =
-                needB
-                ? (transposeOther
-                    ? g.batchedMatmul(a, transposeSelf: true, transposeOther: transposeSelf)
-                    : a.batchedMatmul(g, transposeSelf: !transposeSelf, transposeOther: false))
-                : nil
-            return [ga, gb]
+            withComputePrecision(precision) {
+                let ga: Tensor? =
+                    needA
+                    ? (transposeSelf
+                        ? b.batchedMatmul(g, transposeSelf: transposeOther, transposeOther: true)
+                        : g.batchedMatmul(b, transposeSelf: false, transposeOther: !transposeOther))
+                    : nil
+                let gb: Tensor? =
+                    needB
+                    ? (transposeOther
+                        ? g.batchedMatmul(a, transposeSelf: true, transposeOther: transposeSelf)
+                        : a.batchedMatmul(g, transposeSelf: !transposeSelf, transposeOther: false))
+                    : nil
+                return [ga, gb]
+            }
         }
     }
 
@@ -80,17 +89,20 @@ extension Tensor {
             "linear: input \(shape) does not match weight \(weight.shape) ([out, in])")
         let m = shape[0], k = shape[1], n = weight.shape[0]
         if let bias { precondition(bias.shape == [n], "linear: bias \(bias.shape) does not match \(n) outputs") }
-        let out = backend.linear(storage, weight.storage, bias?.storage, m: m, n: n, k: k)
-        let x = self.detached(), w = weight.detached()
+        let precision = Precision.current
+        let x = rounded(to: precision), w = weight.rounded(to: precision)
+        let out = precision.round(backend.linear(x.storage, w.storage, bias?.storage, m: m, n: n, k: k), on: backend)
         let needX = requiresGradient
         var inputs = [self, weight]
         if let bias { inputs.append(bias) }
         return Tape.record(.linear, Tensor(shape: [m, n], storage: out), inputs: inputs) { g in
-            let gx: Tensor? = needX ? g.matmul(w) : nil  // [m,n]·[n,k]
-            let gw = g.matmul(x, transposeSelf: true)  // [n,m]·[m,k]
-            var grads: [Tensor?] = [gx, gw]
-            if bias != nil { grads.append(g.sum(alongAxis: 0)) }
-            return grads
+            withComputePrecision(precision) {
+                let gx: Tensor? = needX ? g.matmul(w) : nil  // [m,n]·[n,k]
+                let gw = g.matmul(x, transposeSelf: true)  // [n,m]·[m,k]
+                var grads: [Tensor?] = [gx, gw]
+                if bias != nil { grads.append(g.sum(alongAxis: 0)) }
+                return grads
+            }
         }
     }
 

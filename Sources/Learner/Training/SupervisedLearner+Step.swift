@@ -82,6 +82,18 @@ extension SupervisedLearner {
     /// random draws). Returns the scaled loss (whose sum over ranks is the global batch's loss),
     /// still on the device, and the outputs.
     func optimizerStep(_ batch: DataBatch, share: Float, sampleOffset: Int) throws -> (loss: Tensor, outputs: Tensor) {
+        try withComputePrecision(options.precision) { try precisionStep(batch, share: share, sampleOffset: sampleOffset) }
+    }
+
+    /// The loss scaler of fp16 training (``TrainingOptions/lossScaling``), made at the first fp16
+    /// step or restore; nil in other precisions.
+    func lossScalerForStep() -> LossScaler? {
+        guard options.precision == .fp16 else { return nil }
+        if lossScaler?.configuration != options.lossScaling { lossScaler = LossScaler(options.lossScaling) }
+        return lossScaler
+    }
+
+    private func precisionStep(_ batch: DataBatch, share: Float, sampleOffset: Int) throws -> (loss: Tensor, outputs: Tensor) {
         // A device failure in the work queued so far ends training here (CUDAContext says why).
         try CUDAContext.throwIfFailed()
         if let schedule = activeSchedule, schedule.needsRunLength {
@@ -93,25 +105,28 @@ extension SupervisedLearner {
         model.train()
         model.setRandomKey(seed: seed, step: globalStep, sampleOffset: sampleOffset)
         let parameters = model.parameters.filter { !$0.isFrozen }
+        // fp16: gradients are of the loss times the scale, divided by it in finishStep.
+        let scaler = lossScalerForStep()
+        let gradientScale = scaler?.scale ?? 1
         if synchronizesBatchNorm, let sync = gradientSynchronizer, sync.worldSize > 1 {
             // The layers' own reductions run inside the passes, between the gradient all-reduce's:
             // the plain path keeps every replica's collectives in one order.
             let (value, outputs, grads) = try ReplicaContext.run(sync) {
                 try accumulatedGradients(
                     inputs: batch.inputs, labels: batch.labels, sampleWeights: batch.sampleWeights, parameters: parameters,
-                    scale: share)
+                    scale: share, gradientScale: gradientScale)
             }
             for (p, g) in zip(parameters, grads) { p.gradient = g }
             try sync.allReduceGradients(parameters)
-            return finishStep(parameters, loss: value, outputs: outputs)
+            return finishStep(parameters, loss: value, outputs: outputs, scaler: scaler)
         }
         if let overlapped = gradientSynchronizer as? any OverlappedGradientSynchronizer, options.accumulationSteps <= 1, batch.count > 0 {
             // Each gradient bucket's all-reduce starts while the backward pass goes on.
             let outputs = model(batch.inputs)
             var value = try lossValue(outputs, batch.labels, sampleWeights: batch.sampleWeights)
             if share != 1 { value = value * share }
-            try overlapped.backward(value, parameters: parameters)
-            return finishStep(parameters, loss: value.detached(), outputs: outputs)
+            try overlapped.backward(gradientScale != 1 ? value * gradientScale : value, parameters: parameters)
+            return finishStep(parameters, loss: value.detached(), outputs: outputs, scaler: scaler)
         }
         let (value, outputs, grads): (Tensor, Tensor, [Tensor])
         if batch.count == 0 {
@@ -121,15 +136,28 @@ extension SupervisedLearner {
             (value, outputs, grads) = try accumulatedGradients(
                 inputs: batch.inputs, labels: batch.labels,
                 sampleWeights: batch.sampleWeights, parameters: parameters,
-                scale: share)
+                scale: share, gradientScale: gradientScale)
         }
         for (p, g) in zip(parameters, grads) { p.gradient = g }
         try gradientSynchronizer?.allReduceGradients(parameters)
-        return finishStep(parameters, loss: value, outputs: outputs)
+        return finishStep(parameters, loss: value, outputs: outputs, scaler: scaler)
     }
 
-    /// Clipping, the optimizer's update and the weight average, once every gradient is set.
-    private func finishStep(_ parameters: [Parameter], loss value: Tensor, outputs: Tensor) -> (loss: Tensor, outputs: Tensor) {
+    /// Unscaling (fp16), clipping, the optimizer's update and the weight average, once every
+    /// gradient is set (and summed over the replicas, so every replica skips the same steps).
+    private func finishStep(_ parameters: [Parameter], loss value: Tensor, outputs: Tensor, scaler: LossScaler?) -> (
+        loss: Tensor, outputs: Tensor
+    ) {
+        if let scaler {
+            let finite = scaler.unscale(parameters)
+            scaler.update(gradientsFinite: finite)
+            guard finite else {
+                // GradScaler's rule: no update from gradients that overflowed; the scale backed off.
+                for p in parameters { p.gradient = nil }
+                note("step \(globalStep): non-finite gradients, step skipped; loss scale now \(scaler.scale)", level: .debug)
+                return (value, outputs.detached())
+            }
+        }
         if let clipValue = options.clipValue { GradientClipping.clipValue(parameters, limit: clipValue) }
         if let clipNorm = options.clipNorm { lastGradientNorm = GradientClipping.clipGlobalNorm(parameters, maxNorm: clipNorm) }
         optimizer.step(parameters)
@@ -145,7 +173,7 @@ extension SupervisedLearner {
     /// batch statistics) while activations are held for one slice at a time.
     private func accumulatedGradients(
         inputs: Tensor, labels: Tensor, sampleWeights: Tensor?,
-        parameters: [Parameter], scale: Float
+        parameters: [Parameter], scale: Float, gradientScale: Float
     ) throws -> (Tensor, Tensor, [Tensor]) {
         let n = inputs.shape.first ?? 1
         let k = Swift.min(Swift.max(options.accumulationSteps, 1), n)
@@ -153,7 +181,9 @@ extension SupervisedLearner {
             let outputs = model(inputs)
             var value = try lossValue(outputs, labels, sampleWeights: sampleWeights)
             if scale != 1 { value = value * scale }
-            return (value.detached(), outputs, gradients(of: value, wrt: parameters.map(\.value)))
+            return (
+                value.detached(), outputs, gradients(of: gradientScale != 1 ? value * gradientScale : value, wrt: parameters.map(\.value))
+            )
         }
         var total: Tensor?
         var outputs: [Tensor] = []
@@ -165,7 +195,7 @@ extension SupervisedLearner {
                 try lossValue(
                     out, labels.slice(alongAxis: 0, range).detached(),
                     sampleWeights: sampleWeights?.slice(alongAxis: 0, range).detached()) * (scale * Float(range.count) / Float(n))
-            let grads = gradients(of: value, wrt: parameters.map(\.value))
+            let grads = gradients(of: gradientScale != 1 ? value * gradientScale : value, wrt: parameters.map(\.value))
             summed = summed.isEmpty ? grads : withoutGradients { zip(summed, grads).map { $0 + $1 } }
             total = withoutGradients { total.map { $0 + value.detached() } ?? value.detached() }
             outputs.append(out.detached())

@@ -46,6 +46,9 @@ public final class SupervisedLearner {
     /// Whether `fit` is stopping inside an epoch to be resumed there: the epoch's end (validation,
     /// its hooks and checkpoint) is left to the resumed run.
     var stopsMidEpoch = false
+    /// The loss scale of fp16 training (``TrainingOptions/precision`` `.fp16`), made at its first
+    /// step; nil before and in other precisions.
+    public internal(set) var lossScaler: LossScaler?
     /// The moving average of the weights when ``TrainingOptions/emaDecay`` is set.
     public internal(set) var ema: WeightEMA?
     /// The run `fit` is in (its epoch, batch and running figures), nil outside `fit`.

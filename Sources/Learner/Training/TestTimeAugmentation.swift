@@ -12,8 +12,13 @@ extension SupervisedLearner {
     /// The model's outputs for `inputs` in evaluation mode, averaged with those of the mirrored
     /// images when ``TrainingOptions/testTimeFlip`` is on (fastai's TTA with flips): probabilities are averaged
     /// for classification and multi-label (returned as logits of the average, so the losses and
-    /// metrics read them as before), values for regression.
+    /// metrics read them as before), values for regression. The model computes in
+    /// ``TrainingOptions/precision``, as in training.
     func evaluationOutputs(_ inputs: Tensor) -> Tensor {
+        withComputePrecision(options.precision) { flipAveragedOutputs(inputs) }
+    }
+
+    private func flipAveragedOutputs(_ inputs: Tensor) -> Tensor {
         let plain = model(inputs)
         guard options.testTimeFlip, inputs.rank == 4 else { return plain }
         let mirrored = model(inputs.flippedHorizontally())

@@ -56,6 +56,12 @@ public struct TrainingOptions {
     /// ``LearnerError/nonFiniteInput(value:location:)`` naming the sample); off by default, as
     /// it reads every input value once more.
     public var checksInputsAreFinite = false
+    /// The number format of matrix products and convolutions in training, evaluation and
+    /// prediction (mixed precision; see ``Precision``). Weights, optimizer state and checkpoints
+    /// stay fp32.
+    public var precision = Precision.fp32
+    /// How fp16 training scales its loss (used when ``precision`` is `.fp16`).
+    public var lossScaling = LossScaling()
     /// How ``SupervisedLearner/fit(dataDir:featureKeys:startEpoch:validationDir:epochs:batchSize:dropLastBatch:imageSize:)``
     /// decodes shards of encoded images: size, channels, augmentation, normalisation, threads.
     public var images = ImageDataOptions()
