@@ -61,18 +61,21 @@ TL_HD float tl_round_bf16(float x) {
 // x rounded to the nearest IEEE half (ties to even), as a float: overflow above 65504 (from
 // the midpoint 65520 up) gives infinity and tiny values become half subnormals (multiples of
 // 2^-24), as a cast to float16 does. This is what makes fp16 training need loss scaling.
+// Branch-free, so that the CPU loop vectorises: both roundings are computed and one selected.
 TL_HD float tl_round_fp16(float x) {
     unsigned int u = TL_FLOAT_BITS(x);
     unsigned int a = u & 0x7fffffffu, sign = u & 0x80000000u;
-    if (a >= 0x7f800000u) return x;                              // infinity, NaN
-    if (a >= 0x477ff000u) return TL_BITS_FLOAT(sign | 0x7f800000u); // >= 65520
-    if (a < 0x38800000u) {                                        // below 2^-14: subnormal
-        // |x|·2^24 is exact here, and rintf rounds it to the nearest even integer.
-        float r = rintf(TL_BITS_FLOAT(a) * 16777216.0f) * 5.9604644775390625e-8f;
-        return TL_BITS_FLOAT(sign | TL_FLOAT_BITS(r));
-    }
-    a += 0x0fffu + ((a >> 13) & 1u); // keep 10 of the 23 mantissa bits, ties to even
-    return TL_BITS_FLOAT(sign | (a & 0xffffe000u));
+    // Normal halves: keep 10 of the 23 mantissa bits, ties to even.
+    unsigned int normal = (a + 0x0fffu + ((a >> 13) & 1u)) & 0xffffe000u;
+    // Below 2^-14, multiples of 2^-24: |x|·2^24 (exact, < 1024) rounded to an integer, ties to
+    // even, by adding and removing 2^23 (as rintf does, without a library call).
+    float scaled = TL_BITS_FLOAT(a) * 16777216.0f;
+    float whole = (scaled + 8388608.0f) - 8388608.0f;
+    unsigned int subnormal = TL_FLOAT_BITS(whole * 5.9604644775390625e-8f);
+    unsigned int r = a < 0x38800000u ? subnormal : normal;
+    r = a >= 0x477ff000u ? 0x7f800000u : r; // >= 65520: infinity
+    r = a >= 0x7f800000u ? a : r;            // infinity and NaN stay
+    return TL_BITS_FLOAT(sign | r);
 }
 
 // GELU, tanh approximation (PyTorch's approximate="tanh"), and its derivative.

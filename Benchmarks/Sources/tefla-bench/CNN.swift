@@ -58,6 +58,7 @@ func runCNN(_ o: Options, model modelName: String) {
         model: model, loss: .softmaxCrossEntropy(), optimizer: SGD(learningRate: 0.01, momentum: 0.9),
         seed: 0)
     learner.options.verbose = 0
+    learner.options.precision = o.precision
     var g = RandomGenerator(seed: 7)
     let pool: [(Tensor, Tensor)] = (0..<8).map { _ in
         (
@@ -80,7 +81,7 @@ func runCNN(_ o: Options, model modelName: String) {
             _ = benchStep(learner, x, y)
         } : nil
     let fields: [(String, Any)] = [
-        ("bench", "cnn"), ("impl", "tefla"), ("model", spec.name), ("batch", batch),
+        ("bench", "cnn"), ("impl", "tefla"), ("model", spec.name), ("batch", batch), ("precision", o.precision.rawValue),
         ("steps", steps), ("rounds", o.rounds), ("warmup", warmup),
         ("images_per_s", imagesPerSecond), ("ms_per_step", msPerStep),
         ("threads", CPUParallel.threadCount), ("peak_rss_mib", peakRSSMiB()),

@@ -239,6 +239,20 @@ struct GPUCheck {
         check("linear", [m, w, wb]) { $0[0].linear(weight: $0[1], bias: $0[2]) }
         check("linear no bias", [m, w]) { $0[0].linear(weight: $0[1], bias: nil) }
         check("dropout", [a]) { $0[0].dropout(rate: 0.3, seed: 1, step: 2, salt: 3) }
+        // Mixed precision: the 16-bit rounding is exact on both devices, so products agree up to a
+        // result rounded the other way where the two accumulations straddle a rounding boundary.
+        check("round to bf16 and fp16", [a]) { $0[0].rounded(to: .bf16) + $0[0].rounded(to: .fp16) }
+        for (precision, tolerance) in [(Precision.bf16, 8e-3), (.fp16, 1e-3)] {
+            check("\(precision) matmul Bᵀ", [m, nt], tolerance: tolerance) {
+                x in withComputePrecision(precision) { x[0].matmul(x[1], transposeOther: true) }
+            }
+            check("\(precision) linear", [m, w, wb], tolerance: tolerance) {
+                x in withComputePrecision(precision) { x[0].linear(weight: x[1], bias: x[2]) }
+            }
+            check("\(precision) conv2d 3×3 padding 1", [random([2, 4, 9, 9]), random([6, 4, 3, 3])], tolerance: tolerance) {
+                x in withComputePrecision(precision) { x[0].conv2d(weight: x[1], padding: 1) }
+            }
+        }
         let logits = random([50, 10])
         let labels = Tensor(shape: [50], scalars: (0..<50).map { Float(($0 * 7) % 10) })
         let weights = random([50], positive: true)

@@ -1,7 +1,7 @@
 // Convolutional training throughput on a GPU, the rows Benchmarks/peers/torch_cuda_cnn.py runs
 // in PyTorch on the same GPU:
 //
-//   tefla-bench gpu-cnn [ROW...] [--device N] [--rounds N] [--quick] [--profile] [--json]
+//   tefla-bench gpu-cnn [ROW...] [--device N] [--rounds N] [--quick] [--profile] [--precision fp32|bf16|fp16] [--json]
 //
 // Rows: small-b64 (the small CNN, 1×28×28, batch 64), resnet18-64-b32 (ResNet-18, 3×64×64,
 // batch 32, 10 classes), resnet18-224-b128 (ResNet-18, 3×224×224, batch 128, 1000 classes),
@@ -60,6 +60,7 @@ private func runGPUCNNRow(_ row: GPUCNNRow, device: Device, _ o: Options) {
         model: row.make(), loss: .softmaxCrossEntropy(), optimizer: SGD(learningRate: 0.01, momentum: 0.9),
         seed: 0, device: device)
     learner.options.verbose = 0
+    learner.options.precision = o.precision
     var g = RandomGenerator(seed: 7)
     let pool: [(Tensor, Tensor)] = (0..<8).map { _ in
         (
@@ -85,6 +86,7 @@ private func runGPUCNNRow(_ row: GPUCNNRow, device: Device, _ o: Options) {
     let peakMiB = Double(stats.peak_in_use) / 1_048_576
     let fields: [(String, Any)] = [
         ("bench", "gpu-cnn"), ("impl", "tefla"), ("row", row.name), ("model", row.spec), ("batch", row.batch),
+        ("precision", o.precision.rawValue),
         ("device", CUDAContext.deviceName(gpuIndex(o))), ("engine", CUDABackend.convolutionEngine),
         ("tf32_conv", CUDABackend.convolutionAllowsTF32 ? "yes" : "no"), ("steps", run.steps), ("rounds", run.rounds),
         ("images_per_s", imagesPerSecond), ("ms_per_step", 1000 * Double(row.batch) / imagesPerSecond),

@@ -37,6 +37,8 @@ struct Options {
     var device = 0
     var quick = false
     var workers = 2
+    /// `--precision fp32|bf16|fp16`: the learner's mixed precision (cnn and gpu-cnn).
+    var precision = Precision.fp32
 }
 
 func parseOptions() -> Options {
@@ -63,6 +65,10 @@ func parseOptions() -> Options {
         case "--workers": o.workers = value()
         case "--phases": o.phases = true
         case "--profile": o.profile = true
+        case "--precision":
+            i += 1
+            guard i < args.count, let p = Precision(rawValue: args[i]) else { fail("--precision needs fp32, bf16 or fp16") }
+            o.precision = p
         case "--model":
             i += 1
             guard i < args.count else { fail("--model needs a name (small, resnet18)") }
@@ -74,7 +80,7 @@ func parseOptions() -> Options {
                        tefla-bench sgemm N [--reps N] [--threads T] [--json]
                        tefla-bench gemms [--batch B] [--json]
                        tefla-bench adam [--json]
-                       tefla-bench cnn [--model small|resnet18] [--batch B] [--steps N] [--warmup N] [--rounds N] [--json] [--profile]
+                       tefla-bench cnn [--model small|resnet18|unet] [--precision fp32|bf16|fp16] [--batch B] [--steps N] [--warmup N] [--rounds N] [--json] [--profile]
                        tefla-bench pipeline-train DIR [--batch B] [--steps N] [--warmup N] [--workers W] [--threads T] [--json]
                        tefla-bench all [--json]
                 """)
