@@ -3,7 +3,7 @@
 // the workspace limit is searched once (cudnnFind*AlgorithmEx, as PyTorch's cudnn.benchmark)
 // and kept with its descriptors for the life of the process, per device.
 //
-// cuDNN's headers are not part of the CUDA toolkit packages this builds against, so the few
+// As for the rest of the toolkit (cuda_api.h), no cuDNN header is needed to build: the few
 // types used are declared here from cuDNN's documented API: opaque handles, int enums and the
 // algorithm-performance record. The loader itself needs no GPU, so a machine without cuDNN
 // reports why it is absent even in CI.

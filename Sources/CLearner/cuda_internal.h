@@ -11,27 +11,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// TL_CUDA_ENABLED is 1 when the toolkit headers are found (Debian non-free nvidia-cuda-dev,
-// or any CUDA toolkit on the include path); define TL_FORCE_NO_CUDA to build the stubs anyway.
+// TL_CUDA_ENABLED: the CUDA layer is compiled in, always, as it needs no toolkit header
+// (cuda_api.h declares what it calls); define TL_FORCE_NO_CUDA to build the stubs instead.
 #if defined(TL_FORCE_NO_CUDA)
 #define TL_CUDA_ENABLED 0
-#elif defined(__has_include)
-#if __has_include(<cuda.h>) && __has_include(<cudaTypedefs.h>) && __has_include(<nvrtc.h>) && \
-    __has_include(<cublas_v2.h>)
+#else
 #define TL_CUDA_ENABLED 1
-#else
-#define TL_CUDA_ENABLED 0
-#endif
-#else
-#define TL_CUDA_ENABLED 0
 #endif
 
 // Error state shared by both builds: the calling thread's last status and message.
 int tl_cuda_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void tl_cuda_copy_message(char *dst, size_t len, const char *src);
 #define TL_NOT_BUILT_MSG \
-    "CUDA support not built in: CLearner was compiled without the CUDA toolkit headers (cuda.h, " \
-    "cudaTypedefs.h, nvrtc.h, cublas_v2.h); run Scripts/install-cuda-toolkit and rebuild"
+    "CUDA support not built in: CLearner was compiled with TL_FORCE_NO_CUDA; rebuild without it"
 
 // ------------------------------------------------------------------ kernels
 // Every kernel in cuda/kernels.cu, in one list: the enum index and the name looked up. Known to
@@ -71,17 +63,13 @@ int tl_cuda_launch(int kernel, unsigned gx, unsigned gy, unsigned bx, unsigned b
 
 #if TL_CUDA_ENABLED
 
-#include <cuda.h>
-#include <cudaTypedefs.h>
-#include <nvrtc.h>
-#include <cublas_v2.h>
+#include "cuda_api.h"
 
 // ------------------------------------------------------------------ driver API
-// Every driver function we call. The struct member for X is `PFN_X X`, both names expanded
-// by the toolkit's own macros (cuMemAlloc -> cuMemAlloc_v2 with type PFN_cuMemAlloc_v3020),
-// so the prototypes come from cudaTypedefs.h and are never retyped here. cuGetProcAddress is
-// asked for the ABI of the headers' CUDA_VERSION; without it (drivers before 11.3) dlsym looks
-// up the macro-expanded name.
+// Every driver function we call. The struct member for X has X's type as cuda_api.h declares
+// it (checked against cuda.h by Scripts/cuda-abi-check), its name expanded by the toolkit's
+// renamings (cuMemAlloc -> cuMemAlloc_v2). cuGetProcAddress is asked for the ABI of
+// TL_CUDA_ABI_VERSION; without it (drivers before 11.3) dlsym looks up the versioned name.
 #define TL_CU_FUNCS(X)                                                                          \
     X(cuGetErrorString) X(cuGetErrorName) X(cuInit) X(cuDriverGetVersion) X(cuDeviceGet)        \
     X(cuDeviceGetCount) X(cuDeviceGetName) X(cuDeviceGetAttribute) X(cuDeviceTotalMem)          \
@@ -94,14 +82,14 @@ int tl_cuda_launch(int kernel, unsigned gx, unsigned gy, unsigned bx, unsigned b
     X(cuMemHostAlloc) X(cuMemHostGetDevicePointer) X(cuMemFreeHost)
 
 typedef struct tl_cu_api {
-#define TL_CU_MEMBER(name) PFN_##name name;
+#define TL_CU_MEMBER(name) __typeof__(name) *name;
     TL_CU_FUNCS(TL_CU_MEMBER)
 #undef TL_CU_MEMBER
 } tl_cu_api;
 
 // ------------------------------------------------------------------ NVRTC and cuBLAS
-// Types taken from the declarations in nvrtc.h / cublas_api.h with __typeof__, again never
-// retyped. `optional` entries may be missing in old library versions.
+// Types taken from the declarations in cuda_api.h with __typeof__. `optional` entries may be
+// missing in old library versions.
 #define TL_NVRTC_FUNCS(X, OPT)                                                                  \
     X(nvrtcGetErrorString) X(nvrtcVersion) X(nvrtcCreateProgram) X(nvrtcDestroyProgram)         \
     X(nvrtcCompileProgram) X(nvrtcGetProgramLogSize) X(nvrtcGetProgramLog) X(nvrtcGetPTXSize)   \

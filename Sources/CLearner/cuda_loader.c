@@ -1,7 +1,7 @@
 // CUDA loader: dlopen of libcuda / libnvrtc / libcublas, symbol resolution, cuInit, device
 // queries and per-device setup (primary context, stream). See clearner_cuda.h for the API.
 //
-// Built without the toolkit headers, only the error helpers and stubs remain.
+// Built with TL_FORCE_NO_CUDA, only the error helpers and stubs remain.
 #define _GNU_SOURCE
 #include "cuda_internal.h"
 
@@ -193,20 +193,15 @@ static const char *const nvrtc_names[] = {"libnvrtc.so.13", "libnvrtc.so.12", "l
 static const char *const cublas_names[] = {"libcublas.so.13", "libcublas.so.12", "libcublas.so.11",
                                            "libcublas.so", NULL};
 
-// cuGetProcAddress as the headers declare it (v1 in 11.x headers, _v2 with a fifth argument
-// in 12.x and later); NULL on drivers before 11.3.
-static PFN_cuGetProcAddress get_proc_address;
+// cuGetProcAddress as 11.x declares it (four arguments); NULL on drivers before 11.3.
+static __typeof__(cuGetProcAddress) *get_proc_address;
 
-// Driver symbol: cuGetProcAddress asked for the ABI of the headers' CUDA_VERSION (so the
-// returned function matches the PFN type), else dlsym of the versioned export name.
+// Driver symbol: cuGetProcAddress asked for the ABI of TL_CUDA_ABI_VERSION (so the returned
+// function matches cuda_api.h's prototype), else dlsym of the versioned export name.
 static void *driver_symbol(const char *plain, const char *versioned) {
     void *fn = NULL;
     if (get_proc_address) {
-#if CUDA_VERSION >= 12000
-        CUresult r = get_proc_address(plain, &fn, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT, NULL);
-#else
-        CUresult r = get_proc_address(plain, &fn, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT);
-#endif
+        CUresult r = get_proc_address(plain, &fn, TL_CUDA_ABI_VERSION, CU_GET_PROC_ADDRESS_DEFAULT);
         if (r != CUDA_SUCCESS) fn = NULL;
     }
     if (!fn) fn = dlsym(lib_cuda, versioned);
@@ -220,10 +215,10 @@ static int load_driver(void) {
     if (!lib_cuda)
         return tl_cuda_fail(TL_CUDA_ERR_LIBRARY,
                             "CUDA driver library not found (no NVIDIA driver on this machine?): %s", why);
-    get_proc_address = (PFN_cuGetProcAddress)dlsym(lib_cuda, TL_STR(cuGetProcAddress));
+    get_proc_address = (__typeof__(cuGetProcAddress) *)dlsym(lib_cuda, TL_STR(cuGetProcAddress));
     char missing[1024] = "";
 #define TL_CU_LOAD(name)                                                                          \
-    tl_cu.name = (PFN_##name)driver_symbol(#name, TL_STR(name));                                  \
+    tl_cu.name = (__typeof__(name) *)driver_symbol(#name, TL_STR(name));                          \
     if (!tl_cu.name) {                                                                            \
         size_t u = strlen(missing);                                                               \
         snprintf(missing + u, sizeof missing - u, "%s%s", u ? ", " : "", TL_STR(name));           \

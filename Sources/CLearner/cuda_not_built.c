@@ -1,4 +1,4 @@
-// The build without the CUDA toolkit headers: every entry point that needs a toolkit type
+// The build with TL_FORCE_NO_CUDA: every entry point that needs a toolkit type
 // reports TL_CUDA_ERR_NOT_BUILT (the loader's and the allocator's are in cuda_loader.c and
 // cuda_alloc.c). The op launchers need none of these stubs: they are compiled in both builds
 // and fail at their launch (tl_cuda_launch*, below).
@@ -7,10 +7,7 @@
 #if !TL_CUDA_ENABLED
 
 // Said while building, so that a CPU-only build is never a surprise.
-#if !defined(TL_FORCE_NO_CUDA)
-#pragma message("tefla: the CUDA layer is not compiled in: cuda.h, cudaTypedefs.h, nvrtc.h and cublas_v2.h were not " \
-                "found (Debian: Scripts/install-cuda-toolkit; NVIDIA's installer: build with CPATH=/usr/local/cuda/include)")
-#endif
+#pragma message("tefla: the CUDA layer is not compiled in (TL_FORCE_NO_CUDA is defined)")
 
 #define TL_NOT_BUILT return tl_cuda_fail(TL_CUDA_ERR_NOT_BUILT, TL_NOT_BUILT_MSG)
 

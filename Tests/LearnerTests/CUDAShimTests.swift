@@ -15,10 +15,11 @@ final class CUDAShimTests: XCTestCase {
         return buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 
-    /// Whether the toolkit headers that enable the CUDA layer are in the default include path.
+    /// Whether the CUDA toolkit's headers are in the default include path (Scripts/cuda-abi-check
+    /// compares the shim's declarations with them).
     private var headersInstalled: Bool {
         let dirs = ["/usr/include", "/usr/local/include"]
-        return ["cuda.h", "cudaTypedefs.h", "nvrtc.h", "cublas_v2.h"].allSatisfy { header in
+        return ["cuda.h", "nvrtc.h", "cublas_v2.h"].allSatisfy { header in
             dirs.contains { FileManager.default.fileExists(atPath: "\($0)/\(header)") }
         }
     }
@@ -27,16 +28,15 @@ final class CUDAShimTests: XCTestCase {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
-    func testBuiltInMatchesHeaders() throws {
+    /// The CUDA layer needs no toolkit header, so every build has it, unless it was built with
+    /// -Xcc -DTL_FORCE_NO_CUDA (to test the stubs; the environment then says so).
+    func testCUDALayerIsAlwaysBuiltIn() throws {
         let builtIn = tl_cuda_built_in() == 1
-        // A build made with -Xcc -DTL_FORCE_NO_CUDA (to test the stubs) sets this to say so.
-        let forcedOff = ProcessInfo.processInfo.environment["TEFLA_CUDA_FORCED_OFF"] == "1"
-        if headersInstalled && !forcedOff {
-            XCTAssertTrue(builtIn, "CUDA headers are in /usr/include but the shim was built without them")
-        } else if builtIn {
-            print("CUDA built in with headers outside /usr/include and /usr/local/include (an -I path)")
+        if ProcessInfo.processInfo.environment["TEFLA_CUDA_FORCED_OFF"] != "1" {
+            XCTAssertTrue(builtIn, "the CUDA layer was not compiled in")
         } else {
             // The stub build: every entry point reports that CUDA is not built in.
+            XCTAssertFalse(builtIn)
             var err = [CChar](repeating: 0, count: 1024)
             XCTAssertEqual(tl_cuda_init(&err, err.count), Int32(TL_CUDA_ERR_NOT_BUILT.rawValue))
             XCTAssertEqual(tl_cuda_device_count(), 0)
@@ -44,6 +44,19 @@ final class CUDAShimTests: XCTestCase {
             XCTAssertEqual(tl_cuda_malloc(16, &p), Int32(TL_CUDA_ERR_NOT_BUILT.rawValue))
             XCTAssertTrue(lastError().contains("not built in"))
         }
+    }
+
+    /// cuda_api.h, the declarations the layer is built with, equals the toolkit's headers in
+    /// every type, constant, renaming and prototype (Scripts/cuda-abi-check). CI installs the
+    /// headers (Scripts/setup), so there the check must run.
+    func testDeclarationsMatchTheToolkitHeaders() throws {
+        guard headersInstalled else {
+            if ProcessInfo.processInfo.environment["CI"] != nil { return XCTFail("CI has no CUDA headers to check cuda_api.h against") }
+            throw XCTSkip("no CUDA toolkit headers in /usr/include to check cuda_api.h against")
+        }
+        let run = try runScript("Scripts/cuda-abi-check", [])
+        XCTAssertEqual(run.status, 0, run.output + run.error)
+        XCTAssertTrue(run.output.contains("agrees with the toolkit's headers"), run.output)
     }
 
     /// The source compiled in is kernels.cu with the headers it includes (the op table) inlined,
@@ -65,7 +78,7 @@ final class CUDAShimTests: XCTestCase {
     }
 
     func testEveryKernelCompilesWithNVRTC() throws {
-        guard tl_cuda_built_in() == 1 else { throw XCTSkip("CUDA support not built in (no toolkit headers)") }
+        guard tl_cuda_built_in() == 1 else { throw XCTSkip("CUDA support not built in (TL_FORCE_NO_CUDA)") }
         var err = [CChar](repeating: 0, count: 4096)
         if tl_cuda_nvrtc_available(&err, err.count) != 0 {
             let why = err.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }

@@ -1,7 +1,8 @@
 // CLearner's CUDA layer: NVIDIA GPUs through the driver API, NVRTC and cuBLAS, all loaded at
 // run time with dlopen, so one binary runs on CPU-only machines and on GPU machines.
 //
-// Always declared: built without the CUDA toolkit headers, every function returns
+// Always declared and always built: the layer needs no CUDA toolkit header (cuda_api.h declares
+// what it calls). Only a build with TL_FORCE_NO_CUDA has stubs, where every function returns
 // TL_CUDA_ERR_NOT_BUILT once its arguments pass their checks (tl_cuda_built_in() says which
 // build this is).
 //
@@ -36,7 +37,7 @@ extern "C" {
 
 enum tl_cuda_status {
     TL_CUDA_OK = 0,
-    TL_CUDA_ERR_NOT_BUILT = 1,     ///< compiled without the CUDA toolkit headers
+    TL_CUDA_ERR_NOT_BUILT = 1,     ///< compiled with TL_FORCE_NO_CUDA
     TL_CUDA_ERR_LIBRARY = 2,       ///< a CUDA library could not be loaded or lacks a symbol
     TL_CUDA_ERR_NO_DEVICE = 3,     ///< cuInit failed or no such device
     TL_CUDA_ERR_DRIVER = 4,        ///< a driver API call failed (message has its error string)
@@ -51,7 +52,7 @@ enum tl_cuda_status {
 };
 
 // ---------------------------------------------------------------- loading and devices
-/// 1 when compiled with the CUDA toolkit headers, else 0 (then everything else is a stub).
+/// 1 unless compiled with TL_FORCE_NO_CUDA (then everything else is a stub).
 int tl_cuda_built_in(void);
 /// Loads libcuda.so.1 (required), libnvrtc and libcublas (searched newest first among those
 /// whose CUDA major version the driver supports) and calls cuInit. Safe to call again: later
