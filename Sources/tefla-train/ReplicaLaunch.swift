@@ -3,7 +3,8 @@ import Foundation
 import Learner
 
 /// A trainer process started by `mpirun -np N`: one data-parallel rank of N, its gradients
-/// summed with the others' through MPI each step (rank 0's initial weights broadcast first).
+/// summed with the others' each step, through NCCL on GPUs and MPI on CPUs (rank 0's initial
+/// weights broadcast first).
 final class ReplicaLaunch {
     let communicator: MPICommunicator
     var rank: Int { communicator.rank }
@@ -26,8 +27,29 @@ final class ReplicaLaunch {
             try? communicator.finalize()
             return nil
         }
-        learner.gradientSynchronizer = DataParallel(communicator)
+        learner.gradientSynchronizer = try synchronizer(communicator, device: learner.device, timeout: timeout)
         return ReplicaLaunch(communicator)
+    }
+
+    /// GPU ranks sum their gradients on the devices through NCCL (bootstrapped by MPI); CPU
+    /// ranks, and GPU ranks where libnccl.so.2 is missing or `TEFLA_NCCL=0`, through MPI.
+    private static func synchronizer(_ communicator: MPICommunicator, device: Device, timeout: Double) throws -> DataParallel {
+        guard case .cuda(let index) = device, ProcessInfo.processInfo.environment["TEFLA_NCCL"] != "0" else {
+            return DataParallel(communicator)
+        }
+        do {
+            _ = try NCCLCommunicator.version()
+        } catch {
+            if communicator.rank == 0 {
+                FileHandle.standardError.write(Data("tefla-train: NCCL unavailable (\(error)); gradients go through MPI\n".utf8))
+            }
+            return DataParallel(communicator)
+        }
+        do {
+            return DataParallel(nccl: try NCCLCommunicator(mpi: communicator, device: index, timeout: timeout))
+        } catch {
+            throw fail("rank \(communicator.rank): NCCL could not start on cuda:\(index): \(error)")
+        }
     }
 
     /// Runs `body` on rank 0, then on the others once rank 0 is done (for work that may repair
