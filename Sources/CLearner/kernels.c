@@ -133,6 +133,8 @@ int tl_unary_domain(int op) {
     }
 }
 
+int tl_unary_reads(int op) { return tl_unary_backward_reads(op); }
+
 const char *tl_binary_name(int op) {
     switch (op) {
 #define TL_BINARY_NAME_CASE(ID, name, formula) \

@@ -123,6 +123,9 @@ const char *tl_unary_name(int op);
 const char *tl_binary_name(int op);
 /// TL_DOMAIN_ANY or TL_DOMAIN_POSITIVE: the inputs a unary op is defined for.
 int tl_unary_domain(int op);
+/// TL_READS_X | TL_READS_Y: what a unary op's backward reads besides the gradient (what the
+/// tape must keep for it).
+int tl_unary_reads(int op);
 /// out = x * s + t
 void tl_affine(const float *x, float s, float t, float *out, size_t n);
 void tl_pow_scalar(const float *x, float p, float *out, size_t n);

@@ -29,7 +29,7 @@
     X(EXP, exp, TL_READS_Y, TL_DOMAIN_ANY, expf(x), g * y)                                           \
     X(LOG, log, TL_READS_X, TL_DOMAIN_POSITIVE, logf(x), g / x)                                      \
     X(SQRT, sqrt, TL_READS_Y, TL_DOMAIN_POSITIVE, TL_SQRTF(x), g * 0.5f / y)                          \
-    X(RELU, relu, TL_READS_X, TL_DOMAIN_ANY, x > 0.0f ? x : 0.0f, x > 0.0f ? g : 0.0f)               \
+    X(RELU, relu, TL_READS_Y, TL_DOMAIN_ANY, x > 0.0f ? x : 0.0f, y > 0.0f ? g : 0.0f)               \
     X(SIGMOID, sigmoid, TL_READS_Y, TL_DOMAIN_ANY, 1.0f / (1.0f + expf(-x)), g * y * (1.0f - y))     \
     X(TANH, tanh, TL_READS_Y, TL_DOMAIN_ANY, tanhf(x), g * (1.0f - y * y))                           \
     X(GELU, gelu, TL_READS_X, TL_DOMAIN_ANY, tl_gelu(x), g * tl_gelu_slope(x))                       \

@@ -23,8 +23,9 @@ public protocol Backend: Sendable {
     var device: Device { get }
     func binary(_ op: BinaryOp, _ a: Storage, shape aShape: [Int], _ b: Storage, shape bShape: [Int], outShape: [Int]) -> Storage
     func unary(_ op: UnaryOp, _ x: Storage) -> Storage
-    /// Gradient of a unary activation from its input, its output and the upstream gradient.
-    func unaryBackward(_ op: UnaryOp, x: Storage, y: Storage, gradient: Storage) -> Storage
+    /// Gradient of a unary activation from its input, its output and the upstream gradient; x or
+    /// y may be nil when the op's backward formula does not read it (`tl_unary_backward_reads`).
+    func unaryBackward(_ op: UnaryOp, x: Storage?, y: Storage?, gradient: Storage) -> Storage
     /// x * scale + shift
     func affine(_ x: Storage, scale: Float, shift: Float) -> Storage
     func pow(_ x: Storage, _ exponent: Float) -> Storage

@@ -62,11 +62,13 @@ public struct CPUBackend: Backend {
         return out
     }
 
-    public func unaryBackward(_ op: UnaryOp, x: Storage, y: Storage, gradient: Storage) -> Storage {
-        let out = Storage(count: x.count)
-        let px = x.pointer, py = y.pointer, pg = gradient.pointer, po = out.pointer
+    public func unaryBackward(_ op: UnaryOp, x: Storage?, y: Storage?, gradient: Storage) -> Storage {
+        let out = Storage(count: gradient.count)
+        let px = x?.pointer, py = y?.pointer, pg = gradient.pointer, po = out.pointer
         KernelProfile.measure(.elementwise) {
-            CPUParallel.forRanges(x.count) { s, e in tl_unary_backward(op.rawValue, px + s, py + s, pg + s, po + s, e - s) }
+            CPUParallel.forRanges(gradient.count) { s, e in
+                tl_unary_backward(op.rawValue, px.map { $0 + s }, py.map { $0 + s }, pg + s, po + s, e - s)
+            }
         }
         return out
     }

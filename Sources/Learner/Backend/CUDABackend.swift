@@ -86,10 +86,11 @@ public struct CUDABackend: Backend {
         return out
     }
 
-    public func unaryBackward(_ op: UnaryOp, x: Storage, y: Storage, gradient: Storage) -> Storage {
-        let out = make(x.count)
+    public func unaryBackward(_ op: UnaryOp, x: Storage?, y: Storage?, gradient: Storage) -> Storage {
+        let out = make(gradient.count)
         check(
-            tl_cuda_unary_backward(op.rawValue, x.pointer, y.pointer, gradient.pointer, out.pointer, x.count), "unary backward \(op.name)")
+            tl_cuda_unary_backward(op.rawValue, x?.pointer, y?.pointer, gradient.pointer, out.pointer, gradient.count),
+            "unary backward \(op.name)")
         return out
     }
 

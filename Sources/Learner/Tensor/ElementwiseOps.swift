@@ -86,9 +86,14 @@ extension Tensor {
 
     private func activation(_ op: UnaryOp, _ kind: OpKind) -> Tensor {
         let out = Tensor(shape: shape, storage: backend.unary(op, storage))
-        let x = self
+        // The backward keeps only what its formula reads. ReLU's reads its output, which the next
+        // layer keeps anyway, so its input (a batch norm's output, a residual sum) is freed after
+        // the forward pass, as PyTorch's in-place ReLU frees it.
+        let reads = tl_unary_reads(op.rawValue)
+        let x = reads & TL_READS_X != 0 ? storage : nil, y = reads & TL_READS_Y != 0 ? out.storage : nil
+        let backend = self.backend, shape = self.shape
         return Tape.record(kind, out, inputs: [self]) { g in
-            [Tensor(shape: x.shape, storage: x.backend.unaryBackward(op, x: x.storage, y: out.storage, gradient: g.storage))]
+            [Tensor(shape: shape, storage: backend.unaryBackward(op, x: x, y: y, gradient: g.storage))]
         }
     }
 
