@@ -126,13 +126,16 @@ for name in sorted(os.listdir(os.path.join(ROOT, "Tests/Fixtures/broken-configs"
         seed("config", "broken-" + name, data)
 seed("config", "override.yml", read("Configs/digits-mlp.yml") + b"#override training.epochs=2\n"
      b"#override model.layers.0.units=[1, {a: b}]\n")
-keys = set()
+seed("config", "mixed-precision.yml", read("Configs/digits-mlp.yml") + b"#override training.precision=fp16\n"
+     b"#override training.loss_scale={initial: 1024, growth_interval: 5, dynamic: true}\n")
+keys = {b"precision", b"loss_scale", b"initial", b"growth_factor", b"backoff_factor", b"growth_interval", b"dynamic"}
 for d in ["Configs", "Tests/Fixtures/broken-configs"]:
     for name in os.listdir(os.path.join(ROOT, d)):
         if name.endswith(".yml"):
             keys.update(re.findall(rb"^\s*-?\s*([a-z_]+):", read(d + "/" + name), re.M))
 dictionary("config", sorted(k.decode() + ":" for k in keys) + ["#override ", "&a ", "*a", "[", "{", "- ", "---",
-                                                                 "!!str ", "true", "null", ".inf", "1e400", "-1"])
+                                                                 "!!str ", "true", "null", ".inf", "1e400", "-1",
+                                                                 "fp32", "bf16", "fp16"])
 
 # image: mode byte (bits 0-1 channels, bit 2 fast DCT, bit 3 reusable buffer), then the blob.
 for i, name in enumerate(["grey.jpg", "rgb.jpg", "grey.png", "rgb.png", "rgba.png", "palette.png", "grey16.png",
@@ -147,7 +150,7 @@ state = {"epoch": 3, "globalStep": 90, "seed": 7, "learningRate": 0.01, "optimiz
          "optimizerSteps": {"dense.weight": 90}, "libraryVersion": "0.1.0", "values": {"val_loss": 0.5}}
 seed("state", "epoch-end.json", json.dumps(state, sort_keys=True).encode())
 within = dict(state, batchInEpoch=4, epochLossSum=1.5, epochSamples=128, metricStates=["{}"], emaUpdates=12,
-              config="model: {}\n")
+              config="model: {}\n", lossScale=32768.0, lossScaleGrowthTracker=7)
 seed("state", "within-epoch.json", json.dumps(within, sort_keys=True).encode())
 seed("state", "missing-step.json", json.dumps({k: v for k, v in state.items() if k != "globalStep"}).encode())
 dictionary("state", ['"%s":' % k for k in within] + ["null", "true", "18446744073709551615", "-1", "1e39", "[", "{"])
