@@ -24,7 +24,8 @@ let package = Package(
         // The code of the articles of the documentation catalog (Sources/Learner/Learner.docc),
         // one program per article: each article's code blocks appear verbatim in its program
         // (DocumentationTests checks it), and Scripts/check-consumer builds and runs them.
-        + ["FirstModel", "CustomLayer", "CustomLoss", "CustomMetric", "CustomDataSource", "Checkpoints", "ConfigMap"].map {
-            .executableTarget(name: $0, dependencies: [.product(name: "Learner", package: "tefla-swift")])
-        }
+        + ["FirstModel", "CustomLayer", "CustomLoss", "CustomMetric", "CustomDataSource", "Checkpoints", "ConfigMap", "MixedPrecision"].map
+    {
+        .executableTarget(name: $0, dependencies: [.product(name: "Learner", package: "tefla-swift")])
+    }
 )

@@ -12,7 +12,9 @@ final class DocumentationTests: XCTestCase {
         .deletingLastPathComponent()
     static let catalog = root.appendingPathComponent("Sources/Learner/Learner.docc")
     /// The articles the catalog promises, each with code.
-    static let articles = ["FirstModel", "CustomLayer", "CustomLoss", "CustomMetric", "CustomDataSource", "Checkpoints", "ConfigMap"]
+    static let articles = [
+        "FirstModel", "CustomLayer", "CustomLoss", "CustomMetric", "CustomDataSource", "Checkpoints", "ConfigMap", "MixedPrecision",
+    ]
 
     func testEveryCodeBlockOfAnArticleIsInItsProgram() throws {
         let files = try FileManager.default.contentsOfDirectory(atPath: Self.catalog.path).filter { $0.hasSuffix(".md") }.sorted()
