@@ -43,7 +43,7 @@ print("bf16 product: \(product.scalars)")
 // fp16 with a loss scale of one's own choosing: it backs off on overflow and grows after
 // `growthInterval` clean steps.
 let fp16 = makeLearner(.fp16)
-fp16.options.lossScaling = LossScaling(initialScale: 1 << 20, growthInterval: 50)
+fp16.options.lossScaling = LossScaling(initialScale: 1_048_576, growthInterval: 50)
 try fp16.fit(training, epochs: 2, batchSize: 32)
 if let scaler = fp16.lossScaler {
     print("loss scale \(scaler.scale) after \(fp16.globalStep) steps, \(scaler.skippedSteps) skipped")
