@@ -29,31 +29,6 @@ void tl_format_bytes(char *buf, size_t len, double bytes) {
 
 float tl_cuda_memory_fraction_value = 1.0f;
 
-#if !TL_CUDA_ENABLED
-int tl_cuda_malloc(size_t size, void **ptr) {
-    (void)size;
-    if (ptr) *ptr = NULL;
-    return tl_cuda_fail(TL_CUDA_ERR_NOT_BUILT, TL_NOT_BUILT_MSG);
-}
-int tl_cuda_free(void *ptr) {
-    if (!ptr) return TL_CUDA_OK;
-    return tl_cuda_fail(TL_CUDA_ERR_NOT_BUILT, TL_NOT_BUILT_MSG);
-}
-int tl_cuda_set_memory_fraction(float fraction) {
-    if (!(fraction > 0.0f && fraction <= 1.0f))
-        return tl_cuda_fail(TL_CUDA_ERR_INVALID, "memory fraction must be in (0, 1], got %g", (double)fraction);
-    tl_cuda_memory_fraction_value = fraction;
-    return TL_CUDA_OK;
-}
-int tl_cuda_empty_cache(void) { return tl_cuda_fail(TL_CUDA_ERR_NOT_BUILT, TL_NOT_BUILT_MSG); }
-int tl_cuda_memory_stats(tl_cuda_mem_stats *out) {
-    if (out) memset(out, 0, sizeof *out);
-    return tl_cuda_fail(TL_CUDA_ERR_NOT_BUILT, TL_NOT_BUILT_MSG);
-}
-
-int tl_cuda_reset_peak_memory(void) { return tl_cuda_fail(TL_CUDA_ERR_NOT_BUILT, TL_NOT_BUILT_MSG); }
-
-#else // TL_CUDA_ENABLED
 
 // ------------------------------------------------------------------ size classes
 // Class index and rounded size of a request of n > 0 bytes; -1 when too large for any class.
@@ -332,4 +307,3 @@ int tl_cuda_reset_peak_memory(void) {
     return TL_CUDA_OK;
 }
 
-#endif // TL_CUDA_ENABLED

@@ -2,7 +2,6 @@
 // unless TF32 is allowed.
 #include "cuda_internal.h"
 
-#if TL_CUDA_ENABLED
 
 static int tf32_enabled; // global switch read at each sgemm
 
@@ -94,4 +93,3 @@ int tl_cuda_sgemm_strided_batched(int transA, int transB, int M, int N, int K, f
 
 // Checks a window the way Window2D builds it: positive sizes, an output that fits.
 
-#endif // TL_CUDA_ENABLED

@@ -13,7 +13,6 @@
 
 const char *tl_cuda_kernel_source(void) { return tl_cuda_kernels_source; }
 
-#if TL_CUDA_ENABLED
 
 // ------------------------------------------------------------------ NVRTC compilation
 int tl_nvrtc_options(const char *arch, char *archopt, const char **opts) {
@@ -154,4 +153,3 @@ int tl_cuda_compile_check(const char *arch, char *log, size_t loglen) {
 }
 
 
-#endif // TL_CUDA_ENABLED

@@ -1,5 +1,5 @@
 // The launchers of the convolution, pooling and batch-norm kernels (NCHW, tl_window2d geometry,
-// as conv.c): the window checks, then a launch. Compiled in both builds, as cuda_ops.c.
+// as conv.c): the window checks, then a launch.
 #include "cuda_internal.h"
 
 // Checks a window the way Window2D builds it: positive sizes, an output that fits.
@@ -76,10 +76,8 @@ int tl_cuda_avgpool2d_backward(const float *g, const tl_window2d *w, size_t plan
 #define TL_BN_THREADS 256u
 
 static unsigned long long multiprocessors(void) {
-#if TL_CUDA_ENABLED
     tl_cuda_device *d;
     if (tl_cuda_current(&d) == TL_CUDA_OK && d->sm_count > 0) return (unsigned long long)d->sm_count;
-#endif
     return 1;
 }
 

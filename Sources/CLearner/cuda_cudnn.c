@@ -14,22 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if !TL_CUDA_ENABLED
-
-int tl_cudnn_load(int *version, char *err, size_t errlen) {
-    if (version) *version = 0;
-    tl_cuda_copy_message(err, errlen, TL_NOT_BUILT_MSG);
-    return tl_cuda_fail(TL_CUDA_ERR_NOT_BUILT, TL_NOT_BUILT_MSG);
-}
-const char *tl_cudnn_library(void) { return ""; }
-int tl_cudnn_convolution(int pass, const tl_cudnn_conv *g, const float *a, const float *b, float *out,
-                         size_t workspace_limit) {
-    (void)pass, (void)g, (void)a, (void)b, (void)out, (void)workspace_limit;
-    return tl_cuda_fail(TL_CUDA_ERR_NOT_BUILT, TL_NOT_BUILT_MSG);
-}
-int tl_cudnn_plan_count(void) { return 0; }
-
-#else
 #include <dlfcn.h>
 
 // ------------------------------------------------------------------ the API used
@@ -408,4 +392,3 @@ done:
     return s;
 }
 
-#endif // TL_CUDA_ENABLED

@@ -11,23 +11,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// TL_CUDA_ENABLED: the CUDA layer is compiled in, always, as it needs no toolkit header
-// (cuda_api.h declares what it calls); define TL_FORCE_NO_CUDA to build the stubs instead.
-#if defined(TL_FORCE_NO_CUDA)
-#define TL_CUDA_ENABLED 0
-#else
-#define TL_CUDA_ENABLED 1
-#endif
-
-// Error state shared by both builds: the calling thread's last status and message.
+// The calling thread's last status and message.
 int tl_cuda_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void tl_cuda_copy_message(char *dst, size_t len, const char *src);
-#define TL_NOT_BUILT_MSG \
-    "CUDA support not built in: CLearner was compiled with TL_FORCE_NO_CUDA; rebuild without it"
 
 // ------------------------------------------------------------------ kernels
-// Every kernel in cuda/kernels.cu, in one list: the enum index and the name looked up. Known to
-// both builds, so that the op launchers compile without the toolkit too.
+// Every kernel in cuda/kernels.cu, in one list: the enum index and the name looked up.
 #define TL_CUDA_KERNELS(X)                                                                      \
     X(tl_k_fill) X(tl_k_binary) X(tl_k_binary_bcast) X(tl_k_unary) X(tl_k_unary_backward)       \
     X(tl_k_affine) X(tl_k_softmax_rows) X(tl_k_xent_forward) X(tl_k_xent_backward)              \
@@ -48,9 +37,7 @@ extern const char *const tl_cuda_kernel_names[TLK_COUNT];
 
 // ------------------------------------------------------------------ launches (cuda_launch.c)
 // The op launchers (cuda_ops.c, cuda_conv_ops.c) reach the GPU only through these and the
-// public allocator and copy calls, so they are compiled in both builds: their argument checks
-// run either way, and without the toolkit the launch reports TL_CUDA_ERR_NOT_BUILT. `args`
-// points at each kernel argument, with exactly the types the kernel declares.
+// public allocator and copy calls, after their argument checks. `args` points at each kernel argument, with exactly the types the kernel declares.
 #define TL_BLOCK 256u
 /// A grid-stride kernel over `work` items on the current device: blocks of TL_BLOCK threads,
 /// enough to fill the GPU and never more than the work needs.
@@ -61,7 +48,6 @@ int tl_cuda_launch_rows(int kernel, size_t rows, size_t cols, void **args);
 /// A kernel with the given grid and block.
 int tl_cuda_launch(int kernel, unsigned gx, unsigned gy, unsigned bx, unsigned by, void **args);
 
-#if TL_CUDA_ENABLED
 
 #include "cuda_api.h"
 
@@ -245,5 +231,4 @@ int tl_cuda_ensure_kernels(tl_cuda_device *d);
 // Milliseconds on the monotonic clock.
 double tl_now_ms(void);
 
-#endif // TL_CUDA_ENABLED
 #endif

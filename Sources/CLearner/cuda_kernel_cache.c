@@ -3,7 +3,6 @@
 #define _GNU_SOURCE
 #include "cuda_internal.h"
 
-#if TL_CUDA_ENABLED
 
 #include <errno.h>
 #include <fcntl.h>
@@ -142,4 +141,3 @@ int tl_cuda_kernel_cache_dir(char *buf, size_t len) {
     return TL_CUDA_OK;
 }
 
-#endif // TL_CUDA_ENABLED

@@ -2,7 +2,6 @@
 // launching them on the device's stream; the op launchers call tl_cuda_launch*.
 #include "cuda_internal.h"
 
-#if TL_CUDA_ENABLED
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,4 +217,3 @@ int tl_cuda_launch_rows(int kernel, size_t rows, size_t cols, void **args) {
     return s ? s : launch(d, kernel, row_grid(d, rows), 1, row_threads(cols), 1, args);
 }
 
-#endif // TL_CUDA_ENABLED

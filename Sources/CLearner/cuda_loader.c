@@ -1,7 +1,5 @@
 // CUDA loader: dlopen of libcuda / libnvrtc / libcublas, symbol resolution, cuInit, device
 // queries and per-device setup (primary context, stream). See clearner_cuda.h for the API.
-//
-// Built with TL_FORCE_NO_CUDA, only the error helpers and stubs remain.
 #define _GNU_SOURCE
 #include "cuda_internal.h"
 
@@ -9,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-// ------------------------------------------------------------------ error state (both builds)
+// ------------------------------------------------------------------ error state
 static __thread int tls_status;
 static __thread char tls_message[2048];
 
@@ -35,58 +33,6 @@ int tl_cuda_last_error(char *buf, size_t len) {
     return tls_status;
 }
 
-#if !TL_CUDA_ENABLED
-// ------------------------------------------------------------------ stubs
-int tl_cuda_built_in(void) { return 0; }
-int tl_cuda_init(char *err, size_t errlen) {
-    tl_cuda_fail(TL_CUDA_ERR_NOT_BUILT, TL_NOT_BUILT_MSG);
-    tl_cuda_copy_message(err, errlen, TL_NOT_BUILT_MSG);
-    return TL_CUDA_ERR_NOT_BUILT;
-}
-int tl_cuda_device_count(void) { return 0; }
-int tl_cuda_device_name(int device, char *name, size_t len) {
-    (void)device;
-    tl_cuda_copy_message(name, len, "");
-    return tl_cuda_fail(TL_CUDA_ERR_NOT_BUILT, TL_NOT_BUILT_MSG);
-}
-int tl_cuda_device_capability(int device, int *major, int *minor) {
-    (void)device;
-    if (major) *major = 0;
-    if (minor) *minor = 0;
-    return tl_cuda_fail(TL_CUDA_ERR_NOT_BUILT, TL_NOT_BUILT_MSG);
-}
-int tl_cuda_device_total_memory(int device, size_t *bytes) {
-    (void)device;
-    if (bytes) *bytes = 0;
-    return tl_cuda_fail(TL_CUDA_ERR_NOT_BUILT, TL_NOT_BUILT_MSG);
-}
-int tl_cuda_device_multiprocessors(int device, int *count) {
-    (void)device;
-    if (count) *count = 0;
-    return tl_cuda_fail(TL_CUDA_ERR_NOT_BUILT, TL_NOT_BUILT_MSG);
-}
-int tl_cuda_set_device(int device) {
-    (void)device;
-    return tl_cuda_fail(TL_CUDA_ERR_NOT_BUILT, TL_NOT_BUILT_MSG);
-}
-int tl_cuda_get_device(void) { return 0; }
-int tl_cuda_versions(int *driver, int *nvrtc_major, int *nvrtc_minor, int *cublas) {
-    if (driver) *driver = -1;
-    if (nvrtc_major) *nvrtc_major = -1;
-    if (nvrtc_minor) *nvrtc_minor = -1;
-    if (cublas) *cublas = -1;
-    return tl_cuda_fail(TL_CUDA_ERR_NOT_BUILT, TL_NOT_BUILT_MSG);
-}
-const char *tl_cuda_library(int which) {
-    (void)which;
-    return "";
-}
-int tl_cuda_nvrtc_available(char *err, size_t errlen) {
-    tl_cuda_copy_message(err, errlen, TL_NOT_BUILT_MSG);
-    return tl_cuda_fail(TL_CUDA_ERR_NOT_BUILT, TL_NOT_BUILT_MSG);
-}
-
-#else // TL_CUDA_ENABLED
 #include <dlfcn.h>
 
 tl_cu_api tl_cu;
@@ -513,4 +459,3 @@ const char *tl_cuda_library(int which) {
     return lib_names[which];
 }
 
-#endif // TL_CUDA_ENABLED

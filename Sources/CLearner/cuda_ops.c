@@ -1,6 +1,5 @@
 // The launchers of the elementwise, row, reduction, optimizer, dropout and indexing kernels:
-// argument checks, then a launch (cuda_launch.c). They use no toolkit type, so they are
-// compiled in both builds; without CUDA the launch reports TL_CUDA_ERR_NOT_BUILT.
+// argument checks, then a launch (cuda_launch.c).
 #include "cuda_internal.h"
 #include "elementwise.h" // tl_unary_backward_reads
 
@@ -70,18 +69,14 @@ int tl_cuda_softmax_rows(const float *x, float *out, size_t rows, size_t cols, i
     return tl_cuda_launch_rows(TLK_tl_k_softmax_rows, rows, cols, args);
 }
 
-// The current device's label-report words as the kernels see them, NULL when there are none
-// (or without the toolkit, where the launch reports TL_CUDA_ERR_NOT_BUILT anyway).
+// The current device's label-report words as the kernels see them, NULL when there are none.
 static unsigned long long *label_fault_words(void) {
-#if TL_CUDA_ENABLED
     tl_cuda_device *d;
     if (tl_cuda_current(&d) == TL_CUDA_OK && d->label_fault) return (unsigned long long *)(uintptr_t)d->label_fault_dev;
-#endif
     return NULL;
 }
 
 int tl_cuda_take_label_fault(long long *row, float *label, long long *classes) {
-#if TL_CUDA_ENABLED
     // Never sets CUDA up: a device no kernel has run on has nothing to report.
     tl_cuda_device *d = tl_cuda_device_at(tl_cuda_get_device());
     if (d && d->label_fault && d->label_fault[0] != ~0ull) {
@@ -95,7 +90,6 @@ int tl_cuda_take_label_fault(long long *row, float *label, long long *classes) {
         d->label_fault[0] = ~0ull;
         return 1;
     }
-#endif
     if (row) *row = -1;
     if (label) *label = 0;
     if (classes) *classes = 0;

@@ -2,7 +2,6 @@
 // device's one stream (clearner_cuda.h says why one stream).
 #include "cuda_internal.h"
 
-#if TL_CUDA_ENABLED
 
 int tl_cuda_memcpy_htod(void *dst, const void *src, size_t bytes) {
     if (bytes == 0) return TL_CUDA_OK;
@@ -57,4 +56,3 @@ int tl_cuda_timer_stop(float *ms) {
     return s;
 }
 
-#endif // TL_CUDA_ENABLED

@@ -279,6 +279,37 @@ void tl_png_quiet(png_structp png, png_const_charp message) {
     (void)message;
 }
 
+// Both PNG decoders, under their own setjmp (libpng's errors jump there): the header read, 0 or
+// 5 when the image is over the pixel limit.
+static int png_read_header(png_structp png, png_infop info, struct png_source *src, char *err, size_t errlen) {
+    png_set_read_fn(png, src, png_read_memory);
+    png_read_info(png, info);
+    return over_pixel_limit(png_get_image_width(png, info), png_get_image_height(png, info), err, errlen) ? 5 : 0;
+}
+
+// The conversions both decoders share, so that every PNG reads as grey or RGB: palettes
+// expanded, low-depth grey widened, transparency and alpha dropped. `wide`: 16 bits per sample
+// in host order (8-bit and lower widened, v * 257); else 8 bits (16-bit scaled, v * 255 / 65535,
+// rounded). Returns the channels per pixel.
+static int png_read_grey_or_rgb(png_structp png, png_infop info, int wide) {
+    int color = png_get_color_type(png, info);
+    int depth = png_get_bit_depth(png, info);
+    if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+    if (color & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+    if (wide) {
+        png_set_expand_16(png);
+        png_set_swap(png);
+    } else if (depth == 16) {
+        png_set_scale_16(png);
+    }
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    int c = png_get_channels(png, info);
+    if (c != 1 && c != 3) png_error(png, "unexpected channel count after conversion");
+    return c;
+}
+
 static int decode_png(const uint8_t *data, size_t len, struct decode_opts opts, uint8_t **pixels, int *height,
                       int *width, int *channels, char *err, size_t errlen) {
     struct png_fail fail;
@@ -298,34 +329,22 @@ static int decode_png(const uint8_t *data, size_t len, struct decode_opts opts, 
         free(rows);
         return 2;
     }
-    png_set_read_fn(png, &src, png_read_memory);
-    png_read_info(png, info);
-    if (over_pixel_limit(png_get_image_width(png, info), png_get_image_height(png, info), err, errlen)) {
+    if (png_read_header(png, info, &src, err, errlen)) {
         png_destroy_read_struct(&png, &info, NULL);
         return 5;
     }
-    int color = png_get_color_type(png, info);
-    int depth = png_get_bit_depth(png, info);
     if (opts.header_only) {
         // As the conversion below: grey (with or without alpha) stays grey, the rest becomes RGB.
+        int color = png_get_color_type(png, info);
         *height = (int)png_get_image_height(png, info);
         *width = (int)png_get_image_width(png, info);
         *channels = (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) ? 1 : 3;
         png_destroy_read_struct(&png, &info, NULL);
         return 0;
     }
-    // Normalise everything to 8-bit grey or RGB: palettes expanded, low-depth grey widened,
-    // 16-bit scaled (v * 255 / 65535, rounded), transparency and alpha dropped.
-    if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
-    if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-    if (depth == 16) png_set_scale_16(png);
-    if (color & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
-    png_set_interlace_handling(png);
-    png_read_update_info(png, info);
+    int c = png_read_grey_or_rgb(png, info, 0);
     int w = (int)png_get_image_width(png, info), h = (int)png_get_image_height(png, info);
-    int c = png_get_channels(png, info);
     size_t stride = png_get_rowbytes(png, info);
-    if (c != 1 && c != 3) png_error(png, "unexpected channel count after conversion");
     out = output_buffer(opts.scratch, stride * (size_t)h);
     rows = malloc(sizeof(png_bytep) * (size_t)h);
     if (out == NULL || rows == NULL) png_error(png, "out of memory");
@@ -403,26 +422,14 @@ int tl_png_decode_float(const uint8_t *data, size_t len, float **pixels, int *he
         free(rows);
         return 2;
     }
-    png_set_read_fn(png, &src, png_read_memory);
-    png_read_info(png, info);
-    if (over_pixel_limit(png_get_image_width(png, info), png_get_image_height(png, info), err, errlen)) {
+    if (png_read_header(png, info, &src, err, errlen)) {
         png_destroy_read_struct(&png, &info, NULL);
         return 5;
     }
-    int color = png_get_color_type(png, info);
     int depth = png_get_bit_depth(png, info);
-    // Everything as 16-bit grey or RGB in host order: palettes expanded, 8-bit and lower widened
-    // (v * 257, so 255 becomes 65535), alpha dropped; the values then scale by 1/65535.
-    if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
-    if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-    if (color & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
-    png_set_expand_16(png);
-    png_set_swap(png);
-    png_set_interlace_handling(png);
-    png_read_update_info(png, info);
+    // Everything as 16-bit samples (255 becomes 65535), then scaled by 1/65535.
+    int c = png_read_grey_or_rgb(png, info, 1);
     int w = (int)png_get_image_width(png, info), h = (int)png_get_image_height(png, info);
-    int c = png_get_channels(png, info);
-    if (c != 1 && c != 3) png_error(png, "unexpected channel count after conversion");
     size_t count = (size_t)w * (size_t)h * (size_t)c;
     raw = malloc(count * sizeof(uint16_t));
     out = malloc(count * sizeof(float));

@@ -320,27 +320,17 @@ enum DensePredictions {
         _ outputs: Tensor, classes: Bool, names: [String], firstIndex: Int, into folder: String, taken: inout Set<String>
     ) throws -> [String] {
         let (n, c, h, w) = (outputs.shape[0], outputs.shape[1], outputs.shape[2], outputs.shape[3])
-        let values = (classes ? outputs.argmax(alongAxis: 1) : outputs).to(.cpu).scalars
+        let channels = classes ? 1 : c
+        guard channels == 1 || channels == 3 else {
+            throw LearnerError.invalidArgument("predict writes 1- or 3-channel images; the model gives \(channels) channels")
+        }
+        // Class indices per pixel, or the images in the encoder's interleaved (HWC) order.
+        let values = (classes ? outputs.argmax(alongAxis: 1) : outputs.transposed([0, 2, 3, 1])).to(.cpu).scalars
+        let perImage = h * w * channels
         var files: [String] = []
         for i in 0..<n {
-            let pixels: [UInt8]
-            let channels: Int
-            if classes {
-                pixels = values[(i * h * w)..<((i + 1) * h * w)].map { UInt8(Swift.min(Swift.max($0, 0), 255)) }
-                channels = 1
-            } else {
-                channels = c
-                var hwc = [UInt8](repeating: 0, count: h * w * c)
-                for k in 0..<c {
-                    for p in 0..<(h * w) {
-                        let v = values[(i * c + k) * h * w + p]
-                        hwc[p * c + k] = UInt8((Swift.min(Swift.max(v, 0), 1) * 255).rounded())
-                    }
-                }
-                pixels = hwc
-            }
-            guard channels == 1 || channels == 3 else {
-                throw LearnerError.invalidArgument("predict writes 1- or 3-channel images; the model gives \(channels) channels")
+            let pixels = values[(i * perImage)..<((i + 1) * perImage)].map { v -> UInt8 in
+                classes ? UInt8(Swift.min(Swift.max(v, 0), 255)) : UInt8((Swift.min(Swift.max(v, 0), 1) * 255).rounded())
             }
             let stem =
                 names.indices.contains(i) && !names[i].isEmpty

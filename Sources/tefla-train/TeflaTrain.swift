@@ -27,7 +27,6 @@ struct TeflaTrain: ParsableCommand {
     /// The `--version` text. The configuration holding it is built at every start, so the cuDNN
     /// probe (a dlopen) runs only when the version is what was asked for.
     static var versionString: String {
-        guard CUDAContext.isBuiltIn else { return "tefla-train \(LearnerVersion.string) (CUDA support: not built in; CPU: OpenBLAS)" }
         guard CommandLine.arguments.contains("--version") else { return "tefla-train \(LearnerVersion.string)" }
         let convolutions: String
         switch CUDABackend.cuDNNStatus() {

@@ -193,13 +193,7 @@ final class DeviceBuffer {
 // MARK: - 1. Build and NVRTC
 
 print("tefla-cuda-check (seed \(seed))")
-let builtIn = tl_cuda_built_in() == 1
-print("CUDA support built in: \(builtIn ? "yes" : "no")")
-if !builtIn {
-    print("CLearner was built without the CUDA toolkit headers; nothing to check (Scripts/install-cuda-toolkit, then rebuild).")
-    print("0 passed, 0 failed")
-    exit(0)
-}
+print("CUDA support built in: \(tl_cuda_built_in() == 1 ? "yes" : "no")")
 
 var errBuf = [CChar](repeating: 0, count: 4096)
 if kernelsOnly {

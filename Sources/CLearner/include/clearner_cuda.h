@@ -1,10 +1,7 @@
 // CLearner's CUDA layer: NVIDIA GPUs through the driver API, NVRTC and cuBLAS, all loaded at
 // run time with dlopen, so one binary runs on CPU-only machines and on GPU machines.
 //
-// Always declared and always built: the layer needs no CUDA toolkit header (cuda_api.h declares
-// what it calls). Only a build with TL_FORCE_NO_CUDA has stubs, where every function returns
-// TL_CUDA_ERR_NOT_BUILT once its arguments pass their checks (tl_cuda_built_in() says which
-// build this is).
+// Always built: the layer needs no CUDA toolkit header (cuda_api.h declares what it calls).
 //
 // Conventions
 // - Every function returning `int` returns a status: 0 (TL_CUDA_OK) or a TL_CUDA_ERR_* code.
@@ -37,7 +34,7 @@ extern "C" {
 
 enum tl_cuda_status {
     TL_CUDA_OK = 0,
-    TL_CUDA_ERR_NOT_BUILT = 1,     ///< compiled with TL_FORCE_NO_CUDA
+    TL_CUDA_ERR_NOT_BUILT = 1,     ///< reserved: builds before the layer was always compiled in
     TL_CUDA_ERR_LIBRARY = 2,       ///< a CUDA library could not be loaded or lacks a symbol
     TL_CUDA_ERR_NO_DEVICE = 3,     ///< cuInit failed or no such device
     TL_CUDA_ERR_DRIVER = 4,        ///< a driver API call failed (message has its error string)
@@ -52,7 +49,7 @@ enum tl_cuda_status {
 };
 
 // ---------------------------------------------------------------- loading and devices
-/// 1 unless compiled with TL_FORCE_NO_CUDA (then everything else is a stub).
+/// 1: the CUDA layer is in every build (kept for callers of earlier versions).
 int tl_cuda_built_in(void);
 /// Loads libcuda.so.1 (required), libnvrtc and libcublas (searched newest first among those
 /// whose CUDA major version the driver supports) and calls cuInit. Safe to call again: later

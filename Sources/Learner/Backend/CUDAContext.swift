@@ -18,7 +18,8 @@ public struct CUDAError: Error, CustomStringConvertible {
 /// The process's view of CUDA: whether it is built in and usable, and the device memory
 /// that storages draw from (the C shim's caching allocator).
 public enum CUDAContext {
-    /// True when the C shim was compiled with the CUDA toolkit headers.
+    /// Whether the CUDA layer is compiled in: always, as it needs no toolkit header to build
+    /// (kept for callers of versions where it could be missing).
     public static var isBuiltIn: Bool { tl_cuda_built_in() == 1 }
 
     /// Loads the CUDA libraries; throws with the reason when there is no usable GPU.
@@ -28,18 +29,14 @@ public enum CUDAContext {
         if status != 0 { throw CUDAError(status: status, message: buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }) }
     }
 
-    /// Number of CUDA devices (0 when CUDA is not built in or no driver is found).
+    /// Number of CUDA devices (0 when no driver is found).
     public static var deviceCount: Int {
-        guard isBuiltIn, (try? initialize()) != nil else { return 0 }
+        guard (try? initialize()) != nil else { return 0 }
         return Int(tl_cuda_device_count())
     }
 
     /// Makes `index` the current device of the calling thread, checking that it exists.
     public static func use(device index: Int, memoryFraction: Float? = nil) throws {
-        guard isBuiltIn else {
-            throw CUDAError(
-                status: 1, message: "this build has no CUDA support (the CUDA toolkit headers were not found when it was compiled)")
-        }
         try initialize()
         let count = Int(tl_cuda_device_count())
         guard index >= 0 && index < count else {

@@ -18,22 +18,23 @@ extension Tensor {
         let needA = requiresGradient, needB = other.requiresGradient
         let result = Tensor(shape: [m, n], storage: precision.round(out, on: backend))
         return Tape.record(.matmul, result, inputs: [self, other]) { g in
-            // C = op(A) op(B): dop(A) = G op(B)ᵀ, dop(B) = op(A)ᵀ G; transposed back when op was a transpose.
-            withComputePrecision(precision) {
-                let ga: Tensor? =
-                    needA
-                    ? (transposeSelf
-                        ? b.matmul(g, transposeSelf: transposeOther, transposeOther: true)
-                        : g.matmul(b, transposeSelf: false, transposeOther: !transposeOther))
-                    : nil
-                let gb: Tensor? =
-                    needB
-                    ? (transposeOther
-                        ? g.matmul(a, transposeSelf: true, transposeOther: transposeSelf)
-                        : a.matmul(g, transposeSelf: !transposeSelf, transposeOther: false))
-                    : nil
-                return [ga, gb]
-            }
+            Tensor.productGradients(
+                a, b, g, transposeA: transposeSelf, transposeB: transposeOther, needA: needA, needB: needB, precision: precision
+            ) { $0.matmul($1, transposeSelf: $2, transposeOther: $3) }
+        }
+    }
+
+    /// The gradients of C = op(A)·op(B) for matmul and batchedMatmul alike (`product` is the op
+    /// itself, matrix by matrix): dop(A) = G·op(B)ᵀ, dop(B) = op(A)ᵀ·G, transposed back where op
+    /// was a transpose; computed in the forward product's precision.
+    private static func productGradients(
+        _ a: Tensor, _ b: Tensor, _ g: Tensor, transposeA: Bool, transposeB: Bool, needA: Bool, needB: Bool,
+        precision: Precision, product: (Tensor, Tensor, Bool, Bool) -> Tensor
+    ) -> [Tensor?] {
+        withComputePrecision(precision) {
+            let ga = needA ? (transposeA ? product(b, g, transposeB, true) : product(g, b, false, !transposeB)) : nil
+            let gb = needB ? (transposeB ? product(g, a, true, transposeA) : product(a, g, !transposeA, false)) : nil
+            return [ga, gb]
         }
     }
 
@@ -62,22 +63,9 @@ extension Tensor {
         let needA = requiresGradient, needB = other.requiresGradient
         let result = Tensor(shape: [batch, m, n], storage: precision.round(out, on: backend))
         return Tape.record(.batchedMatmul, result, inputs: [self, other]) { g in
-            // As matmul's rule, matrix by matrix.
-            withComputePrecision(precision) {
-                let ga: Tensor? =
-                    needA
-                    ? (transposeSelf
-                        ? b.batchedMatmul(g, transposeSelf: transposeOther, transposeOther: true)
-                        : g.batchedMatmul(b, transposeSelf: false, transposeOther: !transposeOther))
-                    : nil
-                let gb: Tensor? =
-                    needB
-                    ? (transposeOther
-                        ? g.batchedMatmul(a, transposeSelf: true, transposeOther: transposeSelf)
-                        : a.batchedMatmul(g, transposeSelf: !transposeSelf, transposeOther: false))
-                    : nil
-                return [ga, gb]
-            }
+            Tensor.productGradients(
+                a, b, g, transposeA: transposeSelf, transposeB: transposeOther, needA: needA, needB: needB, precision: precision
+            ) { $0.batchedMatmul($1, transposeSelf: $2, transposeOther: $3) }
         }
     }
 

@@ -7,23 +7,7 @@ import XCTest
 
 /// `training.precision`, `training.loss_scale` and `--precision`: values reach the learner,
 /// mistakes name their line, and an fp16 run from the command line checkpoints its loss scale.
-final class PrecisionConfigTests: XCTestCase {
-    override func setUp() {
-        _ = FileManager.default.changeCurrentDirectoryPath(ConfigTests.root.path)
-    }
-
-    let head = """
-        model:
-          layers:
-            - {type: dense, units: 10}
-        data:
-          train_dir: Data/digits/train
-        optimizer:
-          name: adam
-          learning_rate: 0.01
-
-        """
-
+extension TrainingConfigTests {
     func testPrecisionAndLossScaleReachTheOptions() throws {
         let plain = try TrainConfig.parse(yaml: head, file: "p.yml").trainingOptions(verbose: 0)
         XCTAssertEqual(plain.precision, .fp32)
